@@ -1,0 +1,70 @@
+/**
+ * The shape of a CLI command, and argument parsing shared by all of them
+ * (node:util parseArgs, strict: an unknown flag is a usage error, exit 2).
+ */
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import { UsageError } from '../errors.ts';
+import { configDir } from '../config/load.ts';
+
+export interface Command {
+  name: string;
+  /** One line for `posta --help`. */
+  summary: string;
+  /** The usage line(s) and a paragraph of help, for `posta CMD --help`. */
+  help: string;
+  options?: ParseArgsOptionsConfig;
+  /** Returns the exit code (0 when undefined). */
+  run(args: Args): Promise<number | void>;
+}
+
+export interface Args {
+  dir: string;
+  positionals: string[];
+  values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+}
+
+const COMMON: ParseArgsOptionsConfig = {
+  dir: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+export function parseCommandArgs(cmd: Command, argv: string[]): Args & { help: boolean } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { ...COMMON, ...cmd.options },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    throw new UsageError(
+      `${(err as Error).message.replace(/\.$/, '')}; see \`posta ${cmd.name} --help\`.`,
+    );
+  }
+  const { dir, help, ...values } = parsed.values;
+  return {
+    dir: configDir(dir as string | undefined),
+    positionals: parsed.positionals,
+    values,
+    help: help === true,
+  };
+}
+
+export function str(args: Args, name: string): string | undefined {
+  const v = args.values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Exactly `n` positionals or a usage error naming what is expected. */
+export function positionals(cmd: Command, args: Args, names: string[], rest = false): string[] {
+  const p = args.positionals;
+  if (p.length < names.length || (!rest && p.length > names.length)) {
+    const missing = names.slice(p.length);
+    const what = missing.length
+      ? `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing`
+      : `unexpected argument "${p[names.length]}"`;
+    throw new UsageError(`${what}; see \`posta ${cmd.name} --help\`.`);
+  }
+  return p;
+}

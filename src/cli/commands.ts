@@ -1,0 +1,10 @@
+/** The command table: every verb of the command-line contract (PRODUCT.md). */
+import type { Command } from './command.ts';
+import { init } from './init.ts';
+import { dns } from './dns.ts';
+import { user } from './user.ts';
+import { authenticate } from './authenticate.ts';
+import { alias } from './alias.ts';
+import { pending } from './later.ts';
+
+export const commands: Command[] = [init, user, authenticate, alias, dns, ...pending];

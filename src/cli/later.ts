@@ -1,0 +1,51 @@
+/**
+ * Verbs of the command-line contract whose capability has not landed yet. Each
+ * is registered with its help so scripts see the whole interface; running one
+ * says so plainly and exits 1.
+ */
+import { PostaError } from '../errors.ts';
+import type { Command } from './command.ts';
+
+function later(name: string, summary: string, usage: string, capability: string): Command {
+  return {
+    name,
+    summary,
+    help: `Usage: ${usage}\n\n${summary[0]?.toUpperCase()}${summary.slice(1)}.\nNot available yet: ${capability} is still being built.`,
+    options: {},
+    run() {
+      return Promise.reject(
+        new PostaError(`posta ${name} is not available yet: ${capability} is still being built.`),
+      );
+    },
+  };
+}
+
+export const pending: Command[] = [
+  later('serve', 'run the server in the foreground', 'posta serve [--dir DIR]', 'the SMTP server'),
+  later('dev', 'run a sandbox on loopback with a throwaway config', 'posta dev', 'the sandbox'),
+  later(
+    'doctor',
+    'check live DNS and the server against what they should be',
+    'posta doctor DOMAIN [--json]',
+    'the doctor',
+  ),
+  later(
+    'queue',
+    'inspect and act on the queue',
+    'posta queue list | show ID | flush | delete ID',
+    'delivery',
+  ),
+  later(
+    'send',
+    'send a test message',
+    'posta send --to ADDR [--from ADDR] [--server HOST:PORT] [--user U] [--password P]',
+    'the test sender',
+  ),
+  later(
+    'sendmail',
+    'sendmail-compatible submission from stdin',
+    'posta sendmail [-t] [-f FROM] [-i] [RCPT...]',
+    'the sendmail interface',
+  ),
+  later('status', 'health of a running server', 'posta status [--dir DIR]', 'the status report'),
+];

@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfigText } from './load.ts';
+import { configTemplate } from './template.ts';
+
+const F = 'posta/posta.toml';
+
+test('the template init writes parses back to its own values and defaults', () => {
+  const c = parseConfigText(F, configTemplate({ hostname: 'mail.example.com' }));
+  assert.equal(c.hostname, 'mail.example.com');
+  assert.equal(c.data_dir, 'data');
+  assert.deepEqual(c.listen.submission, ['0.0.0.0:587', '[::]:587']);
+  assert.equal(c.tls, undefined);
+});
+
+test('a minimal file gets every default', () => {
+  const c = parseConfigText(F, 'hostname = "mail.example.com"');
+  assert.deepEqual(c.listen.smtp, ['0.0.0.0:25', '[::]:25']);
+  assert.deepEqual(c.dns.servers, []);
+});
+
+const bad: [string, string, RegExp][] = [
+  ['malformed TOML', 'hostname = "x', /not valid TOML at line 1/],
+  ['missing hostname', 'data_dir = "d"', /hostname is required/],
+  [
+    'hostname not a domain',
+    'hostname = "mail"',
+    /hostname = "mail" is not a fully qualified domain/,
+  ],
+  [
+    'unknown top-level key',
+    'hostname = "a.b"\nhostnme = "x"',
+    /unknown key "hostnme" in the top level; allowed keys there: hostname, data_dir/,
+  ],
+  [
+    'unknown key in a section',
+    'hostname = "a.b"\n[listen]\nsmpt = []',
+    /unknown key "smpt" in \[listen\]; allowed keys there: smtp, submission/,
+  ],
+  [
+    'bad endpoint',
+    'hostname = "a.b"\n[listen]\nsmtp = ["0.0.0.0"]',
+    /\[listen\] smtp\[0\] = "0.0.0.0" is not ADDRESS:PORT/,
+  ],
+  ['IPv6 without brackets', 'hostname = "a.b"\n[listen]\nsmtp = [":::25"]', /is not ADDRESS:PORT/],
+  [
+    'wrong type',
+    'hostname = "a.b"\n[listen]\nsmtp = "0.0.0.0:25"',
+    /\[listen\] smtp = "0.0.0.0:25" has the wrong type; it must be a list/,
+  ],
+  [
+    'bad address',
+    'hostname = "a.b"\naddresses = ["1.2.3"]',
+    /addresses\[0\] = "1.2.3" is not an IPv4 or IPv6 address/,
+  ],
+  ['tls without key', 'hostname = "a.b"\n[tls]\ncert = "c.pem"', /\[tls\] key is required/],
+];
+for (const [name, text, want] of bad) {
+  test(`config error: ${name}`, () => {
+    assert.throws(
+      () => parseConfigText(F, text),
+      (err: Error) => {
+        assert.match(err.message, want);
+        assert.ok(err.message.startsWith(F), 'names the file');
+        return true;
+      },
+    );
+  });
+}

@@ -1,0 +1,174 @@
+/**
+ * Loading posta.toml: defaults <- file -> one frozen ResolvedConfig that the
+ * rest of the program is handed (never imported as a global). Paths come out
+ * absolute; listen addresses come out parsed. Validation errors name the file,
+ * the key, the bad value and what is allowed.
+ */
+import { readFile, readdir } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import type { z } from 'zod';
+import { PostaError } from '../errors.ts';
+import { parseDomain } from '../address/address.ts';
+import { ConfigSchema, type ParsedConfig } from './schema.ts';
+import { parseEndpoint, type Endpoint } from './endpoint.ts';
+import type { StsMode } from '../mtasts/policy.ts';
+
+export const CONFIG_FILE = 'posta.toml';
+
+export interface ResolvedConfig {
+  /** The config folder, absolute. */
+  readonly dir: string;
+  readonly file: string;
+  readonly hostname: string;
+  readonly dataDir: string;
+  readonly addresses: readonly string[];
+  readonly listen: Readonly<Record<keyof ParsedConfig['listen'], readonly Endpoint[]>>;
+  readonly tls: { readonly cert: string; readonly key: string } | null;
+  readonly mtaSts: { readonly mode: StsMode; readonly maxAge: number };
+  readonly dns: { readonly servers: readonly Endpoint[] };
+  /** Local domains: one folder each under domains/, as A-labels. */
+  readonly domains: readonly string[];
+}
+
+/** The config folder from --dir, else $POSTA_DIR, else ./posta. */
+export function configDir(flag: string | undefined): string {
+  return resolve(flag ?? process.env.POSTA_DIR ?? 'posta');
+}
+
+export async function loadConfig(dir: string): Promise<ResolvedConfig> {
+  const file = join(dir, CONFIG_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new PostaError(
+        `There is no ${file}; create the config folder with \`posta init DOMAIN --hostname HOST --dir ${dir}\` or point --dir (or $POSTA_DIR) at an existing one.`,
+      );
+    }
+    throw new PostaError(`Cannot read ${file}: ${(err as Error).message}.`);
+  }
+  return resolveConfig(dir, file, parseConfigText(file, text), await listDomains(dir));
+}
+
+export function parseConfigText(file: string, text: string): ParsedConfig {
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (err) {
+    const where = err instanceof TomlError ? ` at line ${err.line}, column ${err.column}` : '';
+    const why = (err as Error).message.split('\n')[0];
+    throw new PostaError(`${file} is not valid TOML${where}: ${why}; fix the file and try again.`);
+  }
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    throw new PostaError(result.error.issues.map((i) => describeIssue(file, raw, i)).join('\n'));
+  }
+  return result.data;
+}
+
+function describeIssue(file: string, raw: unknown, issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys') {
+    const where = path.length ? `[${path.join('.')}]` : 'the top level';
+    const allowed = allowedKeys(path);
+    return `${file}: unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')} in ${where}; allowed keys there: ${allowed}.`;
+  }
+  const key = keyName(path);
+  const value = valueAt(raw, path);
+  if (value === undefined) return `${file}: ${key} is required; add it to the file.`;
+  const shown = JSON.stringify(value);
+  if (issue.code === 'invalid_type') {
+    return `${file}: ${key} = ${shown} has the wrong type; it must be ${issue.expected === 'array' ? 'a list like ["a", "b"]' : `a ${issue.expected}`}.`;
+  }
+  return `${file}: ${key} = ${shown} ${issue.message}.`;
+}
+
+function keyName(path: string[]): string {
+  // "[listen] smtp[1]" reads like the file does.
+  const [first, ...rest] = path;
+  const sectionKeys = new Set(['listen', 'tls', 'dns', 'mta_sts']);
+  if (first !== undefined && sectionKeys.has(first) && rest.length > 0) {
+    const [key, ...idx] = rest;
+    return `[${first}] ${key}${idx.map((i) => `[${i}]`).join('')}`;
+  }
+  return path.map((p, i) => (i === 0 ? p : `[${p}]`)).join('');
+}
+
+function allowedKeys(path: string[]): string {
+  let shape: Record<string, unknown> = ConfigSchema.shape;
+  for (const p of path) {
+    const inner = unwrapObject(shape[p]);
+    if (!inner) break;
+    shape = inner;
+  }
+  return Object.keys(shape).join(', ');
+}
+
+function unwrapObject(schema: unknown): Record<string, unknown> | null {
+  let s = schema as { shape?: Record<string, unknown>; unwrap?: () => unknown } | undefined;
+  for (let i = 0; i < 4 && s; i++) {
+    if (s.shape) return s.shape;
+    s = s.unwrap?.() as typeof s;
+  }
+  return null;
+}
+
+function valueAt(raw: unknown, path: string[]): unknown {
+  let v = raw;
+  for (const p of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[p];
+  }
+  return v;
+}
+
+function resolveConfig(
+  dir: string,
+  file: string,
+  c: ParsedConfig,
+  domains: string[],
+): ResolvedConfig {
+  const abs = (p: string) => (isAbsolute(p) ? p : join(dir, p));
+  const eps = (list: string[]) => list.map((s) => parseEndpoint(s) as Endpoint);
+  const hostname = parseDomain(c.hostname);
+  return deepFreeze({
+    dir,
+    file,
+    hostname: hostname.ok ? hostname.value : c.hostname,
+    dataDir: abs(c.data_dir),
+    addresses: c.addresses,
+    listen: {
+      smtp: eps(c.listen.smtp),
+      submission: eps(c.listen.submission),
+      submissions: eps(c.listen.submissions),
+      http: eps(c.listen.http),
+    },
+    tls: c.tls ? { cert: abs(c.tls.cert), key: abs(c.tls.key) } : null,
+    mtaSts: { mode: c.mta_sts.mode, maxAge: c.mta_sts.max_age },
+    dns: { servers: eps(c.dns.servers) },
+    domains,
+  });
+}
+
+export async function listDomains(dir: string): Promise<string[]> {
+  let entries;
+  try {
+    entries = await readdir(join(dir, 'domains'), { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((e) => e.isDirectory() && parseDomain(e.name).ok)
+    .map((e) => e.name)
+    .sort();
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

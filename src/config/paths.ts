@@ -1,0 +1,26 @@
+/**
+ * Where things live in the config folder (PRODUCT.md, "The config folder"):
+ *   domains/DOMAIN/users, domains/DOMAIN/aliases, domains/DOMAIN/dkim/*.key
+ * DOMAIN is the lower-case A-label form.
+ */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PostaError } from '../errors.ts';
+import { displayDomain } from '../address/address.ts';
+
+export const domainDir = (dir: string, domain: string) => join(dir, 'domains', domain);
+export const usersFile = (dir: string, domain: string) => join(domainDir(dir, domain), 'users');
+export const aliasesFile = (dir: string, domain: string) => join(domainDir(dir, domain), 'aliases');
+export const dkimDir = (dir: string, domain: string) => join(domainDir(dir, domain), 'dkim');
+
+/** Throws a PostaError naming `posta init` unless DOMAIN is a local domain. */
+export async function requireDomain(dir: string, domain: string): Promise<void> {
+  try {
+    if ((await stat(domainDir(dir, domain))).isDirectory()) return;
+  } catch {
+    // fall through
+  }
+  throw new PostaError(
+    `${displayDomain(domain)} is not a domain of the posta config in ${dir}; add it with \`posta init ${domain} --dir ${dir}\`.`,
+  );
+}

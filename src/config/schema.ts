@@ -1,0 +1,102 @@
+/**
+ * posta.toml: the one schema of the server's settings. Each key's type, default
+ * and documentation live here and nowhere else; `posta init` writes the
+ * commented file from this schema (template.ts) and load.ts validates against it.
+ *
+ * Unknown keys are errors, so a typo never silently falls back to a default.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseDomain } from '../address/address.ts';
+import { parseEndpoint } from './endpoint.ts';
+
+const endpoint = z.string().refine((s) => parseEndpoint(s) !== null, {
+  message: 'is not ADDRESS:PORT; write "0.0.0.0:25" for IPv4 or "[::]:25" for IPv6',
+});
+
+const endpoints = (defaults: string[], doc: string) =>
+  z.array(endpoint).default(defaults).describe(doc);
+
+const domainName = z.string().refine((s) => parseDomain(s).ok, {
+  message: 'is not a fully qualified domain name like mail.example.com',
+});
+
+const ipAddress = z.string().refine((s) => isIP(s) !== 0, {
+  message: 'is not an IPv4 or IPv6 address',
+});
+
+export const ConfigSchema = z.strictObject({
+  hostname: domainName.describe(
+    'The name this server gives in EHLO and in its certificate. It must equal the PTR (reverse DNS) of every address posta sends from.',
+  ),
+  data_dir: z
+    .string()
+    .min(1)
+    .default('data')
+    .describe(
+      'Runtime state (queue, logs, certificates), relative to this folder. Do not commit it.',
+    ),
+  addresses: z
+    .array(ipAddress)
+    .default([])
+    .describe(
+      'Public IPv4 and IPv6 addresses of this server. `posta dns` prints A/AAAA, SPF and PTR records for them.',
+    ),
+  listen: z
+    .strictObject({
+      smtp: endpoints(
+        ['0.0.0.0:25', '[::]:25'],
+        'Inbound MX: accepts mail for local domains only.',
+      ),
+      submission: endpoints(
+        ['0.0.0.0:587', '[::]:587'],
+        'Submission with STARTTLS; AUTH required (RFC 6409).',
+      ),
+      submissions: endpoints(
+        ['0.0.0.0:465', '[::]:465'],
+        'Submission over implicit TLS; AUTH required (RFC 8314).',
+      ),
+      http: endpoints(['127.0.0.1:8025'], 'HTTP API, dashboard and /metrics.'),
+    })
+    .prefault({})
+    .describe('Where posta listens. Each key is a list of "ADDRESS:PORT"; "[::]:PORT" for IPv6.'),
+  tls: z
+    .strictObject({
+      cert: z.string().min(1).describe('PEM certificate chain (fullchain.pem).'),
+      key: z.string().min(1).describe('PEM private key (privkey.pem).'),
+    })
+    .optional()
+    .describe(
+      'Certificate files, relative to this folder or absolute. posta reloads them when they change.',
+    ),
+  mta_sts: z
+    .strictObject({
+      mode: z
+        .enum(['testing', 'enforce', 'none'])
+        .default('testing')
+        .describe(
+          'MTA-STS policy mode for every domain (RFC 8461): start with "testing", switch to "enforce" once TLS reports are clean.',
+        ),
+      max_age: z
+        .number()
+        .int()
+        .min(86400)
+        .max(31557600)
+        .default(604800)
+        .describe('How long senders cache the policy, in seconds (one day to one year).'),
+    })
+    .prefault({})
+    .describe('The MTA-STS policy posta serves at https://mta-sts.DOMAIN/.well-known/mta-sts.txt.'),
+  dns: z
+    .strictObject({
+      servers: endpoints(
+        [],
+        'Resolvers to ask instead of the system ones, as "ADDRESS:PORT". Empty: use /etc/resolv.conf.',
+      ),
+    })
+    .prefault({})
+    .describe('DNS resolution.'),
+});
+
+export type UserConfig = z.input<typeof ConfigSchema>;
+export type ParsedConfig = z.output<typeof ConfigSchema>;

@@ -1,0 +1,54 @@
+/**
+ * The commented posta.toml that `posta init` writes, generated from the schema
+ * so that every key's documentation and default appear exactly once in the code.
+ */
+import { z } from 'zod';
+import { stringify } from 'smol-toml';
+import { ConfigSchema } from './schema.ts';
+
+interface JsonSchema {
+  description?: string;
+  default?: unknown;
+  type?: string;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+}
+
+type Values = Record<string, unknown>;
+
+/**
+ * `values` fills keys that have no default (hostname) or overrides defaults;
+ * a section is a nested object. Optional sections not given are written
+ * commented out, as an example.
+ */
+export function configTemplate(values: Values): string {
+  const root = z.toJSONSchema(ConfigSchema, { io: 'input' }) as JsonSchema;
+  const out: string[] = [
+    '# posta server settings. Every key is shown with its default; see the README.',
+    '',
+  ];
+  const sections: [string, JsonSchema][] = [];
+  for (const [key, prop] of Object.entries(root.properties ?? {})) {
+    if (prop.type === 'object') sections.push([key, prop]);
+    else out.push(...keyLines(key, prop, values[key]));
+  }
+  for (const [name, section] of sections) {
+    out.push(`# ${section.description ?? ''}`);
+    const given = values[name] as Values | undefined;
+    const example = !('default' in section) && given === undefined;
+    const c = example ? '# ' : '';
+    out.push(`${c}[${name}]`);
+    for (const [key, prop] of Object.entries(section.properties ?? {})) {
+      const value = given?.[key] ?? (example ? `/etc/posta/${key}.pem` : undefined);
+      const lines = keyLines(key, prop, value);
+      out.push(...lines.map((l) => (l === '' || l.startsWith('#') ? l : c + l)));
+    }
+  }
+  return out.join('\n');
+}
+
+function keyLines(key: string, prop: JsonSchema, value: unknown): string[] {
+  const v = value ?? prop.default;
+  const line = stringify({ [key]: v }).trim();
+  return [`# ${prop.description ?? ''}`, line, ''];
+}

@@ -1,0 +1,63 @@
+/**
+ * posta's entry point: parse argv, run one command from cli/, and turn its
+ * outcome into an exit code: 0 success, 1 a check or operation failed, 2 wrong
+ * usage. Errors are one sentence on stderr.
+ */
+import { readFileSync } from 'node:fs';
+import { PostaError, UsageError } from './errors.ts';
+import { commands } from './cli/commands.ts';
+import { parseCommandArgs } from './cli/command.ts';
+
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
+
+function overview(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return `posta ${VERSION}: your own mail sending server.
+
+Usage: posta COMMAND [ARGS] [--dir DIR]
+
+Commands:
+${lines.join('\n')}
+
+Every command takes --dir DIR (default ./posta, or $POSTA_DIR).
+\`posta COMMAND --help\` explains one command.
+`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const topic = commands.find((c) => c.name === rest[0]);
+    process.stdout.write(topic ? `${topic.help}\n` : overview());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`posta ${VERSION}\n`);
+    return 0;
+  }
+  const cmd = commands.find((c) => c.name === name);
+  if (!cmd) throw new UsageError(`"${name}" is not a posta command; \`posta --help\` lists them.`);
+  const args = parseCommandArgs(cmd, rest);
+  if (args.help) {
+    process.stdout.write(`${cmd.help}\n`);
+    return 0;
+  }
+  return (await cmd.run(args)) ?? 0;
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (err) {
+  if (err instanceof PostaError) {
+    process.stderr.write(`posta: ${err.message}\n`);
+    process.exitCode = err.exitCode;
+  } else {
+    process.stderr.write(`posta: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  }
+}

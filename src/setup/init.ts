@@ -1,0 +1,80 @@
+/**
+ * `posta init`: create the config folder, or add a domain to one. A new
+ * domain's folder (users, aliases, DKIM keys) is built under a temporary name
+ * and renamed into place, so an interrupted init leaves nothing half-made, and
+ * an existing domain, its keys and its accounts are never touched.
+ */
+import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PostaError } from '../errors.ts';
+import { displayDomain } from '../address/address.ts';
+import { CONFIG_FILE, loadConfig, type ResolvedConfig } from '../config/load.ts';
+import { configTemplate } from '../config/template.ts';
+import { domainDir } from '../config/paths.ts';
+import { writeFileAtomic, fsyncDir } from '../fsutil/atomic.ts';
+import { generateKeys, type DkimKey } from '../dkim/keys.ts';
+import { USERS_HEADER } from '../users/userdb.ts';
+import { ALIASES_HEADER } from '../aliases/aliases.ts';
+
+export interface InitResult {
+  config: ResolvedConfig;
+  createdConfig: boolean;
+  keys: DkimKey[];
+}
+
+export async function initDomain(opts: {
+  dir: string;
+  domain: string;
+  hostname: string | undefined;
+  /** Extra posta.toml values for a new config (the sandbox uses this). */
+  values?: Record<string, unknown>;
+}): Promise<InitResult> {
+  const { dir, domain } = opts;
+  const file = join(dir, CONFIG_FILE);
+  const createdConfig = !(await exists(file));
+  if (createdConfig) {
+    await mkdir(dir, { recursive: true });
+    const hostname = opts.hostname ?? `mail.${domain}`;
+    await writeFileAtomic(file, configTemplate({ hostname, ...opts.values }));
+    if (!(await exists(join(dir, '.gitignore')))) {
+      await writeFileAtomic(join(dir, '.gitignore'), '# runtime state: never commit\n/data/\n');
+    }
+  }
+  const before = await loadConfig(dir);
+  if (opts.hostname !== undefined && opts.hostname !== before.hostname) {
+    throw new PostaError(
+      `${file} already sets hostname = "${before.hostname}"; edit it there to change it, or leave out --hostname.`,
+    );
+  }
+  const target = domainDir(dir, domain);
+  if (await exists(target)) {
+    throw new PostaError(
+      `${displayDomain(domain)} is already set up in ${dir}; \`posta dns ${domain}\` prints its records.`,
+    );
+  }
+  const domainsDir = join(dir, 'domains');
+  await mkdir(domainsDir, { recursive: true });
+  const tmp = await mkdtemp(join(domainsDir, `.${domain}.`));
+  let keys: DkimKey[];
+  try {
+    await writeFileAtomic(join(tmp, 'users'), `${USERS_HEADER.join('\n')}\n`, 0o640);
+    await writeFileAtomic(join(tmp, 'aliases'), `${ALIASES_HEADER.join('\n')}\n`);
+    const made = await generateKeys(join(tmp, 'dkim'));
+    await rename(tmp, target);
+    keys = made.map((k) => ({ ...k, file: k.file.replace(tmp, target) }));
+    await fsyncDir(domainsDir);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  return { config: await loadConfig(dir), createdConfig, keys };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Account operations over the config folder: add, delete, change password,
+ * list and authenticate. Addresses arrive as text and are normalised here;
+ * an address of a domain the folder does not have is refused.
+ */
+import { PostaError } from '../errors.ts';
+import { formatAddress, parseAddress, type Address } from '../address/address.ts';
+import { requireDomain, usersFile } from '../config/paths.ts';
+import { listDomains } from '../config/load.ts';
+import { hashPassword, verifyPassword } from './hash.ts';
+import { editUsers, readUsers, type Account } from './userdb.ts';
+
+export function parseAccountAddress(text: string): Address {
+  const a = parseAddress(text);
+  if (!a.ok) throw new PostaError(`${a.error}.`);
+  return a.value;
+}
+
+export async function addUser(
+  dir: string,
+  address: string,
+  password: string,
+  opts: { sendAsDomain: boolean },
+): Promise<void> {
+  const a = parseAccountAddress(address);
+  await requireDomain(dir, a.domain);
+  const hash = await hashPassword(password);
+  await editUsers(usersFile(dir, a.domain), (users) => {
+    if (users.get(a.local)) {
+      throw new PostaError(
+        `${formatAddress(a)} already exists; change its password with \`posta user passwd ${formatAddress(a)}\`.`,
+      );
+    }
+    users.set({ local: a.local, hash, sendAsDomain: opts.sendAsDomain });
+  });
+}
+
+export async function changePassword(
+  dir: string,
+  address: string,
+  password: string,
+): Promise<void> {
+  const a = parseAccountAddress(address);
+  await requireDomain(dir, a.domain);
+  const hash = await hashPassword(password);
+  await editUsers(usersFile(dir, a.domain), (users) => {
+    const existing = users.get(a.local);
+    if (!existing) throw noSuchUser(a);
+    users.set({ ...existing, hash });
+  });
+}
+
+export async function deleteUser(dir: string, address: string): Promise<void> {
+  const a = parseAccountAddress(address);
+  await requireDomain(dir, a.domain);
+  await editUsers(usersFile(dir, a.domain), (users) => {
+    if (!users.delete(a.local)) throw noSuchUser(a);
+  });
+}
+
+export async function listUsers(
+  dir: string,
+  domain?: string,
+): Promise<{ address: string; account: Account }[]> {
+  const domains = domain ? [domain] : await listDomains(dir);
+  if (domain) await requireDomain(dir, domain);
+  const out = [];
+  for (const d of domains) {
+    for (const account of (await readUsers(usersFile(dir, d))).accounts()) {
+      out.push({ address: `${account.local}@${d}`, account });
+    }
+  }
+  return out;
+}
+
+// Verifying against this when the account does not exist keeps the time of a
+// failure the same whether or not the account exists.
+const DUMMY_HASH = hashPassword('posta dummy password');
+
+/** The account when the password is right, null otherwise (unknown or wrong). */
+export async function authenticate(
+  dir: string,
+  address: string,
+  password: string,
+): Promise<Account | null> {
+  const a = parseAddress(address);
+  const account = a.ok
+    ? (await readUsers(usersFile(dir, a.value.domain)).catch(() => null))?.get(a.value.local)
+    : undefined;
+  const ok = await verifyPassword(password, account?.hash ?? (await DUMMY_HASH));
+  return ok && account ? account : null;
+}
+
+function noSuchUser(a: Address): PostaError {
+  return new PostaError(
+    `There is no account ${formatAddress(a)}; \`posta user list\` shows the accounts.`,
+  );
+}

@@ -1,0 +1,157 @@
+/**
+ * `posta init` and `posta dns` against independent peers: BIND's zone checker
+ * loads the printed records, a DNS server on loopback serves them, and dkimpy's
+ * dkimverify checks a message signed with each generated key through them.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { posta, initFolder, ROOT, tempDir } from '../helpers/posta.ts';
+import { startDns, SOA } from '../helpers/dns.ts';
+import { loadKeys } from '../../src/dkim/keys.ts';
+import { signMessage } from '../../src/dkim/sign.ts';
+
+const run = promisify(execFile);
+
+test('init writes the config folder with private keys only the owner can read', async () => {
+  const { dir, init } = await initFolder();
+  assert.match(init.stdout, /Created .*posta\.toml \(hostname mail\.example\.test\)/);
+  assert.match(init.stdout, /Next steps:/);
+  const keys = await readdir(join(dir, 'domains/example.test/dkim'));
+  assert.deepEqual(keys.map((k) => k.replace(/^\d{8}/, 'DATE')).sort(), [
+    'DATEe.ed25519.key',
+    'DATEr.rsa.key',
+  ]);
+  for (const k of keys) {
+    assert.equal((await stat(join(dir, 'domains/example.test/dkim', k))).mode & 0o777, 0o600);
+  }
+  assert.match(await readFile(join(dir, '.gitignore'), 'utf8'), /data/);
+  assert.match(
+    await readFile(join(dir, 'posta.toml'), 'utf8'),
+    /^hostname = "mail.example.test"$/m,
+  );
+});
+
+test('a second init of the same domain changes nothing; another domain is added', async () => {
+  const { dir } = await initFolder();
+  const keyDir = join(dir, 'domains/example.test/dkim');
+  const before = await readdir(keyDir);
+  const again = await posta(['init', 'example.test', '--dir', dir]);
+  assert.equal(again.code, 1);
+  assert.match(
+    again.stderr,
+    /example\.test is already set up in .*; `posta dns example\.test` prints its records/,
+  );
+  assert.deepEqual(await readdir(keyDir), before);
+  const other = await posta(['init', 'example.org', '--dir', dir]);
+  assert.equal(other.code, 0, other.stderr);
+  assert.doesNotMatch(other.stdout, /Created/);
+  assert.deepEqual((await readdir(join(dir, 'domains'))).sort(), ['example.org', 'example.test']);
+  const conflicting = await posta([
+    'init',
+    'example.net',
+    '--hostname',
+    'mx.other.test',
+    '--dir',
+    dir,
+  ]);
+  assert.equal(conflicting.code, 1);
+  assert.match(conflicting.stderr, /already sets hostname = "mail.example.test"/);
+  assert.deepEqual((await readdir(join(dir, 'domains'))).sort(), ['example.org', 'example.test']);
+});
+
+test('the printed records load into BIND and DKIM signatures of both keys verify through them', async (t) => {
+  const { dir } = await initFolder();
+  const out = await posta([
+    'dns',
+    'example.test',
+    '--dir',
+    dir,
+    '--address',
+    '192.0.2.25',
+    '--address',
+    '2001:db8::25',
+  ]);
+  assert.equal(out.code, 0, out.stderr);
+  for (const want of [
+    /^example\.test\.\t3600\tIN\tMX\t10 mail\.example\.test\.$/m,
+    /^example\.test\.\t3600\tIN\tTXT\t"v=spf1 ip4:192\.0\.2\.25 ip6:2001:db8::25 -all"$/m,
+    /^_dmarc\.example\.test\.\t3600\tIN\tTXT\t"v=DMARC1; p=quarantine; rua=mailto:postmaster@example\.test"$/m,
+    /^_mta-sts\.example\.test\.\t3600\tIN\tTXT\t"v=STSv1; id=[0-9a-f]{20}"$/m,
+    /^_smtp\._tls\.example\.test\.\t3600\tIN\tTXT\t"v=TLSRPTv1; rua=mailto:postmaster@example\.test"$/m,
+    /^mail\.example\.test\.\t3600\tIN\tA\t192\.0\.2\.25$/m,
+    /^mail\.example\.test\.\t3600\tIN\tAAAA\t2001:db8::25$/m,
+    /^; 25\.2\.0\.192\.in-addr\.arpa\.\t3600\tIN\tPTR\tmail\.example\.test\.$/m,
+    /^\d{8}r\._domainkey\.example\.test\.\t3600\tIN\tTXT\t"v=DKIM1; k=rsa; p=[^"]{200,}" "[^"]+"$/m,
+    /^\d{8}e\._domainkey\.example\.test\.\t3600\tIN\tTXT\t"v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}="$/m,
+  ]) {
+    assert.match(out.stdout, want);
+  }
+  for (const line of out.stdout.split('\n')) {
+    for (const s of line.matchAll(/"([^"]*)"/g)) assert.ok((s[1] ?? '').length <= 255);
+  }
+
+  const zone = `${SOA('example.test')}\nns 300 IN A 127.0.0.1\n${out.stdout}`;
+  const zoneFile = join(await tempDir(), 'example.test.zone');
+  await writeFile(zoneFile, zone);
+  const checked = await run('named-checkzone', ['example.test', zoneFile]);
+  assert.match(checked.stdout, /OK/);
+
+  const server = await startDns(zone);
+  t.after(() => server.stop());
+  const keys = await loadKeys(join(dir, 'domains/example.test/dkim'));
+  assert.equal(keys.length, 2);
+  for (const key of keys) {
+    const message = Buffer.from(
+      'From: Test <i@example.test>\r\nTo: you@example.org\r\nSubject: key check\r\n' +
+        'Date: Fri, 27 Nov 2026 12:00:00 +0000\r\nMessage-ID: <k@example.test>\r\n\r\n' +
+        'Signed with one key.  Trailing space here:   \r\n\r\n',
+    );
+    const signed = Buffer.concat([
+      Buffer.from(await signMessage(message, 'example.test', [key])),
+      message,
+    ]);
+    const verify = await runWithInput(
+      '/usr/bin/python3',
+      [join(ROOT, 'test/peers/with_dns.py'), server.address, String(server.port), 'dkimverify'],
+      signed,
+    );
+    assert.equal(
+      verify.stdout.trim(),
+      'signature ok',
+      `${key.algorithm}: ${verify.stdout}${verify.stderr}`,
+    );
+    const tampered = Buffer.from(signed.toString().replace('key check', 'key check!'));
+    const bad = await runWithInput(
+      '/usr/bin/python3',
+      [join(ROOT, 'test/peers/with_dns.py'), server.address, String(server.port), 'dkimverify'],
+      tampered,
+    );
+    assert.equal(bad.code, 1, 'a changed Subject fails verification');
+  }
+});
+
+test('dns without addresses says how to get A/AAAA and PTR lines', async () => {
+  const { dir } = await initFolder();
+  const out = await posta(['dns', 'example.test', '--dir', dir]);
+  assert.equal(out.code, 0);
+  assert.match(out.stdout, /"v=spf1 mx -all"/);
+  assert.match(
+    out.stdout,
+    /list the server's\n; public addresses in `addresses` in posta\.toml, or pass --address IP/,
+  );
+});
+
+function runWithInput(cmd: string, args: string[], input: Buffer) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = execFile(cmd, args, (err, stdout, stderr) => {
+      if (!err) return resolve({ code: 0, stdout, stderr });
+      if (typeof err.code === 'number') return resolve({ code: err.code, stdout, stderr });
+      reject(new Error(err.message));
+    });
+    child.stdin?.end(input);
+  });
+}

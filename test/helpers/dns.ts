@@ -1,0 +1,48 @@
+/**
+ * A real DNS server on loopback for tests (test/peers/dns_server.py, on
+ * dnslib), serving a zone file on 127.x.y.z:53 over UDP and TCP.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ROOT, tempDir } from './posta.ts';
+import { randomLoopback } from './net.ts';
+
+export interface DnsServer {
+  address: string;
+  port: number;
+  /** "ADDRESS:PORT" as posta.toml's [dns] servers takes it. */
+  endpoint: string;
+  stop(): void;
+}
+
+export const SOA = (origin: string) =>
+  [
+    `$ORIGIN ${origin}.`,
+    '$TTL 300',
+    `@ IN SOA ns.${origin}. hostmaster.${origin}. 1 3600 600 86400 300`,
+    `@ IN NS ns.${origin}.`,
+  ].join('\n');
+
+export async function startDns(zone: string): Promise<DnsServer> {
+  const file = join(await tempDir('posta-dns-'), 'zone');
+  await writeFile(file, zone);
+  const address = randomLoopback();
+  const port = 53;
+  const child: ChildProcess = spawn(
+    '/usr/bin/python3',
+    [join(ROOT, 'test/peers/dns_server.py'), file, address, String(port)],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`dns_server.py exited with ${code}`)));
+    createInterface({ input: child.stdout! }).once('line', () => resolve());
+  });
+  return {
+    address,
+    port,
+    endpoint: `${address}:${port}`,
+    stop: () => child.kill(),
+  };
+}
