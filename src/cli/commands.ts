@@ -5,6 +5,8 @@ import { dns } from './dns.ts';
 import { user } from './user.ts';
 import { authenticate } from './authenticate.ts';
 import { alias } from './alias.ts';
+import { serve } from './serve.ts';
+import { dev } from './dev.ts';
 import { pending } from './later.ts';
 
-export const commands: Command[] = [init, user, authenticate, alias, dns, ...pending];
+export const commands: Command[] = [init, serve, dev, user, authenticate, alias, dns, ...pending];

@@ -21,8 +21,6 @@ function later(name: string, summary: string, usage: string, capability: string)
 }
 
 export const pending: Command[] = [
-  later('serve', 'run the server in the foreground', 'posta serve [--dir DIR]', 'the SMTP server'),
-  later('dev', 'run a sandbox on loopback with a throwaway config', 'posta dev', 'the sandbox'),
   later(
     'doctor',
     'check live DNS and the server against what they should be',

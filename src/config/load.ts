@@ -25,6 +25,15 @@ export interface ResolvedConfig {
   readonly addresses: readonly string[];
   readonly listen: Readonly<Record<keyof ParsedConfig['listen'], readonly Endpoint[]>>;
   readonly tls: { readonly cert: string; readonly key: string } | null;
+  readonly limits: Readonly<{
+    messageSize: number;
+    recipients: number;
+    connections: number;
+    connectionsPerIp: number;
+    commandTimeoutMs: number;
+    sessionTimeoutMs: number;
+    errorsPerSession: number;
+  }>;
   readonly mtaSts: { readonly mode: StsMode; readonly maxAge: number };
   readonly dns: { readonly servers: readonly Endpoint[] };
   /** Local domains: one folder each under domains/, as A-labels. */
@@ -88,7 +97,7 @@ function describeIssue(file: string, raw: unknown, issue: z.core.$ZodIssue): str
 function keyName(path: string[]): string {
   // "[listen] smtp[1]" reads like the file does.
   const [first, ...rest] = path;
-  const sectionKeys = new Set(['listen', 'tls', 'dns', 'mta_sts']);
+  const sectionKeys = new Set(['listen', 'tls', 'dns', 'mta_sts', 'limits']);
   if (first !== undefined && sectionKeys.has(first) && rest.length > 0) {
     const [key, ...idx] = rest;
     return `[${first}] ${key}${idx.map((i) => `[${i}]`).join('')}`;
@@ -146,6 +155,15 @@ function resolveConfig(
       http: eps(c.listen.http),
     },
     tls: c.tls ? { cert: abs(c.tls.cert), key: abs(c.tls.key) } : null,
+    limits: {
+      messageSize: c.limits.message_size,
+      recipients: c.limits.recipients,
+      connections: c.limits.connections,
+      connectionsPerIp: c.limits.connections_per_ip,
+      commandTimeoutMs: c.limits.command_timeout * 1000,
+      sessionTimeoutMs: c.limits.session_timeout * 1000,
+      errorsPerSession: c.limits.errors_per_session,
+    },
     mtaSts: { mode: c.mta_sts.mode, maxAge: c.mta_sts.max_age },
     dns: { servers: eps(c.dns.servers) },
     domains,

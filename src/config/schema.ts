@@ -69,6 +69,50 @@ export const ConfigSchema = z.strictObject({
     .describe(
       'Certificate files, relative to this folder or absolute. posta reloads them when they change.',
     ),
+  limits: z
+    .strictObject({
+      message_size: z
+        .number()
+        .int()
+        .min(1024)
+        .default(50 * 1024 * 1024)
+        .describe('Largest message accepted, in bytes; advertised with SIZE (RFC 1870).'),
+      recipients: z
+        .number()
+        .int()
+        .min(1)
+        .default(100)
+        .describe(
+          'Most recipients in one message (RFC 5321 section 4.5.3.1.8 asks for at least 100).',
+        ),
+      connections: z.number().int().min(1).default(1000).describe('Most connections at once.'),
+      connections_per_ip: z
+        .number()
+        .int()
+        .min(1)
+        .default(20)
+        .describe('Most connections at once from one client address.'),
+      command_timeout: z
+        .number()
+        .int()
+        .min(10)
+        .default(300)
+        .describe('Seconds a client may stay silent (RFC 5321 section 4.5.3.2 says 5 minutes).'),
+      session_timeout: z
+        .number()
+        .int()
+        .min(60)
+        .default(1800)
+        .describe('Seconds one connection may last in all.'),
+      errors_per_session: z
+        .number()
+        .int()
+        .min(1)
+        .default(20)
+        .describe('Error replies in one session before posta closes it with 421.'),
+    })
+    .prefault({})
+    .describe('Limits that protect the server from mistaken and hostile clients.'),
   mta_sts: z
     .strictObject({
       mode: z

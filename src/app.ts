@@ -1,0 +1,76 @@
+/**
+ * The composition root: build the running server's services from the
+ * resolved config and start them in order; stop them in reverse. No logic.
+ */
+import { PostaError } from './errors.ts';
+import type { ResolvedConfig } from './config/load.ts';
+import { Directory } from './domains/directory.ts';
+import { Spool } from './queue/spool.ts';
+import type { Logger } from './log/log.ts';
+import { loadCertificate } from './tls/certs.ts';
+import { startSmtp, type Listener } from './smtp/server.ts';
+
+export interface App {
+  listeners: Listener[];
+  spool: Spool;
+  stop(): Promise<void>;
+}
+
+export async function startApp(
+  config: ResolvedConfig,
+  opts: { log: Logger; captureDir?: string },
+): Promise<App> {
+  if (!config.tls) {
+    throw new PostaError(
+      `posta serve needs a certificate: set [tls] cert and key in ${config.file} to your fullchain.pem and privkey.pem.`,
+    );
+  }
+  if (config.domains.length === 0) {
+    throw new PostaError(
+      `${config.dir} has no domains; add one with \`posta init DOMAIN --dir ${config.dir}\`.`,
+    );
+  }
+  const certificate = await loadCertificate(config.tls.cert, config.tls.key);
+  if (!certificate.names.some((n) => matches(n, config.hostname))) {
+    opts.log.warn(
+      { names: certificate.names, hostname: config.hostname },
+      'the certificate does not cover hostname; clients that verify it will refuse TLS',
+    );
+  }
+  const directory = await Directory.load(config.dir);
+  directory.watch(2000, (err) =>
+    opts.log.error({ err: err.message }, 'config folder reload failed; keeping the previous state'),
+  );
+  let spool: Spool;
+  try {
+    spool = new Spool(config.dataDir);
+  } catch (err) {
+    throw new PostaError(`Cannot open the queue in ${config.dataDir}: ${(err as Error).message}.`);
+  }
+  const smtp = await startSmtp({
+    config,
+    directory,
+    spool,
+    log: opts.log,
+    certificate,
+    captureDir: opts.captureDir,
+  }).catch((err: Error) => {
+    spool.close();
+    throw new PostaError(err.message);
+  });
+  return {
+    listeners: smtp.listeners,
+    spool,
+    async stop() {
+      await smtp.close();
+      directory.stop();
+      spool.close();
+    },
+  };
+}
+
+function matches(pattern: string, name: string): boolean {
+  if (pattern.startsWith('*.'))
+    return name.endsWith(pattern.slice(1)) && name.split('.').length === pattern.split('.').length;
+  return pattern.toLowerCase() === name;
+}

@@ -1,0 +1,89 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import selfsigned from 'selfsigned';
+import { initDomain } from '../setup/init.ts';
+import { addUser } from '../users/accounts.ts';
+import { loadConfig } from '../config/load.ts';
+import { createLogger } from '../log/log.ts';
+import { startApp } from '../app.ts';
+import { str, type Command } from './command.ts';
+import { announce, untilSignal } from './serve.ts';
+
+const DOMAIN = 'example.test';
+const HOSTNAME = `mail.${DOMAIN}`;
+
+export const dev: Command = {
+  name: 'dev',
+  summary: 'run a sandbox on loopback: mail is accepted, signed and captured, never sent',
+  help: `Usage: posta dev [--sandbox DIR] [--port-base N]
+
+Creates a throwaway config for ${DOMAIN} in a new temporary folder (or DIR, which
+must not exist yet) with a self-signed certificate and one account, and runs
+posta on 127.0.0.1: inbound SMTP on N+25, submission (STARTTLS) on N+587 and
+submissions (TLS) on N+465, with N = 2000 by default (ports 2025, 2587, 2465).
+Accepted mail is DKIM-signed and captured as .eml files; nothing is delivered.`,
+  options: { sandbox: { type: 'string' }, 'port-base': { type: 'string' } },
+  async run(args) {
+    const base = Number(str(args, 'port-base') ?? '2000');
+    const root = str(args, 'sandbox') ?? (await mkdtemp(join(tmpdir(), 'posta-dev-')));
+    const dir = join(root, 'posta');
+    const pems = await selfsigned.generate([{ name: 'commonName', value: HOSTNAME }], {
+      days: 365,
+      keySize: 2048,
+      extensions: [
+        {
+          name: 'subjectAltName',
+          altNames: [
+            { type: 2, value: HOSTNAME },
+            { type: 2, value: 'localhost' },
+            { type: 7, ip: '127.0.0.1' },
+          ],
+        },
+      ],
+    } as Parameters<typeof selfsigned.generate>[1]);
+    await initDomain({
+      dir,
+      domain: DOMAIN,
+      hostname: HOSTNAME,
+      values: {
+        listen: {
+          smtp: [`127.0.0.1:${base + 25}`],
+          submission: [`127.0.0.1:${base + 587}`],
+          submissions: [`127.0.0.1:${base + 465}`],
+          http: [`127.0.0.1:${base + 6025}`],
+        },
+        tls: { cert: 'sandbox-cert.pem', key: 'sandbox-key.pem' },
+      },
+    });
+    await writeFile(join(dir, 'sandbox-cert.pem'), pems.cert);
+    await writeFile(join(dir, 'sandbox-key.pem'), pems.private, { mode: 0o600 });
+    const password = randomBytes(9).toString('base64url');
+    const user = `dev@${DOMAIN}`;
+    await addUser(dir, user, password, { sendAsDomain: true });
+    const config = await loadConfig(dir);
+    const captured = join(config.dataDir, 'captured');
+    const log = createLogger();
+    const app = await startApp(config, { log, captureDir: captured });
+    const sub = base + 587;
+    process.stderr.write(`
+posta dev: a sandbox on loopback. Mail is accepted, DKIM-signed and captured; nothing is sent.
+
+  config folder   ${dir}
+  submission      127.0.0.1:${sub} (STARTTLS)   submissions 127.0.0.1:${base + 465} (TLS)
+  inbound SMTP    127.0.0.1:${base + 25}
+  account         ${user}   password ${password}
+  captured mail   ${captured}/*.eml
+
+Send a test message:
+  swaks --server 127.0.0.1:${sub} --tls --auth-user ${user} --auth-password ${password} \\
+        --from ${user} --to someone@example.org
+
+Stop with Ctrl-C.
+
+`);
+    announce(app, log);
+    await untilSignal(app, log);
+  },
+};

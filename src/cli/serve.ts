@@ -1,0 +1,46 @@
+import { loadConfig } from '../config/load.ts';
+import { formatEndpoint } from '../config/endpoint.ts';
+import { createLogger, type Logger } from '../log/log.ts';
+import { startApp, type App } from '../app.ts';
+import { positionals, type Command } from './command.ts';
+
+export const serve: Command = {
+  name: 'serve',
+  summary: 'run the server in the foreground (logs to stdout)',
+  help: `Usage: posta serve [--dir DIR]
+
+Runs posta in the foreground with the config folder DIR: the SMTP listeners of
+[listen] with the certificate of [tls]. Logs are JSON lines on stdout. SIGTERM
+or SIGINT stops it after the connections in progress.`,
+  async run(args) {
+    positionals(this, args, []);
+    const config = await loadConfig(args.dir);
+    const log = createLogger();
+    const app = await startApp(config, { log });
+    announce(app, log);
+    await untilSignal(app, log);
+  },
+};
+
+export function announce(app: App, log: Logger): void {
+  for (const l of app.listeners) {
+    log.info(
+      { kind: l.kind, address: formatEndpoint({ host: l.endpoint.host, port: l.port }) },
+      'listening',
+    );
+  }
+}
+
+export function untilSignal(app: App, log: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      app.stop().then(resolve, (err: Error) => {
+        log.error({ err: err.message }, 'stop failed');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

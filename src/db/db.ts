@@ -1,0 +1,40 @@
+/**
+ * The runtime database: node:sqlite in WAL mode with synchronous=FULL, so a
+ * committed transaction is on disk (fsync'd) before commit returns and survives
+ * a crash or power loss. Schema changes are numbered migrations applied in
+ * order at open, tracked by PRAGMA user_version.
+ */
+import { DatabaseSync } from 'node:sqlite';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export type Db = DatabaseSync;
+
+export function openDb(path: string, migrations: readonly string[]): Db {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const db = new DatabaseSync(path);
+  db.exec('PRAGMA journal_mode = WAL');
+  db.exec('PRAGMA synchronous = FULL');
+  db.exec('PRAGMA foreign_keys = ON');
+  db.exec('PRAGMA busy_timeout = 5000');
+  const row = db.prepare('PRAGMA user_version').get() as { user_version: number };
+  for (let v = row.user_version; v < migrations.length; v++) {
+    transaction(db, () => {
+      db.exec(migrations[v] ?? '');
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+    });
+  }
+  return db;
+}
+
+export function transaction<T>(db: Db, fn: () => T): T {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const result = fn();
+    db.exec('COMMIT');
+    return result;
+  } catch (err) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The local domains as the running server sees them: accounts, aliases and
+ * DKIM keys of each, read from the config folder and re-read when a file
+ * changes (checked every few seconds), so `posta user add` or a hand edit of
+ * an aliases file takes effect without a restart.
+ */
+import { stat } from 'node:fs/promises';
+import { listDomains } from '../config/load.ts';
+import { aliasesFile, dkimDir, usersFile } from '../config/paths.ts';
+import { readUsers, type Account } from '../users/userdb.ts';
+import { readAliases, type Alias } from '../aliases/aliases.ts';
+import { loadKeys, type DkimKey } from '../dkim/keys.ts';
+import { resolveAddress } from '../aliases/resolve.ts';
+
+interface DomainState {
+  accounts: Map<string, Account>;
+  aliases: Alias[];
+  keys: DkimKey[];
+  stamp: string;
+}
+
+export class Directory {
+  private readonly dir: string;
+  private domains = new Map<string, DomainState>();
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** Loads every domain; errors (a bad users line, a broken key) stop start-up. */
+  static async load(dir: string): Promise<Directory> {
+    const d = new Directory(dir);
+    await d.refresh(true);
+    return d;
+  }
+
+  /** Re-read changed files every `ms`; a broken edit is logged and the old state kept. */
+  watch(ms: number, onError: (err: Error) => void): void {
+    this.timer = setInterval(() => {
+      this.refresh(false).catch(onError);
+    }, ms);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private async refresh(strict: boolean): Promise<void> {
+    const next = new Map<string, DomainState>();
+    for (const domain of await listDomains(this.dir)) {
+      const stamp = await this.stamp(domain);
+      const old = this.domains.get(domain);
+      if (old && old.stamp === stamp) {
+        next.set(domain, old);
+        continue;
+      }
+      try {
+        const users = await readUsers(usersFile(this.dir, domain));
+        const aliases = await readAliases(aliasesFile(this.dir, domain), domain);
+        next.set(domain, {
+          accounts: new Map(users.accounts().map((a) => [a.local, a])),
+          aliases: aliases.aliases(),
+          keys: await loadKeys(dkimDir(this.dir, domain)),
+          stamp,
+        });
+      } catch (err) {
+        if (strict || !old) throw err;
+        next.set(domain, old);
+        throw err;
+      }
+    }
+    this.domains = next;
+  }
+
+  private async stamp(domain: string): Promise<string> {
+    const parts = [];
+    for (const f of [
+      usersFile(this.dir, domain),
+      aliasesFile(this.dir, domain),
+      dkimDir(this.dir, domain),
+    ]) {
+      const s = await stat(f).catch(() => null);
+      parts.push(s ? `${s.mtimeMs}:${s.size}:${s.ino}` : '-');
+    }
+    return parts.join('|');
+  }
+
+  isLocal(domain: string): boolean {
+    return this.domains.has(domain);
+  }
+
+  names(): string[] {
+    return [...this.domains.keys()];
+  }
+
+  account(local: string, domain: string): Account | undefined {
+    return this.domains.get(domain)?.accounts.get(local);
+  }
+
+  keys(domain: string): readonly DkimKey[] {
+    return this.domains.get(domain)?.keys ?? [];
+  }
+
+  /** Targets of the alias named exactly local@domain (no +suffix, no catch-all). */
+  directAliasTargets(local: string, domain: string): string[] {
+    return this.domains.get(domain)?.aliases.find((a) => a.local === local)?.targets ?? [];
+  }
+
+  /** Final destinations of an address (aliases expanded); [] for an unknown local address. */
+  resolve(address: string): string[] {
+    return resolveAddress(address, (d) => this.domains.get(d)?.aliases);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Who may send what, decided per envelope address (pure over the Directory).
+ *
+ * - Submission (587/465): the client is an authenticated account. It may use
+ *   as envelope sender and in From only its own address, an alias that points
+ *   straight at it (Gmail's "send mail as"), or, with send-as=domain, any
+ *   address of its domain. Recipients may be anywhere.
+ * - Inbound (25): recipients must be addresses of a local domain that resolve
+ *   through an alias or the catch-all; anything else is refused at RCPT, so
+ *   posta never relays and never has to bounce to a forged sender.
+ * - Sender-specified routing (RFC 5321 §3.6.1, appendix C) is never honoured:
+ *   local parts with "%" or "!" are refused. Source routes ("@a:b@c") are
+ *   stripped by smtp-server as the RFC asks, leaving "b@c" to these rules.
+ */
+import { parseAddress, parseDomain } from '../address/address.ts';
+import type { Directory } from '../domains/directory.ts';
+import {
+  C550NoSuchUser,
+  C550NotLocal,
+  C550RoutingRefused,
+  C553SenderNotAllowed,
+  type SmtpReply,
+} from './reply.ts';
+
+export type Decision = { ok: true; address: string } | { ok: false; reply: SmtpReply };
+
+/** Normal form of an envelope address: local part kept for remote domains, domain lower-cased A-labels. */
+export function normaliseEnvelope(address: string, dir: Directory): string | null {
+  const at = address.lastIndexOf('@');
+  if (at <= 0) return null;
+  const domain = parseDomain(address.slice(at + 1));
+  if (!domain.ok) return null;
+  if (dir.isLocal(domain.value)) {
+    const a = parseAddress(address);
+    return a.ok ? `${a.value.local}@${a.value.domain}` : null;
+  }
+  return `${address.slice(0, at)}@${domain.value}`;
+}
+
+export function checkRouting(address: string): SmtpReply | null {
+  const local = address.slice(0, address.lastIndexOf('@'));
+  if (/[%!@]/.test(local)) {
+    return C550RoutingRefused(`<${address}>: sender-specified routing ("%", "!") is not supported`);
+  }
+  return null;
+}
+
+/** May `account` (local@domain) send as `address`? */
+export function maySendAs(account: string, address: string, dir: Directory): boolean {
+  if (address === account) return true;
+  const [aLocal = '', aDomain = ''] = split(account);
+  const [local, domain] = split(address);
+  if (domain !== aDomain) return false;
+  if (dir.account(aLocal, aDomain)?.sendAsDomain) return true;
+  return dir.directAliasTargets(local, domain).includes(account);
+}
+
+export function checkSender(account: string, address: string, dir: Directory): Decision {
+  const norm = address === '' ? null : normaliseEnvelope(address, dir);
+  if (norm === null || !maySendAs(account, norm, dir)) {
+    return {
+      ok: false,
+      reply: C553SenderNotAllowed(
+        `${account} may not send as <${address}>; use your own address as sender`,
+      ),
+    };
+  }
+  return { ok: true, address: norm };
+}
+
+export function checkSubmissionRecipient(address: string, dir: Directory): Decision {
+  const routing = checkRouting(address);
+  if (routing) return { ok: false, reply: routing };
+  const norm = normaliseEnvelope(address, dir);
+  if (norm === null) {
+    return { ok: false, reply: C550NoSuchUser(`<${address}> is not a valid address`) };
+  }
+  return { ok: true, address: norm };
+}
+
+export function checkInboundRecipient(address: string, dir: Directory): Decision {
+  const routing = checkRouting(address);
+  if (routing) return { ok: false, reply: routing };
+  const norm = normaliseEnvelope(address, dir);
+  const domain = norm ? split(norm)[1] : '';
+  if (norm === null || !dir.isLocal(domain)) {
+    return {
+      ok: false,
+      reply: C550NotLocal(
+        `<${address}>: relaying denied; this server accepts mail only for its own domains`,
+      ),
+    };
+  }
+  if (dir.resolve(norm).length === 0) {
+    return { ok: false, reply: C550NoSuchUser(`<${address}>: no such recipient here`) };
+  }
+  return { ok: true, address: norm };
+}
+
+function split(address: string): [string, string] {
+  const at = address.lastIndexOf('@');
+  return [address.slice(0, at), address.slice(at + 1)];
+}

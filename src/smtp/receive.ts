@@ -1,0 +1,167 @@
+/**
+ * End of DATA: from the bytes a client sent to a message safely in the spool.
+ *
+ * 1. The body is read whole while it arrives; a bare CR or LF, or a NUL byte,
+ *    anywhere in it refuses the message (RFC 5321 §2.3.8, §4.1.4): this is what
+ *    makes every SMTP smuggling variant (`\n.\n`, `\r.\r`, `\r\n\0.\r\n`, ...) a
+ *    plain rejected message instead of a hidden second transaction, and keeps
+ *    bare line endings out of anything posta relays.
+ * 2. Size: over the limit gets 552 5.3.4 (RFC 1870 §6.3).
+ * 3. Submission: exactly one From, each of whose addresses the account may use;
+ *    Message-ID and Date added when missing (RFC 6409 §8).
+ * 4. A Received trace field, then DKIM signatures of the From domain's keys.
+ * 5. The spool commits (fsync) and only then does the client get 250.
+ */
+import type { Readable } from 'node:stream';
+import type { SMTPServerSession } from 'smtp-server';
+import type { ResolvedConfig } from '../config/load.ts';
+import type { Directory } from '../domains/directory.ts';
+import { newQueueId, type Spool } from '../queue/spool.ts';
+import { signMessage } from '../dkim/sign.ts';
+import { maySendAs, normaliseEnvelope } from './policy.ts';
+import { newMessageId, readHeader, receivedField, rfc5322Date } from './message.ts';
+import type { SmtpReply } from './reply.ts';
+import {
+  C451LocalError,
+  C452StorageFull,
+  C550BadHeader,
+  C550FromNotAllowed,
+  C552TooBig,
+  C554BareLineEnding,
+} from './reply.ts';
+
+export interface ReceiveDeps {
+  config: ResolvedConfig;
+  directory: Directory;
+  spool: Spool;
+  /** The sandbox keeps a copy of every accepted message here. */
+  capture?: (queueId: string, message: Buffer) => Promise<void>;
+}
+
+export type Source = 'submission' | 'inbound';
+
+export interface Accepted {
+  queueId: string;
+  messageId: string | undefined;
+  size: number;
+}
+
+export async function receive(
+  stream: Readable & { sizeExceeded?: boolean },
+  session: SMTPServerSession,
+  source: Source,
+  deps: ReceiveDeps,
+): Promise<Accepted> {
+  const { data, problem } = await readChecked(stream);
+  if (stream.sizeExceeded || data.length > deps.config.limits.messageSize) {
+    throw C552TooBig(`Message exceeds the size limit of ${deps.config.limits.messageSize} bytes`);
+  }
+  if (problem) throw C554BareLineEnding(problem);
+
+  const account = source === 'submission' ? accountOf(session) : undefined;
+  const header = readHeader(data);
+  let prefix = '';
+  let fromDomain: string | undefined;
+  if (account !== undefined) {
+    if (header.fromFields !== 1) {
+      throw C550BadHeader(
+        `The message must have exactly one From field; it has ${header.fromFields}`,
+      );
+    }
+    for (const from of header.from) {
+      const norm = normaliseEnvelope(from, deps.directory);
+      if (norm === null || !maySendAs(account, norm, deps.directory)) {
+        throw C550FromNotAllowed(`${account} may not send with From: ${from}`);
+      }
+      fromDomain ??= norm.slice(norm.lastIndexOf('@') + 1);
+    }
+    if (!header.messageId)
+      prefix += `Message-ID: ${newMessageId(fromDomain ?? deps.config.hostname)}\r\n`;
+    if (!header.hasDate) prefix += `Date: ${rfc5322Date(new Date())}\r\n`;
+  }
+
+  const queueId = newQueueId();
+  const secure = session.secure ? 'S' : '';
+  const trace = receivedField({
+    helo: session.hostNameAppearsAs || 'unknown',
+    clientIp: session.remoteAddress,
+    hostname: deps.config.hostname,
+    protocol: `ESMTP${secure}${account !== undefined ? 'A' : ''}`,
+    tls: tlsVersion(session),
+    queueId,
+    date: new Date(),
+  });
+  let message = Buffer.concat([Buffer.from(trace + prefix), data]);
+  if (fromDomain && deps.directory.isLocal(fromDomain)) {
+    const signatures = await signMessage(message, fromDomain, deps.directory.keys(fromDomain));
+    message = Buffer.concat([Buffer.from(signatures), message]);
+  }
+
+  const envelope = {
+    sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+    recipients: session.envelope.rcptTo.map((r) => r.address),
+    source,
+    account,
+    clientIp: session.remoteAddress,
+    messageId: header.messageId ?? /^Message-ID: (.*)\r\n/m.exec(prefix)?.[1],
+  };
+  try {
+    await deps.spool.enqueue(envelope, message, queueId);
+  } catch (err) {
+    throw storageError(err as Error);
+  }
+  await deps.capture?.(queueId, message);
+  return { queueId, messageId: envelope.messageId, size: message.length };
+}
+
+/** Reads the whole body, noting the first bare CR, bare LF or NUL. */
+async function readChecked(stream: Readable): Promise<{ data: Buffer; problem: string | null }> {
+  const chunks: Buffer[] = [];
+  let problem: string | null = null;
+  let prev = 10; // as if after a line end
+  for await (const c of stream) {
+    const chunk = c as Buffer;
+    if (!problem) problem = lineProblem(chunk, prev);
+    if (chunk.length) prev = chunk[chunk.length - 1] ?? prev;
+    chunks.push(chunk);
+  }
+  if (!problem && prev === 13) problem = 'The message ends in a bare CR';
+  return { data: Buffer.concat(chunks), problem };
+}
+
+function lineProblem(chunk: Buffer, prev: number): string | null {
+  if (chunk.indexOf(0) >= 0) return 'The message contains a NUL byte, which SMTP does not allow';
+  for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) {
+    if ((i === 0 ? prev : chunk[i - 1]) !== 13) {
+      return 'The message contains a bare LF; lines must end with CRLF (RFC 5321 section 2.3.8)';
+    }
+  }
+  if (prev === 13 && chunk[0] !== 10) {
+    return 'The message contains a bare CR; lines must end with CRLF (RFC 5321 section 2.3.8)';
+  }
+  for (let i = chunk.indexOf(13); i >= 0 && i < chunk.length - 1; i = chunk.indexOf(13, i + 1)) {
+    if (chunk[i + 1] !== 10) {
+      return 'The message contains a bare CR; lines must end with CRLF (RFC 5321 section 2.3.8)';
+    }
+  }
+  return null;
+}
+
+function storageError(err: Error): SmtpReply {
+  const code = (err as { code?: string; errcode?: number }).code ?? '';
+  const text = err.message;
+  if (/ENOSPC|SQLITE_FULL|disk is full|database or disk is full/i.test(`${code} ${text}`)) {
+    return C452StorageFull('Insufficient storage; try again later');
+  }
+  return C451LocalError('Local error while storing the message; try again later');
+}
+
+function accountOf(session: SMTPServerSession): string {
+  return String(session.user ?? '');
+}
+
+function tlsVersion(session: SMTPServerSession): string | undefined {
+  if (!session.secure) return undefined;
+  const info = session.tlsOptions as { version?: string; name?: string } | undefined;
+  return info?.version ? `${info.version} ${info.name ?? ''}`.trim() : 'TLS';
+}

@@ -1,0 +1,281 @@
+/**
+ * The SMTP listeners of [listen]: smtp (25, inbound MX, STARTTLS offered, no
+ * AUTH), submission (587, STARTTLS, AUTH required) and submissions (465,
+ * implicit TLS, AUTH required), on top of smtp-server with enhanced status
+ * codes, PIPELINING, 8BITMIME, SMTPUTF8 and SIZE; no CHUNKING.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
+import type { ResolvedConfig } from '../config/load.ts';
+import type { Endpoint } from '../config/endpoint.ts';
+import { formatEndpoint } from '../config/endpoint.ts';
+import type { Directory } from '../domains/directory.ts';
+import type { Spool } from '../queue/spool.ts';
+import type { Logger } from '../log/log.ts';
+import type { Certificate } from '../tls/certs.ts';
+import { parseAddress } from '../address/address.ts';
+import { verifyPassword } from '../users/hash.ts';
+import { PostaSMTPServer } from './connection.ts';
+import { AuthThrottle } from './throttle.ts';
+import { checkInboundRecipient, checkSender, checkSubmissionRecipient } from './policy.ts';
+import { receive, type Source } from './receive.ts';
+import { C421Busy, C454AuthThrottled, C535AuthFailed, SmtpReply } from './reply.ts';
+import { VerifiedCache } from './verified-cache.ts';
+
+export type ListenerKind = 'smtp' | 'submission' | 'submissions';
+
+export interface SmtpDeps {
+  config: ResolvedConfig;
+  directory: Directory;
+  spool: Spool;
+  log: Logger;
+  certificate: Certificate;
+  /** The sandbox: keep a copy of every accepted message in this folder. */
+  captureDir?: string;
+}
+
+export interface Listener {
+  kind: ListenerKind;
+  endpoint: Endpoint;
+  port: number;
+}
+
+export interface SmtpListeners {
+  listeners: Listener[];
+  close(): Promise<void>;
+}
+
+const AUTH_FAILURE_DELAY_MS = 1000;
+const AUTH_FAILURES_PER_SESSION = 3;
+
+export async function startSmtp(deps: SmtpDeps): Promise<SmtpListeners> {
+  const throttle = new AuthThrottle();
+  const verified = new VerifiedCache();
+  const perIp = new Map<string, number>();
+  const servers: PostaSMTPServer[] = [];
+  const listeners: Listener[] = [];
+  const capture = deps.captureDir ? captureTo(deps.captureDir) : undefined;
+
+  for (const kind of ['smtp', 'submission', 'submissions'] as const) {
+    for (const endpoint of deps.config.listen[kind]) {
+      const server = new PostaSMTPServer(
+        options(kind, deps, { throttle, verified, perIp, capture }),
+        {
+          maxErrors: deps.config.limits.errorsPerSession,
+          sessionTimeoutMs: deps.config.limits.sessionTimeoutMs,
+        },
+      );
+      server.on('error', (err: Error) => deps.log.warn({ err: err.message, kind }, 'smtp error'));
+      const port = await listen(server, endpoint, kind);
+      servers.push(server);
+      listeners.push({ kind, endpoint, port });
+    }
+  }
+  return {
+    listeners,
+    close: () =>
+      Promise.all(
+        servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+      ).then(() => undefined),
+  };
+}
+
+function listen(server: PostaSMTPServer, e: Endpoint, kind: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      const why =
+        err.code === 'EADDRINUSE'
+          ? 'the address is in use by another program'
+          : err.code === 'EACCES'
+            ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE'
+            : err.message;
+      reject(new Error(`Cannot listen for ${kind} on ${formatEndpoint(e)}: ${why}.`));
+    };
+    server.server.once('error', onError);
+    server.listen(e.port, e.host, () => {
+      server.server.off('error', onError);
+      const addr = server.server.address();
+      resolve(typeof addr === 'object' && addr ? addr.port : e.port);
+    });
+  });
+}
+
+interface Shared {
+  throttle: AuthThrottle;
+  verified: VerifiedCache;
+  perIp: Map<string, number>;
+  capture?: (queueId: string, message: Buffer) => Promise<void>;
+}
+
+function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServerOptions {
+  const { config, directory, log } = deps;
+  const submission = kind !== 'smtp';
+  const source: Source = submission ? 'submission' : 'inbound';
+  const sessionFailures = new Map<string, number>();
+  return {
+    name: config.hostname,
+    banner: 'posta',
+    secure: kind === 'submissions',
+    key: deps.certificate.key,
+    cert: deps.certificate.cert,
+    minVersion: 'TLSv1.2',
+    logger: false,
+    disableReverseLookup: true,
+    hideENHANCEDSTATUSCODES: false,
+    hidePIPELINING: false,
+    hideDSN: true,
+    hideREQUIRETLS: true,
+    size: config.limits.messageSize,
+    maxRecipients: config.limits.recipients,
+    maxClients: config.limits.connections,
+    socketTimeout: config.limits.commandTimeoutMs,
+    closeTimeout: 30_000,
+    authMethods: ['PLAIN', 'LOGIN'],
+    authOptional: !submission,
+    allowInsecureAuth: false,
+    disabledCommands: submission ? [] : ['AUTH'],
+
+    onConnect(session, callback) {
+      const ip = session.remoteAddress;
+      const n = (shared.perIp.get(ip) ?? 0) + 1;
+      shared.perIp.set(ip, n);
+      if (n > config.limits.connectionsPerIp) {
+        return callback(C421Busy('Too many connections from your address; try again later'));
+      }
+      log.debug({ cid: session.id, ip, kind }, 'connect');
+      callback();
+    },
+
+    onClose(session) {
+      const ip = session.remoteAddress;
+      const n = (shared.perIp.get(ip) ?? 1) - 1;
+      if (n > 0) shared.perIp.set(ip, n);
+      else shared.perIp.delete(ip);
+      sessionFailures.delete(session.id);
+    },
+
+    onAuth(auth, session, callback) {
+      const ip = session.remoteAddress;
+      const name = auth.username ?? '';
+      const fail = async (reply: SmtpReply) => {
+        shared.throttle.fail(ip, name);
+        const n = (sessionFailures.get(session.id) ?? 0) + 1;
+        sessionFailures.set(session.id, n);
+        log.info({ cid: session.id, ip, user: name, method: auth.method }, 'auth failed');
+        await sleep(AUTH_FAILURE_DELAY_MS);
+        callback(
+          n >= AUTH_FAILURES_PER_SESSION
+            ? C421Busy('Too many failed authentications; closing')
+            : reply,
+        );
+      };
+      if (shared.throttle.blocked(ip, name)) {
+        log.info({ cid: session.id, ip, user: name }, 'auth throttled');
+        return callback(C454AuthThrottled('Too many failed authentications; try again later'));
+      }
+      authenticate(directory, shared.verified, name, auth.password ?? '')
+        .then(async (user) => {
+          if (!user) return fail(C535AuthFailed('Authentication credentials invalid'));
+          log.info({ cid: session.id, ip, user, method: auth.method }, 'auth ok');
+          callback(null, { user });
+        })
+        .catch((err: Error) => callback(err));
+    },
+
+    onMailFrom(address, session, callback) {
+      if (!submission) {
+        if (address.address) {
+          const a = parseAddress(address.address);
+          if (a.ok && directory.isLocal(a.value.domain))
+            address.address = `${a.value.local}@${a.value.domain}`;
+        }
+        return callback();
+      }
+      const d = checkSender(String(session.user), address.address, directory);
+      if (!d.ok) return callback(d.reply);
+      address.address = d.address;
+      callback();
+    },
+
+    onRcptTo(address, session, callback) {
+      const d = submission
+        ? checkSubmissionRecipient(address.address, directory)
+        : checkInboundRecipient(address.address, directory);
+      if (!d.ok) {
+        log.info(
+          { cid: session.id, rcpt: address.address, reply: d.reply.message },
+          'rcpt refused',
+        );
+        return callback(d.reply);
+      }
+      address.address = d.address;
+      callback();
+    },
+
+    onData(stream, session, callback) {
+      receive(stream, session, source, { ...deps, capture: shared.capture })
+        .then((a) => {
+          log.info(
+            {
+              qid: a.queueId,
+              cid: session.id,
+              from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+              rcpts: session.envelope.rcptTo.length,
+              size: a.size,
+              msgid: a.messageId,
+              source,
+              user: session.user,
+            },
+            'accepted',
+          );
+          callback(null, `2.0.0 Ok: queued as ${a.queueId}`);
+        })
+        .catch((err: Error) => {
+          stream.resume(); // drain what is left, so the session can go on
+          if (!(err instanceof SmtpReply)) {
+            log.error({ cid: session.id, err: err.message }, 'data failed');
+            return callback(
+              new SmtpReply(451, '4.3.0', 'Local error in processing; try again later'),
+            );
+          }
+          log.info({ cid: session.id, reply: err.message }, 'message refused');
+          callback(err);
+        });
+    },
+  };
+}
+
+async function authenticate(
+  directory: Directory,
+  verified: VerifiedCache,
+  name: string,
+  password: string,
+): Promise<string | null> {
+  const a = parseAddress(name);
+  const account = a.ok ? directory.account(a.value.local, a.value.domain) : undefined;
+  if (!a.ok || !account) {
+    await verifyPassword(password, DUMMY);
+    return null;
+  }
+  const user = `${a.value.local}@${a.value.domain}`;
+  if (verified.has(user, password, account.hash)) return user;
+  if (!(await verifyPassword(password, account.hash))) return null;
+  verified.add(user, password, account.hash);
+  return user;
+}
+
+// A valid hash of a random password, verified when the account does not exist,
+// so that failures take the same time either way.
+const DUMMY =
+  '$scrypt$ln=17,r=8,p=1$cG9zdGFkdW1teXNhbHQ$3q2AS2VbOaFQtJ_PzBw3Dz3UexhDVbWd4B6bN3sL8Y4';
+
+function captureTo(dir: string) {
+  return async (queueId: string, message: Buffer) => {
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, `${queueId}.eml`), message);
+  };
+}
+
+export type { SMTPServerSession };

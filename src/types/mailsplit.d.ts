@@ -1,0 +1,8 @@
+// The part of mailsplit's API posta uses (the package ships no types).
+declare module 'mailsplit' {
+  export class Headers {
+    constructor(headers: Buffer | string);
+    get(key: string): string[];
+    hasHeader(key: string): boolean;
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * A real `posta serve` for end-to-end tests: a fresh config folder made with
+ * `posta init`, a self-signed certificate from openssl, listeners on a random
+ * loopback address and free ports, an account with a known password.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { appendFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createInterface } from 'node:readline';
+import { POSTA, initFolder, posta } from './posta.ts';
+import { freePort, randomLoopback } from './net.ts';
+
+const run = promisify(execFile);
+
+export interface TestServer {
+  dir: string;
+  host: string;
+  ports: { smtp: number; submission: number; submissions: number };
+  user: string;
+  password: string;
+  certFile: string;
+  /** Log lines (JSON) printed so far. */
+  logs: string[];
+  child: ChildProcess;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Start `posta serve` again on the same folder and ports (after a crash). */
+  restart(): Promise<void>;
+}
+
+export async function makeCert(
+  dir: string,
+  hostname: string,
+): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${hostname}`,
+    '-addext',
+    `subjectAltName=DNS:${hostname}`,
+    '-keyout',
+    key,
+    '-out',
+    cert,
+  ]);
+  return { cert, key };
+}
+
+export async function startServer(
+  opts: { domain?: string; extraToml?: string } = {},
+): Promise<TestServer> {
+  const domain = opts.domain ?? 'example.test';
+  const { dir } = await initFolder(domain);
+  const host = randomLoopback();
+  const ports = {
+    smtp: await freePort(host),
+    submission: await freePort(host),
+    submissions: await freePort(host),
+  };
+  const { cert, key } = await makeCert(dir, `mail.${domain}`);
+  await writeFile(
+    join(dir, 'posta.toml'),
+    [
+      `hostname = "mail.${domain}"`,
+      '[listen]',
+      `smtp = ["${host}:${ports.smtp}"]`,
+      `submission = ["${host}:${ports.submission}"]`,
+      `submissions = ["${host}:${ports.submissions}"]`,
+      'http = []',
+      '[tls]',
+      `cert = "${cert}"`,
+      `key = "${key}"`,
+      opts.extraToml ?? '',
+    ].join('\n'),
+  );
+  const user = `i@${domain}`;
+  const password = 'correct horse battery';
+  const added = await posta(['user', 'add', user, '--password', password, '--dir', dir]);
+  if (added.code !== 0) throw new Error(added.stderr);
+  const server: TestServer = {
+    dir,
+    host,
+    ports,
+    user,
+    password,
+    certFile: cert,
+    logs: [],
+    child: undefined as unknown as ChildProcess,
+    async stop(signal = 'SIGTERM') {
+      const child = server.child;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      await new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill(signal);
+      });
+    },
+    async restart() {
+      server.child = await spawnServe(dir, server.logs);
+    },
+  };
+  server.child = await spawnServe(dir, server.logs);
+  return server;
+}
+
+async function spawnServe(dir: string, logs: string[]): Promise<ChildProcess> {
+  const child = spawn(POSTA, ['serve', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const lines = createInterface({ input: child.stdout });
+  await new Promise<void>((resolve, reject) => {
+    let listening = 0;
+    child.once('exit', (code) => reject(new Error(`posta serve exited with ${code}: ${stderr}`)));
+    lines.on('line', (line) => {
+      logs.push(line);
+      void appendFile(join(dir, 'test-serve.log'), `${line}\n`).catch(() => {});
+      if (line.includes('"listening"') && ++listening === 3) resolve();
+    });
+  });
+  return child;
+}
