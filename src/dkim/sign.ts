@@ -1,37 +1,63 @@
 /**
- * DKIM signing (RFC 6376) of a whole message with every key of its domain,
- * through mailauth: relaxed/relaxed, no l= tag, rsa-sha256 and ed25519-sha256
- * (RFC 8463). Returns the DKIM-Signature header lines to put in front of the
- * message, each ending in CRLF.
+ * DKIM signing (RFC 6376) of a whole message with every key of its domain:
+ * relaxed/relaxed, no l= tag, rsa-sha256 and ed25519-sha256 (RFC 8463).
+ * Returns the DKIM-Signature header lines to put in front of the message,
+ * each ending in CRLF.
+ *
+ * The canonicalization, body hash and header formatting are mailauth's. Its
+ * dkimSign() cannot oversign, so this module drives those parts itself to add
+ * From, To, Subject, Date and Message-ID to h= once more than they occur
+ * (RFC 6376 §8.15): a verifier then treats a later-added second From or
+ * Subject as a change that breaks the signature.
  */
-import { dkimSign } from 'mailauth/lib/dkim/sign.js';
-import { PostaError } from '../errors.ts';
+import { createHash, sign } from 'node:crypto';
+import { dkimBody } from 'mailauth/lib/dkim/body/index.js';
+import { generateCanonicalizedHeader } from 'mailauth/lib/dkim/header/index.js';
+import {
+  defaultDKIMFieldNames,
+  formatSignatureHeaderLine,
+  getSigningHeaderLines,
+  parseHeaders,
+} from 'mailauth/lib/tools.js';
 import type { DkimKey } from './keys.ts';
+
+const OVERSIGNED = ['From', 'To', 'Subject', 'Date', 'Message-ID'];
 
 export async function signMessage(
   message: Buffer,
   domain: string,
   keys: readonly DkimKey[],
+  now = new Date(),
 ): Promise<string> {
   if (keys.length === 0) return '';
-  const result = await dkimSign(message, {
-    signingDomain: domain,
-    selector: keys[0]?.selector ?? '',
-    privateKey: keys[0]?.pem ?? '',
-    canonicalization: 'relaxed/relaxed',
-    signatureData: keys.map((k) => ({
+  const split = message.indexOf('\r\n\r\n');
+  const head = split < 0 ? message : message.subarray(0, split + 2);
+  const body = split < 0 ? Buffer.alloc(0) : message.subarray(split + 4);
+  const hasher = dkimBody('relaxed', 'sha256', false);
+  hasher.update(body);
+  const bodyHash = hasher.digest('base64');
+  const { parsed } = parseHeaders(head);
+  const lines = getSigningHeaderLines(parsed, defaultDKIMFieldNames);
+  const signing = { keys: [lines.keys, ...OVERSIGNED].join(': '), headers: lines.headers };
+  const timestamp = Math.floor(now.getTime() / 1000);
+  let out = '';
+  for (const key of keys) {
+    const algorithm = key.algorithm === 'rsa' ? 'rsa-sha256' : 'ed25519-sha256';
+    const { canonicalizedHeader, dkimHeaderOpts } = generateCanonicalizedHeader('DKIM', signing, {
       signingDomain: domain,
-      selector: k.selector,
-      privateKey: k.pem,
-      algorithm: k.algorithm === 'rsa' ? 'rsa-sha256' : 'ed25519-sha256',
+      selector: key.selector,
+      algorithm,
       canonicalization: 'relaxed/relaxed',
-    })),
-  });
-  if (result.errors.length > 0) {
-    const e = result.errors[0];
-    throw new PostaError(
-      `DKIM signing for ${domain} failed: ${String(e?.err ?? 'unknown error')}.`,
-    );
+      bodyHash,
+      timestamp,
+    });
+    // RFC 8463 §3: Ed25519 signs the SHA-256 hash of the canonicalized header.
+    dkimHeaderOpts.b = (
+      key.algorithm === 'rsa'
+        ? sign('sha256', canonicalizedHeader, key.privateKey)
+        : sign(null, createHash('sha256').update(canonicalizedHeader).digest(), key.privateKey)
+    ).toString('base64');
+    out += `${formatSignatureHeaderLine('DKIM', dkimHeaderOpts, true)}\r\n`;
   }
-  return result.signatures;
+  return out;
 }

@@ -131,6 +131,15 @@ test('the printed records load into BIND and DKIM signatures of both keys verify
       tampered,
     );
     assert.equal(bad.code, 1, 'a changed Subject fails verification');
+    // From, To, Subject, Date and Message-ID are oversigned: adding one breaks the signature.
+    assert.match(signed.toString(), /h=[^;]*From:[^;]*From/);
+    const added = Buffer.concat([Buffer.from('Subject: a second subject\r\n'), signed]);
+    const addedRun = await runWithInput(
+      '/usr/bin/python3',
+      [join(ROOT, 'test/peers/with_dns.py'), server.address, String(server.port), 'dkimverify'],
+      added,
+    );
+    assert.equal(addedRun.code, 1, 'an added Subject field fails verification');
   }
 });
 

@@ -1,0 +1,29 @@
+// The parts of mailauth's DKIM implementation that src/dkim/sign.ts drives
+// directly (mailauth ships no types for these internal modules).
+declare module 'mailauth/lib/dkim/body/index.js' {
+  export function dkimBody(
+    canonicalization: string,
+    hashAlgo: string,
+    maxBodyLength: number | false,
+  ): { update(chunk: Buffer): void; digest(encoding: 'base64'): string };
+}
+declare module 'mailauth/lib/dkim/header/index.js' {
+  export function generateCanonicalizedHeader(
+    type: 'DKIM' | 'ARC',
+    signingHeaderLines: { keys: string; headers: unknown[] },
+    options: Record<string, unknown>,
+  ): { canonicalizedHeader: Buffer; dkimHeaderOpts: Record<string, unknown> };
+}
+declare module 'mailauth/lib/tools.js' {
+  export const defaultDKIMFieldNames: string;
+  export function parseHeaders(buf: Buffer): { parsed: unknown[] };
+  export function getSigningHeaderLines(
+    parsed: unknown[],
+    fieldNames: string,
+  ): { keys: string; headers: unknown[] };
+  export function formatSignatureHeaderLine(
+    type: 'DKIM' | 'ARC',
+    values: Record<string, unknown>,
+    folded: boolean,
+  ): string;
+}
