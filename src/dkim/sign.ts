@@ -23,12 +23,12 @@ import type { DkimKey } from './keys.ts';
 
 const OVERSIGNED = ['From', 'To', 'Subject', 'Date', 'Message-ID'];
 
-export async function signMessage(
+export function signMessage(
   message: Buffer,
   domain: string,
   keys: readonly DkimKey[],
   now = new Date(),
-): Promise<string> {
+): string {
   if (keys.length === 0) return '';
   const split = message.indexOf('\r\n\r\n');
   const head = split < 0 ? message : message.subarray(0, split + 2);

@@ -93,7 +93,7 @@ export async function receive(
   });
   let message = Buffer.concat([Buffer.from(trace + prefix), data]);
   if (fromDomain && deps.directory.isLocal(fromDomain)) {
-    const signatures = await signMessage(message, fromDomain, deps.directory.keys(fromDomain));
+    const signatures = signMessage(message, fromDomain, deps.directory.keys(fromDomain));
     message = Buffer.concat([Buffer.from(signatures), message]);
   }
 
