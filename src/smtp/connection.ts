@@ -53,6 +53,11 @@ class StrictConnection extends SMTPConnection {
   }
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    if (code === 538) {
+      // smtp-server's reply to AUTH before TLS; RFC 3207 §4 gives 530 5.7.0 for it.
+      code = 530;
+      data = '5.7.0 Must issue a STARTTLS command first';
+    }
     const own = typeof data === 'string' && ENHANCED.test(data);
     if (code === 250 && Array.isArray(data) && !this.secure) {
       // AUTH is offered only after TLS (RFC 4954 §4; RFC 8314 §3.3).

@@ -16,6 +16,7 @@ import type { Readable } from 'node:stream';
 import type { SMTPServerSession } from 'smtp-server';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { Directory } from '../domains/directory.ts';
+import type { Logger } from '../log/log.ts';
 import { newQueueId, type Spool } from '../queue/spool.ts';
 import { signMessage } from '../dkim/sign.ts';
 import { maySendAs, normaliseEnvelope } from './policy.ts';
@@ -34,6 +35,7 @@ export interface ReceiveDeps {
   config: ResolvedConfig;
   directory: Directory;
   spool: Spool;
+  log: Logger;
   /** The sandbox keeps a copy of every accepted message here. */
   capture?: (queueId: string, message: Buffer) => Promise<void>;
 }
@@ -108,6 +110,7 @@ export async function receive(
   try {
     await deps.spool.enqueue(envelope, message, queueId);
   } catch (err) {
+    deps.log.error({ qid: queueId, err: (err as Error).message }, 'queue write failed');
     throw storageError(err as Error);
   }
   await deps.capture?.(queueId, message);
