@@ -6,6 +6,7 @@
  * address owner's reverse zone and are set at the VPS provider.
  */
 import { isIP } from 'node:net';
+import { ipv6Groups } from '../address/ip.ts';
 import type { DkimKey } from '../dkim/keys.ts';
 import { dkimTxt } from '../dkim/keys.ts';
 import { stsPolicy, stsPolicyId, type StsMode } from '../mtasts/policy.ts';
@@ -96,16 +97,7 @@ export function ptrRecords(hostname: string, addresses: readonly string[]): DnsR
 /** The in-addr.arpa / ip6.arpa name of an address (RFC 1035 §3.5, RFC 3596 §2.5). */
 export function reverseName(address: string): string {
   if (isIP(address) === 4) return `${address.split('.').reverse().join('.')}.in-addr.arpa`;
-  return `${expandIPv6(address).replaceAll(':', '').split('').reverse().join('.')}.ip6.arpa`;
-}
-
-function expandIPv6(a: string): string {
-  const [head = '', tail] = a.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups =
-    tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return groups.map((g) => g.padStart(4, '0')).join(':');
+  return `${ipv6Groups(address).join('').split('').reverse().join('.')}.ip6.arpa`;
 }
 
 export function zoneLine(rec: DnsRecord): string {

@@ -6,6 +6,7 @@
  * checked. The answer never depends on whether the account exists.
  */
 import { isIPv4 } from 'node:net';
+import { ipv6Groups } from '../address/ip.ts';
 
 const WINDOW_MS = 60_000;
 
@@ -73,13 +74,7 @@ function prefix(ip: string, len: number, v4: boolean): string {
       .split('.')
       .slice(0, len / 8)
       .join('.');
-  const groups = expand(ip);
-  return groups.slice(0, len / 16).join(':');
-}
-
-function expand(ip: string): string[] {
-  const [head = '', tail] = ip.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  return tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return ipv6Groups(ip)
+    .slice(0, len / 16)
+    .join(':');
 }
