@@ -9,6 +9,12 @@ import { Spool } from './queue/spool.ts';
 import type { Logger } from './log/log.ts';
 import { loadCertificate } from './tls/certs.ts';
 import { startSmtp, type Listener } from './smtp/server.ts';
+import { createResolver } from './dns/resolver.ts';
+import { StsPolicies } from './delivery/sts.ts';
+import { MxTransport } from './delivery/mx.ts';
+import { CaptureTransport } from './delivery/capture.ts';
+import { Scheduler } from './delivery/scheduler.ts';
+import type { Transport } from './delivery/transport.ts';
 
 export interface App {
   listeners: Listener[];
@@ -18,6 +24,7 @@ export interface App {
 
 export async function startApp(
   config: ResolvedConfig,
+  /** captureDir: the sandbox; deliveries are written there instead of sent. */
   opts: { log: Logger; captureDir?: string },
 ): Promise<App> {
   if (!config.tls) {
@@ -53,20 +60,45 @@ export async function startApp(
     spool,
     log: opts.log,
     certificate,
-    captureDir: opts.captureDir,
   }).catch((err: Error) => {
     spool.close();
     throw new PostaError(err.message);
   });
+  const scheduler = new Scheduler({
+    spool,
+    transport: transport(config, spool, opts),
+    directory,
+    delivery: config.delivery,
+    hostname: config.hostname,
+    log: opts.log,
+  });
+  scheduler.start();
   return {
     listeners: smtp.listeners,
     spool,
     async stop() {
       await smtp.close();
+      await scheduler.stop();
       directory.stop();
       spool.close();
     },
   };
+}
+
+function transport(
+  config: ResolvedConfig,
+  spool: Spool,
+  opts: { log: Logger; captureDir?: string },
+): Transport {
+  if (opts.captureDir) return new CaptureTransport(opts.captureDir);
+  const resolver = createResolver(config.dns.servers);
+  return new MxTransport({
+    hostname: config.hostname,
+    delivery: config.delivery,
+    resolver,
+    sts: config.delivery.mtaSts ? new StsPolicies(spool.db, resolver.resolve) : null,
+    log: opts.log,
+  });
 }
 
 function matches(pattern: string, name: string): boolean {

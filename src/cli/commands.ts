@@ -7,6 +7,17 @@ import { authenticate } from './authenticate.ts';
 import { alias } from './alias.ts';
 import { serve } from './serve.ts';
 import { dev } from './dev.ts';
+import { queue } from './queue.ts';
 import { pending } from './later.ts';
 
-export const commands: Command[] = [init, serve, dev, user, authenticate, alias, dns, ...pending];
+export const commands: Command[] = [
+  init,
+  serve,
+  dev,
+  user,
+  authenticate,
+  alias,
+  dns,
+  queue,
+  ...pending,
+];

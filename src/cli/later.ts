@@ -28,12 +28,6 @@ export const pending: Command[] = [
     'the doctor',
   ),
   later(
-    'queue',
-    'inspect and act on the queue',
-    'posta queue list | show ID | flush | delete ID',
-    'delivery',
-  ),
-  later(
     'send',
     'send a test message',
     'posta send --to ADDR [--from ADDR] [--server HOST:PORT] [--user U] [--password P]',

@@ -19,6 +19,15 @@ export function parseEndpoint(text: string): Endpoint | null {
   return { host, port };
 }
 
+/** "HOST:PORT" where HOST is a domain name or an address (a relay host). */
+export function parseHostPort(text: string): Endpoint | null {
+  const ip = parseEndpoint(text);
+  if (ip) return ip;
+  const m = /^([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):([0-9]{1,5})$/.exec(text);
+  if (!m || Number(m[2]) > 65535 || !m[1]?.includes('.')) return null;
+  return { host: m[1].toLowerCase(), port: Number(m[2]) };
+}
+
 export function formatEndpoint(e: Endpoint): string {
   return isIP(e.host) === 6 ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
 }

@@ -11,7 +11,7 @@ import type { z } from 'zod';
 import { PostaError } from '../errors.ts';
 import { parseDomain } from '../address/address.ts';
 import { ConfigSchema, type ParsedConfig } from './schema.ts';
-import { parseEndpoint, type Endpoint } from './endpoint.ts';
+import { parseEndpoint, parseHostPort, type Endpoint } from './endpoint.ts';
 import type { StsMode } from '../mtasts/policy.ts';
 
 export const CONFIG_FILE = 'posta.toml';
@@ -36,7 +36,39 @@ export interface ResolvedConfig {
   }>;
   readonly mtaSts: { readonly mode: StsMode; readonly maxAge: number };
   readonly dns: { readonly servers: readonly Endpoint[] };
+  readonly delivery: DeliveryConfig;
   /** Local domains: one folder each under domains/, as A-labels. */
+  readonly domains: readonly string[];
+}
+
+export type IpFamily = ParsedConfig['delivery']['ip_family'];
+
+export interface DeliveryConfig {
+  readonly concurrency: number;
+  readonly connectionsPerDomain: number;
+  /** 0: no limit. */
+  readonly messagesPerMinutePerDomain: number;
+  readonly ipFamily: IpFamily;
+  readonly sourceIpv4: string | undefined;
+  readonly sourceIpv6: string | undefined;
+  readonly firstRetryMs: number;
+  readonly maxRetryMs: number;
+  readonly lifetimeMs: number;
+  /** 0: never. */
+  readonly delayWarningMs: number;
+  readonly connectTimeoutMs: number;
+  readonly mtaSts: boolean;
+  readonly relay: RelayConfig | null;
+}
+
+export interface RelayConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: 'starttls' | 'tls';
+  readonly username: string | undefined;
+  /** Absolute path of the password file. */
+  readonly passwordFile: string | undefined;
+  /** Recipient domains to relay; empty: all mail. */
   readonly domains: readonly string[];
 }
 
@@ -97,7 +129,7 @@ function describeIssue(file: string, raw: unknown, issue: z.core.$ZodIssue): str
 function keyName(path: string[]): string {
   // "[listen] smtp[1]" reads like the file does.
   const [first, ...rest] = path;
-  const sectionKeys = new Set(['listen', 'tls', 'dns', 'mta_sts', 'limits']);
+  const sectionKeys = new Set(['listen', 'tls', 'dns', 'mta_sts', 'limits', 'delivery']);
   if (first !== undefined && sectionKeys.has(first) && rest.length > 0) {
     const [key, ...idx] = rest;
     return `[${first}] ${key}${idx.map((i) => `[${i}]`).join('')}`;
@@ -166,8 +198,38 @@ function resolveConfig(
     },
     mtaSts: { mode: c.mta_sts.mode, maxAge: c.mta_sts.max_age },
     dns: { servers: eps(c.dns.servers) },
+    delivery: resolveDelivery(c.delivery, abs),
     domains,
   });
+}
+
+function resolveDelivery(d: ParsedConfig['delivery'], abs: (p: string) => string): DeliveryConfig {
+  const relay = d.relay ? (parseHostPort(d.relay) as Endpoint) : null;
+  return {
+    concurrency: d.concurrency,
+    connectionsPerDomain: d.connections_per_domain,
+    messagesPerMinutePerDomain: d.messages_per_minute_per_domain,
+    ipFamily: d.ip_family,
+    sourceIpv4: d.source_ipv4 || undefined,
+    sourceIpv6: d.source_ipv6 || undefined,
+    firstRetryMs: d.first_retry * 1000,
+    maxRetryMs: d.max_retry * 1000,
+    lifetimeMs: d.lifetime * 1000,
+    delayWarningMs: d.delay_warning * 1000,
+    connectTimeoutMs: d.connect_timeout * 1000,
+    mtaSts: d.mta_sts,
+    relay: relay && {
+      host: relay.host,
+      port: relay.port,
+      tls: d.relay_tls,
+      username: d.relay_username || undefined,
+      passwordFile: d.relay_password_file ? abs(d.relay_password_file) : undefined,
+      domains: d.relay_domains.map((x) => {
+        const p = parseDomain(x);
+        return p.ok ? p.value : x;
+      }),
+    },
+  };
 }
 
 export async function listDomains(dir: string): Promise<string[]> {

@@ -8,7 +8,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDomain } from '../address/address.ts';
-import { parseEndpoint } from './endpoint.ts';
+import { parseEndpoint, parseHostPort } from './endpoint.ts';
 
 const endpoint = z.string().refine((s) => parseEndpoint(s) !== null, {
   message: 'is not ADDRESS:PORT; write "0.0.0.0:25" for IPv4 or "[::]:25" for IPv6',
@@ -16,6 +16,10 @@ const endpoint = z.string().refine((s) => parseEndpoint(s) !== null, {
 
 const endpoints = (defaults: string[], doc: string) =>
   z.array(endpoint).default(defaults).describe(doc);
+
+const hostPort = z.string().refine((s) => parseHostPort(s) !== null, {
+  message: 'is not HOST:PORT; write "smtp.example.net:587"',
+});
 
 const domainName = z.string().refine((s) => parseDomain(s).ok, {
   message: 'is not a fully qualified domain name like mail.example.com',
@@ -131,6 +135,99 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe('The MTA-STS policy posta serves at https://mta-sts.DOMAIN/.well-known/mta-sts.txt.'),
+  delivery: z
+    .strictObject({
+      concurrency: z
+        .number()
+        .int()
+        .min(1)
+        .default(64)
+        .describe('Most outgoing SMTP sessions at once, over all destinations.'),
+      connections_per_domain: z
+        .number()
+        .int()
+        .min(1)
+        .default(8)
+        .describe(
+          'Most sessions at once to one recipient domain. Gmail and Outlook accept 8 from a server with a good reputation; lower it for a new address.',
+        ),
+      messages_per_minute_per_domain: z
+        .number()
+        .int()
+        .min(0)
+        .default(0)
+        .describe('Most messages a minute to one recipient domain; 0 means no limit.'),
+      ip_family: z
+        .enum(['prefer-ipv6', 'prefer-ipv4', 'ipv4-only', 'ipv6-only'])
+        .default('prefer-ipv6')
+        .describe(
+          'Which address family to deliver over. Use "ipv4-only" when the IPv6 address has no PTR record: Gmail refuses mail over IPv6 without one.',
+        ),
+      source_ipv4: z
+        .union([ipAddress, z.literal('')])
+        .default('')
+        .describe('IPv4 address to send from; "" lets the system choose.'),
+      source_ipv6: z
+        .union([ipAddress, z.literal('')])
+        .default('')
+        .describe('IPv6 address to send from; "" lets the system choose.'),
+      first_retry: z
+        .number()
+        .min(1)
+        .default(300)
+        .describe(
+          'Seconds before the first retry of a deferred recipient; each later wait doubles.',
+        ),
+      max_retry: z
+        .number()
+        .min(1)
+        .default(14400)
+        .describe('Longest wait between two retries, in seconds.'),
+      lifetime: z
+        .number()
+        .min(1)
+        .default(432000)
+        .describe('Seconds a message may stay in the queue before it is bounced (5 days).'),
+      delay_warning: z
+        .number()
+        .min(0)
+        .default(0)
+        .describe(
+          'Seconds after which the sender is told that a message is delayed (one warning); 0 means never.',
+        ),
+      connect_timeout: z
+        .number()
+        .min(1)
+        .default(30)
+        .describe('Seconds to wait for a TCP connection to a receiving server.'),
+      mta_sts: z
+        .boolean()
+        .default(true)
+        .describe(
+          "Honour recipient domains' MTA-STS policies (RFC 8461): in enforce mode, never deliver without verified TLS.",
+        ),
+      relay: z
+        .union([hostPort, z.literal('')])
+        .default('')
+        .describe(
+          'Send through this smarthost ("HOST:PORT") instead of to MX hosts, for providers that block outbound port 25. "" delivers directly.',
+        ),
+      relay_tls: z
+        .enum(['starttls', 'tls'])
+        .default('starttls')
+        .describe('How to reach the relay: "starttls" (port 587) or implicit "tls" (port 465).'),
+      relay_username: z.string().default('').describe('AUTH user name at the relay; "" for none.'),
+      relay_password_file: z
+        .string()
+        .default('')
+        .describe('File holding the relay password, relative to this folder. Keep it out of git.'),
+      relay_domains: z
+        .array(domainName)
+        .default([])
+        .describe('Recipient domains sent through the relay; empty means all mail.'),
+    })
+    .prefault({})
+    .describe('Delivery of queued mail to other servers.'),
   dns: z
     .strictObject({
       servers: endpoints(

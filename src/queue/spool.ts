@@ -7,9 +7,19 @@
  * replies 250 only then, so an acknowledged message survives kill -9 or a
  * power cut; an unacknowledged one is either wholly there or not at all.
  *
- * Group commit: messages that finish DATA while a commit is running are
- * gathered and written in the next single transaction, one fsync for all of
- * them, so throughput does not collapse to one fsync per message.
+ * Group commit: every write (a new message, the results of a delivery
+ * attempt) is queued and the writes of one turn of the event loop are
+ * committed in one transaction, one fsync for all of them, so throughput does
+ * not collapse to one fsync per message. Each write runs in its own savepoint,
+ * so one failing write does not take the others down with it.
+ *
+ * Recipients: a row per recipient still to be delivered, with its attempt
+ * count and next attempt time. A recipient that is delivered or has failed
+ * for good is removed, and the message with its last recipient; every attempt
+ * stays in `attempts`, the delivery log that `posta queue show` reads.
+ *
+ * Delivery is at least once: results of an attempt are committed after the
+ * receiving server said 250, so a crash in between sends the message again.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -19,8 +29,8 @@ export interface Envelope {
   /** The envelope sender; "" for the null sender (bounces). */
   sender: string;
   recipients: string[];
-  /** "submission" (from an account) or "inbound" (from another server). */
-  source: 'submission' | 'inbound';
+  /** "submission" (from an account), "inbound" (from another server) or "bounce" (made by posta). */
+  source: 'submission' | 'inbound' | 'bounce';
   /** The authenticated account, when there is one. */
   account?: string;
   clientIp: string;
@@ -32,6 +42,48 @@ export interface QueuedMessage extends Envelope {
   id: string;
   createdAt: number;
   size: number;
+}
+
+export interface RecipientState {
+  address: string;
+  attempts: number;
+  nextAttempt: number;
+  lastReply: string | null;
+}
+
+/** One attempt for one recipient, as the delivery log keeps it. */
+export interface Attempt {
+  message: string;
+  recipient: string;
+  at: number;
+  durationMs: number;
+  /** delivered, transient, permanent, or expired (given up after the lifetime). */
+  outcome: 'delivered' | 'transient' | 'permanent' | 'expired';
+  reply: string;
+  mx?: string;
+  ip?: string;
+  tls?: string;
+  tlsVerified?: boolean;
+}
+
+/** Work for the delivery workers: a message's recipients that are due now. */
+export interface DueMessage {
+  id: string;
+  createdAt: number;
+  sender: string;
+  source: Envelope['source'];
+  warned: boolean;
+  recipients: { address: string; attempts: number }[];
+}
+
+/** What to write when an attempt ends; see Spool.record. */
+export interface AttemptResult {
+  attempts: Attempt[];
+  /** Recipients to try again, with their next attempt time. */
+  retry: Map<string, number>;
+  /** Messages made by posta (bounces, warnings) to enqueue in the same commit. */
+  notices: { id: string; envelope: Envelope; data: Buffer }[];
+  warned?: boolean;
 }
 
 const MIGRATIONS = [
@@ -56,6 +108,27 @@ const MIGRATIONS = [
      PRIMARY KEY (message, address)
    );
    CREATE INDEX recipients_due ON recipients(state, next_attempt);`,
+  `CREATE TABLE attempts (
+     id INTEGER PRIMARY KEY,
+     message TEXT NOT NULL,
+     recipient TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     duration_ms INTEGER NOT NULL,
+     outcome TEXT NOT NULL,
+     reply TEXT NOT NULL,
+     mx TEXT,
+     ip TEXT,
+     tls TEXT,
+     tls_verified INTEGER
+   );
+   CREATE INDEX attempts_message ON attempts(message);
+   CREATE INDEX attempts_at ON attempts(at);
+   ALTER TABLE messages ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE sts_policies (
+     domain TEXT PRIMARY KEY,
+     policy TEXT NOT NULL,
+     checked_at INTEGER NOT NULL
+   );`,
 ];
 
 /** Time-ordered, unique, safe in file names and logs: 10 chars of time, 8 of randomness. */
@@ -64,26 +137,180 @@ export function newQueueId(now = Date.now()): string {
 }
 
 interface Pending {
-  id: string;
-  envelope: Envelope;
-  data: Buffer;
-  resolve: (id: string) => void;
+  write: () => void;
+  resolve: () => void;
   reject: (err: Error) => void;
+}
+
+export function openQueueDb(dataDir: string): Db {
+  return openDb(join(dataDir, 'queue.db'), MIGRATIONS);
 }
 
 export class Spool {
   readonly db: Db;
   private pending: Pending[] = [];
   private scheduled = false;
+  /** Called after new messages are committed, so delivery can start at once. */
+  onEnqueued: () => void = () => {};
 
   constructor(dataDir: string) {
-    this.db = openDb(join(dataDir, 'queue.db'), MIGRATIONS);
+    this.db = openQueueDb(dataDir);
   }
 
   /** Resolves with the queue id once the message is on disk; rejects on a write error. */
-  enqueue(envelope: Envelope, data: Buffer, id = newQueueId()): Promise<string> {
+  async enqueue(envelope: Envelope, data: Buffer, id = newQueueId()): Promise<string> {
+    await this.write(() => this.insert(id, envelope, data, Date.now()));
+    this.onEnqueued();
+    return id;
+  }
+
+  /**
+   * Records an attempt: the log lines, the recipients to retry, the notices
+   * to send; recipients of the attempt not in `retry` are done and removed,
+   * and the message with its last recipient. One commit for all of it.
+   */
+  async record(id: string, result: AttemptResult): Promise<void> {
+    await this.write(() => {
+      const log = this.db.prepare(
+        `INSERT INTO attempts (message, recipient, at, duration_ms, outcome, reply, mx, ip, tls, tls_verified)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      const retry = this.db.prepare(
+        'UPDATE recipients SET attempts = attempts + 1, next_attempt = ?, last_reply = ? WHERE message = ? AND address = ?',
+      );
+      const done = this.db.prepare('DELETE FROM recipients WHERE message = ? AND address = ?');
+      for (const a of result.attempts) {
+        log.run(
+          id,
+          a.recipient,
+          a.at,
+          a.durationMs,
+          a.outcome,
+          a.reply,
+          a.mx ?? null,
+          a.ip ?? null,
+          a.tls ?? null,
+          a.tlsVerified === undefined ? null : Number(a.tlsVerified),
+        );
+        const next = result.retry.get(a.recipient);
+        if (next === undefined) done.run(id, a.recipient);
+        else retry.run(next, a.reply, id, a.recipient);
+      }
+      if (result.warned) this.db.prepare('UPDATE messages SET warned = 1 WHERE id = ?').run(id);
+      this.db
+        .prepare(
+          'DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM recipients WHERE message = ?)',
+        )
+        .run(id, id);
+      for (const n of result.notices) this.insert(n.id, n.envelope, n.data, Date.now());
+    });
+    if (result.notices.length) this.onEnqueued();
+  }
+
+  /** Replace a recipient by others (a local address by its alias targets), due now. */
+  async replaceRecipient(id: string, address: string, targets: string[]): Promise<void> {
+    await this.write(() => {
+      const now = Date.now();
+      this.db.prepare('DELETE FROM recipients WHERE message = ? AND address = ?').run(id, address);
+      const add = this.db.prepare(
+        'INSERT OR IGNORE INTO recipients (message, address, next_attempt) VALUES (?, ?, ?)',
+      );
+      for (const t of targets) add.run(id, t, now);
+    });
+  }
+
+  /** Recipients due now, grouped by message, oldest first, skipping `busy` messages. */
+  due(now: number, limit: number, busy: ReadonlySet<string>): DueMessage[] {
+    const rows = this.db
+      .prepare(
+        `SELECT r.message, r.address, r.attempts, m.created_at, m.sender, m.source, m.warned
+           FROM recipients r JOIN messages m ON m.id = r.message
+          WHERE r.state = 'queued' AND r.next_attempt <= ?
+          ORDER BY r.next_attempt, r.message LIMIT ?`,
+      )
+      .all(now, limit) as {
+      message: string;
+      address: string;
+      attempts: number;
+      created_at: number;
+      sender: string;
+      source: string;
+      warned: number;
+    }[];
+    const out = new Map<string, DueMessage>();
+    for (const r of rows) {
+      if (busy.has(r.message)) continue;
+      let m = out.get(r.message);
+      if (!m) {
+        m = {
+          id: r.message,
+          createdAt: r.created_at,
+          sender: r.sender,
+          source: r.source as Envelope['source'],
+          warned: r.warned === 1,
+          recipients: [],
+        };
+        out.set(r.message, m);
+      }
+      m.recipients.push({ address: r.address, attempts: r.attempts });
+    }
+    return [...out.values()];
+  }
+
+  /** The earliest next attempt of any recipient, or null when the queue is empty. */
+  nextDue(): number | null {
+    const row = this.db
+      .prepare("SELECT min(next_attempt) AS t FROM recipients WHERE state = 'queued'")
+      .get() as { t: number | null };
+    return row.t;
+  }
+
+  list(): QueuedMessage[] {
+    return listMessages(this.db);
+  }
+
+  data(id: string): Buffer | null {
+    const row = this.db.prepare('SELECT data FROM messages WHERE id = ?').get(id) as
+      { data: Uint8Array } | undefined;
+    return row ? Buffer.from(row.data) : null;
+  }
+
+  /** Forget delivery log lines older than `before`. */
+  prune(before: number): void {
+    this.db.prepare('DELETE FROM attempts WHERE at < ?').run(before);
+  }
+
+  close(): void {
+    if (this.pending.length) this.commit();
+    this.db.close();
+  }
+
+  private insert(id: string, e: Envelope, data: Buffer, now: number): void {
+    this.db
+      .prepare(
+        `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        id,
+        now,
+        e.sender,
+        e.source,
+        e.account ?? null,
+        e.clientIp,
+        e.messageId ?? null,
+        data.length,
+        data,
+      );
+    const add = this.db.prepare(
+      'INSERT OR IGNORE INTO recipients (message, address, next_attempt) VALUES (?, ?, ?)',
+    );
+    for (const r of e.recipients) add.run(id, r, now);
+  }
+
+  private write(fn: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ id, envelope, data, resolve, reject });
+      this.pending.push({ write: fn, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.commit());
@@ -96,69 +323,52 @@ export class Spool {
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
-    const now = Date.now();
+    const failed = new Map<Pending, Error>();
     try {
-      const insertMessage = this.db.prepare(
-        `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      );
-      const insertRecipient = this.db.prepare(
-        'INSERT OR IGNORE INTO recipients (message, address, next_attempt) VALUES (?, ?, ?)',
-      );
       transaction(this.db, () => {
         for (const p of batch) {
-          const e = p.envelope;
-          insertMessage.run(
-            p.id,
-            now,
-            e.sender,
-            e.source,
-            e.account ?? null,
-            e.clientIp,
-            e.messageId ?? null,
-            p.data.length,
-            p.data,
-          );
-          for (const r of e.recipients) insertRecipient.run(p.id, r, now);
+          this.db.exec('SAVEPOINT w');
+          try {
+            p.write();
+            this.db.exec('RELEASE w');
+          } catch (err) {
+            this.db.exec('ROLLBACK TO w');
+            this.db.exec('RELEASE w');
+            failed.set(p, err as Error);
+          }
         }
       });
     } catch (err) {
       for (const p of batch) p.reject(err as Error);
       return;
     }
-    for (const p of batch) p.resolve(p.id);
+    for (const p of batch) {
+      const err = failed.get(p);
+      if (err) p.reject(err);
+      else p.resolve();
+    }
   }
+}
 
-  list(): QueuedMessage[] {
-    const rows = this.db
-      .prepare(
-        `SELECT m.id, m.created_at, m.sender, m.source, m.account, m.client_ip, m.message_id, m.size,
-                group_concat(r.address, ' ') AS rcpts
-           FROM messages m LEFT JOIN recipients r ON r.message = m.id
-          GROUP BY m.id ORDER BY m.id`,
-      )
-      .all() as Record<string, string | number | null>[];
-    return rows.map((r) => ({
-      id: String(r.id),
-      createdAt: Number(r.created_at),
-      sender: String(r.sender),
-      source: r.source as Envelope['source'],
-      account: r.account === null ? undefined : String(r.account),
-      clientIp: String(r.client_ip),
-      messageId: r.message_id === null ? undefined : String(r.message_id),
-      size: Number(r.size),
-      recipients: r.rcpts ? String(r.rcpts).split(' ') : [],
-    }));
-  }
-
-  data(id: string): Buffer | null {
-    const row = this.db.prepare('SELECT data FROM messages WHERE id = ?').get(id) as
-      { data: Uint8Array } | undefined;
-    return row ? Buffer.from(row.data) : null;
-  }
-
-  close(): void {
-    if (this.pending.length) this.commit();
-    this.db.close();
-  }
+/** Messages in the queue with their recipients still to deliver. */
+export function listMessages(db: Db): QueuedMessage[] {
+  const rows = db
+    .prepare(
+      `SELECT m.id, m.created_at, m.sender, m.source, m.account, m.client_ip, m.message_id, m.size,
+              group_concat(r.address, ' ') AS rcpts
+         FROM messages m LEFT JOIN recipients r ON r.message = m.id
+        GROUP BY m.id ORDER BY m.id`,
+    )
+    .all() as Record<string, string | number | null>[];
+  return rows.map((r) => ({
+    id: String(r.id),
+    createdAt: Number(r.created_at),
+    sender: String(r.sender),
+    source: r.source as Envelope['source'],
+    account: r.account === null ? undefined : String(r.account),
+    clientIp: String(r.client_ip),
+    messageId: r.message_id === null ? undefined : String(r.message_id),
+    size: Number(r.size),
+    recipients: r.rcpts ? String(r.rcpts).split(' ') : [],
+  }));
 }

@@ -20,7 +20,7 @@ import type { Logger } from '../log/log.ts';
 import { newQueueId, type Spool } from '../queue/spool.ts';
 import { signMessage } from '../dkim/sign.ts';
 import { maySendAs, normaliseEnvelope } from './policy.ts';
-import { newMessageId, readHeader, receivedField, rfc5322Date } from './message.ts';
+import { newMessageId, readHeader, receivedField, rfc5322Date } from '../message/header.ts';
 import type { SmtpReply } from './reply.ts';
 import {
   C451LocalError,
@@ -36,8 +36,6 @@ export interface ReceiveDeps {
   directory: Directory;
   spool: Spool;
   log: Logger;
-  /** The sandbox keeps a copy of every accepted message here. */
-  capture?: (queueId: string, message: Buffer) => Promise<void>;
 }
 
 export type Source = 'submission' | 'inbound';
@@ -113,7 +111,6 @@ export async function receive(
     deps.log.error({ qid: queueId, err: (err as Error).message }, 'queue write failed');
     throw storageError(err as Error);
   }
-  await deps.capture?.(queueId, message);
   return { queueId, messageId: envelope.messageId, size: message.length };
 }
 

@@ -4,8 +4,6 @@
  * implicit TLS, AUTH required), on top of smtp-server with enhanced status
  * codes, PIPELINING, 8BITMIME, SMTPUTF8 and SIZE; no CHUNKING.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { ResolvedConfig } from '../config/load.ts';
@@ -33,7 +31,6 @@ export interface SmtpDeps {
   log: Logger;
   certificate: Certificate;
   /** The sandbox: keep a copy of every accepted message in this folder. */
-  captureDir?: string;
 }
 
 export interface Listener {
@@ -56,17 +53,13 @@ export async function startSmtp(deps: SmtpDeps): Promise<SmtpListeners> {
   const perIp = new Map<string, number>();
   const servers: PostaSMTPServer[] = [];
   const listeners: Listener[] = [];
-  const capture = deps.captureDir ? captureTo(deps.captureDir) : undefined;
 
   for (const kind of ['smtp', 'submission', 'submissions'] as const) {
     for (const endpoint of deps.config.listen[kind]) {
-      const server = new PostaSMTPServer(
-        options(kind, deps, { throttle, verified, perIp, capture }),
-        {
-          maxErrors: deps.config.limits.errorsPerSession,
-          sessionTimeoutMs: deps.config.limits.sessionTimeoutMs,
-        },
-      );
+      const server = new PostaSMTPServer(options(kind, deps, { throttle, verified, perIp }), {
+        maxErrors: deps.config.limits.errorsPerSession,
+        sessionTimeoutMs: deps.config.limits.sessionTimeoutMs,
+      });
       server.on('error', (err: Error) => deps.log.warn({ err: err.message, kind }, 'smtp error'));
       const port = await listen(server, endpoint, kind);
       servers.push(server);
@@ -106,7 +99,6 @@ interface Shared {
   throttle: AuthThrottle;
   verified: VerifiedCache;
   perIp: Map<string, number>;
-  capture?: (queueId: string, message: Buffer) => Promise<void>;
 }
 
 function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServerOptions {
@@ -215,7 +207,7 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
     },
 
     onData(stream, session, callback) {
-      receive(stream, session, source, { ...deps, capture: shared.capture })
+      receive(stream, session, source, deps)
         .then((a) => {
           log.info(
             {
@@ -270,12 +262,5 @@ async function authenticate(
 // so that failures take the same time either way.
 const DUMMY =
   '$scrypt$ln=17,r=8,p=1$cG9zdGFkdW1teXNhbHQ$3q2AS2VbOaFQtJ_PzBw3Dz3UexhDVbWd4B6bN3sL8Y4';
-
-function captureTo(dir: string) {
-  return async (queueId: string, message: Buffer) => {
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, `${queueId}.eml`), message);
-  };
-}
 
 export type { SMTPServerSession };

@@ -16,6 +16,8 @@ export interface HeaderInfo {
   fromFields: number;
   messageId: string | undefined;
   hasDate: boolean;
+  /** The first Subject, unfolded, as written (encoded words are not decoded). */
+  subject: string | undefined;
 }
 
 /** The header block: everything before the first empty line. */
@@ -34,11 +36,17 @@ export function readHeader(data: Buffer): HeaderInfo {
     .get('message-id')[0]
     ?.replace(/^message-id:/i, '')
     .trim();
+  const subject = h
+    .get('subject')[0]
+    ?.replace(/^subject:/i, '')
+    .replace(/\r?\n/g, '')
+    .trim();
   return {
     from,
     fromFields: fromFields.length,
     messageId: mid || undefined,
     hasDate: h.hasHeader('date'),
+    subject,
   };
 }
 

@@ -1,0 +1,29 @@
+/**
+ * The sandbox's transport (`posta dev`): every delivery is written to the
+ * capture folder as QUEUEID.eml and counts as delivered, so the whole path
+ * (queue, workers, delivery log, `posta queue`) runs and no mail leaves the
+ * machine. A message for several domains is written once.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Job, JobResult, Transport } from './transport.ts';
+
+export class CaptureTransport implements Transport {
+  private readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  async deliver(job: Job): Promise<JobResult> {
+    await mkdir(this.dir, { recursive: true });
+    await writeFile(join(this.dir, `${job.queueId}.eml`), job.data, { flag: 'w' });
+    const reply = { code: 250, enhanced: '2.0.0', text: `captured in ${this.dir}` };
+    return {
+      outcomes: new Map(job.recipients.map((r) => [r, { kind: 'delivered', reply }] as const)),
+      info: { mx: 'sandbox' },
+    };
+  }
+
+  close(): void {}
+}

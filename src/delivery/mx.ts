@@ -1,0 +1,194 @@
+/**
+ * Delivery over SMTP to the recipient domain's MX hosts (or to a relay).
+ *
+ * RFC 5321 §5.1: hosts in MX order, each host's addresses in turn; a host
+ * that cannot be reached, refuses the session or fails TLS is skipped for the
+ * next. Once a server takes part in a transaction its replies decide, per
+ * recipient. If no host could be used, the last failure decides (usually
+ * transient, so the queue retries later).
+ *
+ * MTA-STS (sts.ts): with an "enforce" policy, hosts the policy does not name
+ * are skipped and TLS must verify; with "testing" it is only logged.
+ *
+ * Sessions are kept open after a transaction (sessions.ts) and reused by the
+ * next message for the same host, so a burst to one domain does not pay a
+ * TCP and TLS handshake per message.
+ */
+import { isIP } from 'node:net';
+import { readFileSync } from 'node:fs';
+import type { DeliveryConfig, RelayConfig } from '../config/load.ts';
+import type { Resolver } from '../dns/resolver.ts';
+import type { Logger } from '../log/log.ts';
+import { local, type AttemptInfo, type Outcome } from './outcome.ts';
+import { findRoute, type Host } from './route.ts';
+import { Session, SessionFailure, type SessionOptions, type TlsMode } from './session.ts';
+import { SessionPool } from './sessions.ts';
+import type { StsPolicies } from './sts.ts';
+import type { Job, JobResult, Transport } from './transport.ts';
+
+export interface MxTransportOptions {
+  hostname: string;
+  delivery: DeliveryConfig;
+  resolver: Resolver;
+  sts: StsPolicies | null;
+  log: Logger;
+  /** Port of receiving servers; 25 except in tests of the bench. */
+  port?: number;
+}
+
+export class MxTransport implements Transport {
+  private readonly o: MxTransportOptions;
+  private readonly pool = new SessionPool();
+
+  constructor(o: MxTransportOptions) {
+    this.o = o;
+  }
+
+  close(): void {
+    this.pool.close();
+  }
+
+  async deliver(job: Job): Promise<JobResult> {
+    const relay = this.o.delivery.relay;
+    if (relay && (relay.domains.length === 0 || relay.domains.includes(job.domain))) {
+      return this.viaRelay(job, relay);
+    }
+    const route = await findRoute(job.domain, this.o.resolver, this.o.delivery.ipFamily);
+    if (route.kind === 'fail') return all(job, route.outcome, {});
+    const policy = this.o.sts ? await this.o.sts.get(job.domain).catch(() => null) : null;
+    let last: { outcome: Outcome; info: AttemptInfo } | null = null;
+    for (const host of route.hosts) {
+      if (policy && !policy.allows(host.name)) {
+        const why = `MX ${host.name} is not in the MTA-STS policy of ${job.domain}`;
+        if (policy.mode === 'enforce') {
+          last = { outcome: local('transient', '4.7.5', why), info: { mx: host.name } };
+          continue;
+        }
+        this.o.log.warn(
+          { qid: job.queueId, mx: host.name },
+          `${why} (testing mode; delivering anyway)`,
+        );
+      }
+      const tls: TlsMode = policy?.mode === 'enforce' ? 'verified' : 'opportunistic';
+      const result = await this.tryHost(job, host, tls);
+      if ('outcomes' in result) return result;
+      last = result;
+    }
+    return all(
+      job,
+      last?.outcome ?? local('transient', '4.4.1', 'No MX host could be used'),
+      last?.info ?? {},
+    );
+  }
+
+  private async tryHost(
+    job: Job,
+    host: Host,
+    tls: TlsMode,
+  ): Promise<JobResult | { outcome: Outcome; info: AttemptInfo }> {
+    let last: { outcome: Outcome; info: AttemptInfo } | null = null;
+    for (const ip of host.addresses) {
+      const opts = this.sessionOptions(ip, this.o.port ?? 25, host.name, tls);
+      const result = await this.sendVia(job, opts);
+      if ('outcomes' in result) return result;
+      last = result;
+    }
+    return (
+      last ?? { outcome: local('transient', '4.4.1', `${host.name} has no address`), info: {} }
+    );
+  }
+
+  private async viaRelay(job: Job, relay: RelayConfig): Promise<JobResult> {
+    const ips = isIP(relay.host)
+      ? [relay.host]
+      : await findRoute(relay.host, this.o.resolver, this.o.delivery.ipFamily).then((r) =>
+          r.kind === 'hosts'
+            ? r.hosts.flatMap((h) => (h.name === relay.host ? h.addresses : []))
+            : [],
+        );
+    let auth: SessionOptions['auth'];
+    if (relay.username) {
+      let pass = '';
+      try {
+        pass = relay.passwordFile ? readFileSync(relay.passwordFile, 'utf8').trim() : '';
+      } catch (err) {
+        return all(
+          job,
+          local('transient', '4.3.5', `Cannot read the relay password: ${(err as Error).message}`),
+          {},
+        );
+      }
+      auth = { user: relay.username, pass };
+    }
+    let last: { outcome: Outcome; info: AttemptInfo } | null = null;
+    for (const ip of ips) {
+      const opts = this.sessionOptions(
+        ip,
+        relay.port,
+        relay.host,
+        relay.tls === 'tls' ? 'implicit' : 'verified',
+      );
+      const result = await this.sendVia(job, { ...opts, auth });
+      if ('outcomes' in result) return result;
+      last = result;
+    }
+    return all(
+      job,
+      last?.outcome ?? local('transient', '4.4.3', `The relay ${relay.host} has no address`),
+      last?.info ?? { mx: relay.host },
+    );
+  }
+
+  private sessionOptions(
+    ip: string,
+    port: number,
+    servername: string,
+    tls: TlsMode,
+  ): SessionOptions {
+    const d = this.o.delivery;
+    return {
+      ip,
+      port,
+      servername,
+      hostname: this.o.hostname,
+      tls,
+      localAddress: isIP(ip) === 6 ? d.sourceIpv6 : d.sourceIpv4,
+      connectTimeoutMs: d.connectTimeoutMs,
+    };
+  }
+
+  /** A transaction on a pooled or new session; a session that fails to start gives its failure. */
+  private async sendVia(
+    job: Job,
+    opts: SessionOptions,
+  ): Promise<JobResult | { outcome: Outcome; info: AttemptInfo }> {
+    const base: AttemptInfo = { mx: opts.servername, ip: opts.ip };
+    for (let round = 0; round < 2; round++) {
+      let session = round === 0 ? this.pool.take(opts) : null;
+      const reused = session !== null;
+      if (!session) {
+        try {
+          session = await Session.open(opts);
+        } catch (err) {
+          if (err instanceof SessionFailure) return { outcome: err.outcome, info: base };
+          throw err;
+        }
+      }
+      const info: AttemptInfo = { ...base, ...session.info, reused };
+      const { outcomes, unsent } = await session.send(job.sender, job.recipients, job.data);
+      if (session.usable) this.pool.give(opts, session);
+      else session.close();
+      // A kept-open connection the server had closed meanwhile: try once more on a new one.
+      if (unsent && reused) continue;
+      return { outcomes, info };
+    }
+    return {
+      outcome: local('transient', '4.4.2', `Lost the connection to ${opts.servername}`),
+      info: base,
+    };
+  }
+}
+
+function all(job: Job, outcome: Outcome, info: AttemptInfo): JobResult {
+  return { outcomes: new Map(job.recipients.map((r) => [r, outcome])), info };
+}

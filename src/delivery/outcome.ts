@@ -1,0 +1,61 @@
+/**
+ * What one delivery attempt means for one recipient. Transient vs permanent is
+ * in the type (RFC 5321 §4.2.1: 4yz is "try again later", 5yz is "never"), so
+ * the queue never has to guess from a reply string.
+ */
+export interface Reply {
+  code: number;
+  /** RFC 3463 enhanced status, e.g. "5.1.1". */
+  enhanced: string;
+  text: string;
+}
+
+export type Outcome =
+  | { kind: 'delivered'; reply: Reply }
+  | { kind: 'transient'; reply: Reply }
+  | { kind: 'permanent'; reply: Reply };
+
+/** Where and how an attempt talked to a receiving server, for the delivery log. */
+export interface AttemptInfo {
+  /** The MX host name (or relay host) tried last. */
+  mx?: string;
+  ip?: string;
+  /** Negotiated TLS version ("TLSv1.3"), absent when the session was plaintext. */
+  tls?: string;
+  /** Whether the server's certificate verified for the MX name. */
+  tlsVerified?: boolean;
+  /** True when the attempt went over a connection kept open from an earlier message. */
+  reused?: boolean;
+}
+
+export function formatReply(r: Reply): string {
+  return `${r.code} ${r.enhanced} ${r.text}`.trim();
+}
+
+/** Parse a server reply line ("550 5.1.1 no such user"), or null for anything else. */
+export function parseReply(text: string | undefined | false, fallbackCode?: number): Reply | null {
+  if (!text) return null;
+  const oneLine = text.replace(/\r?\n(\d{3}[- ])?/g, ' ').trim();
+  const m = /^(\d{3})[ -]?(?:([245]\.\d{1,3}\.\d{1,3})\s*)?(.*)$/s.exec(oneLine);
+  if (!m) {
+    if (!fallbackCode) return null;
+    return { code: fallbackCode, enhanced: defaultEnhanced(fallbackCode), text: oneLine };
+  }
+  const code = Number(m[1]);
+  return { code, enhanced: m[2] ?? defaultEnhanced(code), text: (m[3] ?? '').trim() };
+}
+
+function defaultEnhanced(code: number): string {
+  return code >= 500 ? '5.0.0' : code >= 400 ? '4.0.0' : '2.0.0';
+}
+
+/** An outcome decided by posta itself (DNS, policy, connection failures). */
+export function local(kind: 'transient' | 'permanent', enhanced: string, text: string): Outcome {
+  return { kind, reply: { code: kind === 'transient' ? 451 : 550, enhanced, text } };
+}
+
+export function fromReply(reply: Reply): Outcome {
+  if (reply.code >= 200 && reply.code < 300) return { kind: 'delivered', reply };
+  if (reply.code >= 500) return { kind: 'permanent', reply };
+  return { kind: 'transient', reply };
+}

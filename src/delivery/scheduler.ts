@@ -1,0 +1,343 @@
+/**
+ * The delivery workers: claim due recipients from the spool, send them, and
+ * write down what happened.
+ *
+ * - Work unit: one message to the recipients of one domain (one transaction
+ *   with several RCPT). A message is worked on by one round at a time.
+ * - Limits: `[delivery] concurrency` jobs at once in all, and per recipient
+ *   domain `connections_per_domain` at once and `messages_per_minute_per_domain`.
+ *   A job held back by a limit stays due and is picked up on the next round.
+ * - Local recipients (an address of one of our domains, from submission or
+ *   port 25) are first replaced by their alias targets; one with no alias
+ *   fails with 5.1.1.
+ * - Outcomes: delivered and permanent recipients are done; transient ones are
+ *   retried after first_retry, doubling up to max_retry, with ±20% jitter, and
+ *   expire (4.4.7) once the message is older than `lifetime`. Failures are
+ *   reported to the sender in one DSN per round (never to the null sender);
+ *   with delay_warning set, one "delayed" DSN is sent too.
+ * - A round polls every second, and at once when a message is enqueued or a
+ *   job ends, so `posta queue flush` from another process takes effect within
+ *   a second.
+ */
+import type { DeliveryConfig } from '../config/load.ts';
+import type { Directory } from '../domains/directory.ts';
+import type { Logger } from '../log/log.ts';
+import { newQueueId, type Attempt, type DueMessage, type Spool } from '../queue/spool.ts';
+import { buildDsn, type FailedRecipient } from '../bounce/dsn.ts';
+import { signMessage } from '../dkim/sign.ts';
+import { formatReply, type AttemptInfo, type Outcome } from './outcome.ts';
+import type { Transport } from './transport.ts';
+
+export interface SchedulerOptions {
+  spool: Spool;
+  transport: Transport;
+  directory: Directory;
+  delivery: DeliveryConfig;
+  hostname: string;
+  log: Logger;
+}
+
+const POLL_MS = 1000;
+const BATCH = 200;
+const LOG_DAYS = 30;
+
+export class Scheduler {
+  private readonly o: SchedulerOptions;
+  private readonly busy = new Set<string>();
+  private readonly perDomain = new Map<string, number>();
+  private readonly sentAt = new Map<string, number[]>();
+  private active = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private queued = false;
+  private stopped = false;
+  private idle: (() => void) | null = null;
+  private lastPrune = 0;
+
+  constructor(o: SchedulerOptions) {
+    this.o = o;
+  }
+
+  start(): void {
+    this.o.spool.onEnqueued = () => this.kick();
+    this.timer = setInterval(() => this.kick(), POLL_MS);
+    this.kick();
+  }
+
+  /** Stop taking work and wait for the jobs in flight to finish. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    this.o.transport.close();
+  }
+
+  kick(): void {
+    if (this.queued || this.stopped) return;
+    this.queued = true;
+    setImmediate(() => {
+      this.queued = false;
+      this.round();
+    });
+  }
+
+  private round(): void {
+    if (this.stopped || this.active >= this.o.delivery.concurrency) return;
+    const now = Date.now();
+    if (now - this.lastPrune > 3600_000) {
+      this.lastPrune = now;
+      this.o.spool.prune(now - LOG_DAYS * 86400_000);
+    }
+    for (const m of this.o.spool.due(now, BATCH, this.busy)) {
+      if (this.active >= this.o.delivery.concurrency) break;
+      const local = m.recipients.filter((r) => this.o.directory.isLocal(domainOf(r.address)));
+      if (local.length) {
+        this.run(m.id, () =>
+          this.expand(
+            m,
+            local.map((r) => r.address),
+          ),
+        );
+        continue;
+      }
+      const byDomain = new Map<string, string[]>();
+      for (const r of m.recipients) {
+        const d = domainOf(r.address);
+        byDomain.set(d, [...(byDomain.get(d) ?? []), r.address]);
+      }
+      const startable = [...byDomain].filter(([d]) => this.mayStart(d, now));
+      if (startable.length === 0) continue;
+      this.run(m.id, () => this.deliverMessage(m, startable));
+    }
+  }
+
+  private mayStart(domain: string, now: number): boolean {
+    const d = this.o.delivery;
+    if ((this.perDomain.get(domain) ?? 0) >= d.connectionsPerDomain) return false;
+    if (d.messagesPerMinutePerDomain > 0) {
+      const recent = (this.sentAt.get(domain) ?? []).filter((t) => now - t < 60_000);
+      this.sentAt.set(domain, recent);
+      if (recent.length >= d.messagesPerMinutePerDomain) return false;
+    }
+    return true;
+  }
+
+  private run(id: string, work: () => Promise<void>): void {
+    this.busy.add(id);
+    this.active++;
+    work()
+      .catch((err: Error) =>
+        this.o.log.error({ qid: id, err: err.message }, 'delivery round failed'),
+      )
+      .finally(() => {
+        this.busy.delete(id);
+        this.active--;
+        if (this.active === 0 && this.idle) this.idle();
+        this.kick();
+      });
+  }
+
+  /** Local recipients become their alias targets; one without any fails now. */
+  private async expand(m: DueMessage, local: string[]): Promise<void> {
+    const failed: { address: string; outcome: Outcome }[] = [];
+    for (const address of local) {
+      const targets = this.o.directory.resolve(address).filter((t) => t !== address);
+      if (targets.length) {
+        await this.o.spool.replaceRecipient(m.id, address, targets);
+        this.o.log.info({ qid: m.id, rcpt: address, targets }, 'expanded');
+      } else {
+        failed.push({
+          address,
+          outcome: {
+            kind: 'permanent',
+            reply: { code: 550, enhanced: '5.1.1', text: `<${address}>: no such recipient here` },
+          },
+        });
+      }
+    }
+    if (failed.length) {
+      const data = this.o.spool.data(m.id);
+      if (!data) return;
+      await this.finish(m, data, failed, {}, 0);
+    }
+  }
+
+  private async deliverMessage(m: DueMessage, groups: [string, string[]][]): Promise<void> {
+    const data = this.o.spool.data(m.id);
+    if (!data) return; // deleted meanwhile (posta queue delete)
+    await Promise.all(
+      groups.map(async ([domain, recipients]) => {
+        this.perDomain.set(domain, (this.perDomain.get(domain) ?? 0) + 1);
+        if (this.o.delivery.messagesPerMinutePerDomain > 0) {
+          this.sentAt.set(domain, [...(this.sentAt.get(domain) ?? []), Date.now()]);
+        }
+        const started = Date.now();
+        try {
+          const r = await this.o.transport.deliver({
+            queueId: m.id,
+            sender: m.sender,
+            domain,
+            recipients,
+            data,
+          });
+          const outcomes = recipients.map((address) => ({
+            address,
+            outcome: r.outcomes.get(address) ?? unknownOutcome,
+          }));
+          await this.finish(m, data, outcomes, r.info, Date.now() - started);
+        } finally {
+          const n = (this.perDomain.get(domain) ?? 1) - 1;
+          if (n > 0) this.perDomain.set(domain, n);
+          else this.perDomain.delete(domain);
+        }
+      }),
+    );
+  }
+
+  /** Write down one round's outcomes, with the DSNs they call for, in one commit. */
+  private async finish(
+    m: DueMessage,
+    data: Buffer,
+    results: { address: string; outcome: Outcome }[],
+    info: AttemptInfo,
+    durationMs: number,
+  ): Promise<void> {
+    const d = this.o.delivery;
+    const now = Date.now();
+    const expiresAt = m.createdAt + d.lifetimeMs;
+    const attempts: Attempt[] = [];
+    const retry = new Map<string, number>();
+    const failed: FailedRecipient[] = [];
+    const delayed: FailedRecipient[] = [];
+    for (const { address, outcome } of results) {
+      let kind: Attempt['outcome'] = outcome.kind;
+      let reply = formatReply(outcome.reply);
+      if (outcome.kind === 'transient') {
+        if (now >= expiresAt) {
+          kind = 'expired';
+          reply = `${reply} (gave up: the message was in the queue for ${Math.round(d.lifetimeMs / 1000)} s)`;
+        } else {
+          const n = m.recipients.find((r) => r.address === address)?.attempts ?? 0;
+          retry.set(address, Math.min(now + this.backoff(n), expiresAt));
+        }
+      }
+      attempts.push({
+        message: m.id,
+        recipient: address,
+        at: now,
+        durationMs,
+        outcome: kind,
+        reply,
+        ...info,
+      });
+      const report: FailedRecipient = {
+        address,
+        status: kind === 'expired' ? '4.4.7' : outcome.reply.enhanced,
+        reply,
+        remoteMta: info.ip ? info.mx : undefined,
+        lastAttempt: new Date(now),
+      };
+      if (kind === 'permanent' || kind === 'expired') failed.push(report);
+      else if (kind === 'transient') delayed.push(report);
+      this.logAttempt(m.id, address, kind, reply, info, durationMs);
+    }
+    const notices = [];
+    if (failed.length && m.sender !== '')
+      notices.push(await this.notice(m, data, 'failed', failed));
+    const warn =
+      d.delayWarningMs > 0 &&
+      !m.warned &&
+      delayed.length > 0 &&
+      now - m.createdAt >= d.delayWarningMs;
+    if (warn && m.sender !== '') notices.push(await this.notice(m, data, 'delayed', delayed));
+    await this.o.spool.record(m.id, { attempts, retry, notices, warned: warn });
+  }
+
+  private backoff(attempts: number): number {
+    const d = this.o.delivery;
+    const base = Math.min(d.firstRetryMs * 2 ** attempts, d.maxRetryMs);
+    return Math.round(base * (0.8 + Math.random() * 0.4));
+  }
+
+  private async notice(
+    m: DueMessage,
+    original: Buffer,
+    action: 'failed' | 'delayed',
+    recipients: FailedRecipient[],
+  ) {
+    const fromDomain = this.noticeDomain(m.sender);
+    const id = newQueueId();
+    let data = await buildDsn({
+      action,
+      hostname: this.o.hostname,
+      fromDomain,
+      to: m.sender,
+      queueId: m.id,
+      arrival: new Date(m.createdAt),
+      original,
+      recipients,
+    });
+    const keys = this.o.directory.keys(fromDomain);
+    if (keys.length) data = Buffer.concat([Buffer.from(signMessage(data, fromDomain, keys)), data]);
+    this.o.log.info({ qid: m.id, dsn: id, to: m.sender, action }, 'dsn queued');
+    return {
+      id,
+      envelope: {
+        sender: '',
+        recipients: [m.sender],
+        source: 'bounce' as const,
+        clientIp: '127.0.0.1',
+      },
+      data,
+    };
+  }
+
+  /** The local domain a DSN comes from: the sender's, else the one hostname is in. */
+  private noticeDomain(sender: string): string {
+    const dir = this.o.directory;
+    const own = domainOf(sender);
+    if (dir.isLocal(own)) return own;
+    const names = dir.names();
+    return (
+      names.find((n) => this.o.hostname === n || this.o.hostname.endsWith(`.${n}`)) ??
+      names[0] ??
+      this.o.hostname
+    );
+  }
+
+  private logAttempt(
+    qid: string,
+    rcpt: string,
+    kind: Attempt['outcome'],
+    reply: string,
+    info: AttemptInfo,
+    ms: number,
+  ): void {
+    const event = {
+      delivered: 'delivered',
+      transient: 'deferred',
+      permanent: 'bounced',
+      expired: 'expired',
+    }[kind];
+    const fields = {
+      qid,
+      rcpt,
+      mx: info.mx,
+      ip: info.ip,
+      tls: info.tls,
+      tlsVerified: info.tlsVerified,
+      reply,
+      ms,
+    };
+    if (kind === 'delivered') this.o.log.info(fields, event);
+    else this.o.log.warn(fields, event);
+  }
+}
+
+const unknownOutcome: Outcome = {
+  kind: 'transient',
+  reply: { code: 451, enhanced: '4.3.0', text: 'No result for this recipient' },
+};
+
+function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}

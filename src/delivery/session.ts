@@ -1,0 +1,262 @@
+/**
+ * One SMTP client session to a receiving server, on nodemailer's
+ * SMTPConnection: connect to one address, EHLO with our hostname, STARTTLS,
+ * optional AUTH (relay), then any number of transactions (connection reuse).
+ *
+ * nodemailer already does what a careful client must: it discards anything
+ * the server sent in plaintext between its 220 to STARTTLS and the handshake
+ * (RFC 3207 §6, STARTTLS response injection), caps the size of a reply
+ * (maxResponseSize), and reports each RCPT refusal separately.
+ *
+ * TLS modes:
+ * - opportunistic: STARTTLS when offered, certificate checked but not
+ *   required (RFC 7435); whether it verified is recorded per delivery.
+ * - verified: STARTTLS required and the certificate must verify for the MX
+ *   name (MTA-STS enforce, RFC 8461 §4.2); anything else fails the session.
+ * - implicit: TLS from the first byte (a relay on port 465).
+ */
+import type { TLSSocket } from 'node:tls';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { SMTPConnectionSendInfo } from 'nodemailer/lib/smtp-connection';
+import { fromReply, local, parseReply, type Outcome } from './outcome.ts';
+
+export type TlsMode = 'opportunistic' | 'verified' | 'implicit';
+
+export interface SessionOptions {
+  ip: string;
+  port: number;
+  /** The MX or relay host name: SNI and certificate name. */
+  servername: string;
+  /** Our EHLO name. */
+  hostname: string;
+  tls: TlsMode;
+  localAddress?: string;
+  connectTimeoutMs: number;
+  auth?: { user: string; pass: string };
+}
+
+export interface TlsInfo {
+  tls?: string;
+  tlsVerified?: boolean;
+}
+
+/** A session that could not be set up: the outcome, and whether another host may do better. */
+export class SessionFailure extends Error {
+  readonly outcome: Outcome;
+  constructor(outcome: Outcome) {
+    super(outcome.reply.text);
+    this.outcome = outcome;
+  }
+}
+
+const MAX_RESPONSE = 64 * 1024;
+
+export class Session {
+  readonly options: SessionOptions;
+  readonly info: TlsInfo;
+  messages = 0;
+  lastUsed = Date.now();
+  private conn: SMTPConnection;
+  private broken = false;
+
+  private constructor(conn: SMTPConnection, options: SessionOptions, info: TlsInfo) {
+    this.conn = conn;
+    this.options = options;
+    this.info = info;
+    conn.on('error', () => (this.broken = true));
+    conn.on('end', () => (this.broken = true));
+  }
+
+  get usable(): boolean {
+    return !this.broken && !this.conn.destroyed;
+  }
+
+  static async open(o: SessionOptions): Promise<Session> {
+    const conn = new SMTPConnection({
+      host: o.ip,
+      port: o.port,
+      servername: o.servername,
+      name: o.hostname,
+      localAddress: o.localAddress,
+      secure: o.tls === 'implicit',
+      requireTLS: o.tls === 'verified',
+      opportunisticTLS: o.tls === 'opportunistic',
+      tls: {
+        servername: o.servername,
+        rejectUnauthorized: o.tls !== 'opportunistic',
+        minVersion: o.tls === 'opportunistic' ? 'TLSv1' : 'TLSv1.2',
+      },
+      connectionTimeout: o.connectTimeoutMs,
+      greetingTimeout: 5 * 60_000, // RFC 5321 §4.5.3.2.1
+      socketTimeout: 10 * 60_000, // RFC 5321 §4.5.3.2.6, the longest wait
+      maxResponseSize: MAX_RESPONSE,
+      logger: false,
+    });
+    conn.on('error', () => {}); // after setup, failures reach the send callbacks
+    try {
+      await step(conn, o, (done) => conn.connect(done));
+      const info = tlsInfo(conn);
+      if (o.tls !== 'opportunistic' && !info.tls) {
+        throw new SessionFailure(local('transient', '4.7.5', `${o.servername} did not offer TLS`));
+      }
+      const auth = o.auth;
+      if (auth)
+        await step(conn, o, (done) => conn.login({ user: auth.user, pass: auth.pass }, done));
+      return new Session(conn, o, info);
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+  }
+
+  /**
+   * One transaction. Resolves with an outcome per recipient; never rejects.
+   * `unsent` is true when the failure came before a byte of the message went
+   * out, so the caller may try again on a fresh connection.
+   */
+  async send(
+    sender: string,
+    recipients: readonly string[],
+    data: Buffer,
+  ): Promise<{ outcomes: Map<string, Outcome>; unsent: boolean }> {
+    if (this.messages > 0) await this.reset();
+    this.messages++;
+    this.lastUsed = Date.now();
+    const outcomes = new Map<string, Outcome>();
+    const result = await this.settle<{ info?: SMTPConnectionSendInfo; err?: SendError }>(
+      (done) =>
+        this.conn.send(
+          {
+            from: sender === '' ? false : sender,
+            to: [...recipients],
+            size: data.length,
+            use8BitMime: true,
+          },
+          data,
+          (err, info) => done(err ? { err } : { info }),
+        ),
+      (err) => ({ err }),
+    );
+    this.lastUsed = Date.now();
+    const rejected = result.info?.rejectedErrors ?? result.err?.rejectedErrors ?? [];
+    for (const r of rejected) {
+      const reply = parseReply(r.response, r.responseCode);
+      if (r.recipient && reply) outcomes.set(r.recipient, fromReply(reply));
+    }
+    let rest: Outcome;
+    let unsent = false;
+    if (result.info) {
+      rest = fromReply(
+        parseReply(result.info.response, 250) ?? { code: 250, enhanced: '2.0.0', text: 'OK' },
+      );
+    } else {
+      const err = result.err as SendError;
+      const reply = parseReply(err.response, err.responseCode);
+      if (reply && reply.code >= 400) {
+        rest = fromReply(reply);
+        if (reply.code === 421) this.broken = true;
+      } else {
+        this.broken = true;
+        unsent = err.command !== 'DATA' && err.command !== 'DATA-STREAM';
+        rest = local(
+          'transient',
+          '4.4.2',
+          `Connection to ${this.options.servername} failed: ${err.message}`,
+        );
+      }
+    }
+    for (const r of recipients) if (!outcomes.has(r)) outcomes.set(r, rest);
+    return { outcomes, unsent: unsent && rejected.length === 0 };
+  }
+
+  private async reset(): Promise<void> {
+    const ok = await this.settle<boolean>(
+      (done) => this.conn.reset((err) => done(!err)),
+      () => false,
+    );
+    if (!ok) this.broken = true;
+  }
+
+  /**
+   * Wait for a nodemailer callback, or for the connection to fail, whichever
+   * comes first: a dropped connection must end the wait, never hang it.
+   */
+  private settle<T>(
+    start: (done: (v: T) => void) => void,
+    onFail: (err: SendError) => T,
+  ): Promise<T> {
+    return new Promise<T>((resolve) => {
+      const fail = (err?: Error) => {
+        this.broken = true;
+        resolve(onFail(err ?? new Error('the server closed the connection')));
+      };
+      this.conn.once('error', fail);
+      this.conn.once('end', fail);
+      start((v) => {
+        this.conn.removeListener('error', fail);
+        this.conn.removeListener('end', fail);
+        resolve(v);
+      });
+    });
+  }
+
+  close(): void {
+    this.broken = true;
+    this.conn.quit();
+    setTimeout(() => this.conn.close(), 1000).unref();
+  }
+}
+
+interface SendError extends Error {
+  code?: string;
+  response?: string;
+  responseCode?: number;
+  command?: string;
+  rejectedErrors?: { recipient?: string; response?: string; responseCode?: number }[];
+}
+
+/**
+ * One setup step (connect, login). Until the session is up, nodemailer may
+ * report a failure as an event only, so listen for those too.
+ */
+function step(
+  conn: SMTPConnection,
+  o: SessionOptions,
+  start: (done: (err?: unknown) => void) => void,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const fail = (err?: unknown) =>
+      reject(setupFailure(err ?? new Error('the server closed the connection'), o));
+    conn.once('error', fail);
+    conn.once('end', fail);
+    start((err) => {
+      conn.removeListener('error', fail);
+      conn.removeListener('end', fail);
+      if (err) fail(err);
+      else resolve();
+    });
+  });
+}
+
+function tlsInfo(conn: SMTPConnection): TlsInfo {
+  const socket = conn._socket as TLSSocket | null | false;
+  if (!socket || typeof socket.getProtocol !== 'function') return {};
+  return { tls: socket.getProtocol() ?? 'TLS', tlsVerified: socket.authorized };
+}
+
+/** Connect, greeting, EHLO, STARTTLS or AUTH failed: say why, in reply form. */
+function setupFailure(err: unknown, o: SessionOptions): SessionFailure {
+  const e = err as SendError;
+  const reply = parseReply(e.response, e.responseCode);
+  const where = `${o.servername} [${o.ip}]:${o.port}`;
+  if (reply && reply.code >= 400) {
+    return new SessionFailure(fromReply({ ...reply, text: `${where} said: ${reply.text}` }));
+  }
+  if (e.code === 'ETLS' || /certificate|TLS|SSL/i.test(e.message)) {
+    return new SessionFailure(
+      local('transient', '4.7.5', `TLS with ${where} failed: ${e.message}`),
+    );
+  }
+  const enhanced = e.code === 'ETIMEDOUT' ? '4.4.2' : '4.4.1';
+  return new SessionFailure(local('transient', enhanced, `Cannot talk to ${where}: ${e.message}`));
+}

@@ -1,0 +1,25 @@
+/**
+ * A transport takes one message to the recipients of one domain and says what
+ * happened to each. The real one talks SMTP to MX hosts (mx.ts); the sandbox's
+ * keeps a copy on disk (capture.ts).
+ */
+import type { AttemptInfo, Outcome } from './outcome.ts';
+
+export interface Job {
+  queueId: string;
+  sender: string;
+  /** The recipient domain (A-label, lower case). */
+  domain: string;
+  recipients: string[];
+  data: Buffer;
+}
+
+export interface JobResult {
+  outcomes: Map<string, Outcome>;
+  info: AttemptInfo;
+}
+
+export interface Transport {
+  deliver(job: Job): Promise<JobResult>;
+  close(): void;
+}

@@ -1,0 +1,97 @@
+/**
+ * `posta queue`: reading and acting on the queue database directly, beside a
+ * running server (SQLite WAL lets both at once). The server polls for due
+ * work every second, so a flush here takes effect within a second; a delete
+ * removes the message and its recipients, and an attempt in flight for it
+ * finds nothing left to record.
+ */
+import type { Db } from '../db/db.ts';
+import { listMessages, type QueuedMessage, type RecipientState } from './spool.ts';
+import { readHeader } from '../message/header.ts';
+
+export interface QueueEntry extends Omit<QueuedMessage, 'recipients'> {
+  recipients: RecipientState[];
+}
+
+export interface LoggedAttempt {
+  recipient: string;
+  at: number;
+  durationMs: number;
+  outcome: string;
+  reply: string;
+  mx: string | null;
+  ip: string | null;
+  tls: string | null;
+  tlsVerified: boolean | null;
+}
+
+export interface MessageDetail {
+  id: string;
+  /** The message, when it is still queued. */
+  queued: QueueEntry | null;
+  subject: string | null;
+  from: string[];
+  attempts: LoggedAttempt[];
+}
+
+export function queueEntries(db: Db): QueueEntry[] {
+  const rcpts = db.prepare(
+    'SELECT address, attempts, next_attempt, last_reply FROM recipients WHERE message = ? ORDER BY address',
+  );
+  return listMessages(db).map((m) => ({
+    ...m,
+    recipients: (rcpts.all(m.id) as Record<string, string | number | null>[]).map((r) => ({
+      address: String(r.address),
+      attempts: Number(r.attempts),
+      nextAttempt: Number(r.next_attempt),
+      lastReply: r.last_reply === null ? null : String(r.last_reply),
+    })),
+  }));
+}
+
+export function messageDetail(db: Db, id: string): MessageDetail | null {
+  const queued = queueEntries(db).find((m) => m.id === id) ?? null;
+  const attempts = (
+    db
+      .prepare(
+        `SELECT recipient, at, duration_ms, outcome, reply, mx, ip, tls, tls_verified
+           FROM attempts WHERE message = ? ORDER BY id`,
+      )
+      .all(id) as Record<string, string | number | null>[]
+  ).map((a) => ({
+    recipient: String(a.recipient),
+    at: Number(a.at),
+    durationMs: Number(a.duration_ms),
+    outcome: String(a.outcome),
+    reply: String(a.reply),
+    mx: a.mx === null ? null : String(a.mx),
+    ip: a.ip === null ? null : String(a.ip),
+    tls: a.tls === null ? null : String(a.tls),
+    tlsVerified: a.tls_verified === null ? null : a.tls_verified === 1,
+  }));
+  if (!queued && attempts.length === 0) return null;
+  let subject: string | null = null;
+  let from: string[] = [];
+  const row = db.prepare('SELECT data FROM messages WHERE id = ?').get(id) as
+    { data: Uint8Array } | undefined;
+  if (row) {
+    const header = readHeader(Buffer.from(row.data));
+    from = header.from;
+    subject = header.subject ?? null;
+  }
+  return { id, queued, subject, from, attempts };
+}
+
+/** Make every waiting recipient due now; returns how many. */
+export function flushQueue(db: Db, now = Date.now()): number {
+  return Number(
+    db
+      .prepare("UPDATE recipients SET next_attempt = ? WHERE state = 'queued' AND next_attempt > ?")
+      .run(now, now).changes,
+  );
+}
+
+/** Remove a message and its recipients; false when there is no such message. */
+export function deleteMessage(db: Db, id: string): boolean {
+  return Number(db.prepare('DELETE FROM messages WHERE id = ?').run(id).changes) > 0;
+}
