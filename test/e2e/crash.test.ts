@@ -1,8 +1,13 @@
 /**
- * Crash safety of the spool: under a load of concurrent submissions the
- * server is killed with SIGKILL at a random moment, restarted, and every
- * message that got a 250 reply must be in data/queue.db, whole. Several
- * kill/restart rounds in one test, on the same folder.
+ * Crash safety: under a load of concurrent submissions the server is killed
+ * with SIGKILL at a random moment and restarted, several rounds on the same
+ * folder.
+ *
+ * 1. Spool: with delivery held back (DNS unreachable), every message that got
+ *    a 250 reply must be in data/queue.db, whole.
+ * 2. End to end: with a receiving MX on loopback, every message that got a
+ *    250 must arrive there at least once; duplicates (a kill between the
+ *    receiver's 250 and our commit) are counted and reported.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +17,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import nodemailer from 'nodemailer';
 import { startServer, type TestServer } from '../helpers/server.ts';
+import { startDns, SOA } from '../helpers/dns.ts';
+import { randomLoopback } from '../helpers/net.ts';
+import { startReceiver } from '../helpers/receiver.ts';
 
 const CLIENTS = 8;
 const ROUNDS = 4;
@@ -45,6 +53,7 @@ async function client(
   acked: Acked[],
   max = MAX_MESSAGES_PER_CLIENT,
   onFirstAck: () => void = () => {},
+  to = 'someone@example.net',
 ): Promise<number> {
   const transport = nodemailer.createTransport({
     host: s.host,
@@ -69,7 +78,7 @@ async function client(
       try {
         const info = await transport.sendMail({
           from: s.user,
-          to: 'someone@example.net',
+          to,
           subject: `crash ${tag}`,
           messageId,
           text: body(messageId, marker),
@@ -118,12 +127,9 @@ function readQueue(dir: string): { rows: Row[]; recipients: Map<string, string[]
   }
 }
 
-test('kill -9 mid-load loses no acknowledged message and tears none', async (t) => {
-  const s = await startServer();
-  t.after(() => s.stop('SIGKILL'));
-  const acked: Acked[] = [];
+/** ROUNDS of: load from CLIENTS clients, kill -9 mid-load, restart. Acked per round. */
+async function killRounds(s: TestServer, acked: Acked[], to?: string): Promise<number[]> {
   const perRound: number[] = [];
-
   for (let round = 0; round < ROUNDS; round++) {
     const before = acked.length;
     const stop = { now: false };
@@ -131,9 +137,18 @@ test('kill -9 mid-load loses no acknowledged message and tears none', async (t) 
     let allFlowing = () => {};
     const loadIsFlowing = new Promise<void>((resolve) => (allFlowing = resolve));
     const clients = Array.from({ length: CLIENTS }, (_, n) =>
-      client(s, round, n, stop, acked, MAX_MESSAGES_PER_CLIENT, () => {
-        if (++flowing === CLIENTS / 2) allFlowing();
-      }),
+      client(
+        s,
+        round,
+        n,
+        stop,
+        acked,
+        MAX_MESSAGES_PER_CLIENT,
+        () => {
+          if (++flowing === CLIENTS / 2) allFlowing();
+        },
+        to,
+      ),
     );
     // AUTH (scrypt at N = 2^17) takes most of a second of CPU per client;
     // wait until half the clients have a message through (the others are
@@ -152,6 +167,14 @@ test('kill -9 mid-load loses no acknowledged message and tears none', async (t) 
     assert.notEqual(s.child.pid, pid);
     assert.equal(s.child.exitCode, null, 'restarted server is running');
   }
+  return perRound;
+}
+
+test('kill -9 mid-load loses no acknowledged message and tears none', async (t) => {
+  const s = await startServer();
+  t.after(() => s.stop('SIGKILL'));
+  const acked: Acked[] = [];
+  const perRound = await killRounds(s, acked);
   t.diagnostic(`acknowledged per round: ${perRound.join(', ')} (total ${acked.length})`);
   assert.ok(acked.length > 0, 'the load got some messages acknowledged before the kills');
 
@@ -191,4 +214,49 @@ test('kill -9 mid-load loses no acknowledged message and tears none', async (t) 
   const after: Acked[] = [];
   await client(s, 99, 0, { now: false }, after, 3);
   assert.equal(after.length, 3, 'the restarted server accepts submissions');
+});
+
+test('kill -9 mid-load and mid-delivery: every acknowledged message reaches the MX', async (t) => {
+  const mx = randomLoopback();
+  const rx = await startReceiver({ listen: [`${mx}:25`] });
+  t.after(() => rx.stop());
+  const dns = await startDns(
+    [SOA('test'), 'dest.test. IN MX 10 mx.dest.test.', `mx.dest.test. IN A ${mx}`, ''].join('\n'),
+  );
+  t.after(() => dns.stop());
+  const s = await startServer({
+    dns: dns.endpoint,
+    extraToml: '[delivery]\nfirst_retry = 1\nmax_retry = 1',
+  });
+  t.after(() => s.stop('SIGKILL'));
+  const acked: Acked[] = [];
+  const perRound = await killRounds(s, acked, 'crash@dest.test');
+  assert.ok(acked.length > 0, 'the load got some messages acknowledged before the kills');
+
+  // After the last restart the queue drains to the receiver.
+  const deadline = Date.now() + 120_000;
+  let arrived = new Map<string, number>();
+  for (;;) {
+    arrived = new Map();
+    for (const m of await rx.messages()) {
+      const id = /^Message-ID: (<crash-[^>]+>)/im.exec(m.data.toString())?.[1];
+      if (id) arrived.set(id, (arrived.get(id) ?? 0) + 1);
+    }
+    if (acked.every((a) => arrived.has(a.messageId)) || Date.now() > deadline) break;
+    await sleep(250);
+  }
+  const missing = acked.filter((a) => !arrived.has(a.messageId)).map((a) => a.messageId);
+  const duplicates = [...arrived.values()].filter((n) => n > 1).length;
+  t.diagnostic(
+    `acknowledged per round: ${perRound.join(', ')} (total ${acked.length}); ` +
+      `arrived ${arrived.size} distinct, ${duplicates} more than once`,
+  );
+  assert.deepEqual(missing, [], 'acknowledged messages that never reached the MX');
+  for (const m of await rx.messages()) {
+    const tag = /crash-(r\d+-c\d+-m\d+-[0-9a-f]+)@example\.test/.exec(m.data.toString())?.[1];
+    assert.ok(
+      tag && m.data.toString().includes(`END-OF-BODY-${tag}`),
+      `message ${m.n} arrived whole`,
+    );
+  }
 });

@@ -55,7 +55,16 @@ export async function makeCert(
 }
 
 export async function startServer(
-  opts: { domain?: string; extraToml?: string } = {},
+  opts: {
+    domain?: string;
+    extraToml?: string;
+    /**
+     * The DNS server posta asks ("ADDRESS:PORT"). By default a closed port on
+     * loopback: every lookup fails as temporary, so accepted mail stays in the
+     * queue and no query ever leaves the machine.
+     */
+    dns?: string;
+  } = {},
 ): Promise<TestServer> {
   const domain = opts.domain ?? 'example.test';
   const { dir } = await initFolder(domain);
@@ -75,6 +84,8 @@ export async function startServer(
       `submission = ["${host}:${ports.submission}"]`,
       `submissions = ["${host}:${ports.submissions}"]`,
       'http = []',
+      '[dns]',
+      `servers = ["${opts.dns ?? '127.0.0.1:9'}"]`,
       '[tls]',
       `cert = "${cert}"`,
       `key = "${key}"`,

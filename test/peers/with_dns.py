@@ -2,7 +2,10 @@
 """Run one of dkimpy's command-line verifiers (dkimverify, arcverify) with its
 DNS lookups sent to the test DNS server instead of /etc/resolv.conf.
 
-usage: with_dns.py ADDRESS PORT dkimverify|arcverify [ARGS...] < message
+dkimverify-all checks every DKIM-Signature of the message (dkimverify checks
+only the first) and prints one line per signature: "N d=DOMAIN a=ALGO ok".
+
+usage: with_dns.py ADDRESS PORT dkimverify|dkimverify-all|arcverify [ARGS...] < message
 """
 import sys
 
@@ -15,6 +18,30 @@ resolver.port = port
 dns.resolver.default_resolver = resolver
 
 sys.argv = [tool] + sys.argv[4:]
+
+
+def verify_all():
+    import re
+
+    import dkim
+
+    message = sys.stdin.buffer.read()
+    header = message.split(b'\r\n\r\n', 1)[0]
+    count = len(re.findall(rb'^DKIM-Signature:', header, re.I | re.M))
+    if count == 0:
+        sys.exit('no DKIM-Signature')
+    failed = False
+    for i in range(count):
+        d = dkim.DKIM(message)
+        ok = d.verify(idx=i)
+        print(i, 'd=' + (d.domain or b'').decode(), 'a=' + (d.signature_fields.get(b'a', b'') or b'').decode(), 'ok' if ok else 'FAIL')
+        failed = failed or not ok
+    sys.exit(1 if failed else 0)
+
+
+if tool == 'dkimverify-all':
+    verify_all()
+    sys.exit(0)
 if tool == 'dkimverify':
     from dkim.dkimverify import main
 elif tool == 'arcverify':

@@ -1,0 +1,243 @@
+/**
+ * Delivery end to end: a real `posta serve` looks up MX/A/AAAA records on a
+ * DNS server on loopback and delivers to an independent receiving MX
+ * (aiosmtpd) on 127.x.y.z:25 and [::1]:25, retries, bounces and expires.
+ * The received bytes are checked by dkimpy; DSNs are read as a person and a
+ * machine would read them.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import nodemailer from 'nodemailer';
+import { posta, ROOT } from '../helpers/posta.ts';
+import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
+import { randomLoopback } from '../helpers/net.ts';
+import { startServer, type TestServer } from '../helpers/server.ts';
+import { startReceiver, type ReceivedMessage, type Receiver } from '../helpers/receiver.ts';
+
+let dns: DnsServer;
+let dkimDns: DnsServer;
+let rx: Receiver;
+let s: TestServer;
+
+before(async () => {
+  const mx = randomLoopback();
+  const dead = randomLoopback();
+  rx = await startReceiver({ listen: [`${mx}:25`, '[::1]:25'] });
+  dns = await startDns(
+    [
+      SOA('test'),
+      `dest.test. IN MX 10 mx.dest.test.`,
+      `mx.dest.test. IN A ${mx}`,
+      // MX fallback: the preferred host does not answer.
+      `fallback.test. IN MX 10 dead.fallback.test.`,
+      `fallback.test. IN MX 20 mx.fallback.test.`,
+      `dead.fallback.test. IN A ${dead}`,
+      `mx.fallback.test. IN A ${mx}`,
+      // Implicit MX: no MX record, the domain's own address.
+      `implicit.test. IN A ${mx}`,
+      `v6.test. IN MX 10 mx.v6.test.`,
+      `mx.v6.test. IN AAAA ::1`,
+      `reuse.test. IN MX 10 mx.reuse.test.`,
+      `mx.reuse.test. IN A ${mx}`,
+      `nullmx.test. IN MX 0 .`,
+      '; servfail broken.test.',
+      '',
+    ].join('\n'),
+  );
+  s = await startServer({
+    dns: dns.endpoint,
+    extraToml: [
+      '[delivery]',
+      'first_retry = 1',
+      'max_retry = 2',
+      'lifetime = 8',
+      'connections_per_domain = 1',
+    ].join('\n'),
+  });
+  // Bounces to the account go to a mailbox on the receiver.
+  const added = await posta(['alias', 'add', s.user, 'owner@dest.test', '--dir', s.dir]);
+  assert.equal(added.code, 0, added.stderr);
+  const records = await posta(['dns', 'example.test', '--dir', s.dir]);
+  dkimDns = await startDns(`${SOA('example.test')}\n${records.stdout}`);
+  await sleep(2500); // the server re-reads the aliases file every 2 s
+});
+
+after(async () => {
+  await s?.stop();
+  await rx?.stop();
+  dns?.stop();
+  dkimDns?.stop();
+});
+
+async function submit(to: string, subject: string, text = 'Hello.\r\n'): Promise<string> {
+  const t = nodemailer.createTransport({
+    host: s.host,
+    port: s.ports.submission,
+    auth: { user: s.user, pass: s.password },
+    tls: { rejectUnauthorized: false },
+  });
+  try {
+    const info = await t.sendMail({ from: s.user, to, subject, text });
+    const id = /queued as (\S+)/.exec(info.response)?.[1];
+    assert.ok(id, info.response);
+    return id;
+  } finally {
+    t.close();
+  }
+}
+
+async function arrival(
+  match: (m: ReceivedMessage) => boolean,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<ReceivedMessage> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = (await rx.messages()).find(match);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no message ${what} arrived at the receiver`);
+    await sleep(100);
+  }
+}
+
+const to = (address: string) => (m: ReceivedMessage) => m.rcptTos.includes(address);
+const dsnFor = (address: string) => (m: ReceivedMessage) =>
+  m.mailFrom === '' && m.data.toString().includes(`Final-Recipient: rfc822; ${address}`);
+
+function verifyDkim(message: Buffer): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      '/usr/bin/python3',
+      [join(ROOT, 'test/peers/with_dns.py'), dkimDns.address, '53', 'dkimverify-all'],
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, out: stdout + stderr }),
+    );
+    child.stdin?.end(message);
+  });
+}
+
+async function show(id: string): Promise<{
+  queued: unknown;
+  attempts: { recipient: string; outcome: string; reply: string; tls: string | null; mx: string }[];
+}> {
+  const r = await posta(['queue', 'show', id, '--json', '--dir', s.dir]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as Awaited<ReturnType<typeof show>>;
+}
+
+test('a submitted message reaches the MX over TLS, with both DKIM signatures valid there', async () => {
+  const id = await submit('bob@dest.test', 'over tls');
+  const m = await arrival(to('bob@dest.test'), 'for bob@dest.test');
+  assert.equal(m.tls, true, 'STARTTLS was used');
+  assert.match(m.tlsVersion ?? '', /^TLSv1\.[23]$/);
+  assert.equal(m.helo, 'mail.example.test', 'EHLO carries the hostname');
+  assert.equal(m.mailFrom, s.user);
+  const v = await verifyDkim(m.data);
+  assert.equal(v.code, 0, v.out);
+  assert.match(v.out, /0 d=example\.test a=ed25519-sha256 ok/);
+  assert.match(v.out, /1 d=example\.test a=rsa-sha256 ok/);
+  const log = await show(id);
+  assert.equal(log.queued, null, 'the message has left the queue');
+  const a = log.attempts.find((x) => x.recipient === 'bob@dest.test');
+  assert.equal(a?.outcome, 'delivered');
+  assert.equal(a?.mx, 'mx.dest.test');
+  assert.match(a?.tls ?? '', /^TLSv1\.[23]$/);
+  assert.match(a?.reply ?? '', /^250 /);
+});
+
+test('the next MX is used when the preferred one does not answer', async () => {
+  await submit('carol@fallback.test', 'fallback');
+  await arrival(to('carol@fallback.test'), 'via the second MX');
+});
+
+test('a domain without MX gets mail at its own address (implicit MX)', async () => {
+  await submit('dave@implicit.test', 'implicit');
+  await arrival(to('dave@implicit.test'), 'via implicit MX');
+});
+
+test('an MX reachable only over IPv6 gets the mail on [::1]:25', async () => {
+  await submit('erin@v6.test', 'ipv6');
+  const m = await arrival(to('erin@v6.test'), 'over IPv6');
+  assert.equal(m.listen, '[::1]:25');
+  assert.equal(m.peer, '::1');
+});
+
+test('a 451 at RCPT is retried and then delivered', async () => {
+  const id = await submit('tempfail1-frank@dest.test', 'retry');
+  await arrival(to('tempfail1-frank@dest.test'), 'after the retry');
+  const outcomes = (await show(id)).attempts.map((a) => a.outcome);
+  assert.deepEqual(outcomes, ['transient', 'delivered']);
+});
+
+test('a 550 at RCPT bounces: one DSN to the sender, signed, quoting the reply', async () => {
+  const id = await submit('reject-gina@dest.test', 'will bounce');
+  const dsn = await arrival(dsnFor('reject-gina@dest.test'), 'DSN for reject-gina');
+  const text = dsn.data.toString();
+  assert.deepEqual(dsn.rcptTos, ['owner@dest.test']);
+  assert.match(text, /^Content-Type: multipart\/report; report-type=delivery-status;/m);
+  assert.match(text, /^Auto-Submitted: auto-replied/m);
+  assert.match(text, /^From: Mail Delivery System <MAILER-DAEMON@example\.test>/m);
+  assert.match(text, /^Subject: Undelivered Mail Returned to Sender: will bounce/m);
+  assert.match(text, /^Reporting-MTA: dns; mail\.example\.test/m);
+  assert.match(text, /^Action: failed/m);
+  assert.match(text, /^Status: 5\.1\.1/m);
+  assert.match(text, /^Remote-MTA: dns; mx\.dest\.test/m);
+  assert.match(
+    text,
+    /^Diagnostic-Code: smtp; 550 5\.1\.1 <reject-gina@dest\.test>: no such user here/m,
+  );
+  assert.match(text, /mx\.dest\.test said: 550 5\.1\.1/);
+  assert.match(text, /^Content-Type: text\/rfc822-headers/m);
+  assert.match(text, new RegExp(`^X-Posta-Queue-ID: ${id}`, 'm'));
+  const v = await verifyDkim(dsn.data);
+  assert.equal(v.code, 0, v.out);
+  assert.equal(
+    (await rx.messages()).filter(dsnFor('reject-gina@dest.test')).length,
+    1,
+    'exactly one DSN',
+  );
+  assert.equal((await show(id)).attempts[0]?.outcome, 'permanent');
+});
+
+test('a null MX (RFC 7505) fails at once with 5.1.10', async () => {
+  await submit('hank@nullmx.test', 'null mx');
+  const dsn = await arrival(dsnFor('hank@nullmx.test'), 'DSN for the null MX');
+  assert.match(dsn.data.toString(), /^Status: 5\.1\.10/m);
+});
+
+test('messages to one domain share one connection', async () => {
+  const before = (await rx.connections()).length;
+  const n = 5;
+  await Promise.all(Array.from({ length: n }, (_, i) => submit(`r${i}@reuse.test`, `reuse ${i}`)));
+  const got = await Promise.all(
+    Array.from({ length: n }, (_, i) => arrival(to(`r${i}@reuse.test`), `r${i}@reuse.test`)),
+  );
+  const connections = new Set(got.map((m) => m.connection));
+  assert.equal(connections.size, 1, `one connection carried all ${n} messages`);
+  assert.ok((await rx.connections()).length - before < n);
+});
+
+test('a recipient that keeps getting 451 expires after the lifetime with a 4.4.7 DSN', async () => {
+  const id = await submit('always-tempfail-ivan@dest.test', 'expires');
+  const dsn = await arrival(dsnFor('always-tempfail-ivan@dest.test'), 'expiry DSN', 30_000);
+  const text = dsn.data.toString();
+  assert.match(text, /^Status: 4\.4\.7/m);
+  assert.match(text, /^Action: failed/m);
+  assert.match(text, /451 4\.3\.0 try again later/);
+  const outcomes = (await show(id)).attempts.map((a) => a.outcome);
+  assert.ok(outcomes.length >= 3, `retried: ${outcomes.join(', ')}`);
+  assert.equal(outcomes.at(-1), 'expired');
+});
+
+test('a DNS failure (SERVFAIL) defers instead of bouncing', async () => {
+  const id = await submit('jane@broken.test', 'servfail');
+  await sleep(1500);
+  const log = await show(id);
+  assert.equal(log.attempts[0]?.outcome, 'transient');
+  assert.match(
+    log.attempts[0]?.reply ?? '',
+    /^451 4\.4\.3 DNS lookup of MX for broken\.test failed/,
+  );
+});

@@ -1,0 +1,128 @@
+/**
+ * `posta queue list / show / flush / delete` beside a running server whose
+ * only MX keeps answering 451: the recipient stays deferred with its reply,
+ * a flush retries it within seconds, a delete removes it.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import nodemailer from 'nodemailer';
+import { posta } from '../helpers/posta.ts';
+import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
+import { randomLoopback } from '../helpers/net.ts';
+import { startServer, type TestServer } from '../helpers/server.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+
+let dns: DnsServer;
+let rx: Receiver;
+let s: TestServer;
+
+before(async () => {
+  const mx = randomLoopback();
+  rx = await startReceiver({ listen: [`${mx}:25`] });
+  dns = await startDns(
+    [SOA('test'), 'slow.test. IN MX 10 mx.slow.test.', `mx.slow.test. IN A ${mx}`, ''].join('\n'),
+  );
+  // The default back-off: the next attempt is minutes away unless flushed.
+  s = await startServer({ dns: dns.endpoint });
+});
+
+after(async () => {
+  await s?.stop();
+  await rx?.stop();
+  dns?.stop();
+});
+
+interface ListEntry {
+  id: string;
+  sender: string;
+  recipients: {
+    address: string;
+    state: string;
+    attempts: number;
+    nextAttempt: string;
+    lastReply: string | null;
+  }[];
+}
+
+async function list(): Promise<ListEntry[]> {
+  const r = await posta(['queue', 'list', '--json', '--dir', s.dir]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as ListEntry[];
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 100; i++) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test('list, show, flush and delete work against the running server', async () => {
+  const t = nodemailer.createTransport({
+    host: s.host,
+    port: s.ports.submission,
+    auth: { user: s.user, pass: s.password },
+    tls: { rejectUnauthorized: false },
+  });
+  const info = await t.sendMail({
+    from: s.user,
+    to: 'always-tempfail-kim@slow.test',
+    subject: 'stuck',
+    text: 'x',
+  });
+  t.close();
+  const id = /queued as (\S+)/.exec(info.response)?.[1] ?? '';
+
+  const first = await until('the first attempt', async () =>
+    (await list()).find((m) => m.id === id && m.recipients[0]?.attempts === 1),
+  );
+  const r = first.recipients[0];
+  assert.equal(first.sender, s.user);
+  assert.equal(r?.state, 'deferred');
+  assert.match(r?.lastReply ?? '', /^451 4\.3\.0 try again later/);
+  assert.ok(Date.parse(r?.nextAttempt ?? '') > Date.now() + 60_000, 'next attempt minutes away');
+
+  const text = await posta(['queue', 'list', '--dir', s.dir]);
+  assert.match(text.stdout, new RegExp(`^${id} .* from <${s.user}>`, 'm'));
+  assert.match(text.stdout, /<always-tempfail-kim@slow\.test>\s+deferred, 1 attempt, next in \d+m/);
+  assert.match(text.stdout, /last reply: 451 4\.3\.0 try again later/);
+
+  const shown = await posta(['queue', 'show', id, '--dir', s.dir]);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, /Subject:\s+stuck/);
+  assert.match(
+    shown.stdout,
+    /<always-tempfail-kim@slow\.test>\s+transient via mx\.slow\.test \[[\d.]+\] TLSv1\.\d unverified/,
+  );
+
+  const flushed = await posta(['queue', 'flush', '--dir', s.dir]);
+  assert.equal(flushed.code, 0, flushed.stderr);
+  assert.match(flushed.stdout, /^1 waiting recipient will be retried now\./);
+  await until('the flushed attempt', async () =>
+    (await list()).find((m) => m.id === id && m.recipients[0]?.attempts === 2),
+  );
+
+  const deleted = await posta(['queue', 'delete', id, '--dir', s.dir]);
+  assert.equal(deleted.code, 0, deleted.stderr);
+  assert.deepEqual(await list(), []);
+  const empty = await posta(['queue', 'list', '--dir', s.dir]);
+  assert.equal(empty.stdout, 'The queue is empty.\n');
+  const history = await posta(['queue', 'show', id, '--dir', s.dir]);
+  assert.match(history.stdout, /no longer in the queue/);
+  assert.equal((history.stdout.match(/ transient via /g) ?? []).length, 2);
+  assert.equal((await rx.messages()).length, 0, 'nothing was delivered');
+});
+
+test('queue commands refuse unknown ids and verbs clearly', async () => {
+  const missing = await posta(['queue', 'delete', 'nosuchid', '--dir', s.dir]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /There is no message nosuchid in the queue/);
+  const show = await posta(['queue', 'show', 'nosuchid', '--dir', s.dir]);
+  assert.equal(show.code, 1);
+  const verb = await posta(['queue', 'purge', '--dir', s.dir]);
+  assert.equal(verb.code, 2);
+  assert.match(verb.stderr, /"purge" is not a queue command; use list, show, flush or delete/);
+});

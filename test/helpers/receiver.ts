@@ -1,0 +1,172 @@
+/**
+ * A receiving MX for delivery tests (test/peers/mx_receiver.py, on aiosmtpd):
+ * an SMTP server independent of posta that writes each message it accepts to
+ * a folder. The recipient's local part picks its behaviour: reject*,
+ * tempfailN*, always-tempfail*, datareject*, anything else is accepted (see
+ * the docstring of mx_receiver.py).
+ */
+import { spawn } from 'node:child_process';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ROOT, tempDir } from './posta.ts';
+import { makeCert } from './server.ts';
+
+export interface ReceivedMessage {
+  n: number;
+  /** "" for the null sender <>. */
+  mailFrom: string;
+  /** The recipients accepted in this transaction. */
+  rcptTos: string[];
+  tls: boolean;
+  tlsVersion: string | null;
+  peer: string;
+  helo: string;
+  /** Id of the TCP connection; the same for messages sent over one. */
+  connection: number;
+  /** The "ADDR:PORT" it arrived on, as given to startReceiver. */
+  listen: string;
+  /** The message as transmitted (CRLF line ends, dot-unstuffed). */
+  data: Buffer;
+  /** Path of the .eml file holding `data`. */
+  file: string;
+}
+
+export interface ReceivedConnection {
+  connection: number;
+  peer: string;
+  listen: string;
+}
+
+export interface Receiver {
+  /** Where N.eml and N.json are written. */
+  dir: string;
+  listen: string[];
+  /** All messages received so far, ordered by n. */
+  messages(): Promise<ReceivedMessage[]>;
+  /** All TCP connections accepted so far, in order. */
+  connections(): Promise<ReceivedConnection[]>;
+  /** Resolves once at least `count` messages arrived (default timeout 30 s). */
+  waitFor(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
+  stop(): Promise<void>;
+}
+
+interface Meta {
+  mail_from: string;
+  rcpt_tos: string[];
+  tls: boolean;
+  tls_version: string | null;
+  peer: string;
+  helo: string;
+  connection: number;
+  listen: string;
+}
+
+/**
+ * Start a receiver listening on each "ADDR:PORT" (IPv6 as "[::1]:25").
+ * It offers STARTTLS with a fresh self-signed certificate unless `tls` gives
+ * one, or is false for no STARTTLS.
+ */
+export async function startReceiver(opts: {
+  listen: string[];
+  tls?: { cert: string; key: string } | false;
+  hostname?: string;
+}): Promise<Receiver> {
+  const base = await tempDir('posta-mx-');
+  const dir = join(base, 'mail');
+  const hostname = opts.hostname ?? 'mx.receiver.test';
+  const tls = opts.tls ?? (await makeCert(base, hostname));
+  const args = [join(ROOT, 'test/peers/mx_receiver.py'), '--out', dir, '--hostname', hostname];
+  for (const l of opts.listen) args.push('--listen', l);
+  if (tls) args.push('--cert', tls.cert, '--key', tls.key);
+  // stdin stays open as a pipe: the receiver exits when it closes, so it
+  // dies with the test process even if stop() is never called.
+  args.push('--watch-stdin');
+  const child = spawn('/usr/bin/python3', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.once('error', reject);
+    void exited.then(() =>
+      reject(new Error(`mx_receiver.py exited with ${child.exitCode}: ${stderr}`)),
+    );
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line === 'READY') resolve();
+    });
+  });
+
+  const messages = async (): Promise<ReceivedMessage[]> => {
+    const ns = (await readdir(dir))
+      .map((f) => /^(\d+)\.json$/.exec(f)?.[1])
+      .filter((n) => n !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+    return Promise.all(
+      ns.map(async (n) => {
+        const meta = JSON.parse(await readFile(join(dir, `${n}.json`), 'utf8')) as Meta;
+        const file = join(dir, `${n}.eml`);
+        return {
+          n,
+          mailFrom: meta.mail_from,
+          rcptTos: meta.rcpt_tos,
+          tls: meta.tls,
+          tlsVersion: meta.tls_version,
+          peer: meta.peer,
+          helo: meta.helo,
+          connection: meta.connection,
+          listen: meta.listen,
+          data: await readFile(file),
+          file,
+        };
+      }),
+    );
+  };
+
+  return {
+    dir,
+    listen: opts.listen,
+    messages,
+    async connections() {
+      let text: string;
+      try {
+        text = await readFile(join(dir, 'connections.jsonl'), 'utf8');
+      } catch {
+        return [];
+      }
+      // Only whole lines: one may be half written.
+      return text
+        .split('\n')
+        .slice(0, -1)
+        .map((line) => {
+          const { connection, peer, listen } = JSON.parse(line) as ReceivedConnection;
+          return { connection, peer, listen };
+        });
+    },
+    async waitFor(count, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const got = await messages();
+        if (got.length >= count) return got;
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(
+            `mx receiver exited while waiting for ${count} messages (${got.length} arrived): ${stderr}`,
+          );
+        }
+        if (Date.now() > deadline) {
+          const list = got.map((m) => `${m.n}: to ${m.rcptTos.join(', ')}`).join('; ');
+          throw new Error(
+            `mx receiver: waited ${timeoutMs} ms for ${count} messages, ${got.length} arrived` +
+              (list ? ` (${list})` : ''),
+          );
+        }
+        await sleep(50);
+      }
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
