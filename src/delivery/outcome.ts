@@ -32,17 +32,28 @@ export function formatReply(r: Reply): string {
   return `${r.code} ${r.enhanced} ${r.text}`.trim();
 }
 
-/** Parse a server reply line ("550 5.1.1 no such user"), or null for anything else. */
+/**
+ * Parse a server reply ("550 5.1.1 no such user", possibly multi-line), or
+ * use `fallbackCode` for text that is not a reply. RFC 3463 §2: the enhanced
+ * code repeats on each line of a multi-line reply; it is kept once.
+ */
 export function parseReply(text: string | undefined | false, fallbackCode?: number): Reply | null {
   if (!text) return null;
-  const oneLine = text.replace(/\r?\n(\d{3}[- ])?/g, ' ').trim();
-  const m = /^(\d{3})[ -]?(?:([245]\.\d{1,3}\.\d{1,3})\s*)?(.*)$/s.exec(oneLine);
-  if (!m) {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+  const first = /^(\d{3})(?:[ -]|$)(?:([245]\.\d{1,3}\.\d{1,3})(?:\s+|$))?/.exec(lines[0] ?? '');
+  if (!first) {
     if (!fallbackCode) return null;
+    const oneLine = lines.join(' ').trim();
     return { code: fallbackCode, enhanced: defaultEnhanced(fallbackCode), text: oneLine };
   }
-  const code = Number(m[1]);
-  return { code, enhanced: m[2] ?? defaultEnhanced(code), text: (m[3] ?? '').trim() };
+  const code = Number(first[1]);
+  const enhanced = first[2];
+  const body = lines.map((l) => {
+    let rest = l.replace(/^\d{3}[ -]?/, '');
+    if (enhanced && rest.startsWith(enhanced)) rest = rest.slice(enhanced.length);
+    return rest.trim();
+  });
+  return { code, enhanced: enhanced ?? defaultEnhanced(code), text: body.join(' ').trim() };
 }
 
 function defaultEnhanced(code: number): string {

@@ -1,0 +1,203 @@
+/**
+ * MTA-STS (RFC 8461) on delivery: recipient domains publish `_mta-sts` TXT
+ * records on a loopback DNS server and serve their policies over HTTPS on
+ * 127.x.y.z:443, with certificates from a test CA that posta is told to trust
+ * (NODE_EXTRA_CA_CERTS). With an "enforce" policy, posta delivers only to an
+ * MX the policy names and only over TLS whose certificate verifies; otherwise
+ * the message waits in the queue, and is never sent in plaintext.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createServer, type Server } from 'node:https';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import nodemailer from 'nodemailer';
+import { posta, tempDir } from '../helpers/posta.ts';
+import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
+import { randomLoopback } from '../helpers/net.ts';
+import { startServer, type TestServer } from '../helpers/server.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+
+const run = promisify(execFile);
+
+let dns: DnsServer;
+let good: Receiver;
+let untrusted: Receiver;
+let https: Server;
+let s: TestServer;
+
+const POLICIES: Record<string, string> = {
+  'mta-sts.good.test': policy('mx.good.test'),
+  'mta-sts.untrusted.test': policy('mx.untrusted.test'),
+  'mta-sts.wrongmx.test': policy('mx.elsewhere.test'),
+};
+
+function policy(mx: string): string {
+  return `version: STSv1\r\nmode: enforce\r\nmx: ${mx}\r\nmax_age: 86400\r\n`;
+}
+
+/** A CA, and a certificate it signs for `names`. */
+async function testCa(dir: string) {
+  const ca = { cert: join(dir, 'ca.pem'), key: join(dir, 'ca.key') };
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=posta test CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign',
+    '-keyout',
+    ca.key,
+    '-out',
+    ca.cert,
+  ]);
+  let n = 0;
+  const issue = async (names: string[]) => {
+    const base = join(dir, `leaf${++n}`);
+    await run('openssl', [
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      `/CN=${names[0]}`,
+      '-keyout',
+      `${base}.key`,
+      '-out',
+      `${base}.csr`,
+    ]);
+    await writeFile(`${base}.ext`, `subjectAltName=${names.map((x) => `DNS:${x}`).join(',')}\n`);
+    await run('openssl', [
+      'x509',
+      '-req',
+      '-in',
+      `${base}.csr`,
+      '-CA',
+      ca.cert,
+      '-CAkey',
+      ca.key,
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      `${base}.ext`,
+      '-out',
+      `${base}.pem`,
+    ]);
+    return { cert: `${base}.pem`, key: `${base}.key` };
+  };
+  return { ca, issue };
+}
+
+before(async () => {
+  const dir = await tempDir('posta-sts-');
+  const { ca, issue } = await testCa(dir);
+  const goodMx = randomLoopback();
+  const badMx = randomLoopback();
+  const web = randomLoopback();
+  good = await startReceiver({ listen: [`${goodMx}:25`], tls: await issue(['mx.good.test']) });
+  untrusted = await startReceiver({ listen: [`${badMx}:25`] }); // self-signed
+  const webCert = await issue(Object.keys(POLICIES));
+  https = createServer(
+    { cert: await readFile(webCert.cert), key: await readFile(webCert.key) },
+    (req, res) => {
+      const body = POLICIES[(req.headers.host ?? '').split(':')[0] ?? ''];
+      if (req.url !== '/.well-known/mta-sts.txt' || !body) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
+    },
+  );
+  await new Promise<void>((resolve) => https.listen(443, web, resolve));
+  const zone = [SOA('test')];
+  for (const [domain, mx] of [
+    ['good.test', goodMx],
+    ['untrusted.test', badMx],
+    ['wrongmx.test', goodMx],
+  ] as const) {
+    zone.push(
+      `${domain}. IN MX 10 mx.${domain}.`,
+      `mx.${domain}. IN A ${mx}`,
+      `_mta-sts.${domain}. IN TXT "v=STSv1; id=20261127"`,
+      `mta-sts.${domain}. IN A ${web}`,
+    );
+  }
+  dns = await startDns(zone.join('\n') + '\n');
+  process.env.NODE_EXTRA_CA_CERTS = ca.cert; // inherited by posta serve
+  s = await startServer({ dns: dns.endpoint });
+  delete process.env.NODE_EXTRA_CA_CERTS;
+});
+
+after(async () => {
+  await s?.stop();
+  await good?.stop();
+  await untrusted?.stop();
+  https?.close();
+  dns?.stop();
+});
+
+async function submit(to: string): Promise<string> {
+  const t = nodemailer.createTransport({
+    host: s.host,
+    port: s.ports.submission,
+    auth: { user: s.user, pass: s.password },
+    tls: { rejectUnauthorized: false },
+  });
+  try {
+    const info = await t.sendMail({ from: s.user, to, subject: 'sts', text: 'x' });
+    return /queued as (\S+)/.exec(info.response)?.[1] ?? '';
+  } finally {
+    t.close();
+  }
+}
+
+interface Shown {
+  attempts: { outcome: string; reply: string; tls: string | null; tlsVerified: boolean | null }[];
+}
+
+async function firstAttempt(id: string): Promise<Shown['attempts'][number]> {
+  for (let i = 0; i < 100; i++) {
+    const r = await posta(['queue', 'show', id, '--json', '--dir', s.dir]);
+    const a = r.code === 0 ? (JSON.parse(r.stdout) as Shown).attempts[0] : undefined;
+    if (a) return a;
+    await sleep(100);
+  }
+  throw new Error(`no attempt recorded for ${id}`);
+}
+
+test('enforce: an MX named by the policy with a valid certificate gets the mail, verified', async () => {
+  const id = await submit('a@good.test');
+  const m = (await good.waitFor(1))[0];
+  assert.equal(m?.tls, true);
+  const a = await firstAttempt(id);
+  assert.equal(a.outcome, 'delivered');
+  assert.equal(a.tlsVerified, true);
+});
+
+test('enforce: an MX whose certificate does not verify is not used, not even in plaintext', async () => {
+  const id = await submit('b@untrusted.test');
+  const a = await firstAttempt(id);
+  assert.equal(a.outcome, 'transient');
+  assert.match(a.reply, /^451 4\.7\.5 TLS with mx\.untrusted\.test/);
+  assert.equal((await untrusted.messages()).length, 0);
+});
+
+test('enforce: an MX the policy does not name is skipped and the message waits', async () => {
+  const before = (await good.messages()).length;
+  const id = await submit('c@wrongmx.test');
+  const a = await firstAttempt(id);
+  assert.equal(a.outcome, 'transient');
+  assert.match(a.reply, /MX mx\.wrongmx\.test is not in the MTA-STS policy of wrongmx\.test/);
+  assert.equal((await good.messages()).length, before);
+});
