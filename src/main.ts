@@ -33,15 +33,18 @@ async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     const topic = commands.find((c) => c.name === rest[0]);
-    process.stdout.write(topic ? `${topic.help}\n` : overview());
+    process.stdout.write(topic ? `${(await topic.load()).help}\n` : overview());
     return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === '-V') {
     process.stdout.write(`posta ${VERSION}\n`);
     return 0;
   }
-  const cmd = commands.find((c) => c.name === name);
-  if (!cmd) throw new UsageError(`"${name}" is not a posta command; \`posta --help\` lists them.`);
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
+    throw new UsageError(`"${name}" is not a posta command; \`posta --help\` lists them.`);
+  }
+  const cmd = await entry.load();
   const args = parseCommandArgs(cmd, rest);
   if (args.help) {
     process.stdout.write(`${cmd.help}\n`);

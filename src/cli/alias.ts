@@ -18,7 +18,6 @@ function aliasAddress(text: string): { local: string; domain: string } {
 
 export const alias: Command = {
   name: 'alias',
-  summary: 'manage aliases and the catch-all: add, del, list',
   help: `Usage: posta alias add ALIAS TARGET...
        posta alias del ALIAS [TARGET...]
        posta alias list [DOMAIN]

@@ -5,7 +5,6 @@ import { readPassword } from './password.ts';
 
 export const authenticate: Command = {
   name: 'authenticate',
-  summary: 'check an account password: exit 0 when right, 1 when not',
   help: `Usage: posta authenticate ADDRESS [--password P]
 
 Exits 0 when P is the password of ADDRESS and 1 when it is not or the account

@@ -8,8 +8,6 @@ import { configDir } from '../config/load.ts';
 
 export interface Command {
   name: string;
-  /** One line for `posta --help`. */
-  summary: string;
   /** The usage line(s) and a paragraph of help, for `posta CMD --help`. */
   help: string;
   options?: ParseArgsOptionsConfig;

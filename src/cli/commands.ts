@@ -1,23 +1,63 @@
-/** The command table: every verb of the command-line contract (PRODUCT.md). */
+/**
+ * The command table: every verb of the command-line contract (PRODUCT.md),
+ * with the one line `posta --help` shows. A command's module is imported only
+ * when that command runs, so `posta user list` does not pay for loading the
+ * SMTP server, mailauth and the rest.
+ */
 import type { Command } from './command.ts';
-import { init } from './init.ts';
-import { dns } from './dns.ts';
-import { user } from './user.ts';
-import { authenticate } from './authenticate.ts';
-import { alias } from './alias.ts';
-import { serve } from './serve.ts';
-import { dev } from './dev.ts';
-import { queue } from './queue.ts';
 import { pending } from './later.ts';
 
-export const commands: Command[] = [
-  init,
-  serve,
-  dev,
-  user,
-  authenticate,
-  alias,
-  dns,
-  queue,
-  ...pending,
+export interface CommandEntry {
+  name: string;
+  /** One line for `posta --help`. */
+  summary: string;
+  load(): Promise<Command>;
+}
+
+export const commands: CommandEntry[] = [
+  {
+    name: 'init',
+    summary: 'create the config folder (or add a domain), DKIM keys, and print DNS records',
+    load: async () => (await import('./init.ts')).init,
+  },
+  {
+    name: 'serve',
+    summary: 'run the server in the foreground (logs to stdout)',
+    load: async () => (await import('./serve.ts')).serve,
+  },
+  {
+    name: 'dev',
+    summary: 'run a sandbox on loopback: mail is accepted, signed and captured, never sent',
+    load: async () => (await import('./dev.ts')).dev,
+  },
+  {
+    name: 'user',
+    summary: 'manage sending accounts: add, del, list, passwd',
+    load: async () => (await import('./user.ts')).user,
+  },
+  {
+    name: 'authenticate',
+    summary: 'check an account password: exit 0 when right, 1 when not',
+    load: async () => (await import('./authenticate.ts')).authenticate,
+  },
+  {
+    name: 'alias',
+    summary: 'manage aliases and the catch-all: add, del, list',
+    load: async () => (await import('./alias.ts')).alias,
+  },
+  {
+    name: 'dns',
+    summary: 'print the DNS records to publish for a domain (zone-file lines)',
+    load: async () => (await import('./dns.ts')).dns,
+  },
+  {
+    name: 'queue',
+    summary: 'inspect and act on the queue: list, show, flush, delete',
+    load: async () => (await import('./queue.ts')).queue,
+  },
+  ...pending.map(({ command, summary }) => ({
+    name: command.name,
+    summary,
+    load: () => Promise.resolve(command),
+  })),
 ];

@@ -16,7 +16,6 @@ const HOSTNAME = `mail.${DOMAIN}`;
 
 export const dev: Command = {
   name: 'dev',
-  summary: 'run a sandbox on loopback: mail is accepted, signed and captured, never sent',
   help: `Usage: posta dev [--sandbox DIR] [--port-base N]
 
 Creates a throwaway config for ${DOMAIN} in a new temporary folder (or DIR, which

@@ -22,7 +22,6 @@ export async function printRecords(
 
 export const dns: Command = {
   name: 'dns',
-  summary: 'print the DNS records to publish for a domain (zone-file lines)',
   help: `Usage: posta dns DOMAIN [--address IP]... [--dir DIR]
 
 Prints MX, SPF, DKIM, DMARC, MTA-STS and TLS-RPT records for DOMAIN as zone-file

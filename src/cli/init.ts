@@ -12,7 +12,6 @@ export function domainArg(text: string): string {
 
 export const init: Command = {
   name: 'init',
-  summary: 'create the config folder (or add a domain), DKIM keys, and print DNS records',
   help: `Usage: posta init DOMAIN [--hostname HOST] [--dir DIR]
 
 Creates the config folder DIR (default ./posta or $POSTA_DIR) with posta.toml,

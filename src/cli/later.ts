@@ -6,10 +6,14 @@
 import { PostaError } from '../errors.ts';
 import type { Command } from './command.ts';
 
-function later(name: string, summary: string, usage: string, capability: string): Command {
-  return {
+function later(
+  name: string,
+  summary: string,
+  usage: string,
+  capability: string,
+): { command: Command; summary: string } {
+  const command: Command = {
     name,
-    summary,
     help: `Usage: ${usage}\n\n${summary[0]?.toUpperCase()}${summary.slice(1)}.\nNot available yet: ${capability} is still being built.`,
     options: {},
     run() {
@@ -18,9 +22,10 @@ function later(name: string, summary: string, usage: string, capability: string)
       );
     },
   };
+  return { command, summary };
 }
 
-export const pending: Command[] = [
+export const pending: { command: Command; summary: string }[] = [
   later(
     'doctor',
     'check live DNS and the server against what they should be',

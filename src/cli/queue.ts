@@ -13,7 +13,6 @@ import { positionals, type Command } from './command.ts';
 
 export const queue: Command = {
   name: 'queue',
-  summary: 'inspect and act on the queue: list, show, flush, delete',
   help: `Usage: posta queue list [--json]
        posta queue show ID [--json]
        posta queue flush

@@ -6,7 +6,6 @@ import { positionals, type Command } from './command.ts';
 
 export const serve: Command = {
   name: 'serve',
-  summary: 'run the server in the foreground (logs to stdout)',
   help: `Usage: posta serve [--dir DIR]
 
 Runs posta in the foreground with the config folder DIR: the SMTP listeners of

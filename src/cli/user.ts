@@ -6,7 +6,6 @@ import { domainArg } from './init.ts';
 
 export const user: Command = {
   name: 'user',
-  summary: 'manage sending accounts: add, del, list, passwd',
   help: `Usage: posta user add ADDRESS [--password P] [--send-as-domain]
        posta user passwd ADDRESS [--password P]
        posta user del ADDRESS
