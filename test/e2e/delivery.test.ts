@@ -54,6 +54,7 @@ before(async () => {
       'first_retry = 1',
       'max_retry = 2',
       'lifetime = 8',
+      'delay_warning = 2',
       'connections_per_domain = 1',
     ].join('\n'),
   });
@@ -104,8 +105,11 @@ async function arrival(
 }
 
 const to = (address: string) => (m: ReceivedMessage) => m.rcptTos.includes(address);
-const dsnFor = (address: string) => (m: ReceivedMessage) =>
-  m.mailFrom === '' && m.data.toString().includes(`Final-Recipient: rfc822; ${address}`);
+const dsnFor =
+  (address: string, action = 'failed') =>
+  (m: ReceivedMessage) =>
+    m.mailFrom === '' &&
+    m.data.toString().includes(`Final-Recipient: rfc822; ${address}\r\nAction: ${action}`);
 
 function verifyDkim(message: Buffer): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
@@ -219,8 +223,14 @@ test('messages to one domain share one connection', async () => {
   assert.ok((await rx.connections()).length - before < n);
 });
 
-test('a recipient that keeps getting 451 expires after the lifetime with a 4.4.7 DSN', async () => {
+test('a recipient that keeps getting 451 gets one delay warning, then expires with a 4.4.7 DSN', async () => {
   const id = await submit('always-tempfail-ivan@dest.test', 'expires');
+  const warning = await arrival(
+    dsnFor('always-tempfail-ivan@dest.test', 'delayed'),
+    'delay warning',
+    30_000,
+  );
+  assert.match(warning.data.toString(), /^Subject: Delayed Mail \(still being retried\): expires/m);
   const dsn = await arrival(dsnFor('always-tempfail-ivan@dest.test'), 'expiry DSN', 30_000);
   const text = dsn.data.toString();
   assert.match(text, /^Status: 4\.4\.7/m);
@@ -229,6 +239,10 @@ test('a recipient that keeps getting 451 expires after the lifetime with a 4.4.7
   const outcomes = (await show(id)).attempts.map((a) => a.outcome);
   assert.ok(outcomes.length >= 3, `retried: ${outcomes.join(', ')}`);
   assert.equal(outcomes.at(-1), 'expired');
+  const warnings = (await rx.messages()).filter(
+    dsnFor('always-tempfail-ivan@dest.test', 'delayed'),
+  );
+  assert.equal(warnings.length, 1, 'one delay warning only');
 });
 
 test('a DNS failure (SERVFAIL) defers instead of bouncing', async () => {

@@ -134,9 +134,7 @@ before(async () => {
     );
   }
   dns = await startDns(zone.join('\n') + '\n');
-  process.env.NODE_EXTRA_CA_CERTS = ca.cert; // inherited by posta serve
-  s = await startServer({ dns: dns.endpoint });
-  delete process.env.NODE_EXTRA_CA_CERTS;
+  s = await startServer({ dns: dns.endpoint, env: { NODE_EXTRA_CA_CERTS: ca.cert } });
 });
 
 after(async () => {

@@ -64,6 +64,8 @@ export async function startServer(
      * queue and no query ever leaves the machine.
      */
     dns?: string;
+    /** Extra environment for the posta process (NODE_EXTRA_CA_CERTS, say). */
+    env?: Record<string, string>;
   } = {},
 ): Promise<TestServer> {
   const domain = opts.domain ?? 'example.test';
@@ -114,15 +116,22 @@ export async function startServer(
       });
     },
     async restart() {
-      server.child = await spawnServe(dir, server.logs);
+      server.child = await spawnServe(dir, server.logs, opts.env);
     },
   };
-  server.child = await spawnServe(dir, server.logs);
+  server.child = await spawnServe(dir, server.logs, opts.env);
   return server;
 }
 
-async function spawnServe(dir: string, logs: string[]): Promise<ChildProcess> {
-  const child = spawn(POSTA, ['serve', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function spawnServe(
+  dir: string,
+  logs: string[],
+  env: Record<string, string> = {},
+): Promise<ChildProcess> {
+  const child = spawn(POSTA, ['serve', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const lines = createInterface({ input: child.stdout });
