@@ -9,7 +9,8 @@ import { Spool } from './queue/spool.ts';
 import type { Logger } from './log/log.ts';
 import { loadCertificate } from './tls/certs.ts';
 import { startSmtp, type Listener } from './smtp/server.ts';
-import { createResolver } from './dns/resolver.ts';
+import { createResolver, offlineResolver, type Resolver } from './dns/resolver.ts';
+import { Srs, loadSrsSecret } from './srs/srs.ts';
 import { StsPolicies } from './delivery/sts.ts';
 import { MxTransport } from './delivery/mx.ts';
 import { CaptureTransport } from './delivery/capture.ts';
@@ -24,7 +25,10 @@ export interface App {
 
 export async function startApp(
   config: ResolvedConfig,
-  /** captureDir: the sandbox; deliveries are written there instead of sent. */
+  /**
+   * captureDir: the sandbox; deliveries are written there instead of sent,
+   * and DNS is never asked (inbound checks come out as temperror).
+   */
   opts: { log: Logger; captureDir?: string },
 ): Promise<App> {
   if (!config.tls) {
@@ -54,20 +58,25 @@ export async function startApp(
   } catch (err) {
     throw new PostaError(`Cannot open the queue in ${config.dataDir}: ${(err as Error).message}.`);
   }
+  const resolver = opts.captureDir ? offlineResolver() : createResolver(config.dns.servers);
+  const srs = new Srs(await loadSrsSecret(config.dir));
   const smtp = await startSmtp({
     config,
     directory,
     spool,
     log: opts.log,
     certificate,
+    resolve: resolver.resolve,
+    srs,
   }).catch((err: Error) => {
     spool.close();
     throw new PostaError(err.message);
   });
   const scheduler = new Scheduler({
     spool,
-    transport: transport(config, spool, opts),
+    transport: transport(config, spool, resolver, opts),
     directory,
+    srs,
     delivery: config.delivery,
     hostname: config.hostname,
     log: opts.log,
@@ -88,10 +97,10 @@ export async function startApp(
 function transport(
   config: ResolvedConfig,
   spool: Spool,
+  resolver: Resolver,
   opts: { log: Logger; captureDir?: string },
 ): Transport {
   if (opts.captureDir) return new CaptureTransport(opts.captureDir);
-  const resolver = createResolver(config.dns.servers);
   return new MxTransport({
     hostname: config.hostname,
     delivery: config.delivery,

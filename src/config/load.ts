@@ -37,6 +37,7 @@ export interface ResolvedConfig {
   readonly mtaSts: { readonly mode: StsMode; readonly maxAge: number };
   readonly dns: { readonly servers: readonly Endpoint[] };
   readonly delivery: DeliveryConfig;
+  readonly inbound: { readonly dmarcReject: boolean; readonly dnsbl: readonly string[] };
   /** Local domains: one folder each under domains/, as A-labels. */
   readonly domains: readonly string[];
 }
@@ -129,7 +130,7 @@ function describeIssue(file: string, raw: unknown, issue: z.core.$ZodIssue): str
 function keyName(path: string[]): string {
   // "[listen] smtp[1]" reads like the file does.
   const [first, ...rest] = path;
-  const sectionKeys = new Set(['listen', 'tls', 'dns', 'mta_sts', 'limits', 'delivery']);
+  const sectionKeys = new Set(['listen', 'tls', 'dns', 'mta_sts', 'limits', 'delivery', 'inbound']);
   if (first !== undefined && sectionKeys.has(first) && rest.length > 0) {
     const [key, ...idx] = rest;
     return `[${first}] ${key}${idx.map((i) => `[${i}]`).join('')}`;
@@ -199,6 +200,7 @@ function resolveConfig(
     mtaSts: { mode: c.mta_sts.mode, maxAge: c.mta_sts.max_age },
     dns: { servers: eps(c.dns.servers) },
     delivery: resolveDelivery(c.delivery, abs),
+    inbound: { dmarcReject: c.inbound.dmarc_reject, dnsbl: c.inbound.dnsbl },
     domains,
   });
 }

@@ -135,6 +135,23 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe('The MTA-STS policy posta serves at https://mta-sts.DOMAIN/.well-known/mta-sts.txt.'),
+  inbound: z
+    .strictObject({
+      dmarc_reject: z
+        .boolean()
+        .default(true)
+        .describe(
+          'Refuse mail on port 25 that fails DMARC when the From domain asks for p=reject (550 5.7.1).',
+        ),
+      dnsbl: z
+        .array(domainName)
+        .default([])
+        .describe(
+          'DNS blocklists to check each connecting address against, e.g. ["zen.spamhaus.org"]; a listed address gets 554 5.7.1.',
+        ),
+    })
+    .prefault({})
+    .describe('Mail arriving on port 25 for your domains, which posta forwards.'),
   delivery: z
     .strictObject({
       concurrency: z

@@ -27,11 +27,13 @@ import { buildDsn, type FailedRecipient } from '../bounce/dsn.ts';
 import { signMessage } from '../dkim/sign.ts';
 import { formatReply, type AttemptInfo, type Outcome } from './outcome.ts';
 import type { Transport } from './transport.ts';
+import { isSrs, type Srs } from '../srs/srs.ts';
 
 export interface SchedulerOptions {
   spool: Spool;
   transport: Transport;
   directory: Directory;
+  srs: Srs;
   delivery: DeliveryConfig;
   hostname: string;
   log: Logger;
@@ -136,29 +138,54 @@ export class Scheduler {
       });
   }
 
-  /** Local recipients become their alias targets; one without any fails now. */
+  /**
+   * Local recipients become the addresses they forward to: alias targets, or
+   * the original sender behind an SRS address. Mail from another domain then
+   * leaves with an SRS sender of the forwarding domain, so SPF passes at the
+   * receiver. A recipient with nowhere to go, or a message that has been
+   * forwarded MAX_HOPS times (a loop), fails now.
+   */
   private async expand(m: DueMessage, local: string[]): Promise<void> {
+    const data = this.o.spool.data(m.id);
+    if (!data) return;
     const failed: { address: string; outcome: Outcome }[] = [];
+    const replacements: { address: string; targets: string[] }[] = [];
+    const hops = countReceived(data);
     for (const address of local) {
-      const targets = this.o.directory.resolve(address).filter((t) => t !== address);
-      if (targets.length) {
-        await this.o.spool.replaceRecipient(m.id, address, targets);
-        this.o.log.info({ qid: m.id, rcpt: address, targets }, 'expanded');
-      } else {
-        failed.push({
-          address,
-          outcome: {
-            kind: 'permanent',
-            reply: { code: 550, enhanced: '5.1.1', text: `<${address}>: no such recipient here` },
-          },
-        });
+      if (hops >= MAX_HOPS) {
+        const why = `Mail forwarding loop: the message has ${hops} Received fields`;
+        failed.push({ address, outcome: permanent('5.4.6', why) });
+        continue;
+      }
+      const t = this.targets(address);
+      if (t.ok) replacements.push({ address, targets: t.targets });
+      else failed.push({ address, outcome: permanent('5.1.1', t.why) });
+    }
+    if (replacements.length) {
+      const forwarding = domainOf(replacements[0]?.address ?? '');
+      const sender =
+        m.sender !== '' && !this.o.directory.isLocal(domainOf(m.sender))
+          ? this.o.srs.forward(m.sender, forwarding)
+          : undefined;
+      await this.o.spool.expand(m.id, replacements, sender);
+      for (const r of replacements) {
+        this.o.log.info({ qid: m.id, rcpt: r.address, targets: r.targets, sender }, 'forwarded');
       }
     }
-    if (failed.length) {
-      const data = this.o.spool.data(m.id);
-      if (!data) return;
-      await this.finish(m, data, failed, {}, 0);
+    if (failed.length) await this.finish(m, data, failed, {}, 0);
+  }
+
+  private targets(address: string): { ok: true; targets: string[] } | { ok: false; why: string } {
+    const local = address.slice(0, address.lastIndexOf('@'));
+    if (isSrs(local)) {
+      const r = this.o.srs.reverse(address);
+      return r.ok
+        ? { ok: true, targets: [r.address] }
+        : { ok: false, why: `<${address}>: ${r.reason}` };
     }
+    const targets = this.o.directory.resolve(address).filter((t) => t !== address);
+    if (targets.length) return { ok: true, targets };
+    return { ok: false, why: `<${address}>: no such recipient here` };
   }
 
   private async deliverMessage(m: DueMessage, groups: [string, string[]][]): Promise<void> {
@@ -331,6 +358,19 @@ export class Scheduler {
     if (kind === 'delivered') this.o.log.info(fields, event);
     else this.o.log.warn(fields, event);
   }
+}
+
+/** RFC 5321 §6.3: a message forwarded this many times is in a loop (Postfix's hopcount_limit). */
+const MAX_HOPS = 50;
+
+function countReceived(data: Buffer): number {
+  const end = data.indexOf('\r\n\r\n');
+  const head = (end < 0 ? data : data.subarray(0, end)).toString('latin1');
+  return (head.match(/^Received:/gim) ?? []).length;
+}
+
+function permanent(enhanced: string, text: string): Outcome {
+  return { kind: 'permanent', reply: { code: 550, enhanced, text } };
 }
 
 const unknownOutcome: Outcome = {

@@ -47,3 +47,10 @@ export function createResolver(servers: readonly Endpoint[]): Resolver {
     },
   };
 }
+
+/** A resolver that never sends a query: the sandbox must not talk to the world. */
+export function offlineResolver(): Resolver {
+  const refuse = () =>
+    Promise.reject(Object.assign(new Error('DNS is off in the sandbox'), { code: 'ECONNREFUSED' }));
+  return { resolve: refuse, mx: refuse, addresses: refuse };
+}

@@ -207,15 +207,28 @@ export class Spool {
     if (result.notices.length) this.onEnqueued();
   }
 
-  /** Replace a recipient by others (a local address by its alias targets), due now. */
-  async replaceRecipient(id: string, address: string, targets: string[]): Promise<void> {
+  /**
+   * Replace local recipients by the addresses they forward to, due now, and
+   * optionally give the message a new envelope sender (SRS) for them.
+   */
+  async expand(
+    id: string,
+    replacements: { address: string; targets: string[] }[],
+    sender?: string,
+  ): Promise<void> {
     await this.write(() => {
       const now = Date.now();
-      this.db.prepare('DELETE FROM recipients WHERE message = ? AND address = ?').run(id, address);
+      const drop = this.db.prepare('DELETE FROM recipients WHERE message = ? AND address = ?');
       const add = this.db.prepare(
         'INSERT OR IGNORE INTO recipients (message, address, next_attempt) VALUES (?, ?, ?)',
       );
-      for (const t of targets) add.run(id, t, now);
+      for (const r of replacements) {
+        drop.run(id, r.address);
+        for (const t of r.targets) add.run(id, t, now);
+      }
+      if (sender !== undefined) {
+        this.db.prepare('UPDATE messages SET sender = ? WHERE id = ?').run(sender, id);
+      }
     });
   }
 

@@ -13,6 +13,7 @@ import { configTemplate } from '../config/template.ts';
 import { domainDir } from '../config/paths.ts';
 import { writeFileAtomic, fsyncDir } from '../fsutil/atomic.ts';
 import { generateKeys, type DkimKey } from '../dkim/keys.ts';
+import { loadSrsSecret } from '../srs/srs.ts';
 import { USERS_HEADER } from '../users/userdb.ts';
 import { ALIASES_HEADER } from '../aliases/aliases.ts';
 
@@ -39,6 +40,7 @@ export async function initDomain(opts: {
     if (!(await exists(join(dir, '.gitignore')))) {
       await writeFileAtomic(join(dir, '.gitignore'), '# runtime state: never commit\n/data/\n');
     }
+    await loadSrsSecret(dir);
   }
   const before = await loadConfig(dir);
   if (opts.hostname !== undefined && opts.hostname !== before.hostname) {

@@ -6,15 +6,18 @@
  *   straight at it (Gmail's "send mail as"), or, with send-as=domain, any
  *   address of its domain. Recipients may be anywhere.
  * - Inbound (25): recipients must be addresses of a local domain that resolve
- *   through an alias or the catch-all; anything else is refused at RCPT, so
- *   posta never relays and never has to bounce to a forged sender.
+ *   through an alias or the catch-all, or genuine SRS addresses (bounces of
+ *   mail posta forwarded); anything else is refused at RCPT, so posta never
+ *   relays and never has to bounce to a forged sender.
  * - Sender-specified routing (RFC 5321 §3.6.1, appendix C) is never honoured:
  *   local parts with "%" or "!" are refused. Source routes ("@a:b@c") are
  *   stripped by smtp-server as the RFC asks, leaving "b@c" to these rules.
  */
 import { parseAddress, parseDomain } from '../address/address.ts';
 import type { Directory } from '../domains/directory.ts';
+import { isSrs, type Srs } from '../srs/srs.ts';
 import {
+  C550BadSrs,
   C550NoSuchUser,
   C550NotLocal,
   C550RoutingRefused,
@@ -78,7 +81,7 @@ export function checkSubmissionRecipient(address: string, dir: Directory): Decis
   return { ok: true, address: norm };
 }
 
-export function checkInboundRecipient(address: string, dir: Directory): Decision {
+export function checkInboundRecipient(address: string, dir: Directory, srs: Srs): Decision {
   const routing = checkRouting(address);
   if (routing) return { ok: false, reply: routing };
   const norm = normaliseEnvelope(address, dir);
@@ -90,6 +93,13 @@ export function checkInboundRecipient(address: string, dir: Directory): Decision
         `<${address}>: relaying denied; this server accepts mail only for its own domains`,
       ),
     };
+  }
+  const local = split(norm)[0];
+  if (isSrs(local)) {
+    // A bounce to an address posta forwarded from: only genuine, fresh ones.
+    const r = srs.reverse(norm);
+    if (!r.ok) return { ok: false, reply: C550BadSrs(`<${address}>: ${r.reason}`) };
+    return { ok: true, address: norm };
   }
   if (dir.resolve(norm).length === 0) {
     return { ok: false, reply: C550NoSuchUser(`<${address}>: no such recipient here`) };

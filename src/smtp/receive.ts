@@ -10,7 +10,10 @@
  * 3. Submission: exactly one From, each of whose addresses the account may use;
  *    Message-ID and Date added when missing (RFC 6409 §8).
  * 4. A Received trace field, then DKIM signatures of the From domain's keys.
- * 5. The spool commits (fsync) and only then does the client get 250.
+ * 5. Inbound (25): SPF, DKIM, DMARC and ARC checked (verify/inbound.ts), an
+ *    Authentication-Results field and an ARC set of the recipient's domain
+ *    added on top; DMARC p=reject failures refused.
+ * 6. The spool commits (fsync) and only then does the client get 250.
  */
 import type { Readable } from 'node:stream';
 import type { SMTPServerSession } from 'smtp-server';
@@ -21,7 +24,9 @@ import { newQueueId, type Spool } from '../queue/spool.ts';
 import { signMessage } from '../dkim/sign.ts';
 import { maySendAs, normaliseEnvelope } from './policy.ts';
 import { newMessageId, readHeader, receivedField, rfc5322Date } from '../message/header.ts';
-import type { SmtpReply } from './reply.ts';
+import { SmtpReply } from './reply.ts';
+import { verifyInbound } from '../verify/inbound.ts';
+import type { ResolveFn } from '../dns/resolver.ts';
 import {
   C451LocalError,
   C452StorageFull,
@@ -36,6 +41,7 @@ export interface ReceiveDeps {
   directory: Directory;
   spool: Spool;
   log: Logger;
+  resolve: ResolveFn;
 }
 
 export type Source = 'submission' | 'inbound';
@@ -91,11 +97,12 @@ export async function receive(
     queueId,
     date: new Date(),
   });
-  let message = Buffer.concat([Buffer.from(trace + prefix), data]);
+  let message: Buffer = Buffer.concat([Buffer.from(trace + prefix), data]);
   if (fromDomain && deps.directory.isLocal(fromDomain)) {
     const signatures = signMessage(message, fromDomain, deps.directory.keys(fromDomain));
     message = Buffer.concat([Buffer.from(signatures), message]);
   }
+  if (source === 'inbound') message = await checkInbound(message, session, queueId, deps);
 
   const envelope = {
     sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
@@ -112,6 +119,40 @@ export async function receive(
     throw storageError(err as Error);
   }
   return { queueId, messageId: envelope.messageId, size: message.length };
+}
+
+/** Verify, refuse or seal mail from another server; returns the message to queue. */
+async function checkInbound(
+  message: Buffer,
+  session: SMTPServerSession,
+  queueId: string,
+  deps: ReceiveDeps,
+): Promise<Buffer> {
+  const first = session.envelope.rcptTo[0]?.address ?? '';
+  const domain = first.slice(first.lastIndexOf('@') + 1);
+  const key = deps.directory.keys(domain).find((k) => k.algorithm === 'rsa');
+  let checked;
+  try {
+    checked = await verifyInbound({
+      message,
+      ip: session.remoteAddress,
+      helo: session.hostNameAppearsAs || '',
+      sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+      hostname: deps.config.hostname,
+      resolve: deps.resolve,
+      seal: key && { domain, key },
+      dmarcReject: deps.config.inbound.dmarcReject,
+    });
+  } catch (err) {
+    deps.log.error({ qid: queueId, err: (err as Error).message }, 'inbound verification failed');
+    throw C451LocalError('Local error while checking the message; try again later');
+  }
+  deps.log.info({ qid: queueId, ...checked.summary }, 'verified');
+  if (checked.refuse) {
+    const r = checked.refuse;
+    throw new SmtpReply(r.code, r.enhanced, r.text);
+  }
+  return Buffer.concat([Buffer.from(checked.headers), checked.message]);
 }
 
 /** Reads the whole body, noting the first bare CR, bare LF or NUL. */

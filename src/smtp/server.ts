@@ -19,7 +19,10 @@ import { PostaSMTPServer } from './connection.ts';
 import { AuthThrottle } from './throttle.ts';
 import { checkInboundRecipient, checkSender, checkSubmissionRecipient } from './policy.ts';
 import { receive, type Source } from './receive.ts';
-import { C421Busy, C454AuthThrottled, C535AuthFailed, SmtpReply } from './reply.ts';
+import { C421Busy, C454AuthThrottled, C535AuthFailed, C554Listed, SmtpReply } from './reply.ts';
+import { listedIn } from '../verify/dnsbl.ts';
+import type { ResolveFn } from '../dns/resolver.ts';
+import type { Srs } from '../srs/srs.ts';
 import { VerifiedCache } from './verified-cache.ts';
 
 export type ListenerKind = 'smtp' | 'submission' | 'submissions';
@@ -30,7 +33,9 @@ export interface SmtpDeps {
   spool: Spool;
   log: Logger;
   certificate: Certificate;
-  /** The sandbox: keep a copy of every accepted message in this folder. */
+  /** DNS for inbound verification and DNSBL lookups. */
+  resolve: ResolveFn;
+  srs: Srs;
 }
 
 export interface Listener {
@@ -137,7 +142,15 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
         return callback(C421Busy('Too many connections from your address; try again later'));
       }
       log.debug({ cid: session.id, ip, kind }, 'connect');
-      callback();
+      if (submission || config.inbound.dnsbl.length === 0) return callback();
+      listedIn(ip, config.inbound.dnsbl, deps.resolve).then(
+        (zone) => {
+          if (!zone) return callback();
+          log.info({ cid: session.id, ip, zone }, 'refused: listed');
+          callback(C554Listed(`Your address ${ip} is listed in ${zone}`));
+        },
+        () => callback(),
+      );
     },
 
     onClose(session) {
@@ -194,7 +207,7 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
     onRcptTo(address, session, callback) {
       const d = submission
         ? checkSubmissionRecipient(address.address, directory)
-        : checkInboundRecipient(address.address, directory);
+        : checkInboundRecipient(address.address, directory, deps.srs);
       if (!d.ok) {
         log.info(
           { cid: session.id, rcpt: address.address, reply: d.reply.message },

@@ -3,7 +3,7 @@
  * dnslib), serving a zone file on 127.x.y.z:53 over UDP and TCP.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ROOT, tempDir } from './posta.ts';
@@ -14,6 +14,8 @@ export interface DnsServer {
   port: number;
   /** "ADDRESS:PORT" as posta.toml's [dns] servers takes it. */
   endpoint: string;
+  /** Serve this zone from now on (the server re-reads its file). */
+  update(zone: string): Promise<void>;
   stop(): void;
 }
 
@@ -43,6 +45,11 @@ export async function startDns(zone: string): Promise<DnsServer> {
     address,
     port,
     endpoint: `${address}:${port}`,
+    async update(zone: string) {
+      const tmp = `${file}.new`;
+      await writeFile(tmp, zone);
+      await rename(tmp, file);
+    },
     stop: () => child.kill(),
   };
 }

@@ -5,15 +5,38 @@ zone file (RFC 1035 master format, parsed by dnslib) over UDP and TCP.
 Unlike dnslib's own ZoneResolver it answers like a real server: NOERROR with no
 answer for a name that exists without the asked type, NXDOMAIN for a name that
 does not exist, CNAMEs followed within the zone. Names listed in a comment line
-"; servfail NAME." get SERVFAIL, to test temporary DNS failures.
+"; servfail NAME." get SERVFAIL, to test temporary DNS failures. The zone file
+is read again when it changes, so a test can add records as it goes.
 
 usage: dns_server.py ZONEFILE ADDRESS PORT   (prints "ready" when listening)
 """
+import os
 import sys
 import time
 
 from dnslib import QTYPE, RCODE, RR, DNSLabel
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+
+class Reloading(BaseResolver):
+    """Answers from the zone file as it is now."""
+
+    def __init__(self, path):
+        self.path = path
+        self.mtime = os.stat(path).st_mtime_ns
+        with open(path) as f:
+            self.zone = Zone(f.read())  # a broken zone fails at start
+
+    def resolve(self, request, handler):
+        mtime = os.stat(self.path).st_mtime_ns
+        if mtime != self.mtime:
+            self.mtime = mtime
+            try:
+                with open(self.path) as f:
+                    self.zone = Zone(f.read())
+            except Exception as e:  # keep answering from the previous zone
+                print('zone reload failed:', e, file=sys.stderr, flush=True)
+        return self.zone.resolve(request, handler)
 
 
 class Zone(BaseResolver):
@@ -59,8 +82,7 @@ class Zone(BaseResolver):
 
 def main():
     zonefile, address, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    with open(zonefile) as f:
-        zone = Zone(f.read())
+    zone = Reloading(zonefile)
     logger = DNSLogger(log='-request,-reply,-truncated,+error', prefix=False)
     servers = [
         DNSServer(zone, address=address, port=port, logger=logger),

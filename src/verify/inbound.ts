@@ -1,0 +1,96 @@
+/**
+ * Inbound verification of mail arriving on port 25, with mailauth: SPF
+ * (RFC 7208), DKIM (RFC 6376), DMARC (RFC 7489) and the ARC chain of earlier
+ * hops (RFC 8617), written into one `Authentication-Results: <hostname>; ...`
+ * field (RFC 8601), and an ARC set sealed with the forwarding domain's key,
+ * so the receiver of the forwarded copy can see what posta saw.
+ *
+ * - Authentication-Results fields that claim our hostname as authserv-id come
+ *   from outside and are removed before anything is checked or sealed
+ *   (RFC 8601 §5).
+ * - DMARC `p=reject` failures are refused at the end of DATA (550 5.7.1) when
+ *   `[inbound] dmarc_reject` is on; when a DNS lookup failed temporarily, the
+ *   answer is 451 4.7.0 instead, never a 5xx.
+ */
+import { authenticate } from 'mailauth';
+import type { AuthenticateResult, DNSResolver } from 'mailauth';
+import type { ResolveFn } from '../dns/resolver.ts';
+import type { DkimKey } from '../dkim/keys.ts';
+
+export interface InboundInput {
+  message: Buffer;
+  ip: string;
+  helo: string;
+  /** The envelope sender; "" for the null sender. */
+  sender: string;
+  hostname: string;
+  resolve: ResolveFn;
+  /** The forwarding domain and its RSA key, to seal with. */
+  seal?: { domain: string; key: DkimKey };
+  dmarcReject: boolean;
+}
+
+export interface InboundResult {
+  /** Header fields to put on top of the message: ARC set, Authentication-Results. */
+  headers: string;
+  /** The message with forged Authentication-Results removed. */
+  message: Buffer;
+  refuse?: { code: number; enhanced: string; text: string };
+  /** For the log: pass, fail, none, ... per method. */
+  summary: { spf: string; dkim: string; dmarc: string; arc: string };
+}
+
+export async function verifyInbound(i: InboundInput): Promise<InboundResult> {
+  const message = stripForgedResults(i.message, i.hostname);
+  const result: AuthenticateResult = await authenticate(message, {
+    ip: i.ip,
+    helo: i.helo,
+    sender: i.sender,
+    mta: i.hostname,
+    resolver: i.resolve as DNSResolver,
+    disableBimi: true,
+    seal: i.seal && {
+      signingDomain: i.seal.domain,
+      selector: i.seal.key.selector,
+      privateKey: i.seal.key.pem,
+    },
+  });
+  const spf = result.spf ? result.spf.status.result : 'none';
+  const dkimResults = result.dkim.results.map((r) => r.status.result);
+  const dkim = dkimResults.includes('pass') ? 'pass' : (dkimResults[0] ?? 'none');
+  const dmarc = result.dmarc ? result.dmarc.status.result : 'none';
+  const arc = result.arc ? result.arc.status.result : 'none';
+  const out: InboundResult = {
+    headers: result.headers,
+    message,
+    summary: { spf, dkim, dmarc, arc },
+  };
+  if (i.dmarcReject && result.dmarc && dmarc === 'fail' && result.dmarc.policy === 'reject') {
+    const temporary = spf === 'temperror' || dkimResults.includes('temperror');
+    const from = result.dmarc.status.header?.from ?? 'the From domain';
+    out.refuse = temporary
+      ? { code: 451, enhanced: '4.7.0', text: `DNS lookups for ${from} failed; try again later` }
+      : {
+          code: 550,
+          enhanced: '5.7.1',
+          text: `Rejected by the DMARC policy of ${from}: neither SPF nor DKIM passes aligned`,
+        };
+  }
+  return out;
+}
+
+/** Drop Authentication-Results fields whose authserv-id is our hostname. */
+export function stripForgedResults(message: Buffer, hostname: string): Buffer {
+  const end = message.indexOf('\r\n\r\n');
+  const head = (end < 0 ? message : message.subarray(0, end + 2)).toString('latin1');
+  const fields = head.split(/\r\n(?![ \t])/).filter((f) => f !== '');
+  const ours = new RegExp(`^authentication-results:\\s*${escape(hostname)}\\s*(;|$)`, 'i');
+  const kept = fields.filter((f) => !ours.test(f));
+  if (kept.length === fields.length) return message;
+  const rest = end < 0 ? Buffer.alloc(0) : message.subarray(end + 2);
+  return Buffer.concat([Buffer.from(kept.map((f) => `${f}\r\n`).join(''), 'latin1'), rest]);
+}
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
