@@ -159,7 +159,7 @@ export class Scheduler {
       }
       const t = this.targets(address);
       if (t.ok) replacements.push({ address, targets: t.targets });
-      else failed.push({ address, outcome: permanent('5.1.1', t.why) });
+      else failed.push({ address, outcome: permanent(t.enhanced, t.why) });
     }
     if (replacements.length) {
       const forwarding = domainOf(replacements[0]?.address ?? '');
@@ -175,17 +175,26 @@ export class Scheduler {
     if (failed.length) await this.finish(m, data, failed, {}, 0);
   }
 
-  private targets(address: string): { ok: true; targets: string[] } | { ok: false; why: string } {
+  private targets(
+    address: string,
+  ): { ok: true; targets: string[] } | { ok: false; enhanced: string; why: string } {
     const local = address.slice(0, address.lastIndexOf('@'));
     if (isSrs(local)) {
       const r = this.o.srs.reverse(address);
       return r.ok
         ? { ok: true, targets: [r.address] }
-        : { ok: false, why: `<${address}>: ${r.reason}` };
+        : { ok: false, enhanced: '5.1.1', why: `<${address}>: ${r.reason}` };
     }
     const targets = this.o.directory.resolve(address).filter((t) => t !== address);
     if (targets.length) return { ok: true, targets };
-    return { ok: false, why: `<${address}>: no such recipient here` };
+    if (this.o.directory.hasAlias(address)) {
+      return {
+        ok: false,
+        enhanced: '5.4.6',
+        why: `<${address}>: its aliases lead only to each other`,
+      };
+    }
+    return { ok: false, enhanced: '5.1.1', why: `<${address}>: no such recipient here` };
   }
 
   private async deliverMessage(m: DueMessage, groups: [string, string[]][]): Promise<void> {

@@ -10,7 +10,7 @@ import { aliasesFile, dkimDir, usersFile } from '../config/paths.ts';
 import { readUsers, type Account } from '../users/userdb.ts';
 import { readAliases, type Alias } from '../aliases/aliases.ts';
 import { loadKeys, type DkimKey } from '../dkim/keys.ts';
-import { resolveAddress } from '../aliases/resolve.ts';
+import { findAlias, resolveAddress } from '../aliases/resolve.ts';
 
 interface DomainState {
   accounts: Map<string, Account>;
@@ -108,7 +108,17 @@ export class Directory {
     return this.domains.get(domain)?.aliases.find((a) => a.local === local)?.targets ?? [];
   }
 
-  /** Final destinations of an address (aliases expanded); [] for an unknown local address. */
+  /** Does a local address have an alias (exact, +suffix or catch-all)? */
+  hasAlias(address: string): boolean {
+    const at = address.lastIndexOf('@');
+    const aliases = this.domains.get(address.slice(at + 1))?.aliases;
+    return aliases !== undefined && findAlias(address.slice(0, at), aliases) !== undefined;
+  }
+
+  /**
+   * Final destinations of an address (aliases expanded); [] for an unknown
+   * local address, or for one whose aliases only lead back to each other.
+   */
   resolve(address: string): string[] {
     return resolveAddress(address, (d) => this.domains.get(d)?.aliases);
   }

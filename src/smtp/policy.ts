@@ -17,6 +17,7 @@ import { parseAddress, parseDomain } from '../address/address.ts';
 import type { Directory } from '../domains/directory.ts';
 import { isSrs, type Srs } from '../srs/srs.ts';
 import {
+  C550AliasLoop,
   C550BadSrs,
   C550NoSuchUser,
   C550NotLocal,
@@ -102,6 +103,12 @@ export function checkInboundRecipient(address: string, dir: Directory, srs: Srs)
     return { ok: true, address: norm };
   }
   if (dir.resolve(norm).length === 0) {
+    if (dir.hasAlias(norm)) {
+      return {
+        ok: false,
+        reply: C550AliasLoop(`<${address}>: its aliases lead only to each other`),
+      };
+    }
     return { ok: false, reply: C550NoSuchUser(`<${address}>: no such recipient here`) };
   }
   return { ok: true, address: norm };

@@ -27,6 +27,7 @@ export const C530AuthRequired = r(530, '5.7.0');
 export const C535AuthFailed = r(535, '5.7.8');
 export const C550NoSuchUser = r(550, '5.1.1');
 export const C550BadSrs = r(550, '5.7.1');
+export const C550AliasLoop = r(550, '5.4.6');
 export const C554Listed = r(554, '5.7.1');
 export const C550NotLocal = r(550, '5.7.1');
 export const C550RoutingRefused = r(550, '5.7.1');

@@ -251,3 +251,46 @@ test('Gmail "send mail as": STARTTLS, AUTH LOGIN, From an alias of the account',
   assert.equal(m.mailFrom, 'sales@example.test');
   assert.match(m.data.toString(), /^DKIM-Signature: .*d=example\.test/m);
 });
+
+test('an alias loop is refused on port 25 and ends with one DSN from submission', async () => {
+  for (const [a, b] of [
+    ['loopa@example.test', 'loopb@example.test'],
+    ['loopb@example.test', 'loopa@example.test'],
+  ] as const) {
+    const added = await posta(['alias', 'add', a, b, '--dir', s.dir]);
+    assert.equal(added.code, 0, added.stderr);
+  }
+  await sleep(2500);
+  const r = await inbound('alice@origin.test', 'loopa@example.test', Buffer.alloc(0));
+  assert.equal(r.rcpt.code, 550);
+  assert.match(
+    r.rcpt.raw,
+    /^550 5\.4\.6 <loopa@example\.test>: its aliases lead only to each other/,
+  );
+
+  const run = await new Promise<{ code: number; out: string }>((resolve) => {
+    execFile(
+      'swaks',
+      [
+        ...['--server', `${s.host}:${s.ports.submission}`, '--tls'],
+        ...['--auth-user', s.user, '--auth-password', s.password],
+        ...['--from', s.user, '--to', 'loopa@example.test', '--h-Subject', 'into the loop'],
+      ],
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, out: stdout + stderr }),
+    );
+  });
+  assert.equal(run.code, 0, run.out);
+  // The account's own address is forwarded by the catch-all to me@gmail.test.
+  const dsn = await arrival(
+    (x) =>
+      x.mailFrom === '' &&
+      x.data.toString().includes('Final-Recipient: rfc822; loopa@example.test'),
+    'DSN for the alias loop',
+  );
+  assert.match(dsn.data.toString(), /^Status: 5\.4\.6/m);
+  await sleep(1500);
+  const dsns = (await rx.messages()).filter((x) =>
+    x.data.toString().includes('Final-Recipient: rfc822; loopa@example.test'),
+  );
+  assert.equal(dsns.length, 1, 'one DSN');
+});
