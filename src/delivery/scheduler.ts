@@ -40,6 +40,7 @@ export interface SchedulerOptions {
 }
 
 const POLL_MS = 1000;
+const COOL_DOWN_MS = 60_000;
 const BATCH = 200;
 const LOG_DAYS = 30;
 
@@ -53,6 +54,8 @@ export class Scheduler {
   private queued = false;
   private stopped = false;
   private idle: (() => void) | null = null;
+  /** Messages whose last round failed with an error: left alone until then. */
+  private readonly coolDown = new Map<string, number>();
   private lastPrune = 0;
 
   constructor(o: SchedulerOptions) {
@@ -89,7 +92,9 @@ export class Scheduler {
       this.lastPrune = now;
       this.o.spool.prune(now - LOG_DAYS * 86400_000);
     }
-    for (const m of this.o.spool.due(now, BATCH, this.busy)) {
+    for (const [id, until] of this.coolDown) if (until <= now) this.coolDown.delete(id);
+    const skip = this.coolDown.size ? new Set([...this.busy, ...this.coolDown.keys()]) : this.busy;
+    for (const m of this.o.spool.due(now, BATCH, skip)) {
       if (this.active >= this.o.delivery.concurrency) break;
       const local = m.recipients.filter((r) => this.o.directory.isLocal(domainOf(r.address)));
       if (local.length) {
@@ -127,9 +132,14 @@ export class Scheduler {
     this.busy.add(id);
     this.active++;
     work()
-      .catch((err: Error) =>
-        this.o.log.error({ qid: id, err: err.message }, 'delivery round failed'),
-      )
+      .catch((err: Error) => {
+        // A bug or a broken database must not turn into a busy loop.
+        this.coolDown.set(id, Date.now() + COOL_DOWN_MS);
+        this.o.log.error(
+          { qid: id, err: err.message },
+          'delivery round failed; retrying in a minute',
+        );
+      })
       .finally(() => {
         this.busy.delete(id);
         this.active--;

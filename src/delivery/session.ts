@@ -58,6 +58,8 @@ export class Session {
   lastUsed = Date.now();
   private conn: SMTPConnection;
   private broken = false;
+  /** After a refused transaction the server may keep state: RSET first (RFC 5321 §4.1.1.5). */
+  private dirty = false;
 
   private constructor(conn: SMTPConnection, options: SessionOptions, info: TlsInfo) {
     this.conn = conn;
@@ -119,7 +121,7 @@ export class Session {
     recipients: readonly string[],
     data: Buffer,
   ): Promise<{ outcomes: Map<string, Outcome>; unsent: boolean }> {
-    if (this.messages > 0) await this.reset();
+    if (this.dirty) await this.reset();
     this.messages++;
     this.lastUsed = Date.now();
     const outcomes = new Map<string, Outcome>();
@@ -166,6 +168,7 @@ export class Session {
       }
     }
     for (const r of recipients) if (!outcomes.has(r)) outcomes.set(r, rest);
+    this.dirty = result.info === undefined;
     return { outcomes, unsent: unsent && rejected.length === 0 };
   }
 
@@ -175,6 +178,7 @@ export class Session {
       () => false,
     );
     if (!ok) this.broken = true;
+    this.dirty = false;
   }
 
   /**
