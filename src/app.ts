@@ -11,6 +11,7 @@ import { loadCertificate } from './tls/certs.ts';
 import { startSmtp, type Listener } from './smtp/server.ts';
 import { createResolver, offlineResolver, type Resolver } from './dns/resolver.ts';
 import { Srs, loadSrsSecret } from './srs/srs.ts';
+import { VerifierPool } from './verify/pool.ts';
 import { StsPolicies } from './delivery/sts.ts';
 import { MxTransport } from './delivery/mx.ts';
 import { CaptureTransport } from './delivery/capture.ts';
@@ -60,6 +61,7 @@ export async function startApp(
   }
   const resolver = opts.captureDir ? offlineResolver() : createResolver(config.dns.servers);
   const srs = new Srs(await loadSrsSecret(config.dir));
+  const verifiers = new VerifierPool({ servers: opts.captureDir ? null : config.dns.servers });
   const smtp = await startSmtp({
     config,
     directory,
@@ -67,8 +69,10 @@ export async function startApp(
     log: opts.log,
     certificate,
     resolve: resolver.resolve,
+    verify: verifiers.verify,
     srs,
-  }).catch((err: Error) => {
+  }).catch(async (err: Error) => {
+    await verifiers.close();
     spool.close();
     throw new PostaError(err.message);
   });
@@ -88,6 +92,7 @@ export async function startApp(
     async stop() {
       await smtp.close();
       await scheduler.stop();
+      await verifiers.close();
       directory.stop();
       spool.close();
     },

@@ -25,8 +25,7 @@ import { signMessage } from '../dkim/sign.ts';
 import { maySendAs, normaliseEnvelope } from './policy.ts';
 import { newMessageId, readHeader, receivedField, rfc5322Date } from '../message/header.ts';
 import { SmtpReply } from './reply.ts';
-import { verifyInbound } from '../verify/inbound.ts';
-import type { ResolveFn } from '../dns/resolver.ts';
+import type { Verifier } from '../verify/pool.ts';
 import {
   C451LocalError,
   C452StorageFull,
@@ -41,7 +40,8 @@ export interface ReceiveDeps {
   directory: Directory;
   spool: Spool;
   log: Logger;
-  resolve: ResolveFn;
+  /** Inbound checks (verify/pool.ts). */
+  verify: Verifier;
 }
 
 export type Source = 'submission' | 'inbound';
@@ -133,14 +133,13 @@ async function checkInbound(
   const key = deps.directory.keys(domain).find((k) => k.algorithm === 'rsa');
   let checked;
   try {
-    checked = await verifyInbound({
+    checked = await deps.verify({
       message,
       ip: session.remoteAddress,
       helo: session.hostNameAppearsAs || '',
       sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
       hostname: deps.config.hostname,
-      resolve: deps.resolve,
-      seal: key && { domain, key },
+      seal: key && { domain, key: { selector: key.selector, pem: key.pem } },
       dmarcReject: deps.config.inbound.dmarcReject,
     });
   } catch (err) {

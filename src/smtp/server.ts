@@ -22,6 +22,7 @@ import { receive, type Source } from './receive.ts';
 import { C421Busy, C454AuthThrottled, C535AuthFailed, C554Listed, SmtpReply } from './reply.ts';
 import { listedIn } from '../verify/dnsbl.ts';
 import type { ResolveFn } from '../dns/resolver.ts';
+import type { Verifier } from '../verify/pool.ts';
 import type { Srs } from '../srs/srs.ts';
 import { VerifiedCache } from './verified-cache.ts';
 
@@ -33,8 +34,10 @@ export interface SmtpDeps {
   spool: Spool;
   log: Logger;
   certificate: Certificate;
-  /** DNS for inbound verification and DNSBL lookups. */
+  /** DNS for DNSBL lookups. */
   resolve: ResolveFn;
+  /** Inbound SPF/DKIM/DMARC/ARC checks, off the main thread. */
+  verify: Verifier;
   srs: Srs;
 }
 

@@ -15,7 +15,6 @@
 import { authenticate } from 'mailauth';
 import type { AuthenticateResult, DNSResolver } from 'mailauth';
 import type { ResolveFn } from '../dns/resolver.ts';
-import type { DkimKey } from '../dkim/keys.ts';
 
 export interface InboundInput {
   message: Buffer;
@@ -25,8 +24,8 @@ export interface InboundInput {
   sender: string;
   hostname: string;
   resolve: ResolveFn;
-  /** The forwarding domain and its RSA key, to seal with. */
-  seal?: { domain: string; key: DkimKey };
+  /** The forwarding domain and its RSA key (selector, PEM), to seal with. */
+  seal?: { domain: string; key: { selector: string; pem: string } };
   dmarcReject: boolean;
 }
 
