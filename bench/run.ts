@@ -2,144 +2,24 @@
  * Acceptance throughput of `posta serve`: messages/s and per-message latency
  * with N parallel SMTP sessions on the inbound port (plaintext, 5 KB
  * messages, fsync on as by default), then Postfix's smtp-source/smtp-sink and
- * chasquid on the same machine when they are available. See bench/README.md.
+ * chasquid on the same machine when they are available; then end to end
+ * (bench/e2e.ts): accepted on port 25, forwarded and delivered to a sink.
+ * See bench/README.md.
  */
-import { connect, type Socket } from 'node:net';
 import { existsSync } from 'node:fs';
 import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer } from '../test/helpers/server.ts';
-import { ROOT, posta } from '../test/helpers/posta.ts';
+import { posta } from '../test/helpers/posta.ts';
 import { freePort } from '../test/helpers/net.ts';
+import { MESSAGE_BYTES, columns, measure, postfixRoot, type Result } from './load.ts';
+import { benchEndToEnd } from './e2e.ts';
 
 const SESSIONS = (process.env.BENCH_SESSIONS ?? '1,8,32').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const MESSAGE_BYTES = 5 * 1024;
-
-interface Result {
-  server: string;
-  sessions: number;
-  messages: number;
-  seconds: number;
-  p50?: number;
-  p99?: number;
-  note?: string;
-}
-
-function message(i: number): string {
-  const head = [
-    'From: bench <bench@remote.example>',
-    'To: rcpt@example.test',
-    `Subject: bench ${i}`,
-    `Message-ID: <bench-${i}-${process.pid}@remote.example>`,
-    '',
-    '',
-  ].join('\r\n');
-  const line = 'y'.repeat(78) + '\r\n';
-  return head + line.repeat(Math.ceil((MESSAGE_BYTES - head.length) / line.length));
-}
-
-/** Replies from one SMTP session, one complete reply (last line) at a time. */
-function replies(sock: Socket) {
-  let buf = '';
-  const queue: string[] = [];
-  const waiting: ((line: string) => void)[] = [];
-  sock.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let nl: number;
-    while ((nl = buf.indexOf('\r\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 2);
-      if (line[3] === '-') continue;
-      const w = waiting.shift();
-      if (w) w(line);
-      else queue.push(line);
-    }
-  });
-  return (): Promise<string> => {
-    const q = queue.shift();
-    if (q !== undefined) return Promise.resolve(q);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('reply timeout')), 10_000);
-      waiting.push((l) => {
-        clearTimeout(t);
-        resolve(l);
-      });
-    });
-  };
-}
-
-async function expect(next: () => Promise<string>, code: string): Promise<string> {
-  const line = await next();
-  if (!line.startsWith(code)) throw new Error(`expected ${code}, got: ${line}`);
-  return line;
-}
-
-/** One session: pipelined MAIL/RCPT/DATA, then the body; latency is MAIL to the 250 after ".". */
-async function session(
-  host: string,
-  port: number,
-  deadline: number,
-  latencies: number[],
-  deferred: string[],
-  id: number,
-): Promise<void> {
-  const sock = connect(port, host);
-  sock.setNoDelay(true);
-  const next = replies(sock);
-  await expect(next, '220');
-  sock.write('EHLO bench.example\r\n');
-  await expect(next, '250');
-  for (let i = 0; Date.now() < deadline && i < 1_000_000; i++) {
-    const t0 = performance.now();
-    sock.write('MAIL FROM:<bench@remote.example>\r\nRCPT TO:<rcpt@example.test>\r\nDATA\r\n');
-    await expect(next, '250');
-    await expect(next, '250');
-    await expect(next, '354');
-    sock.write(`${message(id * 1_000_000 + i)}.\r\n`);
-    const reply = await next();
-    if (reply.startsWith('250')) latencies.push(performance.now() - t0);
-    else if (reply.startsWith('4')) deferred.push(reply);
-    else throw new Error(`expected 250, got: ${reply}`);
-  }
-  sock.write('QUIT\r\n');
-  await next().catch(() => '');
-  sock.destroy();
-}
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
-}
-
-async function measure(
-  name: string,
-  host: string,
-  port: number,
-  sessions: number,
-  seconds: number,
-): Promise<Result> {
-  const latencies: number[] = [];
-  const deferred: string[] = [];
-  const start = performance.now();
-  const deadline = Date.now() + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: sessions }, (_, n) =>
-      session(host, port, deadline, latencies, deferred, n),
-    ),
-  );
-  const elapsed = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    server: name,
-    sessions,
-    messages: latencies.length,
-    seconds: elapsed,
-    p50: pct(latencies, 50),
-    p99: pct(latencies, 99),
-    note: deferred.length ? `${deferred.length} deferred: ${deferred[0]}` : undefined,
-  };
-}
+const E2E_SECONDS = Number(process.env.BENCH_E2E_SECONDS ?? 5);
+const DRAIN_SECONDS = Number(process.env.BENCH_DRAIN_SECONDS ?? 40);
 
 async function benchPosta(): Promise<Result[]> {
   // one client address opens all the sessions: lift the per-address cap (20)
@@ -163,12 +43,6 @@ async function benchPosta(): Promise<Result[]> {
   } finally {
     await s.stop();
   }
-}
-
-/** Where `dpkg -x postfix_*.deb DIR` put Postfix, if anywhere. */
-function postfixRoot(): string | undefined {
-  const candidates = [process.env.POSTFIX_ROOT, join(ROOT, 'bench/.peers/postfix'), '/'];
-  return candidates.find((d) => d && existsSync(join(d, 'usr/sbin/smtp-sink')));
 }
 
 async function benchPostfix(): Promise<Result[] | string> {
@@ -264,14 +138,7 @@ function table(results: Result[]): string {
       r.note ?? '',
     ]),
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => (i === 0 || i === 7 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
-        .join('  '),
-    )
-    .join('\n');
+  return columns(rows, [0, 7]);
 }
 
 const results: Result[] = [];
@@ -286,3 +153,17 @@ else results.push(...pf);
 notes.push(benchChasquid());
 console.log(`\n${table(results)}\n`);
 for (const n of notes) console.log(`- ${n}`);
+
+console.log(
+  `\nposta end-to-end bench: ${MESSAGE_BYTES} B messages into port 25, forwarded by a catch-all ` +
+    `alias to sink@dest.test and delivered over SMTP; sessions ${SESSIONS.join('/')}, ` +
+    `${E2E_SECONDS} s of load each, then up to ${DRAIN_SECONDS} s to drain the queue`,
+);
+const e2e = await benchEndToEnd(SESSIONS, E2E_SECONDS, DRAIN_SECONDS).catch((err: Error) => ({
+  header: [],
+  table: '(no figures)',
+  notes: [`end-to-end run failed: ${err.message}`],
+}));
+for (const h of e2e.header) console.log(h);
+console.log(`\n${e2e.table}\n`);
+for (const n of e2e.notes) console.log(`- ${n}`);
