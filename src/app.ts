@@ -7,7 +7,9 @@ import type { ResolvedConfig } from './config/load.ts';
 import { Directory } from './domains/directory.ts';
 import { Spool } from './queue/spool.ts';
 import type { Logger } from './log/log.ts';
-import { loadCertificate } from './tls/certs.ts';
+import { certificateSource, type CertificateSource } from './tls/source.ts';
+import { startHttps } from './web/https.ts';
+import { startHttp01 } from './acme/http01.ts';
 import { startSmtp, type Listener } from './smtp/server.ts';
 import { createResolver, offlineResolver, type Resolver } from './dns/resolver.ts';
 import { Srs, loadSrsSecret } from './srs/srs.ts';
@@ -32,18 +34,14 @@ export async function startApp(
    */
   opts: { log: Logger; captureDir?: string },
 ): Promise<App> {
-  if (!config.tls) {
-    throw new PostaError(
-      `posta serve needs a certificate: set [tls] cert and key in ${config.file} to your fullchain.pem and privkey.pem.`,
-    );
-  }
   if (config.domains.length === 0) {
     throw new PostaError(
       `${config.dir} has no domains; add one with \`posta init DOMAIN --dir ${config.dir}\`.`,
     );
   }
-  const certificate = await loadCertificate(config.tls.cert, config.tls.key);
-  if (!certificate.names.some((n) => matches(n, config.hostname))) {
+  const certs = await certificateSource(config, opts.log);
+  const certificate = certs.store.current;
+  if (config.tls && !certificate.names.some((n) => matches(n, config.hostname))) {
     opts.log.warn(
       { names: certificate.names, hostname: config.hostname },
       'the certificate does not cover hostname; clients that verify it will refuse TLS',
@@ -67,7 +65,7 @@ export async function startApp(
     directory,
     spool,
     log: opts.log,
-    certificate,
+    certs: certs.store,
     resolve: resolver.resolve,
     verify: verifiers.verify,
     srs,
@@ -76,6 +74,13 @@ export async function startApp(
     spool.close();
     throw new PostaError(err.message);
   });
+  const web = await startWeb(config, directory, certs, opts.log).catch(async (err: Error) => {
+    await smtp.close();
+    await verifiers.close();
+    spool.close();
+    throw new PostaError(err.message);
+  });
+  certs.start();
   const scheduler = new Scheduler({
     spool,
     transport: transport(config, spool, resolver, opts),
@@ -90,6 +95,8 @@ export async function startApp(
     listeners: smtp.listeners,
     spool,
     async stop() {
+      certs.stop();
+      await web.close();
       await smtp.close();
       await scheduler.stop();
       await verifiers.close();
@@ -97,6 +104,25 @@ export async function startApp(
       spool.close();
     },
   };
+}
+
+/** The https listener (MTA-STS policies, tls-alpn-01) and, for http-01, port 80. */
+async function startWeb(
+  config: ResolvedConfig,
+  directory: Directory,
+  certs: CertificateSource,
+  log: Logger,
+): Promise<{ close(): Promise<void> }> {
+  const deps = { config, domains: () => directory.names(), certs: certs.store, log };
+  const https = await startHttps({ ...deps, challenges: certs.challenges });
+  if (config.acme?.challenge !== 'http-01') return https;
+  const http = await startHttp01(config.acme.httpListen, certs.challenges, log).catch(
+    async (err: Error) => {
+      await https.close();
+      throw err;
+    },
+  );
+  return { close: () => Promise.all([https.close(), http.close()]).then(() => {}) };
 }
 
 function transport(

@@ -55,6 +55,11 @@ export const commands: CommandEntry[] = [
     summary: 'inspect and act on the queue: list, show, flush, delete',
     load: async () => (await import('./queue.ts')).queue,
   },
+  {
+    name: 'cert',
+    summary: 'the certificate: status (names, expiry, next renewal), renew',
+    load: async () => (await import('./cert.ts')).cert,
+  },
   ...pending.map(({ command, summary }) => ({
     name: command.name,
     summary,

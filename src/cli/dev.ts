@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import selfsigned from 'selfsigned';
+import { selfSignedCertificate } from '../tls/selfsigned.ts';
 import { initDomain } from '../setup/init.ts';
 import { addUser } from '../users/accounts.ts';
 import { loadConfig } from '../config/load.ts';
@@ -28,20 +28,7 @@ Accepted mail is DKIM-signed and captured as .eml files; nothing is delivered.`,
     const base = Number(str(args, 'port-base') ?? '2000');
     const root = str(args, 'sandbox') ?? (await mkdtemp(join(tmpdir(), 'posta-dev-')));
     const dir = join(root, 'posta');
-    const pems = await selfsigned.generate([{ name: 'commonName', value: HOSTNAME }], {
-      days: 365,
-      keySize: 2048,
-      extensions: [
-        {
-          name: 'subjectAltName',
-          altNames: [
-            { type: 2, value: HOSTNAME },
-            { type: 2, value: 'localhost' },
-            { type: 7, ip: '127.0.0.1' },
-          ],
-        },
-      ],
-    } as Parameters<typeof selfsigned.generate>[1]);
+    const pems = await selfSignedCertificate([HOSTNAME, 'localhost', '127.0.0.1']);
     await initDomain({
       dir,
       domain: DOMAIN,
@@ -52,12 +39,13 @@ Accepted mail is DKIM-signed and captured as .eml files; nothing is delivered.`,
           submission: [`127.0.0.1:${base + 587}`],
           submissions: [`127.0.0.1:${base + 465}`],
           http: [`127.0.0.1:${base + 6025}`],
+          https: [],
         },
         tls: { cert: 'sandbox-cert.pem', key: 'sandbox-key.pem' },
       },
     });
     await writeFile(join(dir, 'sandbox-cert.pem'), pems.cert);
-    await writeFile(join(dir, 'sandbox-key.pem'), pems.private, { mode: 0o600 });
+    await writeFile(join(dir, 'sandbox-key.pem'), pems.key, { mode: 0o600 });
     const password = randomBytes(9).toString('base64url');
     const user = `dev@${DOMAIN}`;
     await addUser(dir, user, password, { sendAsDomain: true });

@@ -8,9 +8,11 @@ export const serve: Command = {
   name: 'serve',
   help: `Usage: posta serve [--dir DIR]
 
-Runs posta in the foreground with the config folder DIR: the SMTP listeners of
-[listen] with the certificate of [tls]. Logs are JSON lines on stdout. SIGTERM
-or SIGINT stops it after the connections in progress.`,
+Runs posta in the foreground with the config folder DIR: the listeners of
+[listen], the delivery workers, and the certificate of [tls] (reloaded when the
+files change) or of [acme] (obtained and renewed). Logs are JSON lines on
+stdout; a "ready" line follows the "listening" lines. SIGTERM or SIGINT stops
+it after the connections in progress.`,
   async run(args) {
     positionals(this, args, []);
     const config = await loadConfig(args.dir);
@@ -28,6 +30,7 @@ export function announce(app: App, log: Logger): void {
       'listening',
     );
   }
+  log.info({ pid: process.pid }, 'ready');
 }
 
 export function untilSignal(app: App, log: Logger): Promise<void> {

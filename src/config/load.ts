@@ -25,6 +25,7 @@ export interface ResolvedConfig {
   readonly addresses: readonly string[];
   readonly listen: Readonly<Record<keyof ParsedConfig['listen'], readonly Endpoint[]>>;
   readonly tls: { readonly cert: string; readonly key: string } | null;
+  readonly acme: AcmeConfig | null;
   readonly limits: Readonly<{
     messageSize: number;
     recipients: number;
@@ -40,6 +41,17 @@ export interface ResolvedConfig {
   readonly inbound: { readonly dmarcReject: boolean; readonly dnsbl: readonly string[] };
   /** Local domains: one folder each under domains/, as A-labels. */
   readonly domains: readonly string[];
+}
+
+export interface AcmeConfig {
+  readonly email: string;
+  readonly directory: string;
+  /** The names to cover, hostname first. */
+  readonly names: readonly string[];
+  readonly challenge: 'http-01' | 'tls-alpn-01' | 'dns-01';
+  readonly httpListen: readonly Endpoint[];
+  /** Absolute path, or undefined. */
+  readonly dnsHook: string | undefined;
 }
 
 export type IpFamily = ParsedConfig['delivery']['ip_family'];
@@ -130,7 +142,16 @@ function describeIssue(file: string, raw: unknown, issue: z.core.$ZodIssue): str
 function keyName(path: string[]): string {
   // "[listen] smtp[1]" reads like the file does.
   const [first, ...rest] = path;
-  const sectionKeys = new Set(['listen', 'tls', 'dns', 'mta_sts', 'limits', 'delivery', 'inbound']);
+  const sectionKeys = new Set([
+    'listen',
+    'tls',
+    'acme',
+    'dns',
+    'mta_sts',
+    'limits',
+    'delivery',
+    'inbound',
+  ]);
   if (first !== undefined && sectionKeys.has(first) && rest.length > 0) {
     const [key, ...idx] = rest;
     return `[${first}] ${key}${idx.map((i) => `[${i}]`).join('')}`;
@@ -186,8 +207,21 @@ function resolveConfig(
       submission: eps(c.listen.submission),
       submissions: eps(c.listen.submissions),
       http: eps(c.listen.http),
+      https: eps(c.listen.https),
     },
     tls: c.tls ? { cert: abs(c.tls.cert), key: abs(c.tls.key) } : null,
+    acme: c.acme
+      ? {
+          email: c.acme.email,
+          directory: c.acme.directory,
+          names: c.acme.names.length
+            ? c.acme.names.map((n) => n.toLowerCase())
+            : [hostname.ok ? hostname.value : c.hostname, ...domains.map((d) => `mta-sts.${d}`)],
+          challenge: c.acme.challenge,
+          httpListen: eps(c.acme.http_listen),
+          dnsHook: c.acme.dns_hook ? abs(c.acme.dns_hook) : undefined,
+        }
+      : null,
     limits: {
       messageSize: c.limits.message_size,
       recipients: c.limits.recipients,

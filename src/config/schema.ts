@@ -61,6 +61,10 @@ export const ConfigSchema = z.strictObject({
         'Submission over implicit TLS; AUTH required (RFC 8314).',
       ),
       http: endpoints(['127.0.0.1:8025'], 'HTTP API, dashboard and /metrics.'),
+      https: endpoints(
+        ['0.0.0.0:443', '[::]:443'],
+        'HTTPS: the MTA-STS policy of every domain at https://mta-sts.DOMAIN/, and ACME tls-alpn-01.',
+      ),
     })
     .prefault({})
     .describe('Where posta listens. Each key is a list of "ADDRESS:PORT"; "[::]:PORT" for IPv6.'),
@@ -72,6 +76,46 @@ export const ConfigSchema = z.strictObject({
     .optional()
     .describe(
       'Certificate files, relative to this folder or absolute. posta reloads them when they change.',
+    ),
+  acme: z
+    .strictObject({
+      email: z
+        .string()
+        .regex(/^[^@\s]+@[^@\s]+$/, 'is not an email address')
+        .meta({ examples: ['postmaster@example.com'] })
+        .describe('Contact address for the ACME account (expiry warnings from the CA).'),
+      directory: z
+        .string()
+        .default('https://acme-v02.api.letsencrypt.org/directory')
+        .describe(
+          "ACME directory URL: Let's Encrypt by default; https://acme-staging-v02.api.letsencrypt.org/directory to try things out.",
+        ),
+      names: z
+        .array(z.string())
+        .default([])
+        .describe(
+          'Names on the certificate; empty means hostname and mta-sts.DOMAIN of every domain. A wildcard ("*.example.com") needs dns-01.',
+        ),
+      challenge: z
+        .enum(['http-01', 'tls-alpn-01', 'dns-01'])
+        .default('http-01')
+        .describe(
+          'How to prove the names are ours: http-01 on port 80, tls-alpn-01 on the https listener (443), or dns-01 through dns_hook.',
+        ),
+      http_listen: endpoints(
+        ['0.0.0.0:80', '[::]:80'],
+        'Where to answer http-01 challenges (port 80 as the CA connects to it).',
+      ),
+      dns_hook: z
+        .string()
+        .default('')
+        .describe(
+          'For dns-01: a program run as `HOOK add NAME VALUE` and `HOOK del NAME VALUE` to publish and remove the TXT record NAME.',
+        ),
+    })
+    .optional()
+    .describe(
+      'Get and renew the certificate automatically with ACME (RFC 8555), instead of [tls] files.',
     ),
   limits: z
     .strictObject({

@@ -12,6 +12,7 @@ interface JsonSchema {
   type?: string;
   properties?: Record<string, JsonSchema>;
   required?: string[];
+  examples?: unknown[];
 }
 
 type Values = Record<string, unknown>;
@@ -39,7 +40,8 @@ export function configTemplate(values: Values): string {
     const c = example ? '# ' : '';
     out.push(`${c}[${name}]`);
     for (const [key, prop] of Object.entries(section.properties ?? {})) {
-      const value = given?.[key] ?? (example ? `/etc/posta/${key}.pem` : undefined);
+      const fallback = 'default' in prop ? undefined : `/etc/posta/${key}.pem`;
+      const value = given?.[key] ?? (example ? (prop.examples?.[0] ?? fallback) : undefined);
       const lines = keyLines(key, prop, value);
       out.push(...lines.map((l) => (l === '' || l.startsWith('#') ? l : c + l)));
     }

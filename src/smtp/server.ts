@@ -12,7 +12,7 @@ import { formatEndpoint } from '../config/endpoint.ts';
 import type { Directory } from '../domains/directory.ts';
 import type { Spool } from '../queue/spool.ts';
 import type { Logger } from '../log/log.ts';
-import type { Certificate } from '../tls/certs.ts';
+import type { CertStore } from '../tls/store.ts';
 import { parseAddress } from '../address/address.ts';
 import { verifyPassword } from '../users/hash.ts';
 import { PostaSMTPServer } from './connection.ts';
@@ -33,7 +33,8 @@ export interface SmtpDeps {
   directory: Directory;
   spool: Spool;
   log: Logger;
-  certificate: Certificate;
+  /** The certificate, swapped in place on renewal or reload. */
+  certs: CertStore;
   /** DNS for DNSBL lookups. */
   resolve: ResolveFn;
   /** Inbound SPF/DKIM/DMARC/ARC checks, off the main thread. */
@@ -74,6 +75,10 @@ export async function startSmtp(deps: SmtpDeps): Promise<SmtpListeners> {
       listeners.push({ kind, endpoint, port });
     }
   }
+  // New connections (implicit TLS and STARTTLS) use a renewed certificate at once.
+  deps.certs.onChange((c) => {
+    for (const s of servers) s.updateSecureContext({ key: c.key, cert: c.cert });
+  });
   return {
     listeners,
     close: () =>
@@ -118,8 +123,8 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
     name: config.hostname,
     banner: 'posta',
     secure: kind === 'submissions',
-    key: deps.certificate.key,
-    cert: deps.certificate.cert,
+    key: deps.certs.current.key,
+    cert: deps.certs.current.cert,
     minVersion: 'TLSv1.2',
     logger: false,
     disableReverseLookup: true,

@@ -14,6 +14,8 @@ export interface DnsServer {
   port: number;
   /** "ADDRESS:PORT" as posta.toml's [dns] servers takes it. */
   endpoint: string;
+  /** The zone file; the server re-reads it when it changes. */
+  file: string;
   /** Serve this zone from now on (the server re-reads its file). */
   update(zone: string): Promise<void>;
   stop(): void;
@@ -45,6 +47,7 @@ export async function startDns(zone: string): Promise<DnsServer> {
     address,
     port,
     endpoint: `${address}:${port}`,
+    file,
     async update(zone: string) {
       const tmp = `${file}.new`;
       await writeFile(tmp, zone);

@@ -66,11 +66,21 @@ export async function startServer(
     dns?: string;
     /** Extra environment for the posta process (NODE_EXTRA_CA_CERTS, say). */
     env?: Record<string, string>;
+    /** Listen for HTTPS (MTA-STS, tls-alpn-01) on HOST:443. */
+    https?: boolean;
+    /**
+     * The certificate: by default [tls] with a fresh self-signed one for
+     * mail.DOMAIN; a string is written instead (an [acme] section, or [tls]
+     * naming other files).
+     */
+    certificate?: string;
+    /** The loopback address to listen on; random by default. */
+    host?: string;
   } = {},
 ): Promise<TestServer> {
   const domain = opts.domain ?? 'example.test';
   const { dir } = await initFolder(domain);
-  const host = randomLoopback();
+  const host = opts.host ?? randomLoopback();
   const ports = {
     smtp: await freePort(host),
     submission: await freePort(host),
@@ -86,11 +96,10 @@ export async function startServer(
       `submission = ["${host}:${ports.submission}"]`,
       `submissions = ["${host}:${ports.submissions}"]`,
       'http = []',
+      opts.https ? `https = ["${host}:443"]` : 'https = []',
       '[dns]',
       `servers = ["${opts.dns ?? '127.0.0.1:9'}"]`,
-      '[tls]',
-      `cert = "${cert}"`,
-      `key = "${key}"`,
+      opts.certificate ?? ['[tls]', `cert = "${cert}"`, `key = "${key}"`].join('\n'),
       opts.extraToml ?? '',
     ].join('\n'),
   );
@@ -136,12 +145,11 @@ async function spawnServe(
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const lines = createInterface({ input: child.stdout });
   await new Promise<void>((resolve, reject) => {
-    let listening = 0;
     child.once('exit', (code) => reject(new Error(`posta serve exited with ${code}: ${stderr}`)));
     lines.on('line', (line) => {
       logs.push(line);
       void appendFile(join(dir, 'test-serve.log'), `${line}\n`).catch(() => {});
-      if (line.includes('"listening"') && ++listening === 3) resolve();
+      if (line.includes('"msg":"ready"')) resolve();
     });
   });
   return child;

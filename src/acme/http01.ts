@@ -1,0 +1,38 @@
+/**
+ * The http-01 responder (RFC 8555 §8.3) on [acme] http_listen (port 80):
+ * GET /.well-known/acme-challenge/TOKEN answers the key authorization of a
+ * pending challenge; anything else is 404.
+ */
+import { createServer, type Server } from 'node:http';
+import { formatEndpoint, type Endpoint } from '../config/endpoint.ts';
+import type { Logger } from '../log/log.ts';
+import { listen } from '../web/https.ts';
+import type { Challenges } from './challenges.ts';
+
+const PREFIX = '/.well-known/acme-challenge/';
+
+export async function startHttp01(
+  endpoints: readonly Endpoint[],
+  challenges: Challenges,
+  log: Logger,
+): Promise<{ close(): Promise<void> }> {
+  const servers: Server[] = [];
+  for (const e of endpoints) {
+    const server = createServer((req, res) => {
+      const token = req.url?.startsWith(PREFIX) ? req.url.slice(PREFIX.length) : '';
+      const answer = challenges.http.get(token);
+      if (req.method !== 'GET' || answer === undefined) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(answer);
+    });
+    await listen(server, e);
+    log.info({ kind: 'acme-http', address: formatEndpoint(e) }, 'listening');
+    servers.push(server);
+  }
+  return {
+    close: () =>
+      Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r())))).then(() => {}),
+  };
+}

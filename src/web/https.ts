@@ -1,0 +1,91 @@
+/**
+ * The https listener ([listen] https, port 443):
+ *
+ * - MTA-STS policy hosting (RFC 8461 §3.3): GET /.well-known/mta-sts.txt on
+ *   host mta-sts.DOMAIN answers the policy of DOMAIN as text/plain, the same
+ *   text whose hash `posta dns` publishes as the `_mta-sts` TXT id.
+ * - ACME tls-alpn-01 (RFC 8737): while a challenge for a name is pending, a
+ *   TLS handshake for that name gets the challenge certificate, with ALPN
+ *   "acme-tls/1". Node picks the certificate (SNI) before it sees the
+ *   client's ALPN list, so for those few seconds an ordinary client asking
+ *   for that name gets the challenge certificate too.
+ *
+ * Everything else is 404. The certificate is the CertStore's, so renewals
+ * apply to new connections at once.
+ */
+import { createServer, type Server } from 'node:https';
+import type { Server as HttpServer } from 'node:http';
+import type { ResolvedConfig } from '../config/load.ts';
+import { formatEndpoint, type Endpoint } from '../config/endpoint.ts';
+import type { Logger } from '../log/log.ts';
+import { stsPolicy } from '../mtasts/policy.ts';
+import type { CertStore } from '../tls/store.ts';
+import type { Challenges } from '../acme/challenges.ts';
+
+export interface HttpsDeps {
+  config: ResolvedConfig;
+  /** Local domains now (they can change while running). */
+  domains: () => string[];
+  certs: CertStore;
+  challenges: Challenges;
+  log: Logger;
+}
+
+export async function startHttps(deps: HttpsDeps): Promise<{ close(): Promise<void> }> {
+  const servers: Server[] = [];
+  const { config } = deps;
+  for (const endpoint of config.listen.https) {
+    const server = createServer(
+      {
+        SNICallback: (name, cb) =>
+          cb(null, deps.challenges.alpn.get(name.toLowerCase()) ?? deps.certs.context),
+        ALPNProtocols: ['acme-tls/1', 'http/1.1'],
+        minVersion: 'TLSv1.2',
+      },
+      (req, res) => {
+        const host = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
+        const domain = host.startsWith('mta-sts.') ? host.slice(8) : '';
+        const ok =
+          req.method === 'GET' &&
+          req.url === '/.well-known/mta-sts.txt' &&
+          config.mtaSts.mode !== 'none' &&
+          deps.domains().includes(domain);
+        if (!ok) {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n');
+          return;
+        }
+        const body = stsPolicy({
+          mode: config.mtaSts.mode,
+          mx: config.hostname,
+          maxAge: config.mtaSts.maxAge,
+        });
+        res
+          .writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=600' })
+          .end(body);
+      },
+    );
+    server.on('tlsClientError', () => {}); // scanners and ACME probes hang up mid-handshake
+    await listen(server, endpoint);
+    deps.log.info({ kind: 'https', address: formatEndpoint(endpoint) }, 'listening');
+    servers.push(server);
+  }
+  return {
+    close: () =>
+      Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r())))).then(() => {}),
+  };
+}
+
+export function listen(server: Server | HttpServer, e: Endpoint): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          err.code === 'EADDRINUSE'
+            ? `${formatEndpoint(e)} is already in use; stop the other server or change [listen] in posta.toml`
+            : `Cannot listen on ${formatEndpoint(e)}: ${err.message}`,
+        ),
+      ),
+    );
+    server.listen(e.port, e.host, () => resolve());
+  });
+}
