@@ -1,14 +1,18 @@
 /**
  * The composition root: build the running server's services from the
- * resolved config and start them in order; stop them in reverse. No logic.
+ * resolved config and start them in order; stop them in reverse (also when a
+ * later one fails to start). No logic.
  */
 import { PostaError } from './errors.ts';
 import type { ResolvedConfig } from './config/load.ts';
+import { formatEndpoint } from './config/endpoint.ts';
 import { Directory } from './domains/directory.ts';
 import { Spool } from './queue/spool.ts';
-import type { Logger } from './log/log.ts';
+import { attemptCounts, queueCounts } from './queue/inspect.ts';
+import type { Logger, RecentErrors } from './log/log.ts';
 import { certificateSource, type CertificateSource } from './tls/source.ts';
 import { startHttps } from './web/https.ts';
+import { startHttp } from './web/http.ts';
 import { startHttp01 } from './acme/http01.ts';
 import { startSmtp, type Listener } from './smtp/server.ts';
 import { createResolver, offlineResolver, type Resolver } from './dns/resolver.ts';
@@ -19,6 +23,9 @@ import { MxTransport } from './delivery/mx.ts';
 import { CaptureTransport } from './delivery/capture.ts';
 import { Scheduler } from './delivery/scheduler.ts';
 import type { Transport } from './delivery/transport.ts';
+import { Metrics } from './metrics/metrics.ts';
+import { startControl, type Status } from './status/control.ts';
+import { VERSION } from './version.ts';
 
 export interface App {
   listeners: Listener[];
@@ -26,84 +33,125 @@ export interface App {
   stop(): Promise<void>;
 }
 
-export async function startApp(
-  config: ResolvedConfig,
-  /**
-   * captureDir: the sandbox; deliveries are written there instead of sent,
-   * and DNS is never asked (inbound checks come out as temperror).
-   */
-  opts: { log: Logger; captureDir?: string },
-): Promise<App> {
+export interface AppOptions {
+  log: Logger;
+  /** The sandbox: deliveries are written here instead of sent, and DNS is never asked. */
+  captureDir?: string;
+  /** Where the logger keeps its last errors, for `posta status`. */
+  errors?: RecentErrors;
+}
+
+export async function startApp(config: ResolvedConfig, opts: AppOptions): Promise<App> {
+  const { log } = opts;
   if (config.domains.length === 0) {
     throw new PostaError(
       `${config.dir} has no domains; add one with \`posta init DOMAIN --dir ${config.dir}\`.`,
     );
   }
-  const certs = await certificateSource(config, opts.log);
-  const certificate = certs.store.current;
-  if (config.tls && !certificate.names.some((n) => matches(n, config.hostname))) {
-    opts.log.warn(
-      { names: certificate.names, hostname: config.hostname },
-      'the certificate does not cover hostname; clients that verify it will refuse TLS',
-    );
-  }
-  const directory = await Directory.load(config.dir);
-  directory.watch(2000, (err) =>
-    opts.log.error({ err: err.message }, 'config folder reload failed; keeping the previous state'),
-  );
-  let spool: Spool;
+  const stops: (() => unknown)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop();
+  };
   try {
-    spool = new Spool(config.dataDir);
+    const certs = await certificateSource(config, log);
+    const cert = certs.store.current;
+    if (config.tls && !cert.names.some((n) => matches(n, config.hostname))) {
+      log.warn(
+        { names: cert.names, hostname: config.hostname },
+        'the certificate does not cover hostname; clients that verify it will refuse TLS',
+      );
+    }
+    const directory = await Directory.load(config.dir);
+    directory.watch(2000, (err) =>
+      log.error({ err: err.message }, 'config folder reload failed; keeping the previous state'),
+    );
+    stops.push(() => directory.stop());
+    const spool = openSpool(config);
+    stops.push(() => spool.close());
+    const resolver = opts.captureDir ? offlineResolver() : createResolver(config.dns.servers);
+    const srs = new Srs(await loadSrsSecret(config.dir));
+    const verifiers = new VerifierPool({ servers: opts.captureDir ? null : config.dns.servers });
+    stops.push(() => verifiers.close());
+    const metrics = new Metrics({
+      queue: () => spool.stats(),
+      certificateExpiry: () => certs.store.current.notAfter.getTime() / 1000,
+    });
+    const smtp = await startSmtp({
+      config,
+      directory,
+      spool,
+      log,
+      certs: certs.store,
+      resolve: resolver.resolve,
+      verify: verifiers.verify,
+      srs,
+      metrics,
+    });
+    stops.push(() => smtp.close());
+    const web = await startWeb(config, directory, certs, log);
+    stops.push(() => web.close());
+    const http = await startHttp(config.listen.http, metrics, log);
+    stops.push(() => http.close());
+    certs.start();
+    stops.push(() => certs.stop());
+    const scheduler = new Scheduler({
+      spool,
+      transport: transport(config, spool, resolver, opts),
+      directory,
+      srs,
+      delivery: config.delivery,
+      hostname: config.hostname,
+      log,
+      metrics,
+    });
+    scheduler.start();
+    stops.push(() => scheduler.stop());
+    const started = Date.now();
+    const status = (): Status => ({
+      version: VERSION,
+      pid: process.pid,
+      startedAt: new Date(started).toISOString(),
+      uptimeSeconds: Math.round((Date.now() - started) / 1000),
+      listeners: [
+        ...smtp.listeners.map((l) => ({
+          kind: l.kind,
+          address: formatEndpoint({ host: l.endpoint.host, port: l.port }),
+        })),
+        ...config.listen.https.map((e) => ({ kind: 'https', address: formatEndpoint(e) })),
+        ...config.listen.http.map((e) => ({ kind: 'http', address: formatEndpoint(e) })),
+      ],
+      queue: { ...queueCounts(spool.db), oldestSeconds: Math.round(spool.stats().oldestSeconds) },
+      lastHour: attemptCounts(spool.db, Date.now() - 3600_000),
+      lastDay: attemptCounts(spool.db, Date.now() - 86400_000),
+      certificate: {
+        names: certs.store.current.names,
+        notAfter: certs.store.current.notAfter.toISOString(),
+        daysLeft: Math.floor((certs.store.current.notAfter.getTime() - Date.now()) / 86400_000),
+      },
+      dkim: Object.fromEntries(
+        directory.names().map((d) => [d, directory.keys(d).map((k) => k.selector)]),
+      ),
+      errors: opts.errors?.items ?? [],
+    });
+    const control = await startControl(config.dataDir, status).catch((err: Error) => {
+      log.warn({ err: err.message }, 'no control socket: posta status will not reach this server');
+      return null;
+    });
+    if (control) stops.push(() => control.close());
+    return { listeners: smtp.listeners, spool, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    if (err instanceof PostaError) throw err;
+    throw new PostaError((err as Error).message);
+  }
+}
+
+function openSpool(config: ResolvedConfig): Spool {
+  try {
+    return new Spool(config.dataDir);
   } catch (err) {
     throw new PostaError(`Cannot open the queue in ${config.dataDir}: ${(err as Error).message}.`);
   }
-  const resolver = opts.captureDir ? offlineResolver() : createResolver(config.dns.servers);
-  const srs = new Srs(await loadSrsSecret(config.dir));
-  const verifiers = new VerifierPool({ servers: opts.captureDir ? null : config.dns.servers });
-  const smtp = await startSmtp({
-    config,
-    directory,
-    spool,
-    log: opts.log,
-    certs: certs.store,
-    resolve: resolver.resolve,
-    verify: verifiers.verify,
-    srs,
-  }).catch(async (err: Error) => {
-    await verifiers.close();
-    spool.close();
-    throw new PostaError(err.message);
-  });
-  const web = await startWeb(config, directory, certs, opts.log).catch(async (err: Error) => {
-    await smtp.close();
-    await verifiers.close();
-    spool.close();
-    throw new PostaError(err.message);
-  });
-  certs.start();
-  const scheduler = new Scheduler({
-    spool,
-    transport: transport(config, spool, resolver, opts),
-    directory,
-    srs,
-    delivery: config.delivery,
-    hostname: config.hostname,
-    log: opts.log,
-  });
-  scheduler.start();
-  return {
-    listeners: smtp.listeners,
-    spool,
-    async stop() {
-      certs.stop();
-      await web.close();
-      await smtp.close();
-      await scheduler.stop();
-      await verifiers.close();
-      directory.stop();
-      spool.close();
-    },
-  };
 }
 
 /** The https listener (MTA-STS policies, tls-alpn-01) and, for http-01, port 80. */
@@ -129,7 +177,7 @@ function transport(
   config: ResolvedConfig,
   spool: Spool,
   resolver: Resolver,
-  opts: { log: Logger; captureDir?: string },
+  opts: AppOptions,
 ): Transport {
   if (opts.captureDir) return new CaptureTransport(opts.captureDir);
   return new MxTransport({

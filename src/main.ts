@@ -3,16 +3,10 @@
  * outcome into an exit code: 0 success, 1 a check or operation failed, 2 wrong
  * usage. Errors are one sentence on stderr.
  */
-import { readFileSync } from 'node:fs';
 import { PostaError, UsageError } from './errors.ts';
 import { commands } from './cli/commands.ts';
 import { parseCommandArgs } from './cli/command.ts';
-
-const VERSION = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  }
-).version;
+import { VERSION } from './version.ts';
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

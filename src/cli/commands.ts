@@ -60,6 +60,16 @@ export const commands: CommandEntry[] = [
     summary: 'the certificate: status (names, expiry, next renewal), renew',
     load: async () => (await import('./cert.ts')).cert,
   },
+  {
+    name: 'status',
+    summary: 'health of the running server: queue, deliveries, certificate, errors',
+    load: async () => (await import('./status.ts')).status,
+  },
+  {
+    name: 'install-service',
+    summary: 'install posta as a systemd service running as an unprivileged user',
+    load: async () => (await import('./install-service.ts')).installService,
+  },
   ...pending.map(({ command, summary }) => ({
     name: command.name,
     summary,

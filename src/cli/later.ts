@@ -44,5 +44,4 @@ export const pending: { command: Command; summary: string }[] = [
     'posta sendmail [-t] [-f FROM] [-i] [RCPT...]',
     'the sendmail interface',
   ),
-  later('status', 'health of a running server', 'posta status [--dir DIR]', 'the status report'),
 ];

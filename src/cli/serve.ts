@@ -1,6 +1,6 @@
 import { loadConfig } from '../config/load.ts';
 import { formatEndpoint } from '../config/endpoint.ts';
-import { createLogger, type Logger } from '../log/log.ts';
+import { RecentErrors, createLogger, type Logger } from '../log/log.ts';
 import { startApp, type App } from '../app.ts';
 import { positionals, type Command } from './command.ts';
 
@@ -16,8 +16,9 @@ it after the connections in progress.`,
   async run(args) {
     positionals(this, args, []);
     const config = await loadConfig(args.dir);
-    const log = createLogger();
-    const app = await startApp(config, { log });
+    const errors = new RecentErrors();
+    const log = createLogger({ errors });
+    const app = await startApp(config, { log, errors });
     announce(app, log);
     await untilSignal(app, log);
   },

@@ -28,6 +28,7 @@ import { signMessage } from '../dkim/sign.ts';
 import { formatReply, type AttemptInfo, type Outcome } from './outcome.ts';
 import type { Transport } from './transport.ts';
 import { isSrs, type Srs } from '../srs/srs.ts';
+import { domainClass, type Metrics } from '../metrics/metrics.ts';
 
 export interface SchedulerOptions {
   spool: Spool;
@@ -37,6 +38,7 @@ export interface SchedulerOptions {
   delivery: DeliveryConfig;
   hostname: string;
   log: Logger;
+  metrics: Metrics;
 }
 
 const POLL_MS = 1000;
@@ -285,6 +287,10 @@ export class Scheduler {
       if (kind === 'permanent' || kind === 'expired') failed.push(report);
       else if (kind === 'transient') delayed.push(report);
       this.logAttempt(m.id, address, kind, reply, info, durationMs);
+      const cls = domainClass(domainOf(address));
+      this.o.metrics.deliveries.inc({ outcome: OUTCOME_EVENT[kind], domain_class: cls });
+      if (kind === 'delivered')
+        this.o.metrics.latency.observe({ domain_class: cls }, (now - m.createdAt) / 1000);
     }
     const notices = [];
     if (failed.length && m.sender !== '')
@@ -358,12 +364,7 @@ export class Scheduler {
     info: AttemptInfo,
     ms: number,
   ): void {
-    const event = {
-      delivered: 'delivered',
-      transient: 'deferred',
-      permanent: 'bounced',
-      expired: 'expired',
-    }[kind];
+    const event = OUTCOME_EVENT[kind];
     const fields = {
       qid,
       rcpt,
@@ -378,6 +379,14 @@ export class Scheduler {
     else this.o.log.warn(fields, event);
   }
 }
+
+/** The mail-log event (and metric label) of each attempt outcome. */
+const OUTCOME_EVENT = {
+  delivered: 'delivered',
+  transient: 'deferred',
+  permanent: 'bounced',
+  expired: 'expired',
+} as const;
 
 /** RFC 5321 §6.3: a message forwarded this many times is in a loop (Postfix's hopcount_limit). */
 const MAX_HOPS = 50;

@@ -95,3 +95,24 @@ export function flushQueue(db: Db, now = Date.now()): number {
 export function deleteMessage(db: Db, id: string): boolean {
   return Number(db.prepare('DELETE FROM messages WHERE id = ?').run(id).changes) > 0;
 }
+
+/** Queue counts for `posta status`: messages, and recipients never tried vs deferred. */
+export function queueCounts(db: Db): { messages: number; queued: number; deferred: number } {
+  const m = db.prepare('SELECT count(*) AS n FROM messages').get() as { n: number };
+  const r = db
+    .prepare(
+      "SELECT sum(attempts = 0) AS queued, sum(attempts > 0) AS deferred FROM recipients WHERE state = 'queued'",
+    )
+    .get() as { queued: number | null; deferred: number | null };
+  return { messages: m.n, queued: r.queued ?? 0, deferred: r.deferred ?? 0 };
+}
+
+/** Delivery attempts since `since` (ms), by outcome. */
+export function attemptCounts(db: Db, since: number): Record<string, number> {
+  const rows = db
+    .prepare('SELECT outcome, count(*) AS n FROM attempts WHERE at >= ? GROUP BY outcome')
+    .all(since) as { outcome: string; n: number }[];
+  const out: Record<string, number> = { delivered: 0, transient: 0, permanent: 0, expired: 0 };
+  for (const r of rows) out[r.outcome] = r.n;
+  return out;
+}

@@ -270,6 +270,14 @@ export class Spool {
     return [...out.values()];
   }
 
+  /** Messages in the queue and the age of the oldest, for metrics. */
+  stats(now = Date.now()): { messages: number; oldestSeconds: number } {
+    const row = this.db
+      .prepare('SELECT count(*) AS n, min(created_at) AS oldest FROM messages')
+      .get() as { n: number; oldest: number | null };
+    return { messages: row.n, oldestSeconds: row.oldest ? (now - row.oldest) / 1000 : 0 };
+  }
+
   /** The earliest next attempt of any recipient, or null when the queue is empty. */
   nextDue(): number | null {
     const row = this.db

@@ -23,6 +23,7 @@ import { C421Busy, C454AuthThrottled, C535AuthFailed, C554Listed, SmtpReply } fr
 import { listedIn } from '../verify/dnsbl.ts';
 import type { ResolveFn } from '../dns/resolver.ts';
 import type { Verifier } from '../verify/pool.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { Srs } from '../srs/srs.ts';
 import { VerifiedCache } from './verified-cache.ts';
 
@@ -39,6 +40,7 @@ export interface SmtpDeps {
   resolve: ResolveFn;
   /** Inbound SPF/DKIM/DMARC/ARC checks, off the main thread. */
   verify: Verifier;
+  metrics: Metrics;
   srs: Srs;
 }
 
@@ -150,6 +152,7 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
         return callback(C421Busy('Too many connections from your address; try again later'));
       }
       log.debug({ cid: session.id, ip, kind }, 'connect');
+      deps.metrics.connections.inc({ listener: kind });
       if (submission || config.inbound.dnsbl.length === 0) return callback();
       listedIn(ip, config.inbound.dnsbl, deps.resolve).then(
         (zone) => {
@@ -177,6 +180,7 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
         const n = (sessionFailures.get(session.id) ?? 0) + 1;
         sessionFailures.set(session.id, n);
         log.info({ cid: session.id, ip, user: name, method: auth.method }, 'auth failed');
+        deps.metrics.authFailures.inc();
         await sleep(AUTH_FAILURE_DELAY_MS);
         callback(
           n >= AUTH_FAILURES_PER_SESSION
@@ -243,6 +247,7 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
             },
             'accepted',
           );
+          deps.metrics.accepted.inc({ source });
           callback(null, `2.0.0 Ok: queued as ${a.queueId}`);
         })
         .catch((err: Error) => {

@@ -16,7 +16,8 @@ const run = promisify(execFile);
 export interface TestServer {
   dir: string;
   host: string;
-  ports: { smtp: number; submission: number; submissions: number };
+  /** http is 0 unless the server was started with `http: true`. */
+  ports: { smtp: number; submission: number; submissions: number; http: number };
   user: string;
   password: string;
   certFile: string;
@@ -68,6 +69,8 @@ export async function startServer(
     env?: Record<string, string>;
     /** Listen for HTTPS (MTA-STS, tls-alpn-01) on HOST:443. */
     https?: boolean;
+    /** Listen for HTTP (/metrics) on HOST and a free port (ports.http). */
+    http?: boolean;
     /**
      * The certificate: by default [tls] with a fresh self-signed one for
      * mail.DOMAIN; a string is written instead (an [acme] section, or [tls]
@@ -85,6 +88,7 @@ export async function startServer(
     smtp: await freePort(host),
     submission: await freePort(host),
     submissions: await freePort(host),
+    http: opts.http ? await freePort(host) : 0,
   };
   const { cert, key } = await makeCert(dir, `mail.${domain}`);
   await writeFile(
@@ -95,7 +99,7 @@ export async function startServer(
       `smtp = ["${host}:${ports.smtp}"]`,
       `submission = ["${host}:${ports.submission}"]`,
       `submissions = ["${host}:${ports.submissions}"]`,
-      'http = []',
+      opts.http ? `http = ["${host}:${ports.http}"]` : 'http = []',
       opts.https ? `https = ["${host}:443"]` : 'https = []',
       '[dns]',
       `servers = ["${opts.dns ?? '127.0.0.1:9'}"]`,

@@ -1,0 +1,55 @@
+import { PostaError } from '../errors.ts';
+import { loadConfig } from '../config/load.ts';
+import { fetchStatus, type Status } from '../status/control.ts';
+import { positionals, type Command } from './command.ts';
+
+export const status: Command = {
+  name: 'status',
+  help: `Usage: posta status [--json] [--dir DIR]
+
+Asks the running \`posta serve\` of the config folder (through its control
+socket, DATA/posta.sock) for its health: version, uptime, listeners, the
+queue, deliveries and bounces in the last hour and day, the certificate's
+expiry, DKIM selectors and the last errors. Exit 1 when no server answers.`,
+  options: { json: { type: 'boolean' } },
+  async run(args) {
+    positionals(this, args, []);
+    const config = await loadConfig(args.dir);
+    const s = await fetchStatus(config.dataDir);
+    if (!s) {
+      throw new PostaError(
+        `No posta server is running for ${config.dir} (nothing answers on ${config.dataDir}/posta.sock); start it with \`posta serve --dir ${config.dir}\`.`,
+      );
+    }
+    process.stdout.write(args.values.json === true ? JSON.stringify(s, null, 2) + '\n' : text(s));
+  },
+};
+
+function text(s: Status): string {
+  const counts = (c: Record<string, number>) =>
+    `${c.delivered ?? 0} delivered, ${c.transient ?? 0} deferred, ${(c.permanent ?? 0) + (c.expired ?? 0)} bounced`;
+  const lines = [
+    `posta ${s.version}, pid ${s.pid}, up ${duration(s.uptimeSeconds)} (since ${s.startedAt})`,
+    'listeners',
+    ...s.listeners.map((l) => `  ${l.kind.padEnd(12)} ${l.address}`),
+    `queue        ${s.queue.messages} messages: ${s.queue.queued} recipients waiting, ${s.queue.deferred} deferred; oldest ${duration(s.queue.oldestSeconds)}`,
+    `last hour    ${counts(s.lastHour)}`,
+    `last day     ${counts(s.lastDay)}`,
+    `certificate  ${s.certificate.names.join(', ')}; expires ${s.certificate.notAfter} (${s.certificate.daysLeft} days)`,
+    'dkim',
+    ...Object.entries(s.dkim).map(([d, sel]) => `  ${d.padEnd(12)} ${sel.join(', ')}`),
+  ];
+  if (s.errors.length) {
+    lines.push('last errors', ...s.errors.slice(-5).map((e) => `  ${e.time}  ${e.msg}`));
+  } else {
+    lines.push('last errors  none');
+  }
+  return lines.join('\n') + '\n';
+}
+
+function duration(seconds: number): string {
+  if (seconds < 120) return `${Math.round(seconds)}s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)}h`;
+  return `${Math.round(seconds / 86400)}d`;
+}

@@ -1,0 +1,87 @@
+/**
+ * Prometheus metrics (prom-client, text format on GET /metrics of the http
+ * listener). One registry per server, passed to what counts; nothing global.
+ *
+ * Recipient domains are reported by class (google, microsoft, yahoo, apple,
+ * other), never by name: a label per domain would grow without bound.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type DomainClass = 'google' | 'microsoft' | 'yahoo' | 'apple' | 'other';
+
+const CLASSES: [RegExp, DomainClass][] = [
+  [/^(gmail\.com|googlemail\.com)$/, 'google'],
+  [/^(outlook\.[a-z.]+|hotmail\.[a-z.]+|live\.[a-z.]+|msn\.com)$/, 'microsoft'],
+  [/^(yahoo\.[a-z.]+|ymail\.com|aol\.com)$/, 'yahoo'],
+  [/^(icloud\.com|me\.com|mac\.com)$/, 'apple'],
+];
+
+export function domainClass(domain: string): DomainClass {
+  return CLASSES.find(([re]) => re.test(domain))?.[1] ?? 'other';
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly connections = new Counter({
+    name: 'posta_connections_total',
+    help: 'SMTP connections accepted, by listener (smtp, submission, submissions).',
+    labelNames: ['listener'] as const,
+    registers: [this.registry],
+  });
+  readonly authFailures = new Counter({
+    name: 'posta_auth_failures_total',
+    help: 'Failed AUTH attempts on the submission listeners.',
+    registers: [this.registry],
+  });
+  readonly accepted = new Counter({
+    name: 'posta_messages_accepted_total',
+    help: 'Messages accepted into the queue (a 250 after DATA), by source.',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
+  readonly deliveries = new Counter({
+    name: 'posta_deliveries_total',
+    help: 'Delivery attempts per recipient, by outcome (delivered, deferred, bounced, expired) and recipient domain class.',
+    labelNames: ['outcome', 'domain_class'] as const,
+    registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: 'posta_delivery_latency_seconds',
+    help: 'Time from acceptance to delivery, per delivered recipient.',
+    labelNames: ['domain_class'] as const,
+    buckets: [0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 14400, 86400],
+    registers: [this.registry],
+  });
+
+  /** Gauges read at scrape time. */
+  constructor(read: {
+    queue: () => { messages: number; oldestSeconds: number };
+    certificateExpiry: () => number;
+  }) {
+    new Gauge({
+      name: 'posta_queue_messages',
+      help: 'Messages in the queue with recipients still to deliver.',
+      registers: [this.registry],
+      collect() {
+        this.set(read.queue().messages);
+      },
+    });
+    new Gauge({
+      name: 'posta_queue_oldest_seconds',
+      help: 'Age of the oldest message in the queue.',
+      registers: [this.registry],
+      collect() {
+        this.set(read.queue().oldestSeconds);
+      },
+    });
+    new Gauge({
+      name: 'posta_certificate_expiry_timestamp_seconds',
+      help: 'When the certificate in use expires (Unix time).',
+      registers: [this.registry],
+      collect() {
+        this.set(read.certificateExpiry());
+      },
+    });
+    collectDefaultMetrics({ register: this.registry, prefix: 'posta_' });
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The control socket: HTTP over a Unix socket at DATA/posta.sock (mode 0600,
+ * so only the server's user and root can ask), read by `posta status`.
+ * GET /status answers the server's health as JSON (see Status).
+ */
+import { createServer, request, type Server } from 'node:http';
+import { chmod, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export const SOCKET = 'posta.sock';
+
+export interface Status {
+  version: string;
+  pid: number;
+  startedAt: string;
+  uptimeSeconds: number;
+  listeners: { kind: string; address: string }[];
+  queue: { messages: number; queued: number; deferred: number; oldestSeconds: number };
+  /** Delivery attempts per recipient by outcome. */
+  lastHour: Record<string, number>;
+  lastDay: Record<string, number>;
+  certificate: { names: string[]; notAfter: string; daysLeft: number };
+  dkim: Record<string, string[]>;
+  errors: { time: string; msg: string }[];
+}
+
+export async function startControl(
+  dataDir: string,
+  status: () => Status,
+): Promise<{ close(): Promise<void> }> {
+  const path = join(dataDir, SOCKET);
+  await unlink(path).catch(() => {}); // left by a crash: a running server would hold the lock on the queue first
+  const server: Server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/status') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(status()));
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  await chmod(path, 0o600);
+  return {
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/** Ask the running server; null when none is listening on the socket. */
+export function fetchStatus(dataDir: string): Promise<Status | null> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath: join(dataDir, SOCKET), path: '/status', timeout: 5000 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(body) as Status);
+          } catch {
+            reject(
+              new Error(
+                `the server answered ${res.statusCode ?? '?'} with something that is not JSON`,
+              ),
+            );
+          }
+        });
+      },
+    );
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? resolve(null) : reject(err),
+    );
+    req.end();
+  });
+}

@@ -1,0 +1,168 @@
+/**
+ * Operating posta: Prometheus metrics on the http listener, read with the
+ * prometheus_client text-format parser, move when mail flows; `posta status`
+ * asks the running server over its control socket; `posta install-service`
+ * writes a unit that systemd-analyze accepts; logs hold no passwords.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import nodemailer from 'nodemailer';
+import { posta, tempDir } from '../helpers/posta.ts';
+import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
+import { randomLoopback } from '../helpers/net.ts';
+import { startServer, type TestServer } from '../helpers/server.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+
+const run = promisify(execFile);
+
+let dns: DnsServer;
+let rx: Receiver;
+let s: TestServer;
+
+before(async () => {
+  const mx = randomLoopback();
+  rx = await startReceiver({ listen: [`${mx}:25`] });
+  dns = await startDns(
+    [SOA('test'), 'dest.test. IN MX 10 mx.dest.test.', `mx.dest.test. IN A ${mx}`, ''].join('\n'),
+  );
+  s = await startServer({ dns: dns.endpoint, http: true });
+});
+
+after(async () => {
+  await s?.stop();
+  await rx?.stop();
+  dns?.stop();
+});
+
+/** Scrape /metrics and parse it with prometheus_client: {"name{labels}": value}. */
+async function scrape(): Promise<Record<string, number>> {
+  const res = await fetch(`http://${s.host}:${s.ports.http}/metrics`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+  const dir = await tempDir('posta-metrics-');
+  const file = join(dir, 'metrics.txt');
+  await writeFile(file, await res.text());
+  const parsed = await run('/usr/bin/python3', [
+    '-c',
+    [
+      'import json, sys',
+      'from prometheus_client.parser import text_string_to_metric_families',
+      'out = {}',
+      'for fam in text_string_to_metric_families(open(sys.argv[1]).read()):',
+      '    for smp in fam.samples:',
+      '        labels = ",".join(f"{k}={v}" for k, v in sorted(smp.labels.items()))',
+      '        out[f"{smp.name}{{{labels}}}"] = smp.value',
+      'print(json.dumps(out))',
+    ].join('\n'),
+    file,
+  ]);
+  return JSON.parse(parsed.stdout) as Record<string, number>;
+}
+
+async function send(to: string): Promise<void> {
+  const t = nodemailer.createTransport({
+    host: s.host,
+    port: s.ports.submission,
+    auth: { user: s.user, pass: s.password },
+    tls: { rejectUnauthorized: false },
+  });
+  await t.sendMail({ from: s.user, to, subject: 'metrics', text: 'x' });
+  t.close();
+}
+
+test('/metrics parses as Prometheus text and its counters move when mail flows', async () => {
+  const before = await scrape();
+  for (const name of [
+    'posta_queue_messages{}',
+    'posta_queue_oldest_seconds{}',
+    'posta_certificate_expiry_timestamp_seconds{}',
+    'posta_auth_failures_total{}',
+  ]) {
+    assert.ok(name in before, `${name} is exported`);
+  }
+  assert.ok((before['posta_certificate_expiry_timestamp_seconds{}'] ?? 0) > Date.now() / 1000);
+  await send('metrics@dest.test');
+  await rx.waitFor(1);
+  let after = await scrape();
+  for (
+    let i = 0;
+    i < 20 && !after['posta_deliveries_total{domain_class=other,outcome=delivered}'];
+    i++
+  ) {
+    await new Promise((r) => setTimeout(r, 100));
+    after = await scrape();
+  }
+  const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+  assert.equal(delta('posta_messages_accepted_total{source=submission}'), 1);
+  assert.equal(delta('posta_deliveries_total{domain_class=other,outcome=delivered}'), 1);
+  assert.ok(delta('posta_connections_total{listener=submission}') >= 1);
+  assert.equal(delta('posta_delivery_latency_seconds_count{domain_class=other}'), 1);
+});
+
+test('posta status reports the running server; without one it says so', async () => {
+  const r = await posta(['status', '--json', '--dir', s.dir]);
+  assert.equal(r.code, 0, r.stderr);
+  const st = JSON.parse(r.stdout) as {
+    version: string;
+    pid: number;
+    listeners: { kind: string; address: string }[];
+    queue: { messages: number };
+    lastHour: Record<string, number>;
+    certificate: { names: string[]; daysLeft: number };
+    dkim: Record<string, string[]>;
+    errors: unknown[];
+  };
+  assert.match(st.version, /^\d+\.\d+\.\d+/);
+  assert.equal(st.pid, s.child.pid);
+  assert.ok(
+    st.listeners.some(
+      (l) => l.kind === 'submission' && l.address === `${s.host}:${s.ports.submission}`,
+    ),
+  );
+  assert.ok((st.lastHour.delivered ?? 0) >= 1, JSON.stringify(st.lastHour));
+  assert.deepEqual(st.certificate.names, ['mail.example.test']);
+  assert.equal(st.dkim['example.test']?.length, 2);
+
+  const text = await posta(['status', '--dir', s.dir]);
+  assert.match(text.stdout, /^posta \d+\.\d+\.\d+, pid \d+, up /);
+  assert.match(text.stdout, /^last hour\s+\d+ delivered/m);
+
+  const stopped = await startServer();
+  await stopped.stop();
+  const none = await posta(['status', '--dir', stopped.dir]);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /No posta server is running for .*; start it with `posta serve/);
+});
+
+test('logs are JSON lines with ids and never hold the password', () => {
+  const lines = s.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(lines.length > 0);
+  for (const l of lines) {
+    if (['accepted', 'delivered', 'deferred', 'bounced'].includes(String(l.msg))) {
+      assert.ok(l.qid, `${String(l.msg)} line has a queue id`);
+    }
+  }
+  assert.ok(!s.logs.some((l) => l.includes(s.password)), 'no password in the logs');
+});
+
+test('install-service writes a unit systemd-analyze accepts', async () => {
+  const r = await posta(['install-service', '--print', '--user', 'daemon', '--dir', s.dir]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^User=daemon$/m);
+  assert.match(r.stdout, /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
+  assert.match(r.stdout, new RegExp(`^ExecStart=.*/bin/posta serve --dir ${s.dir}$`, 'm'));
+  assert.match(r.stdout, new RegExp(`^ReadWritePaths=${s.dir}/data$`, 'm'));
+  const unit = join(await tempDir('posta-unit-'), 'posta.service');
+  await writeFile(unit, r.stdout);
+  const verify = await run('systemd-analyze', ['verify', unit]).catch(
+    (err: { code: number; stderr: string }) => ({ stdout: '', stderr: err.stderr, code: err.code }),
+  );
+  assert.ok(!('code' in verify), `systemd-analyze verify: ${verify.stderr}`);
+  const root = await posta(['install-service', '--print', '--user', 'root', '--dir', s.dir]);
+  assert.equal(root.code, 1);
+  assert.match(root.stderr, /should not run as root/);
+});
