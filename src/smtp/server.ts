@@ -14,7 +14,7 @@ import type { Spool } from '../queue/spool.ts';
 import type { Logger } from '../log/log.ts';
 import type { CertStore } from '../tls/store.ts';
 import { parseAddress } from '../address/address.ts';
-import { verifyPassword } from '../users/hash.ts';
+import { verifyOrDelay, verifyPassword } from '../users/hash.ts';
 import { PostaSMTPServer } from './connection.ts';
 import { AuthThrottle } from './throttle.ts';
 import { checkInboundRecipient, checkSender, checkSubmissionRecipient } from './policy.ts';
@@ -274,7 +274,7 @@ async function authenticate(
   const a = parseAddress(name);
   const account = a.ok ? directory.account(a.value.local, a.value.domain) : undefined;
   if (!a.ok || !account) {
-    await verifyPassword(password, DUMMY);
+    await verifyOrDelay(password, undefined);
     return null;
   }
   const user = `${a.value.local}@${a.value.domain}`;
@@ -283,10 +283,5 @@ async function authenticate(
   verified.add(user, password, account.hash);
   return user;
 }
-
-// A valid hash of a random password, verified when the account does not exist,
-// so that failures take the same time either way.
-const DUMMY =
-  '$scrypt$ln=17,r=8,p=1$cG9zdGFkdW1teXNhbHQ$3q2AS2VbOaFQtJ_PzBw3Dz3UexhDVbWd4B6bN3sL8Y4';
 
 export type { SMTPServerSession };

@@ -7,7 +7,7 @@ import { PostaError } from '../errors.ts';
 import { formatAddress, parseAddress, type Address } from '../address/address.ts';
 import { requireDomain, usersFile } from '../config/paths.ts';
 import { listDomains } from '../config/load.ts';
-import { hashPassword, verifyPassword } from './hash.ts';
+import { hashPassword, verifyOrDelay } from './hash.ts';
 import { editUsers, readUsers, type Account } from './userdb.ts';
 
 export function parseAccountAddress(text: string): Address {
@@ -73,10 +73,6 @@ export async function listUsers(
   return out;
 }
 
-// Verifying against this when the account does not exist keeps the time of a
-// failure the same whether or not the account exists.
-const DUMMY_HASH = hashPassword('posta dummy password');
-
 /** The account when the password is right, null otherwise (unknown or wrong). */
 export async function authenticate(
   dir: string,
@@ -87,7 +83,7 @@ export async function authenticate(
   const account = a.ok
     ? (await readUsers(usersFile(dir, a.value.domain)).catch(() => null))?.get(a.value.local)
     : undefined;
-  const ok = await verifyPassword(password, account?.hash ?? (await DUMMY_HASH));
+  const ok = await verifyOrDelay(password, account?.hash);
   return ok && account ? account : null;
 }
 

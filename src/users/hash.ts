@@ -47,3 +47,14 @@ export async function verifyPassword(password: string, hash: string): Promise<bo
   const got = await scryptAsync(password, Buffer.from(m[4] ?? '', 'base64url'), options(ln, r, p));
   return want.length === got.length && timingSafeEqual(want, got);
 }
+
+// A hash of a password nobody knows, verified when there is no account, so a
+// failure takes the same time whether or not the account exists.
+let dummy: Promise<string> | null = null;
+
+/** Verify `password` against `hash`, or spend the same time and fail when there is none. */
+export async function verifyOrDelay(password: string, hash: string | undefined): Promise<boolean> {
+  dummy ??= hashPassword('posta dummy password');
+  const ok = await verifyPassword(password, hash ?? (await dummy));
+  return hash !== undefined && ok;
+}
