@@ -49,6 +49,7 @@ export function createLogger(
       (process.stdout.isTTY
         ? pretty({
             colorize: true,
+            singleLine: true,
             translateTime: 'SYS:HH:MM:ss',
             ignore: 'pid,hostname',
             sync: true,
