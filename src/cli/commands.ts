@@ -70,6 +70,16 @@ export const commands: CommandEntry[] = [
     summary: 'install posta as a systemd service running as an unprivileged user',
     load: async () => (await import('./install-service.ts')).installService,
   },
+  {
+    name: 'send',
+    summary: 'send a test message over SMTP submission; --wait follows it to the MX',
+    load: async () => (await import('./send.ts')).send,
+  },
+  {
+    name: 'sendmail',
+    summary: 'sendmail-compatible submission from stdin, straight into the queue',
+    load: async () => (await import('./sendmail.ts')).sendmail,
+  },
   ...pending.map(({ command, summary }) => ({
     name: command.name,
     summary,

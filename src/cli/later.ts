@@ -32,16 +32,4 @@ export const pending: { command: Command; summary: string }[] = [
     'posta doctor DOMAIN [--json]',
     'the doctor',
   ),
-  later(
-    'send',
-    'send a test message',
-    'posta send --to ADDR [--from ADDR] [--server HOST:PORT] [--user U] [--password P]',
-    'the test sender',
-  ),
-  later(
-    'sendmail',
-    'sendmail-compatible submission from stdin',
-    'posta sendmail [-t] [-f FROM] [-i] [RCPT...]',
-    'the sendmail interface',
-  ),
 ];

@@ -19,6 +19,7 @@ import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SMTPConnectionSendInfo } from 'nodemailer/lib/smtp-connection';
 import { fromReply, local, parseReply, type Outcome } from './outcome.ts';
+import { connectionStep } from './step.ts';
 
 export type TlsMode = 'opportunistic' | 'verified' | 'implicit';
 
@@ -96,14 +97,22 @@ export class Session {
     });
     conn.on('error', () => {}); // after setup, failures reach the send callbacks
     try {
-      await step(conn, o, (done) => conn.connect(done));
+      await connectionStep(
+        conn,
+        (done) => conn.connect(done),
+        (err) => setupFailure(err, o),
+      );
       const info = tlsInfo(conn);
       if (o.tls !== 'opportunistic' && !info.tls) {
         throw new SessionFailure(local('transient', '4.7.5', `${o.servername} did not offer TLS`));
       }
       const auth = o.auth;
       if (auth)
-        await step(conn, o, (done) => conn.login({ user: auth.user, pass: auth.pass }, done));
+        await connectionStep(
+          conn,
+          (done) => conn.login({ user: auth.user, pass: auth.pass }, done),
+          (err) => setupFailure(err, o),
+        );
       return new Session(conn, o, info);
     } catch (err) {
       conn.close();
@@ -217,29 +226,6 @@ interface SendError extends Error {
   responseCode?: number;
   command?: string;
   rejectedErrors?: { recipient?: string; response?: string; responseCode?: number }[];
-}
-
-/**
- * One setup step (connect, login). Until the session is up, nodemailer may
- * report a failure as an event only, so listen for those too.
- */
-function step(
-  conn: SMTPConnection,
-  o: SessionOptions,
-  start: (done: (err?: unknown) => void) => void,
-): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const fail = (err?: unknown) =>
-      reject(setupFailure(err ?? new Error('the server closed the connection'), o));
-    conn.once('error', fail);
-    conn.once('end', fail);
-    start((err) => {
-      conn.removeListener('error', fail);
-      conn.removeListener('end', fail);
-      if (err) fail(err);
-      else resolve();
-    });
-  });
 }
 
 function tlsInfo(conn: SMTPConnection): TlsInfo {

@@ -1,0 +1,214 @@
+/**
+ * `posta send` and `posta sendmail` end to end: a real `posta serve` with a
+ * DNS server on loopback whose MX for dest.test is an independent receiving
+ * MX (aiosmtpd). `posta send` submits over 587/465 with nodemailer and, with
+ * --wait, follows the message to the MX; `posta sendmail` writes into the
+ * queue as postdrop does. What arrives is checked by dkimpy.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { posta, ROOT } from '../helpers/posta.ts';
+import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
+import { randomLoopback } from '../helpers/net.ts';
+import { startServer, type TestServer } from '../helpers/server.ts';
+import { startReceiver, type ReceivedMessage, type Receiver } from '../helpers/receiver.ts';
+
+let dns: DnsServer;
+let dkimDns: DnsServer;
+let rx: Receiver;
+let s: TestServer;
+let mx: string;
+
+before(async () => {
+  mx = randomLoopback();
+  rx = await startReceiver({ listen: [`${mx}:25`] });
+  dns = await startDns(
+    [SOA('test'), `dest.test. IN MX 10 mx.dest.test.`, `mx.dest.test. IN A ${mx}`, ''].join('\n'),
+  );
+  s = await startServer({ dns: dns.endpoint });
+  const records = await posta(['dns', 'example.test', '--dir', s.dir]);
+  dkimDns = await startDns(`${SOA('example.test')}\n${records.stdout}`);
+});
+
+after(async () => {
+  await s?.stop();
+  await rx?.stop();
+  dns?.stop();
+  dkimDns?.stop();
+});
+
+const auth = () => ['--user', s.user, '--password', s.password, '--dir', s.dir];
+
+async function arrival(
+  match: (m: ReceivedMessage) => boolean,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<ReceivedMessage> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = (await rx.messages()).find(match);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no message ${what} arrived at the receiver`);
+    await sleep(100);
+  }
+}
+
+function verifyDkim(message: Buffer): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      '/usr/bin/python3',
+      [join(ROOT, 'test/peers/with_dns.py'), dkimDns.address, '53', 'dkimverify-all'],
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, out: stdout + stderr }),
+    );
+    child.stdin?.end(message);
+  });
+}
+
+const headerOf = (m: ReceivedMessage) => {
+  const text = m.data.toString();
+  return text.slice(0, text.indexOf('\r\n\r\n') + 2);
+};
+
+test('posta send --wait: queued, followed to the MX, delivered over TLS', async () => {
+  const r = await posta(['send', '--to', 'someone@dest.test', '--wait', '--insecure', ...auth()]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const id = /^queued as (\S+)$/m.exec(r.stdout)?.[1];
+  assert.ok(id, r.stdout);
+  assert.match(
+    r.stdout,
+    new RegExp(
+      `^Server: +${s.host.replaceAll('.', '\\.')}:${s.ports.submission} \\(STARTTLS\\)`,
+      'm',
+    ),
+  );
+  assert.match(r.stdout, /^TLS: +TLSv1\.[23] \S+, certificate not verified \(--insecure/m);
+  assert.match(r.stdout, /^AUTH: +i@example\.test ok$/m);
+  assert.match(r.stdout, new RegExp(`^Reply: +250 2\\.0\\.0 Ok: queued as ${id}$`, 'm'));
+  assert.match(
+    r.stdout,
+    new RegExp(
+      `^<someone@dest\\.test> delivered via mx\\.dest\\.test \\[${mx.replaceAll('.', '\\.')}\\], TLSv1\\.[23] \\(certificate not verified\\)\\n {4}250 `,
+      'm',
+    ),
+  );
+  assert.equal(r.stderr, '');
+  const m = await arrival((x) => x.rcptTos.includes('someone@dest.test'), 'for someone');
+  assert.equal(m.mailFrom, s.user);
+  assert.match(headerOf(m), /^Subject: posta test message /m);
+  assert.match(headerOf(m), /^From: i@example\.test/m);
+  assert.match(m.data.toString(), /sent by `posta send` on /);
+});
+
+test('posta send over implicit TLS verifies the certificate with NODE_EXTRA_CA_CERTS; $user $pass $to', async () => {
+  const r = await posta(['send', '--tls', '--subject', 'verified', '--dir', s.dir], {
+    env: { NODE_EXTRA_CA_CERTS: s.certFile, user: s.user, pass: s.password, to: 'v@dest.test' },
+  });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`:${s.ports.submissions} \\(implicit TLS\\)`));
+  assert.match(r.stdout, /certificate verified for mail\.example\.test/);
+  await arrival((x) => x.rcptTos.includes('v@dest.test'), 'for v');
+});
+
+test('posta send refuses a certificate that does not verify, and names --insecure', async () => {
+  const r = await posta(['send', '--to', 'n@dest.test', ...auth()]);
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(r.stderr, /^posta: TLS with .* failed: .*--insecure/);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+});
+
+test('posta send --wait reports a bounce with the remote reply and exits 1', async () => {
+  const r = await posta(['send', '--to', 'reject-x@dest.test', '--wait', '--insecure', ...auth()]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /^queued as \S+$/m);
+  assert.match(r.stdout, /^<reject-x@dest\.test> bounced via mx\.dest\.test .*\n {4}550 5\.1\.1 /m);
+  assert.match(
+    r.stderr,
+    /^posta: Not delivered: <reject-x@dest\.test> bounced: 550 5\.1\.1 .*posta queue show/,
+  );
+});
+
+test('posta sendmail -t: queued from stdin, delivered to To, Cc and Bcc, Bcc removed, signed', async () => {
+  const message = [
+    'From: Me <i@example.test>',
+    'To: to1@dest.test',
+    'Cc: "Cc" <cc1@dest.test>',
+    'Bcc: bcc1@dest.test',
+    'Subject: from sendmail',
+    '',
+    'Hello from cron.',
+    '',
+  ].join('\n');
+  const r = await posta(['sendmail', '-t', '-i', '--dir', s.dir], { input: message });
+  assert.deepEqual(r, { code: 0, stdout: '', stderr: '' });
+  const m = await arrival((x) => x.rcptTos.includes('to1@dest.test'), 'from sendmail');
+  assert.deepEqual([...m.rcptTos].sort(), ['bcc1@dest.test', 'cc1@dest.test', 'to1@dest.test']);
+  assert.equal(m.mailFrom, 'i@example.test');
+  const header = headerOf(m);
+  assert.doesNotMatch(header, /^Bcc:/im);
+  assert.match(header, /^DKIM-Signature: [^]*d=example\.test/m);
+  assert.match(
+    header,
+    /^Received: from localhost \(\[127\.0\.0\.1\]\)\r\n\tby mail\.example\.test \(posta\) with local id /m,
+  );
+  assert.match(header, /^Message-ID: <.*@example\.test>/m);
+  assert.match(header, /^Date: /m);
+  assert.doesNotMatch(m.data.toString(), /\r(?!\n)|(?<!\r)\n/, 'CRLF line ends only');
+  const v = await verifyDkim(m.data);
+  assert.equal(v.code, 0, v.out);
+});
+
+test('posta sendmail with cron/mutt flags: -oi style flags accepted, a lone "." ends the message', async () => {
+  const r = await posta(
+    ['sendmail', '-odi', '-oem', '-bm', '-FCron Daemon', 'dot@dest.test', '--dir', s.dir],
+    {
+      input: 'Subject: dots\n\nbefore\n..stays\n.\nafter\n',
+    },
+  );
+  assert.deepEqual(r, { code: 0, stdout: '', stderr: '' });
+  const m = await arrival((x) => x.rcptTos.includes('dot@dest.test'), 'with a dot line');
+  const text = m.data.toString();
+  assert.match(text, /^From: "Cron Daemon" <postmaster@example\.test>\r\n/m);
+  assert.match(text, /\r\n\r\nbefore\r\n\.\.stays\r\n$/);
+});
+
+test('posta sendmail refuses a foreign sender, and no recipients is a usage error', async () => {
+  const foreign = await posta(
+    ['sendmail', '-f', 'me@elsewhere.test', 'x@dest.test', '--dir', s.dir],
+    {
+      input: 'Subject: no\n\nno\n',
+    },
+  );
+  assert.equal(foreign.code, 1);
+  assert.match(
+    foreign.stderr,
+    /^posta: The sender <me@elsewhere\.test> is not an address of this server's domains \(example\.test\)/,
+  );
+  assert.equal(foreign.stderr.trim().split('\n').length, 1);
+  const none = await posta(['sendmail', '--dir', s.dir], { input: 'Subject: no\n\nno\n' });
+  assert.equal(none.code, 2);
+  const list = await posta(['queue', 'list', '--dir', s.dir]);
+  assert.doesNotMatch(list.stdout, /elsewhere/);
+});
+
+test('posta send with a wrong password: exit 1 with the 535 reply', async () => {
+  const r = await posta([
+    'send',
+    '--to',
+    'w@dest.test',
+    '--insecure',
+    '--user',
+    s.user,
+    '--password',
+    'wrong',
+    '--dir',
+    s.dir,
+  ]);
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(
+    r.stderr,
+    /^posta: .* refused AUTH as i@example\.test: 535 5\.7\.8 .*; check --user and --password\.\n$/,
+  );
+});
