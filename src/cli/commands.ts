@@ -5,7 +5,6 @@
  * SMTP server, mailauth and the rest.
  */
 import type { Command } from './command.ts';
-import { pending } from './later.ts';
 
 export interface CommandEntry {
   name: string;
@@ -80,9 +79,9 @@ export const commands: CommandEntry[] = [
     summary: 'sendmail-compatible submission from stdin, straight into the queue',
     load: async () => (await import('./sendmail.ts')).sendmail,
   },
-  ...pending.map(({ command, summary }) => ({
-    name: command.name,
-    summary,
-    load: () => Promise.resolve(command),
-  })),
+  {
+    name: 'doctor',
+    summary: 'check live DNS and the server against what they should be',
+    load: async () => (await import('./doctor.ts')).doctor,
+  },
 ];

@@ -152,7 +152,7 @@ const usage: [string, string[], number, RegExp][] = [
     2,
     /"rm" is not a user command; use add, del, list or passwd/,
   ],
-  ['later capability', ['doctor', 'example.test'], 1, /posta doctor is not available yet/],
+  ['doctor for a foreign domain', ['doctor', 'other.test'], 1, /other\.test .*posta init/],
 ];
 for (const [name, args, code, want] of usage) {
   test(`bad input: ${name} -> exit ${code} and one clear sentence`, async () => {

@@ -23,18 +23,23 @@ class Reloading(BaseResolver):
 
     def __init__(self, path):
         self.path = path
-        self.mtime = os.stat(path).st_mtime_ns
+        st = os.stat(path)
+        self.mtime = (st.st_mtime_ns, st.st_ino, st.st_size)
         with open(path) as f:
             self.zone = Zone(f.read())  # a broken zone fails at start
 
     def resolve(self, request, handler):
-        mtime = os.stat(self.path).st_mtime_ns
-        if mtime != self.mtime:
-            self.mtime = mtime
+        st = os.stat(self.path)
+        stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
+        if stamp != self.mtime:
             try:
                 with open(self.path) as f:
-                    self.zone = Zone(f.read())
+                    zone = Zone(f.read())
+                # Swap in the new zone before marking it seen, so that no
+                # thread answers from the old zone after the change is noticed.
+                self.zone, self.mtime = zone, stamp
             except Exception as e:  # keep answering from the previous zone
+                self.mtime = stamp
                 print('zone reload failed:', e, file=sys.stderr, flush=True)
         return self.zone.resolve(request, handler)
 

@@ -1,0 +1,239 @@
+/**
+ * Doctor checks on the records receivers use to authenticate posta's mail:
+ *   spf    one `v=spf1` record (RFC 7208 §4.5), valid, at most 10 DNS-querying
+ *          terms (§4.6.4), authorising every sending address: evaluated by
+ *          mailauth in strict mode as a receiver would, for postmaster@DOMAIN
+ *          with HELO hostname
+ *   dkim   SELECTOR._domainkey.DOMAIN of every key on disk publishes that
+ *          key's public half (RFC 6376 §3.6.1; RFC 8463 for Ed25519)
+ *   dmarc  _dmarc.DOMAIN has one `v=DMARC1` record with a p= tag (RFC 7489 §6.3)
+ */
+import { createPublicKey } from 'node:crypto';
+import { isIP } from 'node:net';
+import { spf } from 'mailauth/lib/spf/index.js';
+import type { DNSResolver } from 'mailauth';
+import type { ResolveFn } from '../dns/resolver.ts';
+import { dkimTxt, type DkimKey } from '../dkim/keys.ts';
+import type { DnsContext } from './dns-checks.ts';
+import { tags, txt } from './lookup.ts';
+import { fail, pass, warn, type CheckResult } from './report.ts';
+
+/** RFC 7208 §4.6.4: at most 10 terms that cause DNS queries. */
+export const SPF_LOOKUP_LIMIT = 10;
+const QUERYING = new Set(['include', 'a', 'mx', 'ptr', 'exists']);
+
+/** RFC 7208 §4.5: records that begin with the version section "v=spf1". */
+const isSpf = (record: string) => /^v=spf1(?: |$)/i.test(record);
+
+async function spfRecords(resolve: ResolveFn, name: string): Promise<string[]> {
+  return (await txt(resolve, name)).filter(isSpf);
+}
+
+/**
+ * The DNS-querying terms of a record, those of its include: and redirect=
+ * targets included (RFC 7208 §4.6.4), counted without evaluating: a receiver
+ * may reach every one of them. Targets with macros cannot be followed.
+ */
+export async function countSpfLookups(
+  resolve: ResolveFn,
+  record: string,
+  seen = new Set<string>(),
+): Promise<number> {
+  const terms = record.split(/\s+/).slice(1).filter(Boolean);
+  // RFC 7208 §6.1: redirect is ignored when the record has an "all" mechanism.
+  const hasAll = terms.some((t) => /^[+\-~?]?all$/i.test(t));
+  let n = 0;
+  for (const term of terms) {
+    const m = /^[+\-~?]?([a-z][a-z0-9_.-]*)([:=/]?)(.*)$/i.exec(term);
+    if (!m) continue;
+    const name = (m[1] ?? '').toLowerCase();
+    const modifier = m[2] === '=';
+    const target = (m[3] ?? '').toLowerCase();
+    const follows =
+      (!modifier && name === 'include') || (modifier && name === 'redirect' && !hasAll);
+    if (modifier ? name !== 'redirect' || hasAll : !QUERYING.has(name)) continue;
+    n++;
+    if (!follows || target.includes('%') || seen.has(target) || n > SPF_LOOKUP_LIMIT) continue;
+    seen.add(target);
+    const nested = await spfRecords(resolve, target);
+    if (nested.length === 1) n += await countSpfLookups(resolve, nested[0] ?? '', seen);
+  }
+  return n;
+}
+
+export async function checkSpf(ctx: DnsContext): Promise<CheckResult> {
+  const records = await spfRecords(ctx.resolve, ctx.domain);
+  const terms = ctx.sending.addresses.map((ip) => `${isIP(ip) === 6 ? 'ip6' : 'ip4'}:${ip}`);
+  const suggested = `v=spf1 ${terms.length ? terms.join(' ') : 'mx'} -all`;
+  if (records.length === 0) {
+    return fail(
+      'spf',
+      `${ctx.domain} has no v=spf1 TXT record`,
+      `publish \`${ctx.domain}. IN TXT "${suggested}"\``,
+    );
+  }
+  if (records.length > 1) {
+    // RFC 7208 §4.5: more than one record is a permerror for every receiver.
+    return fail(
+      'spf',
+      `${ctx.domain} has ${records.length} v=spf1 records (${records.map((r) => `"${r}"`).join(', ')}): receivers treat that as a permanent error`,
+      'merge them into one record and delete the others',
+    );
+  }
+  const record = records[0] ?? '';
+  const lookups = await countSpfLookups(ctx.resolve, record, new Set([ctx.domain]));
+  if (lookups > SPF_LOOKUP_LIMIT) {
+    return fail(
+      'spf',
+      `"${record}" needs ${lookups} DNS lookups (include, a, mx, ptr, exists, redirect); receivers stop at ${SPF_LOOKUP_LIMIT} with a permanent error`,
+      'replace includes with the ip4:/ip6: ranges they stand for until at most 10 remain',
+    );
+  }
+  // With no known address, evaluate for a documentation address (RFC 5737)
+  // only to find syntax and lookup errors.
+  const ips = ctx.sending.addresses.length ? ctx.sending.addresses : ['192.0.2.1'];
+  const results = await Promise.all(
+    ips.map(async (ip) => {
+      const r = await spf({
+        sender: `postmaster@${ctx.domain}`,
+        ip,
+        helo: ctx.hostname,
+        mta: ctx.hostname,
+        resolver: ctx.resolve as DNSResolver,
+        strict: true,
+        maxElapsedTime: 20_000,
+      });
+      return { ip, result: r.status.result, comment: r.status.comment ?? '' };
+    }),
+  );
+  const broken = results.find((r) => r.result === 'permerror');
+  if (broken) {
+    return fail(
+      'spf',
+      `"${record}" is not valid: ${broken.comment.replace(/^[^:]*: /, '')}`,
+      `fix the record; for this server it can be "${suggested}"`,
+    );
+  }
+  const temporary = results.find((r) => r.result === 'temperror');
+  if (temporary) {
+    return warn(
+      'spf',
+      `could not evaluate "${record}": ${temporary.comment.replace(/^[^:]*: /, '')}`,
+      'check that every name the record refers to resolves, then run posta doctor again',
+    );
+  }
+  if (ctx.sending.addresses.length === 0) {
+    return warn(
+      'spf',
+      `"${record}" is valid; could not tell whether it authorises this server: ${ctx.sending.unknown ?? ''}`,
+      'list the server\'s public addresses in `addresses = ["..."]` at the top of posta.toml',
+    );
+  }
+  const refused = results.filter((r) => r.result !== 'pass');
+  if (refused.length) {
+    const missing = refused.map((r) => `${isIP(r.ip) === 6 ? 'ip6' : 'ip4'}:${r.ip}`);
+    return fail(
+      'spf',
+      `"${record}" does not authorise ${refused.map((r) => `${r.ip} (${r.result})`).join(', ')}`,
+      `add ${missing.join(' ')} to the record before its "all" term`,
+    );
+  }
+  return pass(
+    'spf',
+    `"${record}" authorises ${ctx.sending.addresses.join(', ')} (${lookups} DNS lookup${lookups === 1 ? '' : 's'})`,
+  );
+}
+
+/** The key in a p= value, as SubjectPublicKeyInfo DER, or null when it does not decode. */
+function publishedKey(algorithm: DkimKey['algorithm'], p: string): Buffer | null {
+  const raw = Buffer.from(p.replace(/\s+/g, ''), 'base64');
+  if (algorithm === 'ed25519') return raw.length === 32 ? raw : null;
+  // RFC 6376 §3.6.1 says SubjectPublicKeyInfo; some publish the bare RSAPublicKey.
+  for (const type of ['spki', 'pkcs1'] as const) {
+    try {
+      return createPublicKey({ key: raw, format: 'der', type }).export({
+        type: 'spki',
+        format: 'der',
+      });
+    } catch {
+      // try the next form
+    }
+  }
+  return null;
+}
+
+const sameKey = (a: Buffer | null, b: Buffer | null) => a !== null && b !== null && a.equals(b);
+
+export async function checkDkim(
+  ctx: DnsContext,
+  keys: readonly DkimKey[],
+  keyDir: string,
+): Promise<CheckResult> {
+  if (keys.length === 0) {
+    return fail(
+      'dkim',
+      `there is no DKIM key in ${keyDir}: posta signs nothing for ${ctx.domain}`,
+      `restore the SELECTOR.rsa.key and SELECTOR.ed25519.key files from your backup (or the git history) into ${keyDir}`,
+    );
+  }
+  const problems: string[] = [];
+  for (const key of keys) {
+    const name = `${key.selector}._domainkey.${ctx.domain}`;
+    const records = (await txt(ctx.resolve, name)).filter((r) => tags(r).has('p'));
+    if (records.length !== 1) {
+      problems.push(
+        records.length ? `${name} has ${records.length} key records` : `${name} has no key record`,
+      );
+      continue;
+    }
+    const t = tags(records[0] ?? '');
+    const k = (t.get('k') ?? 'rsa').toLowerCase(); // RFC 6376 §3.6.1: k= defaults to rsa
+    const p = t.get('p') ?? '';
+    const ours = tags(dkimTxt(key)).get('p') ?? '';
+    if (p === '') {
+      problems.push(`${name} has an empty p=, which revokes the key (RFC 6376 §3.6.1)`);
+    } else if (k !== key.algorithm) {
+      problems.push(`${name} says k=${k}, but the key on disk is ${key.algorithm}`);
+    } else if (!sameKey(publishedKey(key.algorithm, p), publishedKey(key.algorithm, ours))) {
+      problems.push(`${name} publishes another key than ${key.file}`);
+    }
+  }
+  if (problems.length) {
+    return fail(
+      'dkim',
+      problems.join('; '),
+      `publish the DKIM records \`posta dns ${ctx.domain}\` prints (one TXT per selector)`,
+    );
+  }
+  return pass(
+    'dkim',
+    `${keys.map((k) => `${k.selector} (${k.algorithm})`).join(', ')} match the keys on disk`,
+  );
+}
+
+export async function checkDmarc(ctx: DnsContext): Promise<CheckResult> {
+  const name = `_dmarc.${ctx.domain}`;
+  const publish = `publish \`${name}. IN TXT "v=DMARC1; p=quarantine; rua=mailto:postmaster@${ctx.domain}"\``;
+  // RFC 7489 §6.6.3: records that do not start with v=DMARC1 are discarded.
+  const records = (await txt(ctx.resolve, name)).filter((r) => /^v\s*=\s*DMARC1\s*(;|$)/.test(r));
+  if (records.length === 0) return fail('dmarc', `${name} has no v=DMARC1 record`, publish);
+  if (records.length > 1) {
+    // RFC 7489 §6.6.3: more than one record means no DMARC policy at all.
+    return fail(
+      'dmarc',
+      `${name} has ${records.length} v=DMARC1 records, so receivers apply none`,
+      'keep one record and delete the others',
+    );
+  }
+  const record = records[0] ?? '';
+  const policy = tags(record).get('p');
+  // RFC 7489 §6.3: p is required and is none, quarantine or reject.
+  if (!policy || !['none', 'quarantine', 'reject'].includes(policy.toLowerCase())) {
+    return fail(
+      'dmarc',
+      `"${record}" has ${policy ? `p=${policy}, which is not none, quarantine or reject` : 'no p= tag'}`,
+      publish,
+    );
+  }
+  return pass('dmarc', `"${record}"`);
+}
