@@ -93,6 +93,7 @@ export class AcmeManager {
   private poller: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private failures = 0;
+  private hookQueue: Promise<void> = Promise.resolve();
   private state: AcmeState;
 
   constructor(o: {
@@ -260,7 +261,18 @@ export class AcmeManager {
     }
   }
 
-  private async hook(verb: 'add' | 'del', name: string, value: string): Promise<void> {
+  /**
+   * Run the dns hook, one call at a time: the two TXT records of a wildcard
+   * and its base name have the same NAME, and few hook scripts are written
+   * for concurrent edits of one zone.
+   */
+  private hook(verb: 'add' | 'del', name: string, value: string): Promise<void> {
+    const next = this.hookQueue.then(() => this.runHook(verb, name, value));
+    this.hookQueue = next.catch(() => {});
+    return next;
+  }
+
+  private async runHook(verb: 'add' | 'del', name: string, value: string): Promise<void> {
     if (!this.cfg.dnsHook) {
       throw new Error(
         '[acme] challenge = "dns-01" needs dns_hook, a program that publishes TXT records',
