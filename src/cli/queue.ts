@@ -1,6 +1,6 @@
 import { PostaError, UsageError } from '../errors.ts';
 import { loadConfig } from '../config/load.ts';
-import { openQueueDb } from '../queue/spool.ts';
+import { openQueueDbIfAny } from '../queue/spool.ts';
 import {
   deleteMessage,
   flushQueue,
@@ -33,7 +33,7 @@ These work beside a running \`posta serve\`; a flush takes effect within a secon
     const sub = { ...args, positionals: rest };
     const json = args.values.json === true;
     const config = await loadConfig(args.dir);
-    const db = openQueueDb(config.dataDir);
+    const db = openQueueDbIfAny(config.dataDir);
     try {
       switch (verb) {
         case 'list': {

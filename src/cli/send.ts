@@ -14,7 +14,7 @@ import { PostaError, UsageError } from '../errors.ts';
 import { loadConfig, type ResolvedConfig } from '../config/load.ts';
 import { formatEndpoint } from '../config/endpoint.ts';
 import { newMessageId, rfc5322Date } from '../message/header.ts';
-import { openQueueDb } from '../queue/spool.ts';
+import { openQueueDbIfAny } from '../queue/spool.ts';
 import { messageDetail, type LoggedAttempt, type MessageDetail } from '../queue/inspect.ts';
 import { submit, SubmitFailure, type SubmitResult } from '../submit/client.ts';
 import { readPassword } from './password.ts';
@@ -260,7 +260,7 @@ function failureSentence(
 
 /** --wait: poll the queue database until the message has left the queue, or WAIT_MS. */
 async function follow(config: ResolvedConfig, id: string): Promise<number> {
-  const db = openQueueDb(config.dataDir);
+  const db = openQueueDbIfAny(config.dataDir);
   let detail: MessageDetail;
   try {
     process.stdout.write(`Waiting for delivery (at most ${WAIT_MS / 60_000} minutes)...\n`);

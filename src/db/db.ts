@@ -11,7 +11,7 @@ import { dirname } from 'node:path';
 export type Db = DatabaseSync;
 
 export function openDb(path: string, migrations: readonly string[]): Db {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const db = new DatabaseSync(path);
   db.exec('PRAGMA journal_mode = WAL');
   db.exec('PRAGMA synchronous = FULL');

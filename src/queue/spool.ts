@@ -22,6 +22,7 @@
  * receiving server said 250, so a crash in between sends the message again.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openDb, transaction, type Db } from '../db/db.ts';
 
@@ -144,6 +145,15 @@ interface Pending {
 
 export function openQueueDb(dataDir: string): Db {
   return openDb(join(dataDir, 'queue.db'), MIGRATIONS);
+}
+
+/**
+ * The queue for commands beside the server: an empty one in memory when
+ * there is none yet, so that looking creates no data folder.
+ */
+export function openQueueDbIfAny(dataDir: string): Db {
+  const file = join(dataDir, 'queue.db');
+  return openDb(existsSync(file) ? file : ':memory:', MIGRATIONS);
 }
 
 export class Spool {

@@ -89,7 +89,8 @@ const norms: [string, string | null][] = [
   ['a%b@remote.test', null],
   ['a!b@remote.test', null],
   ['@remote.test', null],
-  ['x@localhost', null],
+  ['root@localhost', 'root@example.test'],
+  ['x@nodot', null],
 ];
 for (const [input, want] of norms) {
   test(`normaliseAddress(${JSON.stringify(input)}) -> ${want}`, () => {

@@ -143,7 +143,8 @@ export function listAddresses(value: string): string[] {
 /**
  * The normal form of an envelope address, as submission stores it: the domain
  * as a lower-case A-label, and for local domains the local part too; a bare
- * name gets `defaultDomain`. Null when it is not a usable address.
+ * name, or one @localhost, gets `defaultDomain`. Null when it is not a
+ * usable address.
  */
 export function normaliseAddress(
   input: string,
@@ -151,6 +152,8 @@ export function normaliseAddress(
   defaultDomain: string | undefined,
 ): string | null {
   let address = input.trim().replace(/^<(.*)>$/, '$1');
+  // cron's MAILTO=root@localhost means this machine, as a bare name does.
+  if (/@localhost\.?$/i.test(address)) address = address.slice(0, address.lastIndexOf('@'));
   if (!address.includes('@')) {
     if (!defaultDomain) return null;
     address = `${address}@${defaultDomain}`;
