@@ -96,7 +96,10 @@ export class Scheduler {
     }
     for (const [id, until] of this.coolDown) if (until <= now) this.coolDown.delete(id);
     const skip = this.coolDown.size ? new Set([...this.busy, ...this.coolDown.keys()]) : this.busy;
-    for (const m of this.o.spool.due(now, BATCH, skip)) {
+    const full = new Set(
+      [...this.perDomain.keys(), ...this.sentAt.keys()].filter((d) => !this.mayStart(d, now)),
+    );
+    for (const m of this.o.spool.due(now, BATCH, skip, full)) {
       if (this.active >= this.o.delivery.concurrency) break;
       const local = m.recipients.filter((r) => this.o.directory.isLocal(domainOf(r.address)));
       if (local.length) {

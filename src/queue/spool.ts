@@ -242,16 +242,25 @@ export class Spool {
     });
   }
 
-  /** Recipients due now, grouped by message, oldest first, skipping `busy` messages. */
-  due(now: number, limit: number, busy: ReadonlySet<string>): DueMessage[] {
+  /** Recipients due now, grouped by message, oldest first, skipping `busy` messages and `fullDomains`. */
+  due(
+    now: number,
+    limit: number,
+    busy: ReadonlySet<string>,
+    fullDomains: ReadonlySet<string> = new Set(),
+  ): DueMessage[] {
+    // Messages in flight and domains at their limit are left out in the query,
+    // so that they cannot fill the batch and starve everything behind them.
     const rows = this.db
       .prepare(
         `SELECT r.message, r.address, r.attempts, m.created_at, m.sender, m.source, m.warned
            FROM recipients r JOIN messages m ON m.id = r.message
           WHERE r.state = 'queued' AND r.next_attempt <= ?
+            AND r.message NOT IN (SELECT value FROM json_each(?))
+            AND substr(r.address, instr(r.address, '@') + 1) NOT IN (SELECT value FROM json_each(?))
           ORDER BY r.next_attempt, r.message LIMIT ?`,
       )
-      .all(now, limit) as {
+      .all(now, JSON.stringify([...busy]), JSON.stringify([...fullDomains]), limit) as {
       message: string;
       address: string;
       attempts: number;
