@@ -198,7 +198,12 @@ export class AcmeManager {
         'certificate order failed; keeping the current certificate',
       );
     }
-    await this.saveState();
+    await this.saveState().catch((err: Error) =>
+      this.log.error(
+        { err: err.message },
+        'cannot write the ACME state; posta cert status will be stale',
+      ),
+    );
     this.schedule(Date.parse(this.state.nextRenewal ?? '') - Date.now());
   }
 

@@ -20,7 +20,7 @@ import type { DeliveryConfig, RelayConfig } from '../config/load.ts';
 import type { Resolver } from '../dns/resolver.ts';
 import type { Logger } from '../log/log.ts';
 import { local, type AttemptInfo, type Outcome } from './outcome.ts';
-import { findRoute, type Host } from './route.ts';
+import { findRoute, hostAddresses, type Host } from './route.ts';
 import { Session, SessionFailure, type SessionOptions, type TlsMode } from './session.ts';
 import { SessionPool } from './sessions.ts';
 import type { StsPolicies } from './sts.ts';
@@ -99,12 +99,11 @@ export class MxTransport implements Transport {
   }
 
   private async viaRelay(job: Job, relay: RelayConfig): Promise<JobResult> {
+    // The relay is a host, not a mail domain: its A/AAAA, never its MX.
     const ips = isIP(relay.host)
       ? [relay.host]
-      : await findRoute(relay.host, this.o.resolver, this.o.delivery.ipFamily).then((r) =>
-          r.kind === 'hosts'
-            ? r.hosts.flatMap((h) => (h.name === relay.host ? h.addresses : []))
-            : [],
+      : await hostAddresses(relay.host, this.o.resolver, this.o.delivery.ipFamily).catch(
+          () => [] as string[],
         );
     let auth: SessionOptions['auth'];
     if (relay.username) {

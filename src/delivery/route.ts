@@ -82,7 +82,8 @@ export async function findRoute(
   );
 }
 
-async function hostAddresses(
+/** A host's addresses in `family` order; throws when every lookup failed. */
+export async function hostAddresses(
   name: string,
   resolver: Resolver,
   family: IpFamily,

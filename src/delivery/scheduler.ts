@@ -22,6 +22,7 @@
 import type { DeliveryConfig } from '../config/load.ts';
 import type { Directory } from '../domains/directory.ts';
 import type { Logger } from '../log/log.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { newQueueId, type Attempt, type DueMessage, type Spool } from '../queue/spool.ts';
 import { buildDsn, type FailedRecipient } from '../bounce/dsn.ts';
 import { signMessage } from '../dkim/sign.ts';
@@ -43,6 +44,8 @@ export interface SchedulerOptions {
 
 const POLL_MS = 1000;
 const COOL_DOWN_MS = 60_000;
+/** About five minutes of retries (1, 2, 4, ... 30 s) before a round gives up. */
+const RECORD_TRIES = 10;
 const BATCH = 200;
 const LOG_DAYS = 30;
 
@@ -116,9 +119,11 @@ export class Scheduler {
         const d = domainOf(r.address);
         byDomain.set(d, [...(byDomain.get(d) ?? []), r.address]);
       }
-      const startable = [...byDomain].filter(([d]) => this.mayStart(d, now));
+      // `concurrency` counts SMTP sessions: one per recipient domain of a message.
+      const room = this.o.delivery.concurrency - this.active;
+      const startable = [...byDomain].filter(([d]) => this.mayStart(d, now)).slice(0, room);
       if (startable.length === 0) continue;
-      this.run(m.id, () => this.deliverMessage(m, startable));
+      this.run(m.id, () => this.deliverMessage(m, startable), startable.length);
     }
   }
 
@@ -127,15 +132,16 @@ export class Scheduler {
     if ((this.perDomain.get(domain) ?? 0) >= d.connectionsPerDomain) return false;
     if (d.messagesPerMinutePerDomain > 0) {
       const recent = (this.sentAt.get(domain) ?? []).filter((t) => now - t < 60_000);
-      this.sentAt.set(domain, recent);
+      if (recent.length) this.sentAt.set(domain, recent);
+      else this.sentAt.delete(domain);
       if (recent.length >= d.messagesPerMinutePerDomain) return false;
     }
     return true;
   }
 
-  private run(id: string, work: () => Promise<void>): void {
+  private run(id: string, work: () => Promise<void>, sessions = 1): void {
     this.busy.add(id);
-    this.active++;
+    this.active += sessions;
     work()
       .catch((err: Error) => {
         // A bug or a broken database must not turn into a busy loop.
@@ -147,7 +153,7 @@ export class Scheduler {
       })
       .finally(() => {
         this.busy.delete(id);
-        this.active--;
+        this.active -= sessions;
         if (this.active === 0 && this.idle) this.idle();
         this.kick();
       });
@@ -215,7 +221,7 @@ export class Scheduler {
   private async deliverMessage(m: DueMessage, groups: [string, string[]][]): Promise<void> {
     const data = this.o.spool.data(m.id);
     if (!data) return; // deleted meanwhile (posta queue delete)
-    await Promise.all(
+    const settled = await Promise.allSettled(
       groups.map(async ([domain, recipients]) => {
         this.perDomain.set(domain, (this.perDomain.get(domain) ?? 0) + 1);
         if (this.o.delivery.messagesPerMinutePerDomain > 0) {
@@ -242,6 +248,9 @@ export class Scheduler {
         }
       }),
     );
+    // Every group has ended before the message is released; then report a failure.
+    const failure = settled.find((r) => r.status === 'rejected');
+    if (failure) throw failure.reason;
   }
 
   /** Write down one round's outcomes, with the DSNs they call for, in one commit. */
@@ -304,7 +313,27 @@ export class Scheduler {
       delayed.length > 0 &&
       now - m.createdAt >= d.delayWarningMs;
     if (warn && m.sender !== '') notices.push(await this.notice(m, data, 'delayed', delayed));
-    await this.o.spool.record(m.id, { attempts, retry, notices, warned: warn });
+    await this.recordWithRetry(m.id, { attempts, retry, notices, warned: warn });
+  }
+
+  /**
+   * Write an attempt down, trying again for a while when the database fails
+   * (disk full, locked): giving up would send the message again.
+   */
+  private async recordWithRetry(id: string, result: Parameters<Spool['record']>[1]): Promise<void> {
+    for (let i = 0; ; i++) {
+      try {
+        await this.o.spool.record(id, result);
+        return;
+      } catch (err) {
+        if (i >= RECORD_TRIES - 1) throw err;
+        this.o.log.error(
+          { qid: id, err: (err as Error).message },
+          'cannot record a delivery; trying again',
+        );
+        await sleep(Math.min(1000 * 2 ** i, 30_000));
+      }
+    }
   }
 
   private backoff(attempts: number): number {

@@ -90,7 +90,9 @@ export class Session {
         minVersion: o.tls === 'opportunistic' ? 'TLSv1' : 'TLSv1.2',
       },
       connectionTimeout: o.connectTimeoutMs,
-      greetingTimeout: 5 * 60_000, // RFC 5321 §4.5.3.2.1
+      // RFC 5321 §4.5.3.2.1 asks 5 minutes for the greeting; nodemailer 10
+      // counts it (and STARTTLS) within the setup budget of connectionTimeout.
+      greetingTimeout: 5 * 60_000,
       socketTimeout: 10 * 60_000, // RFC 5321 §4.5.3.2.6, the longest wait
       maxResponseSize: MAX_RESPONSE,
       logger: false,
@@ -149,7 +151,12 @@ export class Session {
       (err) => ({ err }),
     );
     this.lastUsed = Date.now();
-    const rejected = result.info?.rejectedErrors ?? result.err?.rejectedErrors ?? [];
+    // A refused DATA carries no per-recipient errors; the envelope still has them.
+    const envelope = (
+      this.conn as unknown as { _envelope?: { rejectedErrors?: SendError['rejectedErrors'] } }
+    )._envelope;
+    const rejected =
+      result.info?.rejectedErrors ?? result.err?.rejectedErrors ?? envelope?.rejectedErrors ?? [];
     for (const r of rejected) {
       const reply = parseReply(r.response, r.responseCode);
       if (r.recipient && reply) outcomes.set(r.recipient, fromReply(reply));

@@ -35,6 +35,10 @@ export function normaliseEnvelope(address: string, dir: Directory): string | nul
   const domain = parseDomain(address.slice(at + 1));
   if (!domain.ok) return null;
   if (dir.isLocal(domain.value)) {
+    // SRS addresses posta made can be longer than 64 bytes (RFC 5321 §4.5.3.1.1
+    // limit for mailboxes); bounces to them must still be taken.
+    const local = address.slice(0, at);
+    if (isSrs(local)) return `${local.toLowerCase()}@${domain.value}`;
     const a = parseAddress(address);
     return a.ok ? `${a.value.local}@${a.value.domain}` : null;
   }

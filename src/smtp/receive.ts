@@ -58,8 +58,8 @@ export async function receive(
   source: Source,
   deps: ReceiveDeps,
 ): Promise<Accepted> {
-  const { data, problem } = await readChecked(stream);
-  if (stream.sizeExceeded || data.length > deps.config.limits.messageSize) {
+  const { data, problem, size } = await readChecked(stream, deps.config.limits.messageSize);
+  if (stream.sizeExceeded || size > deps.config.limits.messageSize) {
     throw C552TooBig(`Message exceeds the size limit of ${deps.config.limits.messageSize} bytes`);
   }
   if (problem) throw C554BareLineEnding(problem);
@@ -141,6 +141,7 @@ async function checkInbound(
       hostname: deps.config.hostname,
       seal: key && { domain, key: { selector: key.selector, pem: key.pem } },
       dmarcReject: deps.config.inbound.dmarcReject,
+      localDomains: deps.directory.names(),
     });
   } catch (err) {
     deps.log.error({ qid: queueId, err: (err as Error).message }, 'inbound verification failed');
@@ -154,19 +155,28 @@ async function checkInbound(
   return Buffer.concat([Buffer.from(checked.headers), checked.message]);
 }
 
-/** Reads the whole body, noting the first bare CR, bare LF or NUL. */
-async function readChecked(stream: Readable): Promise<{ data: Buffer; problem: string | null }> {
+/**
+ * Reads the whole body, noting the first bare CR, bare LF or NUL. Past
+ * `limit` bytes nothing more is kept (the message will be refused with 552),
+ * so a client streaming without end cannot fill the memory.
+ */
+async function readChecked(
+  stream: Readable,
+  limit: number,
+): Promise<{ data: Buffer; problem: string | null; size: number }> {
   const chunks: Buffer[] = [];
   let problem: string | null = null;
   let prev = 10; // as if after a line end
+  let size = 0;
   for await (const c of stream) {
     const chunk = c as Buffer;
     if (!problem) problem = lineProblem(chunk, prev);
     if (chunk.length) prev = chunk[chunk.length - 1] ?? prev;
-    chunks.push(chunk);
+    size += chunk.length;
+    if (size <= limit) chunks.push(chunk);
   }
   if (!problem && prev === 13) problem = 'The message ends in a bare CR';
-  return { data: Buffer.concat(chunks), problem };
+  return { data: Buffer.concat(chunks), problem, size };
 }
 
 function lineProblem(chunk: Buffer, prev: number): string | null {

@@ -121,6 +121,7 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
   const submission = kind !== 'smtp';
   const source: Source = submission ? 'submission' : 'inbound';
   const sessionFailures = new Map<string, number>();
+  const counted = new Set<string>();
   return {
     name: config.hostname,
     banner: 'posta',
@@ -148,6 +149,7 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
       const ip = session.remoteAddress;
       const n = (shared.perIp.get(ip) ?? 0) + 1;
       shared.perIp.set(ip, n);
+      counted.add(session.id);
       if (n > config.limits.connectionsPerIp) {
         return callback(C421Busy('Too many connections from your address; try again later'));
       }
@@ -165,6 +167,10 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
     },
 
     onClose(session) {
+      // smtp-server calls onClose also for sessions it never passed to
+      // onConnect (closed within its 100 ms early-talker wait, or refused by
+      // maxClients); only those counted may be taken off.
+      if (!counted.delete(session.id)) return;
       const ip = session.remoteAddress;
       const n = (shared.perIp.get(ip) ?? 1) - 1;
       if (n > 0) shared.perIp.set(ip, n);

@@ -11,6 +11,9 @@
  * - DMARC `p=reject` failures are refused at the end of DATA (550 5.7.1) when
  *   `[inbound] dmarc_reject` is on; when a DNS lookup failed temporarily, the
  *   answer is 451 4.7.0 instead, never a 5xx.
+ * - Mail From one of our own domains must pass DMARC, whatever policy the
+ *   domain publishes: posta would otherwise forward a forgery with an SRS
+ *   sender of that same domain, and it would pass DMARC at the receiver.
  */
 import { authenticate } from 'mailauth';
 import type { AuthenticateResult, DNSResolver } from 'mailauth';
@@ -27,6 +30,8 @@ export interface InboundInput {
   /** The forwarding domain and its RSA key (selector, PEM), to seal with. */
   seal?: { domain: string; key: { selector: string; pem: string } };
   dmarcReject: boolean;
+  /** Our own domains: mail From them must pass DMARC, whatever they publish. */
+  localDomains: readonly string[];
 }
 
 export interface InboundResult {
@@ -64,6 +69,21 @@ export async function verifyInbound(i: InboundInput): Promise<InboundResult> {
     message,
     summary: { spf, dkim, dmarc, arc },
   };
+  const fromDomains = result.dkim.headerFrom.map((a) =>
+    a.slice(a.lastIndexOf('@') + 1).toLowerCase(),
+  );
+  const ours = fromDomains.find((d) => i.localDomains.includes(d));
+  if (ours && dmarc !== 'pass') {
+    out.refuse =
+      dmarc === 'temperror'
+        ? { code: 451, enhanced: '4.7.0', text: `DNS lookups for ${ours} failed; try again later` }
+        : {
+            code: 550,
+            enhanced: '5.7.1',
+            text: `Mail From ${ours} must pass DMARC here (it is ${dmarc}); send it through submission with an account`,
+          };
+    return out;
+  }
   if (i.dmarcReject && result.dmarc && dmarc === 'fail' && result.dmarc.policy === 'reject') {
     const temporary = spf === 'temperror' || dkimResults.includes('temperror');
     const from = result.dmarc.status.header?.from ?? 'the From domain';
@@ -83,7 +103,11 @@ export function stripForgedResults(message: Buffer, hostname: string): Buffer {
   const end = message.indexOf('\r\n\r\n');
   const head = (end < 0 ? message : message.subarray(0, end + 2)).toString('latin1');
   const fields = head.split(/\r\n(?![ \t])/).filter((f) => f !== '');
-  const ours = new RegExp(`^authentication-results:\\s*${escape(hostname)}\\s*(;|$)`, 'i');
+  // RFC 8601 §2.2: authserv-id, optionally a version, comments (CFWS) anywhere around.
+  const ours = new RegExp(
+    `^authentication-results:\\s*(\\([^)]*\\)\\s*)*${escape(hostname)}(\\s*\\([^)]*\\))*(\\s+\\d+)?\\s*(\\([^)]*\\)\\s*)*(;|$)`,
+    'i',
+  );
   const kept = fields.filter((f) => !ours.test(f));
   if (kept.length === fields.length) return message;
   const rest = end < 0 ? Buffer.alloc(0) : message.subarray(end + 2);

@@ -168,6 +168,15 @@ test('a DMARC p=reject failure is refused at the end of DATA', async () => {
   assert.match(r.data?.raw ?? '', /^550 5\.7\.1 Rejected by the DMARC policy of origin\.test/);
 });
 
+test('mail From one of our own domains must pass DMARC on port 25, whatever p= says', async () => {
+  const forged = Buffer.from(
+    'From: The CEO <ceo@example.test>\r\nTo: x@example.test\r\nSubject: wire money\r\n\r\nnow\r\n',
+  );
+  const r = await inbound('ceo@example.test', 'x@example.test', forged);
+  assert.equal(r.data?.code, 550);
+  assert.match(r.data?.raw ?? '', /^550 5\.7\.1 Mail From example\.test must pass DMARC here/);
+});
+
 test('a bounce to the SRS address reaches the original sender; a tampered one is refused', async () => {
   const forwarded = (await rx.messages()).find((x) => x.rcptTos.includes('me@gmail.test'));
   assert.ok(forwarded, 'the forwarding test ran first');
@@ -190,6 +199,29 @@ test('a bounce to the SRS address reaches the original sender; a tampered one is
   const bad = await inbound('', tampered, dsn);
   assert.equal(bad.rcpt.code, 550);
   assert.match(bad.rcpt.raw, /^550 5\.7\.1 .*the SRS hash is wrong/);
+});
+
+test('a bounce to an SRS address longer than 64 bytes is still taken back', async () => {
+  const sender = `bounces+${'a1b2c3d4'.repeat(6)}@origin.test`;
+  const message = await signedMessage({
+    from: sender,
+    to: 'long@example.test',
+    subject: 'long sender',
+  });
+  const r = await inbound(sender, 'long@example.test', message);
+  assert.equal(r.data?.code, 250, r.data?.raw);
+  const fwd = await arrival(
+    (x) => x.data.toString().includes('Subject: long sender'),
+    'long sender',
+  );
+  assert.ok(fwd.mailFrom.length - fwd.mailFrom.indexOf('@') > 0 && fwd.mailFrom.indexOf('@') > 64);
+  const dsn = Buffer.from(`From: MAILER-DAEMON@gmail.test\r\nSubject: bounce\r\n\r\nlong one\r\n`);
+  const back = await inbound('', fwd.mailFrom, dsn);
+  assert.equal(back.rcpt.code, 250, back.rcpt.raw);
+  await arrival(
+    (x) => x.rcptTos.includes(sender) && x.mailFrom === '',
+    'the bounce to the long sender',
+  );
 });
 
 test('a forwarding loop ends with one DSN to the original sender', async () => {
