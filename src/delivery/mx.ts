@@ -2,8 +2,10 @@
  * Delivery over SMTP to the recipient domain's MX hosts (or to a relay).
  *
  * RFC 5321 §5.1: hosts in MX order, each host's addresses in turn; a host
- * that cannot be reached, refuses the session or fails TLS is skipped for the
- * next. Once a server takes part in a transaction its replies decide, per
+ * that cannot be reached or refuses the session is skipped for the next. A
+ * host whose TLS handshake fails is tried once more without STARTTLS, unless
+ * MTA-STS demands TLS (RFC 7435: opportunistic security falls back to clear
+ * text rather than not delivering). Once a server takes part in a transaction its replies decide, per
  * recipient. If no host could be used, the last failure decides (usually
  * transient, so the queue retries later).
  *
@@ -169,8 +171,16 @@ export class MxTransport implements Transport {
         try {
           session = await Session.open(opts);
         } catch (err) {
-          if (err instanceof SessionFailure) return { outcome: err.outcome, info: base };
-          throw err;
+          if (!(err instanceof SessionFailure)) throw err;
+          if (err.tlsFailed && opts.tls === 'opportunistic') {
+            // RFC 7435: when nothing demands TLS, plaintext beats no delivery.
+            this.o.log.warn(
+              { qid: job.queueId, mx: opts.servername, ip: opts.ip, err: err.message },
+              'TLS handshake failed; retrying without STARTTLS',
+            );
+            return this.sendVia(job, { ...opts, tls: 'none' });
+          }
+          return { outcome: err.outcome, info: base };
         }
       }
       const info: AttemptInfo = { ...base, ...session.info, reused };

@@ -14,6 +14,9 @@
  * - verified: STARTTLS required and the certificate must verify for the MX
  *   name (MTA-STS enforce, RFC 8461 §4.2); anything else fails the session.
  * - implicit: TLS from the first byte (a relay on port 465).
+ * - none: no STARTTLS even when offered; only to retry a server whose TLS
+ *   handshake failed, when nothing requires TLS (RFC 7435 opportunistic
+ *   security prefers plaintext delivery to none at all).
  */
 import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
@@ -21,7 +24,7 @@ import type { SMTPConnectionSendInfo } from 'nodemailer/lib/smtp-connection';
 import { fromReply, local, parseReply, type Outcome } from './outcome.ts';
 import { connectionStep } from './step.ts';
 
-export type TlsMode = 'opportunistic' | 'verified' | 'implicit';
+export type TlsMode = 'opportunistic' | 'verified' | 'implicit' | 'none';
 
 export interface SessionOptions {
   ip: string;
@@ -44,9 +47,12 @@ export interface TlsInfo {
 /** A session that could not be set up: the outcome, and whether another host may do better. */
 export class SessionFailure extends Error {
   readonly outcome: Outcome;
-  constructor(outcome: Outcome) {
+  /** The TLS handshake failed (the server may still take mail without TLS). */
+  readonly tlsFailed: boolean;
+  constructor(outcome: Outcome, tlsFailed = false) {
     super(outcome.reply.text);
     this.outcome = outcome;
+    this.tlsFailed = tlsFailed;
   }
 }
 
@@ -84,6 +90,7 @@ export class Session {
       secure: o.tls === 'implicit',
       requireTLS: o.tls === 'verified',
       opportunisticTLS: o.tls === 'opportunistic',
+      ignoreTLS: o.tls === 'none',
       tls: {
         servername: o.servername,
         rejectUnauthorized: o.tls !== 'opportunistic',
@@ -102,10 +109,10 @@ export class Session {
       await connectionStep(
         conn,
         (done) => conn.connect(done),
-        (err) => setupFailure(err, o),
+        (err) => setupFailure(err, o, conn),
       );
       const info = tlsInfo(conn);
-      if (o.tls !== 'opportunistic' && !info.tls) {
+      if ((o.tls === 'verified' || o.tls === 'implicit') && !info.tls) {
         throw new SessionFailure(local('transient', '4.7.5', `${o.servername} did not offer TLS`));
       }
       const auth = o.auth;
@@ -113,7 +120,7 @@ export class Session {
         await connectionStep(
           conn,
           (done) => conn.login({ user: auth.user, pass: auth.pass }, done),
-          (err) => setupFailure(err, o),
+          (err) => setupFailure(err, o, conn),
         );
       return new Session(conn, o, info);
     } catch (err) {
@@ -242,16 +249,21 @@ function tlsInfo(conn: SMTPConnection): TlsInfo {
 }
 
 /** Connect, greeting, EHLO, STARTTLS or AUTH failed: say why, in reply form. */
-function setupFailure(err: unknown, o: SessionOptions): SessionFailure {
+function setupFailure(err: unknown, o: SessionOptions, conn: SMTPConnection): SessionFailure {
   const e = err as SendError;
+  // With TLS 1.3 a server that refuses the handshake (a client certificate
+  // it wants, a cipher it dislikes) may only hang up after it: a connection
+  // lost once STARTTLS began counts as a TLS failure.
+  const inTls = conn.upgrading === true || conn.secure;
   const reply = parseReply(e.response, e.responseCode);
   const where = `${o.servername} [${o.ip}]:${o.port}`;
   if (reply && reply.code >= 400) {
     return new SessionFailure(fromReply({ ...reply, text: `${where} said: ${reply.text}` }));
   }
-  if (e.code === 'ETLS' || /certificate|TLS|SSL/i.test(e.message)) {
+  if (e.code === 'ETLS' || inTls || /certificate|TLS|SSL/i.test(e.message)) {
     return new SessionFailure(
       local('transient', '4.7.5', `TLS with ${where} failed: ${e.message}`),
+      true,
     );
   }
   const enhanced = e.code === 'ETIMEDOUT' ? '4.4.2' : '4.4.1';

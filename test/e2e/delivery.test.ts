@@ -20,12 +20,15 @@ import { startReceiver, type ReceivedMessage, type Receiver } from '../helpers/r
 let dns: DnsServer;
 let dkimDns: DnsServer;
 let rx: Receiver;
+let broken: Receiver;
 let s: TestServer;
 
 before(async () => {
   const mx = randomLoopback();
   const dead = randomLoopback();
   rx = await startReceiver({ listen: [`${mx}:25`, '[::1]:25'] });
+  const brokenMx = randomLoopback();
+  broken = await startReceiver({ listen: [`${brokenMx}:25`], brokenTls: true });
   dns = await startDns(
     [
       SOA('test'),
@@ -43,6 +46,9 @@ before(async () => {
       `reuse.test. IN MX 10 mx.reuse.test.`,
       `mx.reuse.test. IN A ${mx}`,
       `nullmx.test. IN MX 0 .`,
+      // Offers STARTTLS, but every handshake fails.
+      `brokentls.test. IN MX 10 mx.brokentls.test.`,
+      `mx.brokentls.test. IN A ${brokenMx}`,
       '; servfail broken.test.',
       '',
     ].join('\n'),
@@ -69,6 +75,7 @@ before(async () => {
 after(async () => {
   await s?.stop();
   await rx?.stop();
+  await broken?.stop();
   dns?.stop();
   dkimDns?.stop();
 });
@@ -254,4 +261,15 @@ test('a DNS failure (SERVFAIL) defers instead of bouncing', async () => {
     log.attempts[0]?.reply ?? '',
     /^451 4\.4\.3 DNS lookup of MX for broken\.test failed/,
   );
+});
+
+test('a server whose TLS handshake fails gets the mail without STARTTLS', async () => {
+  const id = await submit('kai@brokentls.test', 'no tls');
+  const [m] = await broken.waitFor(1);
+  assert.equal(m?.tls, false);
+  assert.deepEqual(m?.rcptTos, ['kai@brokentls.test']);
+  const a = (await show(id)).attempts.find((x) => x.recipient === 'kai@brokentls.test');
+  assert.equal(a?.outcome, 'delivered');
+  assert.equal(a?.tls, null, 'recorded as plaintext');
+  assert.ok(s.logs.some((l) => l.includes('TLS handshake failed; retrying without STARTTLS')));
 });

@@ -72,6 +72,8 @@ export async function startReceiver(opts: {
   listen: string[];
   tls?: { cert: string; key: string } | false;
   hostname?: string;
+  /** Offer STARTTLS, but fail every TLS handshake. */
+  brokenTls?: boolean;
 }): Promise<Receiver> {
   const base = await tempDir('posta-mx-');
   const dir = join(base, 'mail');
@@ -80,6 +82,7 @@ export async function startReceiver(opts: {
   const args = [join(ROOT, 'test/peers/mx_receiver.py'), '--out', dir, '--hostname', hostname];
   for (const l of opts.listen) args.push('--listen', l);
   if (tls) args.push('--cert', tls.cert, '--key', tls.key);
+  if (opts.brokenTls) args.push('--broken-tls');
   // stdin stays open as a pipe: the receiver exits when it closes, so it
   // dies with the test process even if stop() is never called.
   args.push('--watch-stdin');

@@ -150,12 +150,19 @@ async def main():
     p.add_argument('--key')
     p.add_argument('--hostname', default='mx.receiver.test')
     p.add_argument('--watch-stdin', action='store_true')
+    p.add_argument('--broken-tls', action='store_true',
+                   help='offer STARTTLS but fail every handshake (demands a client certificate)')
     args = p.parse_args()
 
     tls_context = None
     if args.cert:
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls_context.load_cert_chain(args.cert, args.key)
+        if args.broken_tls:
+            # A server whose STARTTLS cannot work: it demands a client
+            # certificate that no sending MTA presents.
+            tls_context.verify_mode = ssl.CERT_REQUIRED
+            tls_context.load_verify_locations(cafile=args.cert)
     os.makedirs(args.out, exist_ok=True)
     handler = Handler(args.out)
     loop = asyncio.get_running_loop()
