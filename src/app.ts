@@ -11,6 +11,7 @@ import { Spool } from './queue/spool.ts';
 import { attemptCounts, queueCounts } from './queue/inspect.ts';
 import type { Logger, RecentErrors } from './log/log.ts';
 import { certificateSource, type CertificateSource } from './tls/source.ts';
+import { certificateCovers } from './tls/certs.ts';
 import { startHttps } from './web/https.ts';
 import { startHttp } from './web/http.ts';
 import { startHttp01 } from './acme/http01.ts';
@@ -55,7 +56,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
   try {
     const certs = await certificateSource(config, log);
     const cert = certs.store.current;
-    if (config.tls && !cert.names.some((n) => matches(n, config.hostname))) {
+    if (config.tls && !certificateCovers(cert, config.hostname)) {
       log.warn(
         { names: cert.names, hostname: config.hostname },
         'the certificate does not cover hostname; clients that verify it will refuse TLS',
@@ -187,10 +188,4 @@ function transport(
     sts: config.delivery.mtaSts ? new StsPolicies(spool.db, resolver.resolve) : null,
     log: opts.log,
   });
-}
-
-function matches(pattern: string, name: string): boolean {
-  if (pattern.startsWith('*.'))
-    return name.endsWith(pattern.slice(1)) && name.split('.').length === pattern.split('.').length;
-  return pattern.toLowerCase() === name;
 }

@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import { formatEndpoint, type Endpoint } from '../config/endpoint.ts';
 import type { Logger } from '../log/log.ts';
-import { listen } from '../web/https.ts';
+import { closeAll, listen } from '../net/listen.ts';
 import type { Challenges } from './challenges.ts';
 
 const PREFIX = '/.well-known/acme-challenge/';
@@ -27,12 +27,11 @@ export async function startHttp01(
       }
       res.writeHead(200, { 'content-type': 'text/plain' }).end(answer);
     });
-    await listen(server, e);
+    await listen(server, e, 'ACME http-01');
     log.info({ kind: 'acme-http', address: formatEndpoint(e) }, 'listening');
     servers.push(server);
   }
   return {
-    close: () =>
-      Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r())))).then(() => {}),
+    close: () => closeAll(servers),
   };
 }

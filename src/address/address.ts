@@ -76,6 +76,16 @@ export function parseAddress(input: string): Parsed<Address> {
   return { ok: true, value: { local: local.value, domain: domain.value } };
 }
 
+/** The part after the last "@", lower-cased (for an address already accepted). */
+export function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}
+
+/** The part before the last "@". */
+export function localPartOf(address: string): string {
+  return address.slice(0, Math.max(0, address.lastIndexOf('@')));
+}
+
 export function formatAddress(a: Address): string {
   return `${a.local}@${a.domain}`;
 }

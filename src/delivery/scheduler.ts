@@ -29,6 +29,7 @@ import { signMessage } from '../dkim/sign.ts';
 import { formatReply, type AttemptInfo, type Outcome } from './outcome.ts';
 import type { Transport } from './transport.ts';
 import { isSrs, type Srs } from '../srs/srs.ts';
+import { domainOf, localPartOf } from '../address/address.ts';
 import { domainClass, type Metrics } from '../metrics/metrics.ts';
 
 export interface SchedulerOptions {
@@ -199,7 +200,7 @@ export class Scheduler {
   private targets(
     address: string,
   ): { ok: true; targets: string[] } | { ok: false; enhanced: string; why: string } {
-    const local = address.slice(0, address.lastIndexOf('@'));
+    const local = localPartOf(address);
     if (isSrs(local)) {
       const r = this.o.srs.reverse(address);
       return r.ok
@@ -437,7 +438,3 @@ const unknownOutcome: Outcome = {
   kind: 'transient',
   reply: { code: 451, enhanced: '4.3.0', text: 'No result for this recipient' },
 };
-
-function domainOf(address: string): string {
-  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
-}

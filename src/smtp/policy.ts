@@ -13,7 +13,7 @@
  *   local parts with "%" or "!" are refused. Source routes ("@a:b@c") are
  *   stripped by smtp-server as the RFC asks, leaving "b@c" to these rules.
  */
-import { parseAddress, parseDomain } from '../address/address.ts';
+import { domainOf, localPartOf, parseAddress, parseDomain } from '../address/address.ts';
 import type { Directory } from '../domains/directory.ts';
 import { isSrs, type Srs } from '../srs/srs.ts';
 import {
@@ -56,8 +56,8 @@ export function checkRouting(address: string): SmtpReply | null {
 /** May `account` (local@domain) send as `address`? */
 export function maySendAs(account: string, address: string, dir: Directory): boolean {
   if (address === account) return true;
-  const [aLocal = '', aDomain = ''] = split(account);
-  const [local, domain] = split(address);
+  const [aLocal, aDomain] = [localPartOf(account), domainOf(account)];
+  const [local, domain] = [localPartOf(address), domainOf(address)];
   if (domain !== aDomain) return false;
   if (dir.account(aLocal, aDomain)?.sendAsDomain) return true;
   return dir.directAliasTargets(local, domain).includes(account);
@@ -90,7 +90,7 @@ export function checkInboundRecipient(address: string, dir: Directory, srs: Srs)
   const routing = checkRouting(address);
   if (routing) return { ok: false, reply: routing };
   const norm = normaliseEnvelope(address, dir);
-  const domain = norm ? split(norm)[1] : '';
+  const domain = norm ? domainOf(norm) : '';
   if (norm === null || !dir.isLocal(domain)) {
     return {
       ok: false,
@@ -99,7 +99,7 @@ export function checkInboundRecipient(address: string, dir: Directory, srs: Srs)
       ),
     };
   }
-  const local = split(norm)[0];
+  const local = localPartOf(norm);
   if (isSrs(local)) {
     // A bounce to an address posta forwarded from: only genuine, fresh ones.
     const r = srs.reverse(norm);
@@ -116,9 +116,4 @@ export function checkInboundRecipient(address: string, dir: Directory, srs: Srs)
     return { ok: false, reply: C550NoSuchUser(`<${address}>: no such recipient here`) };
   }
   return { ok: true, address: norm };
-}
-
-function split(address: string): [string, string] {
-  const at = address.lastIndexOf('@');
-  return [address.slice(0, at), address.slice(at + 1)];
 }

@@ -15,15 +15,16 @@
  *    added on top; DMARC p=reject failures refused.
  * 6. The spool commits (fsync) and only then does the client get 250.
  */
+import { domainOf } from '../address/address.ts';
 import type { Readable } from 'node:stream';
 import type { SMTPServerSession } from 'smtp-server';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { Directory } from '../domains/directory.ts';
 import type { Logger } from '../log/log.ts';
 import { newQueueId, type Spool } from '../queue/spool.ts';
-import { signMessage } from '../dkim/sign.ts';
 import { maySendAs, normaliseEnvelope } from './policy.ts';
-import { newMessageId, readHeader, receivedField, rfc5322Date } from '../message/header.ts';
+import { readHeader } from '../message/header.ts';
+import { stampMessage } from '../message/stamp.ts';
 import { SmtpReply } from './reply.ts';
 import type { Verifier } from '../verify/pool.ts';
 import {
@@ -66,7 +67,6 @@ export async function receive(
 
   const account = source === 'submission' ? accountOf(session) : undefined;
   const header = readHeader(data);
-  let prefix = '';
   let fromDomain: string | undefined;
   if (account !== undefined) {
     if (header.fromFields !== 1) {
@@ -79,29 +79,28 @@ export async function receive(
       if (norm === null || !maySendAs(account, norm, deps.directory)) {
         throw C550FromNotAllowed(`${account} may not send with From: ${from}`);
       }
-      fromDomain ??= norm.slice(norm.lastIndexOf('@') + 1);
+      fromDomain ??= domainOf(norm);
     }
-    if (!header.messageId)
-      prefix += `Message-ID: ${newMessageId(fromDomain ?? deps.config.hostname)}\r\n`;
-    if (!header.hasDate) prefix += `Date: ${rfc5322Date(new Date())}\r\n`;
   }
 
   const queueId = newQueueId();
   const secure = session.secure ? 'S' : '';
-  const trace = receivedField({
-    helo: session.hostNameAppearsAs || 'unknown',
-    clientIp: session.remoteAddress,
-    hostname: deps.config.hostname,
-    protocol: `ESMTP${secure}${account !== undefined ? 'A' : ''}`,
-    tls: tlsVersion(session),
-    queueId,
-    date: new Date(),
+  const stamped = stampMessage(data, {
+    header,
+    complete: account !== undefined,
+    fromDomain,
+    keys: fromDomain ? deps.directory.keys(fromDomain) : [],
+    trace: {
+      helo: session.hostNameAppearsAs || 'unknown',
+      clientIp: session.remoteAddress,
+      hostname: deps.config.hostname,
+      protocol: `ESMTP${secure}${account !== undefined ? 'A' : ''}`,
+      tls: tlsVersion(session),
+      queueId,
+      date: new Date(),
+    },
   });
-  let message: Buffer = Buffer.concat([Buffer.from(trace + prefix), data]);
-  if (fromDomain && deps.directory.isLocal(fromDomain)) {
-    const signatures = signMessage(message, fromDomain, deps.directory.keys(fromDomain));
-    message = Buffer.concat([Buffer.from(signatures), message]);
-  }
+  let message = stamped.data;
   if (source === 'inbound') message = await checkInbound(message, session, queueId, deps);
 
   const envelope = {
@@ -110,7 +109,7 @@ export async function receive(
     source,
     account,
     clientIp: session.remoteAddress,
-    messageId: header.messageId ?? /^Message-ID: (.*)\r\n/m.exec(prefix)?.[1],
+    messageId: stamped.messageId,
   };
   try {
     await deps.spool.enqueue(envelope, message, queueId);
@@ -129,7 +128,7 @@ async function checkInbound(
   deps: ReceiveDeps,
 ): Promise<Buffer> {
   const first = session.envelope.rcptTo[0]?.address ?? '';
-  const domain = first.slice(first.lastIndexOf('@') + 1);
+  const domain = domainOf(first);
   const key = deps.directory.keys(domain).find((k) => k.algorithm === 'rsa');
   let checked;
   try {

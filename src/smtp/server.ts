@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { Endpoint } from '../config/endpoint.ts';
-import { formatEndpoint } from '../config/endpoint.ts';
+import { listen } from '../net/listen.ts';
 import type { Directory } from '../domains/directory.ts';
 import type { Spool } from '../queue/spool.ts';
 import type { Logger } from '../log/log.ts';
@@ -72,7 +72,7 @@ export async function startSmtp(deps: SmtpDeps): Promise<SmtpListeners> {
         sessionTimeoutMs: deps.config.limits.sessionTimeoutMs,
       });
       server.on('error', (err: Error) => deps.log.warn({ err: err.message, kind }, 'smtp error'));
-      const port = await listen(server, endpoint, kind);
+      const port = await listen(server.server, endpoint, kind);
       servers.push(server);
       listeners.push({ kind, endpoint, port });
     }
@@ -88,26 +88,6 @@ export async function startSmtp(deps: SmtpDeps): Promise<SmtpListeners> {
         servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
       ).then(() => undefined),
   };
-}
-
-function listen(server: PostaSMTPServer, e: Endpoint, kind: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      const why =
-        err.code === 'EADDRINUSE'
-          ? 'the address is in use by another program'
-          : err.code === 'EACCES'
-            ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE'
-            : err.message;
-      reject(new Error(`Cannot listen for ${kind} on ${formatEndpoint(e)}: ${why}.`));
-    };
-    server.server.once('error', onError);
-    server.listen(e.port, e.host, () => {
-      server.server.off('error', onError);
-      const addr = server.server.address();
-      resolve(typeof addr === 'object' && addr ? addr.port : e.port);
-    });
-  });
 }
 
 interface Shared {

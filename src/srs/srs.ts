@@ -17,6 +17,7 @@
  * Written here because the npm SRS packages (srs, srs.js) are small, years
  * without a release, and use SHA-1 with case-sensitive hashes.
  */
+import { localPartOf } from '../address/address.ts';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -66,7 +67,7 @@ export class Srs {
 
   /** The address an SRS address stands for, if it is genuine and fresh. */
   reverse(address: string): Reversed {
-    const local = address.slice(0, address.lastIndexOf('@'));
+    const local = localPartOf(address);
     const srs1 = /^srs1[=+-]([a-z2-7]+)=([^=]+)==(.+)$/i.exec(local);
     if (srs1) {
       const [, hash = '', first = '', rest = ''] = srs1;

@@ -26,10 +26,10 @@
  *   field always, then the DKIM signatures of the From domain.
  */
 import addressparser from 'nodemailer/lib/addressparser';
-import { parseAddress, parseDomain } from '../address/address.ts';
+import { domainOf, parseAddress, parseDomain } from '../address/address.ts';
 import { PostaError, UsageError } from '../errors.ts';
-import { newMessageId, readHeader, receivedField, rfc5322Date } from '../message/header.ts';
-import { signMessage } from '../dkim/sign.ts';
+import { readHeader } from '../message/header.ts';
+import { stampMessage } from '../message/stamp.ts';
 import type { DkimKey } from '../dkim/keys.ts';
 
 export interface LocalInput {
@@ -169,8 +169,6 @@ export function normaliseAddress(
   return a.ok ? `${a.value.local}@${a.value.domain}` : null;
 }
 
-const domainOf = (address: string) => address.slice(address.lastIndexOf('@') + 1);
-
 /** Envelope and header of a locally submitted message; errors are one sentence. */
 export function prepareLocal(input: LocalInput): LocalMessage {
   const first = input.domains[0];
@@ -237,35 +235,24 @@ export interface StampOptions {
   keys: readonly DkimKey[];
 }
 
-/**
- * What submission adds, in its order (smtp/receive.ts): Message-ID and Date
- * when missing, the Received trace field in front of them, then the DKIM
- * signatures on top of it all.
- */
+/** What submission adds (message/stamp.ts), with a "local" Received field. */
 export function stampLocal(
   m: LocalMessage,
   o: StampOptions,
 ): { data: Buffer; messageId: string | undefined } {
-  const header = readHeader(m.data);
-  let prefix = '';
-  let messageId = header.messageId;
-  if (!messageId) {
-    messageId = newMessageId(m.fromDomain ?? o.hostname);
-    prefix += `Message-ID: ${messageId}\r\n`;
-  }
-  if (!header.hasDate) prefix += `Date: ${rfc5322Date(o.date)}\r\n`;
-  const trace = receivedField({
-    helo: 'localhost',
-    clientIp: '127.0.0.1',
-    hostname: o.hostname,
-    protocol: 'local',
-    tls: undefined,
-    queueId: o.queueId,
-    date: o.date,
+  return stampMessage(m.data, {
+    header: readHeader(m.data),
+    complete: true,
+    fromDomain: m.fromDomain,
+    keys: o.keys,
+    trace: {
+      helo: 'localhost',
+      clientIp: '127.0.0.1',
+      hostname: o.hostname,
+      protocol: 'local',
+      tls: undefined,
+      queueId: o.queueId,
+      date: o.date,
+    },
   });
-  let data = Buffer.concat([Buffer.from(trace + prefix), m.data]);
-  if (m.fromDomain && o.keys.length) {
-    data = Buffer.concat([Buffer.from(signMessage(data, m.fromDomain, o.keys, o.date)), data]);
-  }
-  return { data, messageId };
 }

@@ -56,3 +56,8 @@ export async function loadCertificate(certFile: string, keyFile: string): Promis
     .map((n) => n.slice(4));
   return { cert, key, notAfter, names };
 }
+
+/** Does the certificate name `host` (RFC 6125 §6.4: SAN DNS-IDs, left-most wildcard)? */
+export function certificateCovers(c: Certificate, host: string): boolean {
+  return new X509Certificate(c.cert).checkHost(host, { subject: 'never' }) !== undefined;
+}

@@ -15,6 +15,7 @@
  *   domain publishes: posta would otherwise forward a forgery with an SRS
  *   sender of that same domain, and it would pass DMARC at the receiver.
  */
+import { domainOf } from '../address/address.ts';
 import { authenticate } from 'mailauth';
 import type { AuthenticateResult, DNSResolver } from 'mailauth';
 import type { ResolveFn } from '../dns/resolver.ts';
@@ -69,9 +70,7 @@ export async function verifyInbound(i: InboundInput): Promise<InboundResult> {
     message,
     summary: { spf, dkim, dmarc, arc },
   };
-  const fromDomains = result.dkim.headerFrom.map((a) =>
-    a.slice(a.lastIndexOf('@') + 1).toLowerCase(),
-  );
+  const fromDomains = result.dkim.headerFrom.map((a) => domainOf(a));
   const ours = fromDomains.find((d) => i.localDomains.includes(d));
   if (ours && dmarc !== 'pass') {
     out.refuse =

@@ -8,7 +8,7 @@ import type { Endpoint } from '../config/endpoint.ts';
 import { formatEndpoint } from '../config/endpoint.ts';
 import type { Logger } from '../log/log.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { listen } from './https.ts';
+import { closeAll, listen } from '../net/listen.ts';
 
 export async function startHttp(
   endpoints: readonly Endpoint[],
@@ -32,12 +32,11 @@ export async function startHttp(
       }
       res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n');
     });
-    await listen(server, e);
+    await listen(server, e, 'http');
     log.info({ kind: 'http', address: formatEndpoint(e) }, 'listening');
     servers.push(server);
   }
   return {
-    close: () =>
-      Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r())))).then(() => {}),
+    close: () => closeAll(servers),
   };
 }

@@ -14,9 +14,9 @@
  * apply to new connections at once.
  */
 import { createServer, type Server } from 'node:https';
-import type { Server as HttpServer } from 'node:http';
 import type { ResolvedConfig } from '../config/load.ts';
-import { formatEndpoint, type Endpoint } from '../config/endpoint.ts';
+import { formatEndpoint } from '../config/endpoint.ts';
+import { closeAll, listen } from '../net/listen.ts';
 import type { Logger } from '../log/log.ts';
 import { stsPolicy } from '../mtasts/policy.ts';
 import type { CertStore } from '../tls/store.ts';
@@ -65,27 +65,11 @@ export async function startHttps(deps: HttpsDeps): Promise<{ close(): Promise<vo
       },
     );
     server.on('tlsClientError', () => {}); // scanners and ACME probes hang up mid-handshake
-    await listen(server, endpoint);
+    await listen(server, endpoint, 'https');
     deps.log.info({ kind: 'https', address: formatEndpoint(endpoint) }, 'listening');
     servers.push(server);
   }
   return {
-    close: () =>
-      Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r())))).then(() => {}),
+    close: () => closeAll(servers),
   };
-}
-
-export function listen(server: Server | HttpServer, e: Endpoint): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        new Error(
-          err.code === 'EADDRINUSE'
-            ? `${formatEndpoint(e)} is already in use; stop the other server or change [listen] in posta.toml`
-            : `Cannot listen on ${formatEndpoint(e)}: ${err.message}`,
-        ),
-      ),
-    );
-    server.listen(e.port, e.host, () => resolve());
-  });
 }

@@ -1,0 +1,44 @@
+/**
+ * What posta puts on top of a message before it queues it, in this order
+ * from the bottom up:
+ * - for mail from its own senders (submission, sendmail), Message-ID and Date
+ *   when missing (RFC 6409 §8);
+ * - the Received trace field (RFC 5321 §4.4);
+ * - for those senders, the DKIM signatures of the From domain on top of it all.
+ * Nothing already in the message is changed, so earlier signatures stay valid.
+ */
+import { signMessage } from '../dkim/sign.ts';
+import type { DkimKey } from '../dkim/keys.ts';
+import { newMessageId, receivedField, rfc5322Date, type HeaderInfo, type Trace } from './header.ts';
+
+export interface Stamp {
+  /** The header of `data` as readHeader read it. */
+  header: HeaderInfo;
+  trace: Trace;
+  /** Add Message-ID and Date when missing: true for posta's own senders. */
+  complete: boolean;
+  /** The From domain, when it is one of ours; its keys sign. */
+  fromDomain?: string;
+  keys: readonly DkimKey[];
+}
+
+export function stampMessage(
+  data: Buffer,
+  s: Stamp,
+): { data: Buffer; messageId: string | undefined } {
+  let prefix = '';
+  let messageId = s.header.messageId;
+  if (s.complete) {
+    if (!messageId) {
+      messageId = newMessageId(s.fromDomain ?? s.trace.hostname);
+      prefix += `Message-ID: ${messageId}\r\n`;
+    }
+    if (!s.header.hasDate) prefix += `Date: ${rfc5322Date(s.trace.date)}\r\n`;
+  }
+  let out: Buffer = Buffer.concat([Buffer.from(receivedField(s.trace) + prefix), data]);
+  if (s.fromDomain && s.keys.length) {
+    const signatures = signMessage(out, s.fromDomain, s.keys, s.trace.date);
+    out = Buffer.concat([Buffer.from(signatures), out]);
+  }
+  return { data: out, messageId };
+}
