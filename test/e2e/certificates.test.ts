@@ -16,7 +16,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { posta, ROOT, tempDir } from '../helpers/posta.ts';
 import { startDns, SOA } from '../helpers/dns.ts';
 import { randomLoopback } from '../helpers/net.ts';
-import { makeCert, startServer, type TestServer } from '../helpers/server.ts';
+import { startServer, type TestServer } from '../helpers/server.ts';
+import { makeCert } from '../helpers/certs.ts';
 
 const run = promisify(execFile);
 

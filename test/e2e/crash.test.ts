@@ -17,9 +17,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import nodemailer from 'nodemailer';
 import { startServer, type TestServer } from '../helpers/server.ts';
-import { startDns, SOA } from '../helpers/dns.ts';
-import { randomLoopback } from '../helpers/net.ts';
-import { startReceiver } from '../helpers/receiver.ts';
+import { startMxFor } from '../helpers/receiver.ts';
 
 const CLIENTS = 8;
 const ROUNDS = 4;
@@ -217,13 +215,9 @@ test('kill -9 mid-load loses no acknowledged message and tears none', async (t) 
 });
 
 test('kill -9 mid-load and mid-delivery: every acknowledged message reaches the MX', async (t) => {
-  const mx = randomLoopback();
-  const rx = await startReceiver({ listen: [`${mx}:25`] });
-  t.after(() => rx.stop());
-  const dns = await startDns(
-    [SOA('test'), 'dest.test. IN MX 10 mx.dest.test.', `mx.dest.test. IN A ${mx}`, ''].join('\n'),
-  );
-  t.after(() => dns.stop());
+  const mx = await startMxFor('dest.test');
+  const { rx, dns } = mx;
+  t.after(() => mx.stop());
   const s = await startServer({
     dns: dns.endpoint,
     extraToml: '[delivery]\nfirst_retry = 1\nmax_retry = 1',

@@ -10,12 +10,12 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import nodemailer from 'nodemailer';
 import { posta, ROOT } from '../helpers/posta.ts';
 import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
 import { randomLoopback } from '../helpers/net.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { startReceiver, type ReceivedMessage, type Receiver } from '../helpers/receiver.ts';
+import { submit } from '../helpers/smtp.ts';
 
 let dns: DnsServer;
 let dkimDns: DnsServer;
@@ -80,37 +80,6 @@ after(async () => {
   dkimDns?.stop();
 });
 
-async function submit(to: string, subject: string, text = 'Hello.\r\n'): Promise<string> {
-  const t = nodemailer.createTransport({
-    host: s.host,
-    port: s.ports.submission,
-    auth: { user: s.user, pass: s.password },
-    tls: { rejectUnauthorized: false },
-  });
-  try {
-    const info = await t.sendMail({ from: s.user, to, subject, text });
-    const id = /queued as (\S+)/.exec(info.response)?.[1];
-    assert.ok(id, info.response);
-    return id;
-  } finally {
-    t.close();
-  }
-}
-
-async function arrival(
-  match: (m: ReceivedMessage) => boolean,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<ReceivedMessage> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = (await rx.messages()).find(match);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no message ${what} arrived at the receiver`);
-    await sleep(100);
-  }
-}
-
 const to = (address: string) => (m: ReceivedMessage) => m.rcptTos.includes(address);
 const dsnFor =
   (address: string, action = 'failed') =>
@@ -139,8 +108,8 @@ async function show(id: string): Promise<{
 }
 
 test('a submitted message reaches the MX over TLS, with both DKIM signatures valid there', async () => {
-  const id = await submit('bob@dest.test', 'over tls');
-  const m = await arrival(to('bob@dest.test'), 'for bob@dest.test');
+  const id = await submit(s, 'bob@dest.test', 'over tls');
+  const m = await rx.arrival(to('bob@dest.test'), 'for bob@dest.test');
   assert.equal(m.tls, true, 'STARTTLS was used');
   assert.match(m.tlsVersion ?? '', /^TLSv1\.[23]$/);
   assert.equal(m.helo, 'mail.example.test', 'EHLO carries the hostname');
@@ -159,32 +128,32 @@ test('a submitted message reaches the MX over TLS, with both DKIM signatures val
 });
 
 test('the next MX is used when the preferred one does not answer', async () => {
-  await submit('carol@fallback.test', 'fallback');
-  await arrival(to('carol@fallback.test'), 'via the second MX');
+  await submit(s, 'carol@fallback.test', 'fallback');
+  await rx.arrival(to('carol@fallback.test'), 'via the second MX');
 });
 
 test('a domain without MX gets mail at its own address (implicit MX)', async () => {
-  await submit('dave@implicit.test', 'implicit');
-  await arrival(to('dave@implicit.test'), 'via implicit MX');
+  await submit(s, 'dave@implicit.test', 'implicit');
+  await rx.arrival(to('dave@implicit.test'), 'via implicit MX');
 });
 
 test('an MX reachable only over IPv6 gets the mail on [::1]:25', async () => {
-  await submit('erin@v6.test', 'ipv6');
-  const m = await arrival(to('erin@v6.test'), 'over IPv6');
+  await submit(s, 'erin@v6.test', 'ipv6');
+  const m = await rx.arrival(to('erin@v6.test'), 'over IPv6');
   assert.equal(m.listen, '[::1]:25');
   assert.equal(m.peer, '::1');
 });
 
 test('a 451 at RCPT is retried and then delivered', async () => {
-  const id = await submit('tempfail1-frank@dest.test', 'retry');
-  await arrival(to('tempfail1-frank@dest.test'), 'after the retry');
+  const id = await submit(s, 'tempfail1-frank@dest.test', 'retry');
+  await rx.arrival(to('tempfail1-frank@dest.test'), 'after the retry');
   const outcomes = (await show(id)).attempts.map((a) => a.outcome);
   assert.deepEqual(outcomes, ['transient', 'delivered']);
 });
 
 test('a 550 at RCPT bounces: one DSN to the sender, signed, quoting the reply', async () => {
-  const id = await submit('reject-gina@dest.test', 'will bounce');
-  const dsn = await arrival(dsnFor('reject-gina@dest.test'), 'DSN for reject-gina');
+  const id = await submit(s, 'reject-gina@dest.test', 'will bounce');
+  const dsn = await rx.arrival(dsnFor('reject-gina@dest.test'), 'DSN for reject-gina');
   const text = dsn.data.toString();
   assert.deepEqual(dsn.rcptTos, ['owner@dest.test']);
   assert.match(text, /^Content-Type: multipart\/report; report-type=delivery-status;/m);
@@ -213,17 +182,19 @@ test('a 550 at RCPT bounces: one DSN to the sender, signed, quoting the reply', 
 });
 
 test('a null MX (RFC 7505) fails at once with 5.1.10', async () => {
-  await submit('hank@nullmx.test', 'null mx');
-  const dsn = await arrival(dsnFor('hank@nullmx.test'), 'DSN for the null MX');
+  await submit(s, 'hank@nullmx.test', 'null mx');
+  const dsn = await rx.arrival(dsnFor('hank@nullmx.test'), 'DSN for the null MX');
   assert.match(dsn.data.toString(), /^Status: 5\.1\.10/m);
 });
 
 test('messages to one domain share one connection', async () => {
   const before = (await rx.connections()).length;
   const n = 5;
-  await Promise.all(Array.from({ length: n }, (_, i) => submit(`r${i}@reuse.test`, `reuse ${i}`)));
+  await Promise.all(
+    Array.from({ length: n }, (_, i) => submit(s, `r${i}@reuse.test`, `reuse ${i}`)),
+  );
   const got = await Promise.all(
-    Array.from({ length: n }, (_, i) => arrival(to(`r${i}@reuse.test`), `r${i}@reuse.test`)),
+    Array.from({ length: n }, (_, i) => rx.arrival(to(`r${i}@reuse.test`), `r${i}@reuse.test`)),
   );
   const connections = new Set(got.map((m) => m.connection));
   assert.equal(connections.size, 1, `one connection carried all ${n} messages`);
@@ -231,14 +202,14 @@ test('messages to one domain share one connection', async () => {
 });
 
 test('a recipient that keeps getting 451 gets one delay warning, then expires with a 4.4.7 DSN', async () => {
-  const id = await submit('always-tempfail-ivan@dest.test', 'expires');
-  const warning = await arrival(
+  const id = await submit(s, 'always-tempfail-ivan@dest.test', 'expires');
+  const warning = await rx.arrival(
     dsnFor('always-tempfail-ivan@dest.test', 'delayed'),
     'delay warning',
     30_000,
   );
   assert.match(warning.data.toString(), /^Subject: Delayed Mail \(still being retried\): expires/m);
-  const dsn = await arrival(dsnFor('always-tempfail-ivan@dest.test'), 'expiry DSN', 30_000);
+  const dsn = await rx.arrival(dsnFor('always-tempfail-ivan@dest.test'), 'expiry DSN', 30_000);
   const text = dsn.data.toString();
   assert.match(text, /^Status: 4\.4\.7/m);
   assert.match(text, /^Action: failed/m);
@@ -253,7 +224,7 @@ test('a recipient that keeps getting 451 gets one delay warning, then expires wi
 });
 
 test('a DNS failure (SERVFAIL) defers instead of bouncing', async () => {
-  const id = await submit('jane@broken.test', 'servfail');
+  const id = await submit(s, 'jane@broken.test', 'servfail');
   await sleep(1500);
   const log = await show(id);
   assert.equal(log.attempts[0]?.outcome, 'transient');
@@ -264,7 +235,7 @@ test('a DNS failure (SERVFAIL) defers instead of bouncing', async () => {
 });
 
 test('a server whose TLS handshake fails gets the mail without STARTTLS', async () => {
-  const id = await submit('kai@brokentls.test', 'no tls');
+  const id = await submit(s, 'kai@brokentls.test', 'no tls');
   const [m] = await broken.waitFor(1);
   assert.equal(m?.tls, false);
   assert.deepEqual(m?.rcptTos, ['kai@brokentls.test']);

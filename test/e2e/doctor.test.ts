@@ -10,7 +10,6 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
@@ -18,15 +17,13 @@ import { Resolver } from 'node:dns/promises';
 import { copyFile, readFile, utimes, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { posta, tempDir, type Run } from '../helpers/posta.ts';
 import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
 import { freePort, randomLoopback } from '../helpers/net.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
+import { testCa } from '../helpers/certs.ts';
 import { dkimTxt } from '../../src/dkim/keys.ts';
 import { quoteTxt, reverseName } from '../../src/dnsrecords/records.ts';
-
-const run = promisify(execFile);
 
 interface Check {
   id: string;
@@ -72,42 +69,18 @@ let toml: string;
 const otherHost = randomLoopback();
 
 /** A CA, and certificates it signs for `names` (with a new key, or `key`). */
-async function testCa(dir: string) {
-  const ca = { cert: join(dir, 'ca.pem'), key: join(dir, 'ca.key') };
-  await run('openssl', [
-    ...['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2'],
-    ...['-subj', '/CN=posta doctor test CA', '-keyout', ca.key, '-out', ca.cert],
-    ...['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'],
-  ]);
-  let n = 0;
-  const issue = async (names: string[], days: number, key?: string) => {
-    const base = join(dir, `leaf${++n}`);
-    const keyFile = key ?? `${base}.key`;
-    await run('openssl', [
-      ...['req', '-subj', `/CN=${names[0]}`, '-out', `${base}.csr`],
-      ...(key ? ['-new', '-key', key] : ['-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile]),
-    ]);
-    await writeFile(`${base}.ext`, `subjectAltName=${names.map((x) => `DNS:${x}`).join(',')}\n`);
-    await run('openssl', [
-      ...['x509', '-req', '-in', `${base}.csr`, '-CA', ca.cert, '-CAkey', ca.key],
-      ...['-CAcreateserial', '-days', String(days), '-extfile', `${base}.ext`],
-      ...['-out', `${base}.pem`],
-    ]);
-    return { cert: `${base}.pem`, key: keyFile };
-  };
-  return { ca, issue };
-}
-
 before(async () => {
   const work = await tempDir('posta-doctor-');
-  const { ca, issue } = await testCa(work);
+  const { ca, issue } = await testCa(work, 'posta doctor test CA');
   caFile = ca.cert;
   host = randomLoopback();
-  const leaf = await issue(['mail.example.test', 'mta-sts.example.test'], 90);
+  const leaf = await issue(['mail.example.test', 'mta-sts.example.test'], { days: 90 });
   certFile = leaf.cert;
-  shortCert = (await issue(['mail.example.test', 'mta-sts.example.test'], 5, leaf.key)).cert;
+  shortCert = (
+    await issue(['mail.example.test', 'mta-sts.example.test'], { days: 5, key: leaf.key })
+  ).cert;
   // A policy host that serves a policy naming another MX (the "policy" case).
-  const other = await issue(['mta-sts.example.test'], 90);
+  const other = await issue(['mta-sts.example.test'], { days: 90 });
   policyHost = createServer(
     { cert: await readFile(other.cert), key: await readFile(other.key) },
     (_req, res) => {

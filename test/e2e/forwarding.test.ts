@@ -19,7 +19,7 @@ import { posta, ROOT, tempDir } from '../helpers/posta.ts';
 import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
 import { randomLoopback } from '../helpers/net.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
-import { startReceiver, type ReceivedMessage, type Receiver } from '../helpers/receiver.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { RawSmtp } from '../helpers/smtp.ts';
 
 let dns: DnsServer;
@@ -121,15 +121,6 @@ async function inbound(from: string, to: string, data: Buffer) {
   }
 }
 
-async function arrival(match: (m: ReceivedMessage) => boolean, what: string) {
-  for (let i = 0; i < 200; i++) {
-    const found = (await rx.messages()).find(match);
-    if (found) return found;
-    await sleep(100);
-  }
-  throw new Error(`no message ${what} arrived`);
-}
-
 test('without an alias or catch-all, a local recipient is refused at RCPT with 550 5.1.1', async () => {
   const r = await inbound('alice@origin.test', 'nobody@example.test', Buffer.alloc(0));
   assert.equal(r.rcpt.code, 550);
@@ -144,7 +135,10 @@ test('the catch-all forwards with SRS, the original DKIM intact and an ARC seal 
   const r = await inbound('alice@origin.test', 'anything@example.test', message);
   assert.equal(r.data?.code, 250, r.data?.raw);
 
-  const m = await arrival((x) => x.rcptTos.includes('me@gmail.test'), 'forwarded to me@gmail.test');
+  const m = await rx.arrival(
+    (x) => x.rcptTos.includes('me@gmail.test'),
+    'forwarded to me@gmail.test',
+  );
   assert.match(m.mailFrom, /^SRS0=[a-z2-7]{8}=[a-z2-7]{2}=origin\.test=alice@example\.test$/);
   const text = m.data.toString();
   assert.match(text, /^Authentication-Results: mail\.example\.test;/m);
@@ -189,7 +183,7 @@ test('a bounce to the SRS address reaches the original sender; a tampered one is
   const r = await inbound('', srs, dsn);
   assert.equal(r.rcpt.code, 250, r.rcpt.raw);
   assert.equal(r.data?.code, 250, r.data?.raw);
-  const back = await arrival(
+  const back = await rx.arrival(
     (x) => x.rcptTos.includes('alice@origin.test') && x.mailFrom === '',
     'bounce to alice@origin.test',
   );
@@ -210,7 +204,7 @@ test('a bounce to an SRS address longer than 64 bytes is still taken back', asyn
   });
   const r = await inbound(sender, 'long@example.test', message);
   assert.equal(r.data?.code, 250, r.data?.raw);
-  const fwd = await arrival(
+  const fwd = await rx.arrival(
     (x) => x.data.toString().includes('Subject: long sender'),
     'long sender',
   );
@@ -218,7 +212,7 @@ test('a bounce to an SRS address longer than 64 bytes is still taken back', asyn
   const dsn = Buffer.from(`From: MAILER-DAEMON@gmail.test\r\nSubject: bounce\r\n\r\nlong one\r\n`);
   const back = await inbound('', fwd.mailFrom, dsn);
   assert.equal(back.rcpt.code, 250, back.rcpt.raw);
-  await arrival(
+  await rx.arrival(
     (x) => x.rcptTos.includes(sender) && x.mailFrom === '',
     'the bounce to the long sender',
   );
@@ -233,7 +227,7 @@ test('a forwarding loop ends with one DSN to the original sender', async () => {
   const message = await signedMessage({ to: 'loop@example.test', subject: 'looping', extra: hops });
   const r = await inbound('bob@origin.test', 'loop@example.test', message);
   assert.equal(r.data?.code, 250, r.data?.raw);
-  const dsn = await arrival(
+  const dsn = await rx.arrival(
     (x) => x.rcptTos.includes('bob@origin.test') && x.mailFrom === '',
     'loop DSN to bob@origin.test',
   );
@@ -279,7 +273,7 @@ test('Gmail "send mail as": STARTTLS, AUTH LOGIN, From an alias of the account',
     );
   });
   assert.equal(run.code, 0, run.out);
-  const m = await arrival((x) => x.rcptTos.includes('customer@gmail.test'), 'sent as alias');
+  const m = await rx.arrival((x) => x.rcptTos.includes('customer@gmail.test'), 'sent as alias');
   assert.equal(m.mailFrom, 'sales@example.test');
   assert.match(m.data.toString(), /^DKIM-Signature: .*d=example\.test/m);
 });
@@ -313,7 +307,7 @@ test('an alias loop is refused on port 25 and ends with one DSN from submission'
   });
   assert.equal(run.code, 0, run.out);
   // The account's own address is forwarded by the catch-all to me@gmail.test.
-  const dsn = await arrival(
+  const dsn = await rx.arrival(
     (x) =>
       x.mailFrom === '' &&
       x.data.toString().includes('Final-Recipient: rfc822; loopa@example.test'),

@@ -8,20 +8,16 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:https';
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import nodemailer from 'nodemailer';
 import { posta, tempDir } from '../helpers/posta.ts';
 import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
 import { randomLoopback } from '../helpers/net.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
-
-const run = promisify(execFile);
+import { testCa } from '../helpers/certs.ts';
+import { submit } from '../helpers/smtp.ts';
 
 let dns: DnsServer;
 let good: Receiver;
@@ -37,66 +33,6 @@ const POLICIES: Record<string, string> = {
 
 function policy(mx: string): string {
   return `version: STSv1\r\nmode: enforce\r\nmx: ${mx}\r\nmax_age: 86400\r\n`;
-}
-
-/** A CA, and a certificate it signs for `names`. */
-async function testCa(dir: string) {
-  const ca = { cert: join(dir, 'ca.pem'), key: join(dir, 'ca.key') };
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=posta test CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign',
-    '-keyout',
-    ca.key,
-    '-out',
-    ca.cert,
-  ]);
-  let n = 0;
-  const issue = async (names: string[]) => {
-    const base = join(dir, `leaf${++n}`);
-    await run('openssl', [
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
-      `/CN=${names[0]}`,
-      '-keyout',
-      `${base}.key`,
-      '-out',
-      `${base}.csr`,
-    ]);
-    await writeFile(`${base}.ext`, `subjectAltName=${names.map((x) => `DNS:${x}`).join(',')}\n`);
-    await run('openssl', [
-      'x509',
-      '-req',
-      '-in',
-      `${base}.csr`,
-      '-CA',
-      ca.cert,
-      '-CAkey',
-      ca.key,
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-extfile',
-      `${base}.ext`,
-      '-out',
-      `${base}.pem`,
-    ]);
-    return { cert: `${base}.pem`, key: `${base}.key` };
-  };
-  return { ca, issue };
 }
 
 before(async () => {
@@ -145,21 +81,6 @@ after(async () => {
   dns?.stop();
 });
 
-async function submit(to: string): Promise<string> {
-  const t = nodemailer.createTransport({
-    host: s.host,
-    port: s.ports.submission,
-    auth: { user: s.user, pass: s.password },
-    tls: { rejectUnauthorized: false },
-  });
-  try {
-    const info = await t.sendMail({ from: s.user, to, subject: 'sts', text: 'x' });
-    return /queued as (\S+)/.exec(info.response)?.[1] ?? '';
-  } finally {
-    t.close();
-  }
-}
-
 interface Shown {
   attempts: { outcome: string; reply: string; tls: string | null; tlsVerified: boolean | null }[];
 }
@@ -175,7 +96,7 @@ async function firstAttempt(id: string): Promise<Shown['attempts'][number]> {
 }
 
 test('enforce: an MX named by the policy with a valid certificate gets the mail, verified', async () => {
-  const id = await submit('a@good.test');
+  const id = await submit(s, 'a@good.test');
   const m = (await good.waitFor(1))[0];
   assert.equal(m?.tls, true);
   const a = await firstAttempt(id);
@@ -184,7 +105,7 @@ test('enforce: an MX named by the policy with a valid certificate gets the mail,
 });
 
 test('enforce: an MX whose certificate does not verify is not used, not even in plaintext', async () => {
-  const id = await submit('b@untrusted.test');
+  const id = await submit(s, 'b@untrusted.test');
   const a = await firstAttempt(id);
   assert.equal(a.outcome, 'transient');
   assert.match(a.reply, /^451 4\.7\.5 TLS with mx\.untrusted\.test/);
@@ -193,7 +114,7 @@ test('enforce: an MX whose certificate does not verify is not used, not even in 
 
 test('enforce: an MX the policy does not name is skipped and the message waits', async () => {
   const before = (await good.messages()).length;
-  const id = await submit('c@wrongmx.test');
+  const id = await submit(s, 'c@wrongmx.test');
   const a = await firstAttempt(id);
   assert.equal(a.outcome, 'transient');
   assert.match(a.reply, /MX mx\.wrongmx\.test is not in the MTA-STS policy of wrongmx\.test/);

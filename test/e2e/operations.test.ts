@@ -10,32 +10,26 @@ import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import nodemailer from 'nodemailer';
 import { posta, tempDir } from '../helpers/posta.ts';
-import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
-import { randomLoopback } from '../helpers/net.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
-import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { startMxFor, type Receiver } from '../helpers/receiver.ts';
+import { submit } from '../helpers/smtp.ts';
 
 const run = promisify(execFile);
 
-let dns: DnsServer;
+let mx: Awaited<ReturnType<typeof startMxFor>>;
 let rx: Receiver;
 let s: TestServer;
 
 before(async () => {
-  const mx = randomLoopback();
-  rx = await startReceiver({ listen: [`${mx}:25`] });
-  dns = await startDns(
-    [SOA('test'), 'dest.test. IN MX 10 mx.dest.test.', `mx.dest.test. IN A ${mx}`, ''].join('\n'),
-  );
-  s = await startServer({ dns: dns.endpoint, http: true });
+  mx = await startMxFor('dest.test');
+  rx = mx.rx;
+  s = await startServer({ dns: mx.dns.endpoint, http: true });
 });
 
 after(async () => {
   await s?.stop();
-  await rx?.stop();
-  dns?.stop();
+  await mx?.stop();
 });
 
 /** Scrape /metrics and parse it with prometheus_client: {"name{labels}": value}. */
@@ -63,17 +57,6 @@ async function scrape(): Promise<Record<string, number>> {
   return JSON.parse(parsed.stdout) as Record<string, number>;
 }
 
-async function send(to: string): Promise<void> {
-  const t = nodemailer.createTransport({
-    host: s.host,
-    port: s.ports.submission,
-    auth: { user: s.user, pass: s.password },
-    tls: { rejectUnauthorized: false },
-  });
-  await t.sendMail({ from: s.user, to, subject: 'metrics', text: 'x' });
-  t.close();
-}
-
 test('/metrics parses as Prometheus text and its counters move when mail flows', async () => {
   const before = await scrape();
   for (const name of [
@@ -85,7 +68,7 @@ test('/metrics parses as Prometheus text and its counters move when mail flows',
     assert.ok(name in before, `${name} is exported`);
   }
   assert.ok((before['posta_certificate_expiry_timestamp_seconds{}'] ?? 0) > Date.now() / 1000);
-  await send('metrics@dest.test');
+  await submit(s, 'metrics@dest.test', 'metrics', 'x');
   await rx.waitFor(1);
   let after = await scrape();
   for (

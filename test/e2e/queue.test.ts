@@ -6,31 +6,25 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import nodemailer from 'nodemailer';
 import { posta } from '../helpers/posta.ts';
-import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
-import { randomLoopback } from '../helpers/net.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
-import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { startMxFor, type Receiver } from '../helpers/receiver.ts';
+import { submit } from '../helpers/smtp.ts';
 
-let dns: DnsServer;
+let mx: Awaited<ReturnType<typeof startMxFor>>;
 let rx: Receiver;
 let s: TestServer;
 
 before(async () => {
-  const mx = randomLoopback();
-  rx = await startReceiver({ listen: [`${mx}:25`] });
-  dns = await startDns(
-    [SOA('test'), 'slow.test. IN MX 10 mx.slow.test.', `mx.slow.test. IN A ${mx}`, ''].join('\n'),
-  );
+  mx = await startMxFor('slow.test');
+  rx = mx.rx;
   // The default back-off: the next attempt is minutes away unless flushed.
-  s = await startServer({ dns: dns.endpoint });
+  s = await startServer({ dns: mx.dns.endpoint });
 });
 
 after(async () => {
   await s?.stop();
-  await rx?.stop();
-  dns?.stop();
+  await mx?.stop();
 });
 
 interface ListEntry {
@@ -61,20 +55,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>): Prom
 }
 
 test('list, show, flush and delete work against the running server', async () => {
-  const t = nodemailer.createTransport({
-    host: s.host,
-    port: s.ports.submission,
-    auth: { user: s.user, pass: s.password },
-    tls: { rejectUnauthorized: false },
-  });
-  const info = await t.sendMail({
-    from: s.user,
-    to: 'always-tempfail-kim@slow.test',
-    subject: 'stuck',
-    text: 'x',
-  });
-  t.close();
-  const id = /queued as (\S+)/.exec(info.response)?.[1] ?? '';
+  const id = await submit(s, 'always-tempfail-kim@slow.test', 'stuck', 'x');
 
   const first = await until('the first attempt', async () =>
     (await list()).find((m) => m.id === id && m.recipients[0]?.attempts === 1),

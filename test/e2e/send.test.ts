@@ -9,25 +9,21 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { posta, ROOT } from '../helpers/posta.ts';
 import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
-import { randomLoopback } from '../helpers/net.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
-import { startReceiver, type ReceivedMessage, type Receiver } from '../helpers/receiver.ts';
+import { startMxFor, type ReceivedMessage, type Receiver } from '../helpers/receiver.ts';
 
 let dns: DnsServer;
 let dkimDns: DnsServer;
+let destination: Awaited<ReturnType<typeof startMxFor>>;
 let rx: Receiver;
 let s: TestServer;
 let mx: string;
 
 before(async () => {
-  mx = randomLoopback();
-  rx = await startReceiver({ listen: [`${mx}:25`] });
-  dns = await startDns(
-    [SOA('test'), `dest.test. IN MX 10 mx.dest.test.`, `mx.dest.test. IN A ${mx}`, ''].join('\n'),
-  );
+  destination = await startMxFor('dest.test');
+  ({ rx, dns, address: mx } = destination);
   s = await startServer({ dns: dns.endpoint });
   const records = await posta(['dns', 'example.test', '--dir', s.dir]);
   dkimDns = await startDns(`${SOA('example.test')}\n${records.stdout}`);
@@ -35,26 +31,11 @@ before(async () => {
 
 after(async () => {
   await s?.stop();
-  await rx?.stop();
-  dns?.stop();
+  await destination?.stop();
   dkimDns?.stop();
 });
 
 const auth = () => ['--user', s.user, '--password', s.password, '--dir', s.dir];
-
-async function arrival(
-  match: (m: ReceivedMessage) => boolean,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<ReceivedMessage> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = (await rx.messages()).find(match);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no message ${what} arrived at the receiver`);
-    await sleep(100);
-  }
-}
 
 function verifyDkim(message: Buffer): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
@@ -95,7 +76,7 @@ test('posta send --wait: queued, followed to the MX, delivered over TLS', async 
     ),
   );
   assert.equal(r.stderr, '');
-  const m = await arrival((x) => x.rcptTos.includes('someone@dest.test'), 'for someone');
+  const m = await rx.arrival((x) => x.rcptTos.includes('someone@dest.test'), 'for someone');
   assert.equal(m.mailFrom, s.user);
   assert.match(headerOf(m), /^Subject: posta test message /m);
   assert.match(headerOf(m), /^From: i@example\.test/m);
@@ -109,7 +90,7 @@ test('posta send over implicit TLS verifies the certificate with NODE_EXTRA_CA_C
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, new RegExp(`:${s.ports.submissions} \\(implicit TLS\\)`));
   assert.match(r.stdout, /certificate verified for mail\.example\.test/);
-  await arrival((x) => x.rcptTos.includes('v@dest.test'), 'for v');
+  await rx.arrival((x) => x.rcptTos.includes('v@dest.test'), 'for v');
 });
 
 test('posta send refuses a certificate that does not verify, and names --insecure', async () => {
@@ -143,7 +124,7 @@ test('posta sendmail -t: queued from stdin, delivered to To, Cc and Bcc, Bcc rem
   ].join('\n');
   const r = await posta(['sendmail', '-t', '-i', '--dir', s.dir], { input: message });
   assert.deepEqual(r, { code: 0, stdout: '', stderr: '' });
-  const m = await arrival((x) => x.rcptTos.includes('to1@dest.test'), 'from sendmail');
+  const m = await rx.arrival((x) => x.rcptTos.includes('to1@dest.test'), 'from sendmail');
   assert.deepEqual([...m.rcptTos].sort(), ['bcc1@dest.test', 'cc1@dest.test', 'to1@dest.test']);
   assert.equal(m.mailFrom, 'i@example.test');
   const header = headerOf(m);
@@ -168,7 +149,7 @@ test('posta sendmail with cron/mutt flags: -oi style flags accepted, a lone "." 
     },
   );
   assert.deepEqual(r, { code: 0, stdout: '', stderr: '' });
-  const m = await arrival((x) => x.rcptTos.includes('dot@dest.test'), 'with a dot line');
+  const m = await rx.arrival((x) => x.rcptTos.includes('dot@dest.test'), 'with a dot line');
   const text = m.data.toString();
   assert.match(text, /^From: "Cron Daemon" <postmaster@example\.test>\r\n/m);
   assert.match(text, /\r\n\r\nbefore\r\n\.\.stays\r\n$/);

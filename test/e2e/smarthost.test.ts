@@ -9,26 +9,22 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import nodemailer from 'nodemailer';
 import { posta } from '../helpers/posta.ts';
 import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
-import { randomLoopback } from '../helpers/net.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
-import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { startMxFor, type Receiver } from '../helpers/receiver.ts';
+import { submit } from '../helpers/smtp.ts';
 
-let mxDns: DnsServer;
+let mx: Awaited<ReturnType<typeof startMxFor>>;
 let relayDns: DnsServer;
 let rx: Receiver;
 let smarthost: TestServer;
 let s: TestServer;
 
 before(async () => {
-  const mx = randomLoopback();
-  rx = await startReceiver({ listen: [`${mx}:25`] });
-  mxDns = await startDns(
-    [SOA('test'), 'dest.test. IN MX 10 mx.dest.test.', `mx.dest.test. IN A ${mx}`, ''].join('\n'),
-  );
-  smarthost = await startServer({ dns: mxDns.endpoint });
+  mx = await startMxFor('dest.test');
+  rx = mx.rx;
+  smarthost = await startServer({ dns: mx.dns.endpoint });
   // The sending posta finds only the relay: no MX at all for dest.test.
   relayDns = await startDns(`${SOA('example.test')}\nmail.example.test. IN A ${smarthost.host}\n`);
   s = await startServer({
@@ -48,26 +44,12 @@ before(async () => {
 after(async () => {
   await s?.stop();
   await smarthost?.stop();
-  await rx?.stop();
-  mxDns?.stop();
+  await mx?.stop();
   relayDns?.stop();
 });
 
 test('all mail goes through the relay with STARTTLS and AUTH, and arrives', async () => {
-  const t = nodemailer.createTransport({
-    host: s.host,
-    port: s.ports.submission,
-    auth: { user: s.user, pass: s.password },
-    tls: { rejectUnauthorized: false },
-  });
-  const info = await t.sendMail({
-    from: s.user,
-    to: 'olga@dest.test',
-    subject: 'relayed',
-    text: 'x',
-  });
-  t.close();
-  const id = /queued as (\S+)/.exec(info.response)?.[1] ?? '';
+  const id = await submit(s, 'olga@dest.test', 'relayed', 'x');
   const [m] = await rx.waitFor(1);
   assert.deepEqual(m?.rcptTos, ['olga@dest.test']);
   assert.equal(m?.mailFrom, s.user);

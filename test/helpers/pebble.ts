@@ -4,15 +4,13 @@
  * CA (give `caFile` to posta as NODE_EXTRA_CA_CERTS), validating challenges on
  * ports 80 and 443 of the names' addresses as the DNS server given says.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
 import { tempDir } from './posta.ts';
 import { randomLoopback } from './net.ts';
-
-const run = promisify(execFile);
+import { testCa } from './certs.ts';
 
 export interface Pebble {
   directory: string;
@@ -23,23 +21,8 @@ export interface Pebble {
 export async function startPebble(dnsServer: string): Promise<Pebble> {
   const dir = await tempDir('posta-pebble-');
   const address = randomLoopback();
-  const caKey = join(dir, 'ca.key');
-  const caFile = join(dir, 'ca.pem');
-  await run('openssl', [
-    ...['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2'],
-    ...['-subj', '/CN=pebble API test CA', '-keyout', caKey, '-out', caFile],
-    ...['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'],
-  ]);
-  await run('openssl', [
-    ...['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=pebble'],
-    ...['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'api.csr')],
-  ]);
-  await writeFile(join(dir, 'api.ext'), `subjectAltName=IP:${address},DNS:localhost\n`);
-  await run('openssl', [
-    ...['x509', '-req', '-in', join(dir, 'api.csr'), '-CA', caFile, '-CAkey', caKey],
-    ...['-CAcreateserial', '-days', '2', '-extfile', join(dir, 'api.ext')],
-    ...['-out', join(dir, 'cert.pem')],
-  ]);
+  const { ca, issue } = await testCa(dir, 'pebble API test CA');
+  const api = await issue([address, 'localhost']);
   const config = join(dir, 'pebble.json');
   await writeFile(
     config,
@@ -47,8 +30,8 @@ export async function startPebble(dnsServer: string): Promise<Pebble> {
       pebble: {
         listenAddress: `${address}:14000`,
         managementListenAddress: `${address}:15000`,
-        certificate: join(dir, 'cert.pem'),
-        privateKey: join(dir, 'key.pem'),
+        certificate: api.cert,
+        privateKey: api.key,
         httpPort: 80,
         tlsPort: 443,
         ocspResponderURL: '',
@@ -70,5 +53,5 @@ export async function startPebble(dnsServer: string): Promise<Pebble> {
       });
     }
   });
-  return { directory: `https://${address}:14000/dir`, caFile, stop: () => child.kill() };
+  return { directory: `https://${address}:14000/dir`, caFile: ca.cert, stop: () => child.kill() };
 }

@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT, tempDir } from './posta.ts';
-import { makeCert } from './server.ts';
+import { makeCert } from './certs.ts';
+import { randomLoopback } from './net.ts';
+import { SOA, startDns, type DnsServer } from './dns.ts';
 
 export interface ReceivedMessage {
   n: number;
@@ -49,6 +51,12 @@ export interface Receiver {
   connections(): Promise<ReceivedConnection[]>;
   /** Resolves once at least `count` messages arrived (default timeout 30 s). */
   waitFor(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
+  /** The first message that `match`es, waiting for it (default 20 s); `what` names it in the error. */
+  arrival(
+    match: (m: ReceivedMessage) => boolean,
+    what: string,
+    timeoutMs?: number,
+  ): Promise<ReceivedMessage>;
   stop(): Promise<void>;
 }
 
@@ -147,6 +155,15 @@ export async function startReceiver(opts: {
           return { connection, peer, listen };
         });
     },
+    async arrival(match, what, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = (await messages()).find(match);
+        if (found) return found;
+        if (Date.now() > deadline) throw new Error(`no message ${what} arrived at the receiver`);
+        await sleep(100);
+      }
+    },
     async waitFor(count, timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
@@ -170,6 +187,32 @@ export async function startReceiver(opts: {
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
+    },
+  };
+}
+
+/**
+ * A receiving MX for `domain` on a random 127.x.y.z:25, and a DNS server on
+ * loopback whose MX for `domain` points at it: give `dns.endpoint` to
+ * startServer and mail for the domain arrives at `rx`.
+ */
+export async function startMxFor(
+  domain = 'dest.test',
+): Promise<{ rx: Receiver; dns: DnsServer; address: string; stop(): Promise<void> }> {
+  const address = randomLoopback();
+  const rx = await startReceiver({ listen: [`${address}:25`] });
+  const dns = await startDns(
+    [SOA('test'), `${domain}. IN MX 10 mx.${domain}.`, `mx.${domain}. IN A ${address}`, ''].join(
+      '\n',
+    ),
+  );
+  return {
+    rx,
+    dns,
+    address,
+    async stop() {
+      await rx.stop();
+      dns.stop();
     },
   };
 }

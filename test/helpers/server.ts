@@ -3,15 +3,13 @@
  * `posta init`, a self-signed certificate from openssl, listeners on a random
  * loopback address and free ports, an account with a known password.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
 import { POSTA, initFolder, posta } from './posta.ts';
+import { makeCert } from './certs.ts';
 import { freePort, randomLoopback } from './net.ts';
-
-const run = promisify(execFile);
 
 export interface TestServer {
   dir: string;
@@ -27,32 +25,6 @@ export interface TestServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Start `posta serve` again on the same folder and ports (after a crash). */
   restart(): Promise<void>;
-}
-
-export async function makeCert(
-  dir: string,
-  hostname: string,
-): Promise<{ cert: string; key: string }> {
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    `/CN=${hostname}`,
-    '-addext',
-    `subjectAltName=DNS:${hostname}`,
-    '-keyout',
-    key,
-    '-out',
-    cert,
-  ]);
-  return { cert, key };
 }
 
 export async function startServer(

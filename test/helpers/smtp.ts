@@ -8,7 +8,9 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
+import nodemailer from 'nodemailer';
 import { posta } from './posta.ts';
+import type { TestServer } from './server.ts';
 
 export interface Reply {
   code: number;
@@ -263,4 +265,27 @@ export async function addCatchAll(
     await sleep(250);
   }
   throw new Error('the catch-all alias did not take effect within 10 s');
+}
+
+/** Submit one message on 587 as the test server's account; resolves with its queue id. */
+export async function submit(
+  s: TestServer,
+  to: string,
+  subject = 'test',
+  text = 'Hello.\r\n',
+): Promise<string> {
+  const t = nodemailer.createTransport({
+    host: s.host,
+    port: s.ports.submission,
+    auth: { user: s.user, pass: s.password },
+    tls: { rejectUnauthorized: false },
+  });
+  try {
+    const info = await t.sendMail({ from: s.user, to, subject, text });
+    const id = /queued as (\S+)/.exec(info.response)?.[1];
+    if (!id) throw new Error(`no queue id in ${JSON.stringify(info.response)}`);
+    return id;
+  } finally {
+    t.close();
+  }
 }
