@@ -271,7 +271,6 @@ export class Spool {
     }[];
     const out = new Map<string, DueMessage>();
     for (const r of rows) {
-      if (busy.has(r.message)) continue;
       let m = out.get(r.message);
       if (!m) {
         m = {
