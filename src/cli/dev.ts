@@ -22,7 +22,9 @@ Creates a throwaway config for ${DOMAIN} in a new temporary folder (or DIR, whic
 must not exist yet) with a self-signed certificate and one account, and runs
 posta on 127.0.0.1: inbound SMTP on N+25, submission (STARTTLS) on N+587 and
 submissions (TLS) on N+465, with N = 2000 by default (ports 2025, 2587, 2465).
-Accepted mail is DKIM-signed and captured as .eml files; nothing is delivered.`,
+Accepted mail is DKIM-signed and queued, and the delivery workers write it to
+the capture folder as .eml files instead of sending it: nothing leaves the
+machine, and no DNS query is made.`,
   options: { sandbox: { type: 'string' }, 'port-base': { type: 'string' } },
   async run(args) {
     const base = Number(str(args, 'port-base') ?? '2000');
