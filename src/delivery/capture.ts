@@ -4,7 +4,7 @@
  * (queue, workers, delivery log, `posta queue`) runs and no mail leaves the
  * machine. A message for several domains is written once.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Job, JobResult, Transport } from './transport.ts';
 
@@ -17,7 +17,10 @@ export class CaptureTransport implements Transport {
 
   async deliver(job: Job): Promise<JobResult> {
     await mkdir(this.dir, { recursive: true });
-    await writeFile(join(this.dir, `${job.queueId}.eml`), job.data, { flag: 'w' });
+    // Written aside and renamed, so a reader of *.eml never sees half a message.
+    const path = join(this.dir, `${job.queueId}.eml`);
+    await writeFile(`${path}.tmp`, job.data);
+    await rename(`${path}.tmp`, path);
     const reply = { code: 250, enhanced: '2.0.0', text: `captured in ${this.dir}` };
     return {
       outcomes: new Map(job.recipients.map((r) => [r, { kind: 'delivered', reply }] as const)),

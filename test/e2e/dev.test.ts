@@ -44,7 +44,12 @@ test('posta dev prints an account, accepts mail from swaks and captures it signe
     ]);
     assert.match(r.stdout, /250 2\.0\.0 Ok: queued as (\w+)/);
     const captured = join(root, 'posta/data/captured');
-    const files = await readdir(captured);
+    // The sandbox delivers through the queue, so the capture follows the 250 shortly.
+    let files: string[] = [];
+    for (let i = 0; i < 100 && files.length === 0; i++) {
+      files = (await readdir(captured).catch(() => [])).filter((f) => f.endsWith('.eml'));
+      if (files.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
     assert.equal(files.length, 1);
     const eml = await readFile(join(captured, files[0] ?? ''), 'utf8');
     assert.equal((eml.match(/^DKIM-Signature: /gm) ?? []).length, 2);
