@@ -147,6 +147,9 @@ async function checkInbound(
     throw C451LocalError('Local error while checking the message; try again later');
   }
   deps.log.info({ qid: queueId, ...checked.summary }, 'verified');
+  if (checked.sealError) {
+    deps.log.warn({ qid: queueId, err: checked.sealError }, 'not ARC-sealed');
+  }
   if (checked.refuse) {
     const r = checked.refuse;
     throw new SmtpReply(r.code, r.enhanced, r.text);

@@ -1,5 +1,6 @@
 // The parts of mailauth's DKIM implementation that src/dkim/sign.ts drives
-// directly (mailauth ships no types for these internal modules).
+// directly, and the key reader src/verify/seal-key.ts wraps (mailauth ships
+// no types for these internal modules).
 declare module 'mailauth/lib/dkim/body/index.js' {
   export function dkimBody(
     canonicalization: string,
@@ -15,6 +16,7 @@ declare module 'mailauth/lib/dkim/header/index.js' {
   ): { canonicalizedHeader: Buffer; dkimHeaderOpts: Record<string, unknown> };
 }
 declare module 'mailauth/lib/tools.js' {
+  import type { KeyObject } from 'node:crypto';
   export const defaultDKIMFieldNames: string;
   export function parseHeaders(buf: Buffer): { parsed: unknown[] };
   export function getSigningHeaderLines(
@@ -26,4 +28,7 @@ declare module 'mailauth/lib/tools.js' {
     values: Record<string, unknown>,
     folded: boolean,
   ): string;
+  /** The module object itself, whose getPrivateKey src/verify/seal-key.ts wraps. */
+  const tools: { getPrivateKey: (key: unknown) => KeyObject };
+  export default tools;
 }

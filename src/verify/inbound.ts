@@ -15,6 +15,8 @@
  *   domain publishes: posta would otherwise forward a forgery with an SRS
  *   sender of that same domain, and it would pass DMARC at the receiver.
  */
+// first: it must run before mailauth's signer loads (see the file)
+import { sealKey } from './seal-key.ts';
 import { domainOf } from '../address/address.ts';
 import { authenticate } from 'mailauth';
 import type { AuthenticateResult, DNSResolver } from 'mailauth';
@@ -43,6 +45,8 @@ export interface InboundResult {
   refuse?: { code: number; enhanced: string; text: string };
   /** For the log: pass, fail, none, ... per method. */
   summary: { spf: string; dkim: string; dmarc: string; arc: string };
+  /** Why a requested ARC seal was not added (the message goes on unsealed). */
+  sealError?: string;
 }
 
 export async function verifyInbound(i: InboundInput): Promise<InboundResult> {
@@ -57,7 +61,7 @@ export async function verifyInbound(i: InboundInput): Promise<InboundResult> {
     seal: i.seal && {
       signingDomain: i.seal.domain,
       selector: i.seal.key.selector,
-      privateKey: i.seal.key.pem,
+      privateKey: sealKey(i.seal.key.pem) as string, // a KeyObject when mailauth takes one
     },
   });
   const spf = result.spf ? result.spf.status.result : 'none';
@@ -70,6 +74,10 @@ export async function verifyInbound(i: InboundInput): Promise<InboundResult> {
     message,
     summary: { spf, dkim, dmarc, arc },
   };
+  const sealErrors = result.arc ? result.arc.sealErrors : undefined;
+  if (sealErrors?.length) {
+    out.sealError = sealErrors.map((e) => e.err.code ?? e.err.message).join(', ');
+  }
   const fromDomains = result.dkim.headerFrom.map((a) => domainOf(a));
   const ours = fromDomains.find((d) => i.localDomains.includes(d));
   if (ours && dmarc !== 'pass') {
