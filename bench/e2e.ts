@@ -21,6 +21,7 @@ import { randomLoopback } from '../test/helpers/net.ts';
 import { posta } from '../test/helpers/posta.ts';
 import { columns, measure, pct, postfixRoot } from './load.ts';
 import { startBenchDns } from './dns.ts';
+import { startChasquidRelay, startPostfixRelay, type Relay } from './peers.ts';
 
 /** The delivery settings the bench runs with; printed with the results. */
 const DELIVERY = {
@@ -41,6 +42,7 @@ interface Sink {
 }
 
 export interface EndToEnd {
+  server: string;
   sessions: number;
   accepted: number;
   acceptSeconds: number;
@@ -57,7 +59,7 @@ export interface EndToEnd {
   p50: number;
   p99: number;
   /** Median duration of one delivery attempt as posta logs it. */
-  attemptP50: number;
+  attemptP50?: number;
   notes: string[];
 }
 
@@ -331,6 +333,7 @@ async function runOne(
     notes.push(`the sink counted ${sinkCount} messages, posta logged ${log.delivered.size}`);
   }
   return {
+    server: 'posta',
     sessions,
     accepted: load.messages,
     acceptSeconds: load.seconds,
@@ -349,6 +352,112 @@ async function runOne(
     ),
     notes,
   };
+}
+
+/**
+ * The same load through another relay: accepted from the load generator's
+ * 250s, delivered from the sink's own counter, polled every 20 ms. The
+ * relay's log is not read, so there are no per-message latencies.
+ */
+async function runPeer(
+  relay: Relay,
+  sink: Sink,
+  sessions: number,
+  seconds: number,
+  drainSeconds: number,
+): Promise<EndToEnd> {
+  const before = sink.count();
+  const cpuBefore = relay.cpuSeconds();
+  const start = performance.now();
+  let count = 0;
+  let lastChange = start;
+  const poll = () => {
+    const c = sink.count() - before;
+    if (c !== count) {
+      count = c;
+      lastChange = performance.now();
+    }
+  };
+  const timer = setInterval(poll, 20);
+  try {
+    const load = await measure(relay.name, relay.host, relay.port, sessions, seconds);
+    const loadEnd = performance.now();
+    poll();
+    const backlog = Math.max(0, load.messages - count);
+    const deadline = Date.now() + drainSeconds * 1000;
+    while (count < load.messages && Date.now() < deadline) await sleep(20);
+    poll();
+    const cpuAfter = relay.cpuSeconds();
+    const wall = (performance.now() - start) / 1000;
+    const notes: string[] = [];
+    if (load.note) notes.push(`at acceptance: ${load.note}`);
+    if (count < load.messages) {
+      notes.push(`${load.messages - count} not at the sink after ${drainSeconds} s of drain`);
+    }
+    return {
+      server: relay.name,
+      sessions,
+      accepted: load.messages,
+      acceptSeconds: load.seconds,
+      delivered: count,
+      deliverSeconds: (lastChange - start) / 1000,
+      backlog,
+      drainSeconds: Math.max(0, (lastChange - loadEnd) / 1000),
+      sinkCount: count,
+      cpu:
+        cpuBefore === undefined || cpuAfter === undefined
+          ? undefined
+          : (cpuAfter - cpuBefore) / wall,
+      p50: NaN,
+      p99: NaN,
+      notes,
+    };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Each peer that can run here, through the same sink and DNS; a note for each that cannot. */
+async function runPeers(
+  dns: string,
+  sink: Sink,
+  sessionsList: number[],
+  seconds: number,
+  drainSeconds: number,
+): Promise<{ results: EndToEnd[]; notes: string[] }> {
+  const results: EndToEnd[] = [];
+  const notes: string[] = [];
+  const [host, port] = dns.split(':');
+  if (port !== '53') {
+    // resolv.conf has no port
+    return { results, notes: [`peers not run: their resolver needs DNS on port 53, not ${dns}`] };
+  }
+  for (const start of [startPostfixRelay, startChasquidRelay]) {
+    let relay: Relay | string;
+    try {
+      relay = await start(host ?? '');
+    } catch (err) {
+      notes.push(`peer not run: ${(err as Error).message}`);
+      continue;
+    }
+    if (typeof relay === 'string') {
+      notes.push(`peer not run: ${relay}`);
+      continue;
+    }
+    try {
+      notes.push(`${relay.name} on ${relay.host}:${relay.port}: ${relay.durability}`);
+      for (const n of sessionsList) {
+        const r = await runPeer(relay, sink, n, seconds, drainSeconds);
+        results.push(r);
+        notes.push(...r.notes.map((x) => `${relay.name} N=${n}: ${x}`));
+      }
+    } catch (err) {
+      notes.push(`${relay.name} run failed: ${(err as Error).message}`);
+    } finally {
+      await relay.stop();
+    }
+  }
+  return { results, notes };
 }
 
 /** User + system CPU seconds of a process so far, from /proc (Linux); else undefined. */
@@ -410,17 +519,23 @@ export async function benchEndToEnd(
     await sleep(2500); // the server re-reads aliases every 2 s
     const results: EndToEnd[] = [];
     for (const n of sessionsList) results.push(await runOne(s, sink, n, seconds, drainSeconds));
-    const notes = results.flatMap((r) => r.notes.map((n) => `N=${r.sessions}: ${n}`));
+    const notes = results.flatMap((r) => r.notes.map((n) => `posta N=${r.sessions}: ${n}`));
     notes.push(queueSummary(s));
     await s.stop(); // posta QUITs its idle sessions: the sink has seen them all end
     await sleep(300);
     const total = results.reduce((n, r) => n + r.sinkCount, 0);
     notes.push(
-      `the sink received ${total} messages in ${sink.sessions()} SMTP sessions ` +
+      `the sink received posta's ${total} messages in ${sink.sessions()} SMTP sessions ` +
         `(${(total / Math.max(1, sink.sessions())).toFixed(1)} per session)`,
     );
+    const peers = await runPeers(dns.endpoint, sink, sessionsList, seconds, drainSeconds);
+    results.push(...peers.results);
+    notes.push(...peers.notes);
+    const dash = (n: number | undefined) =>
+      n === undefined || Number.isNaN(n) ? '-' : n.toFixed(0);
     const rows = [
       [
+        'server',
         'sessions',
         'accepted',
         'acc msg/s',
@@ -431,9 +546,10 @@ export async function benchEndToEnd(
         'e2e p50 ms',
         'e2e p99 ms',
         'attempt p50 ms',
-        'posta cpu',
+        'cpu',
       ],
       ...results.map((r) => [
+        r.server,
         String(r.sessions),
         String(r.accepted),
         (r.accepted / r.acceptSeconds).toFixed(0),
@@ -441,9 +557,9 @@ export async function benchEndToEnd(
         (r.delivered / r.deliverSeconds).toFixed(0),
         String(r.backlog),
         r.drainSeconds.toFixed(1),
-        r.p50.toFixed(0),
-        r.p99.toFixed(0),
-        r.attemptP50.toFixed(0),
+        dash(r.p50),
+        dash(r.p99),
+        dash(r.attemptP50),
         r.cpu === undefined ? '-' : `${(r.cpu * 100).toFixed(0)}%`,
       ]),
     ];
@@ -455,7 +571,7 @@ export async function benchEndToEnd(
           .join(', ')} (0 = unlimited); [limits] connections_per_ip = ${CONNECTIONS_PER_IP}; ` +
           `other [delivery] keys at their defaults (mta_sts on, ip_family prefer-ipv6)`,
       ],
-      table: columns(rows, []),
+      table: columns(rows, [0]),
       notes,
     };
   } finally {

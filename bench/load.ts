@@ -37,7 +37,14 @@ export function message(i: number): string {
 function replies(sock: Socket) {
   let buf = '';
   const queue: string[] = [];
-  const waiting: ((line: string) => void)[] = [];
+  const waiting: { resolve: (line: string) => void; reject: (err: Error) => void }[] = [];
+  let failed: Error | undefined;
+  const fail = (err: Error) => {
+    failed ??= err;
+    for (const w of waiting.splice(0)) w.reject(failed);
+  };
+  sock.on('error', fail);
+  sock.on('close', () => fail(new Error('the server closed the connection')));
   sock.on('data', (d: Buffer) => {
     buf += d.toString();
     let nl: number;
@@ -46,18 +53,25 @@ function replies(sock: Socket) {
       buf = buf.slice(nl + 2);
       if (line[3] === '-') continue;
       const w = waiting.shift();
-      if (w) w(line);
+      if (w) w.resolve(line);
       else queue.push(line);
     }
   });
   return (): Promise<string> => {
     const q = queue.shift();
     if (q !== undefined) return Promise.resolve(q);
+    if (failed) return Promise.reject(failed);
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('reply timeout')), 10_000);
-      waiting.push((l) => {
-        clearTimeout(t);
-        resolve(l);
+      waiting.push({
+        resolve: (l) => {
+          clearTimeout(t);
+          resolve(l);
+        },
+        reject: (err) => {
+          clearTimeout(t);
+          reject(err);
+        },
       });
     });
   };
@@ -80,6 +94,20 @@ async function session(
 ): Promise<void> {
   const sock = connect(port, host);
   sock.setNoDelay(true);
+  try {
+    await talk(sock, deadline, latencies, deferred, id);
+  } finally {
+    sock.destroy();
+  }
+}
+
+async function talk(
+  sock: Socket,
+  deadline: number,
+  latencies: number[],
+  deferred: string[],
+  id: number,
+): Promise<void> {
   const next = replies(sock);
   await expect(next, '220');
   sock.write('EHLO bench.example\r\n');
@@ -98,7 +126,6 @@ async function session(
   }
   sock.write('QUIT\r\n');
   await next().catch(() => '');
-  sock.destroy();
 }
 
 export function pct(sorted: number[], p: number): number {

@@ -1,12 +1,12 @@
 /**
  * Acceptance throughput of `posta serve`: messages/s and per-message latency
  * with N parallel SMTP sessions on the inbound port (plaintext, 5 KB
- * messages, fsync on as by default), then Postfix's smtp-source/smtp-sink and
- * chasquid on the same machine when they are available; then end to end
- * (bench/e2e.ts): accepted on port 25, forwarded and delivered to a sink.
+ * messages, fsync on as by default), then Postfix's smtp-source/smtp-sink on
+ * the same machine when it is available; then end to end (bench/e2e.ts):
+ * accepted on port 25, forwarded and delivered to a sink, by posta and then
+ * by a real Postfix and chasquid (bench/peers.ts).
  * See bench/README.md.
  */
-import { existsSync } from 'node:fs';
 import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -111,19 +111,6 @@ async function benchPostfix(): Promise<Result[] | string> {
   }
 }
 
-function benchChasquid(): string {
-  const found = (process.env.PATH ?? '')
-    .split(':')
-    .some((d) => d && existsSync(join(d, 'chasquid')));
-  if (!found) {
-    return (
-      'chasquid not found: skipped. To include it, install it (apt-get download chasquid && ' +
-      'dpkg -x chasquid_*.deb DIR, or go install blitiri.com.ar/go/chasquid@latest) and put it on PATH.'
-    );
-  }
-  return 'chasquid found on PATH, but running it needs a config folder and certificates; not automated yet: skipped.';
-}
-
 function table(results: Result[]): string {
   const rows = [
     ['server', 'sessions', 'messages', 'seconds', 'msg/s', 'p50 ms', 'p99 ms', 'note'],
@@ -150,7 +137,10 @@ results.push(...(await benchPosta()));
 const pf = await benchPostfix().catch((err: Error) => `Postfix run failed: ${err.message}`);
 if (typeof pf === 'string') notes.push(pf);
 else results.push(...pf);
-notes.push(benchChasquid());
+notes.push(
+  'Postfix (the whole of it, with its queue) and chasquid are measured end to end below, ' +
+    'beside posta on the same load.',
+);
 console.log(`\n${table(results)}\n`);
 for (const n of notes) console.log(`- ${n}`);
 
