@@ -514,9 +514,18 @@ export async function benchEndToEnd(
         ...Object.entries(DELIVERY).map(([k, v]) => `${k} = ${v}`),
       ].join('\n'),
     });
-    const r = await posta(['alias', 'add', '*@example.test', 'sink@dest.test', '--dir', s.dir]);
-    if (r.code !== 0) throw new Error(r.stderr);
-    await sleep(2500); // the server re-reads aliases every 2 s
+    const server = s;
+    await server.reload(async () => {
+      const r = await posta([
+        'alias',
+        'add',
+        '*@example.test',
+        'sink@dest.test',
+        '--dir',
+        server.dir,
+      ]);
+      if (r.code !== 0) throw new Error(r.stderr);
+    });
     const results: EndToEnd[] = [];
     for (const n of sessionsList) results.push(await runOne(s, sink, n, seconds, drainSeconds));
     const notes = results.flatMap((r) => r.notes.map((n) => `posta N=${r.sessions}: ${n}`));

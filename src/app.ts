@@ -63,8 +63,11 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       );
     }
     const directory = await Directory.load(config.dir);
-    directory.watch(2000, (err) =>
-      log.error({ err: err.message }, 'config folder reload failed; keeping the previous state'),
+    directory.watch(
+      2000,
+      (domains) => log.info({ domains }, 'config folder reloaded'),
+      (err) =>
+        log.error({ err: err.message }, 'config folder reload failed; keeping the previous state'),
     );
     stops.push(() => directory.stop());
     const spool = openSpool(config);

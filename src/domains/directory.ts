@@ -22,6 +22,8 @@ interface DomainState {
 export class Directory {
   private readonly dir: string;
   private domains = new Map<string, DomainState>();
+  /** Domain → the stamp of files that did not load, so each broken edit is reported once. */
+  private readonly broken = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
 
   private constructor(dir: string) {
@@ -35,10 +37,17 @@ export class Directory {
     return d;
   }
 
-  /** Re-read changed files every `ms`; a broken edit is logged and the old state kept. */
-  watch(ms: number, onError: (err: Error) => void): void {
+  /**
+   * Re-read changed files every `ms`. `onChange` gets the domains whose new
+   * state is in use; a broken edit goes to `onError` once, and that domain
+   * keeps its previous state until its files change again.
+   */
+  watch(ms: number, onChange: (domains: string[]) => void, onError: (err: Error) => void): void {
     this.timer = setInterval(() => {
-      this.refresh(false).catch(onError);
+      this.refresh(false).then(({ changed, errors }) => {
+        errors.forEach(onError);
+        if (changed.length) onChange(changed);
+      }, onError);
     }, ms);
     this.timer.unref();
   }
@@ -47,31 +56,42 @@ export class Directory {
     clearInterval(this.timer);
   }
 
-  private async refresh(strict: boolean): Promise<void> {
+  private async refresh(strict: boolean): Promise<{ changed: string[]; errors: Error[] }> {
     const next = new Map<string, DomainState>();
+    const changed: string[] = [];
+    const errors: Error[] = [];
     for (const domain of await listDomains(this.dir)) {
       const stamp = await this.stamp(domain);
       const old = this.domains.get(domain);
-      if (old && old.stamp === stamp) {
-        next.set(domain, old);
+      if (old?.stamp === stamp || this.broken.get(domain) === stamp) {
+        if (old) next.set(domain, old);
         continue;
       }
       try {
-        const users = await readUsers(usersFile(this.dir, domain));
-        const aliases = await readAliases(aliasesFile(this.dir, domain), domain);
-        next.set(domain, {
-          accounts: new Map(users.accounts().map((a) => [a.local, a])),
-          aliases: aliases.aliases(),
-          keys: await loadKeys(dkimDir(this.dir, domain)),
-          stamp,
-        });
+        next.set(domain, await this.read(domain, stamp));
+        this.broken.delete(domain);
+        changed.push(domain);
       } catch (err) {
-        if (strict || !old) throw err;
-        next.set(domain, old);
-        throw err;
+        if (strict) throw err;
+        this.broken.set(domain, stamp);
+        if (old) next.set(domain, old);
+        errors.push(err as Error);
       }
     }
+    for (const domain of this.domains.keys()) if (!next.has(domain)) changed.push(domain);
     this.domains = next;
+    return { changed, errors };
+  }
+
+  private async read(domain: string, stamp: string): Promise<DomainState> {
+    const users = await readUsers(usersFile(this.dir, domain));
+    const aliases = await readAliases(aliasesFile(this.dir, domain), domain);
+    return {
+      accounts: new Map(users.accounts().map((a) => [a.local, a])),
+      aliases: aliases.aliases(),
+      keys: await loadKeys(dkimDir(this.dir, domain)),
+      stamp,
+    };
   }
 
   private async stamp(domain: string): Promise<string> {

@@ -65,11 +65,20 @@ before(async () => {
     ].join('\n'),
   });
   // Bounces to the account go to a mailbox on the receiver.
-  const added = await posta(['alias', 'add', s.user, 'owner@dest.test', '--dir', s.dir]);
-  assert.equal(added.code, 0, added.stderr);
+  const server = s;
+  await server.reload(async () => {
+    const added = await posta([
+      'alias',
+      'add',
+      server.user,
+      'owner@dest.test',
+      '--dir',
+      server.dir,
+    ]);
+    assert.equal(added.code, 0, added.stderr);
+  });
   const records = await posta(['dns', 'example.test', '--dir', s.dir]);
   dkimDns = await startDns(`${SOA('example.test')}\n${records.stdout}`);
-  await sleep(2500); // the server re-reads the aliases file every 2 s
 });
 
 after(async () => {

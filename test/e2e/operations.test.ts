@@ -2,18 +2,20 @@
  * Operating posta: Prometheus metrics on the http listener, read with the
  * prometheus_client text-format parser, move when mail flows; `posta status`
  * asks the running server over its control socket; `posta install-service`
- * writes a unit that systemd-analyze accepts; logs hold no passwords.
+ * writes a unit that systemd-analyze accepts; logs hold no passwords; a
+ * broken hand edit of the config folder is reported once and changes nothing.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { posta, tempDir } from '../helpers/posta.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { startMxFor, type Receiver } from '../helpers/receiver.ts';
-import { submit } from '../helpers/smtp.ts';
+import { RawSmtp, submit } from '../helpers/smtp.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const run = promisify(execFile);
 
@@ -130,6 +132,43 @@ test('logs are JSON lines with ids and never hold the password', () => {
     }
   }
   assert.ok(!s.logs.some((l) => l.includes(s.password)), 'no password in the logs');
+});
+
+/** The reply to RCPT TO:<to> on port 25. */
+async function rcpt(to: string): Promise<string> {
+  const c = await RawSmtp.connect(s.host, s.ports.smtp);
+  try {
+    await c.reply();
+    await c.cmd('EHLO probe.test');
+    await c.cmd('MAIL FROM:<someone@origin.test>');
+    return (await c.cmd(`RCPT TO:<${to}>`)).raw;
+  } finally {
+    c.close();
+  }
+}
+
+test('a broken edit of an aliases file is logged once and the previous aliases stay', async () => {
+  await s.reload(() =>
+    posta(['alias', 'add', 'sales@example.test', 'me@dest.test', '--dir', s.dir]),
+  );
+  assert.match(await rcpt('sales@example.test'), /^250 /);
+  const file = join(s.dir, 'domains/example.test/aliases');
+  const good = await readFile(file, 'utf8');
+  const from = s.logs.length;
+  await appendFile(file, 'support me@dest.test\n');
+  const failures = () =>
+    s.logs.slice(from).filter((l) => l.includes('config folder reload failed')).length;
+  for (let i = 0; i < 100 && failures() === 0; i++) await sleep(100);
+  assert.equal(failures(), 1);
+  assert.match(
+    s.logs.slice(from).join('\n'),
+    /aliases line \d+: \\"support me@dest\.test\\" has no colon/,
+  );
+  await sleep(4500); // two more rounds of checking the folder
+  assert.equal(failures(), 1, 'one error per broken edit, not one per check');
+  assert.match(await rcpt('sales@example.test'), /^250 /, 'the old aliases are still in force');
+  await s.reload(() => writeFile(file, `${good}support: me@dest.test\n`));
+  assert.match(await rcpt('support@example.test'), /^250 /, 'the repaired file is read');
 });
 
 test('install-service writes a unit systemd-analyze accepts', async () => {

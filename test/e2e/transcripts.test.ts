@@ -23,8 +23,6 @@ import { ROOT, posta } from '../helpers/posta.ts';
 
 const DIR = join(ROOT, 'test/transcripts');
 const LINE_TIMEOUT_MS = 5000;
-/** The server re-reads its aliases within ~2 s of a change. */
-const ALIAS_RELOAD_MS = 2500;
 
 type Step = { kind: 'C'; text: string } | { kind: 'S'; re: RegExp; source: string };
 
@@ -104,10 +102,11 @@ for (const file of files) {
     const s = await startServer();
     t.after(() => s.stop());
     for (const [pattern, target] of transcript.aliases) {
-      const r = await posta(['alias', 'add', pattern, target, '--dir', s.dir]);
-      assert.equal(r.code, 0, r.stderr);
+      await s.reload(async () => {
+        const r = await posta(['alias', 'add', pattern, target, '--dir', s.dir]);
+        assert.equal(r.code, 0, r.stderr);
+      });
     }
-    if (transcript.aliases.length > 0) await sleep(ALIAS_RELOAD_MS);
 
     const sock = connect(s.ports[transcript.port], s.host);
     t.after(() => sock.destroy());

@@ -25,6 +25,11 @@ export interface TestServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Start `posta serve` again on the same folder and ports (after a crash). */
   restart(): Promise<void>;
+  /**
+   * Runs `change` (a `posta alias add`, say) and waits until the server has
+   * re-read the config folder after it.
+   */
+  reload(change: () => Promise<unknown>): Promise<void>;
 }
 
 export async function startServer(
@@ -102,6 +107,17 @@ export async function startServer(
     },
     async restart() {
       server.child = await spawnServe(dir, server.logs, opts.env);
+    },
+    async reload(change) {
+      const from = server.logs.length;
+      await change();
+      for (let i = 0; i < 300; i++) {
+        if (server.logs.slice(from).some((l) => l.includes('"msg":"config folder reloaded"'))) {
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error('the server did not re-read the config folder within 15 s');
     },
   };
   server.child = await spawnServe(dir, server.logs, opts.env);
