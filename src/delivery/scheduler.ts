@@ -17,7 +17,9 @@
  *   with delay_warning set, one "delayed" DSN is sent too.
  * - A round polls every second, and at once when a message is enqueued or a
  *   job ends, so `posta queue flush` from another process takes effect within
- *   a second.
+ *   a second. Rounds after an enqueue or a job look only at that message and
+ *   domain, through an index, when a full round would cost too much (see
+ *   round()).
  */
 import type { DeliveryConfig } from '../config/load.ts';
 import type { Directory } from '../domains/directory.ts';
@@ -58,6 +60,13 @@ export class Scheduler {
   private active = 0;
   private timer: NodeJS.Timeout | null = null;
   private queued = false;
+  /** What the next round looks at: all due work, or only these domains and messages. */
+  private wantAll = false;
+  private readonly wantDomains = new Set<string>();
+  private readonly wantMessages = new Set<string>();
+  /** When the next full round may run, and the timer that runs it when it was held back. */
+  private nextFull = 0;
+  private fullTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private idle: (() => void) | null = null;
   /** Messages whose last round failed with an error: left alone until then. */
@@ -69,7 +78,7 @@ export class Scheduler {
   }
 
   start(): void {
-    this.o.spool.onEnqueued = () => this.kick();
+    this.o.spool.onEnqueued = (ids) => this.kick({ messages: ids });
     this.timer = setInterval(() => this.kick(), POLL_MS);
     this.kick();
   }
@@ -78,11 +87,19 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.fullTimer) clearTimeout(this.fullTimer);
     if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve));
     this.o.transport.close();
   }
 
-  kick(): void {
+  /**
+   * Look for work soon: all due work, or only that of some domains and
+   * messages (what an enqueue or a finished job can have made startable).
+   */
+  kick(scope?: { domains?: readonly string[]; messages?: readonly string[] }): void {
+    if (scope === undefined) this.wantAll = true;
+    for (const d of scope?.domains ?? []) this.wantDomains.add(d);
+    for (const m of scope?.messages ?? []) this.wantMessages.add(m);
     if (this.queued || this.stopped) return;
     this.queued = true;
     setImmediate(() => {
@@ -91,6 +108,13 @@ export class Scheduler {
     });
   }
 
+  /**
+   * A full round asks the spool for all due work. With a large backlog for a
+   * domain at its limit that query walks the whole backlog, so full rounds
+   * are spaced to take at most a tenth of the time; in between, the domains
+   * and messages named by kick() are looked up through an index, so a freed
+   * slot or a new message is used at once whatever the backlog.
+   */
   private round(): void {
     if (this.stopped || this.active >= this.o.delivery.concurrency) return;
     const now = Date.now();
@@ -103,15 +127,45 @@ export class Scheduler {
     const full = new Set(
       [...this.perDomain.keys(), ...this.sentAt.keys()].filter((d) => !this.mayStart(d, now)),
     );
-    for (const m of this.o.spool.due(now, BATCH, skip, full)) {
+    if (this.wantAll && now >= this.nextFull) {
+      this.wantAll = false;
+      this.wantDomains.clear();
+      this.wantMessages.clear();
+      const started = performance.now();
+      this.startDue(this.o.spool.due(now, BATCH, skip, full), now);
+      this.nextFull = Date.now() + 9 * (performance.now() - started);
+      return;
+    }
+    const domains = [...this.wantDomains].filter((d) => !full.has(d));
+    const messages = [...this.wantMessages];
+    this.wantDomains.clear();
+    this.wantMessages.clear();
+    if (domains.length) this.startDue(this.o.spool.due(now, BATCH, skip, full, { domains }), now);
+    if (messages.length) {
+      this.startDue(this.o.spool.due(now, BATCH, skip, full, { messages }), now);
+    }
+    if (this.wantAll && !this.fullTimer) {
+      this.fullTimer = setTimeout(() => {
+        this.fullTimer = null;
+        this.kick();
+      }, this.nextFull - now);
+    }
+  }
+
+  private startDue(due: DueMessage[], now: number): void {
+    for (const m of due) {
       if (this.active >= this.o.delivery.concurrency) break;
+      if (this.busy.has(m.id)) continue; // started by the other query of this round
       const local = m.recipients.filter((r) => this.o.directory.isLocal(domainOf(r.address)));
       if (local.length) {
-        this.run(m.id, () =>
-          this.expand(
-            m,
-            local.map((r) => r.address),
-          ),
+        this.run(
+          m.id,
+          () =>
+            this.expand(
+              m,
+              local.map((r) => r.address),
+            ),
+          [],
         );
         continue;
       }
@@ -124,7 +178,11 @@ export class Scheduler {
       const room = this.o.delivery.concurrency - this.active;
       const startable = [...byDomain].filter(([d]) => this.mayStart(d, now)).slice(0, room);
       if (startable.length === 0) continue;
-      this.run(m.id, () => this.deliverMessage(m, startable), startable.length);
+      this.run(
+        m.id,
+        () => this.deliverMessage(m, startable),
+        startable.map(([d]) => d),
+      );
     }
   }
 
@@ -140,7 +198,9 @@ export class Scheduler {
     return true;
   }
 
-  private run(id: string, work: () => Promise<void>, sessions = 1): void {
+  /** Runs one job: `domains` are its SMTP sessions (none for an expansion, which counts as one). */
+  private run(id: string, work: () => Promise<void>, domains: string[]): void {
+    const sessions = Math.max(1, domains.length);
     this.busy.add(id);
     this.active += sessions;
     work()
@@ -156,7 +216,9 @@ export class Scheduler {
         this.busy.delete(id);
         this.active -= sessions;
         if (this.active === 0 && this.idle) this.idle();
-        this.kick();
+        // The freed slot may suit anything; its own domains and message first.
+        this.wantAll = true;
+        this.kick({ domains, messages: [id] });
       });
   }
 

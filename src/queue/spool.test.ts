@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Spool, newQueueId } from './spool.ts';
+import { MIGRATIONS, Spool, newQueueId } from './spool.ts';
+import { openDb } from '../db/db.ts';
 
 const env = (n: number) => ({
   sender: `s${n}@example.test`,
@@ -36,4 +37,59 @@ test('queue ids sort by time and are unique', () => {
   assert.ok(a < b);
   assert.match(a, /^[0-9a-z]{18}$/);
   assert.notEqual(newQueueId(5), newQueueId(5));
+});
+
+test('due work of one domain or message is found however large the backlog of another', async () => {
+  const spool = new Spool(await mkdtemp(join(tmpdir(), 'spool-')));
+  const one = (to: string) =>
+    spool.enqueue(
+      { sender: 'a@example.test', recipients: [to], source: 'submission', clientIp: '127.0.0.1' },
+      Buffer.from('x\r\n'),
+    );
+  const backlog = await Promise.all(Array.from({ length: 300 }, (_, n) => one(`u${n}@big.test`)));
+  const small = await one('someone@small.test');
+  const now = Date.now() + 1000;
+  const none = new Set<string>();
+  // big.test at its limit: the full query skips its backlog
+  const all = spool.due(now, 10, none, new Set(['big.test']));
+  assert.deepEqual(
+    all.map((m) => m.id),
+    [small],
+  );
+  const big = spool.due(now, 10, none, none, { domains: ['big.test'] });
+  assert.equal(big.length, 10);
+  assert.deepEqual(
+    big.map((m) => m.id),
+    spool.due(now, 10, none, none).map((m) => m.id),
+    'the oldest of the domain, in the order of the full query',
+  );
+  const inFlight = new Set(big.slice(0, 5).map((m) => m.id));
+  const skipped = spool.due(now, 10, inFlight, none, { domains: ['big.test'] });
+  assert.equal(skipped[0]?.id, big[5]?.id, 'messages in flight are left out');
+  const byMessage = spool.due(now, 10, none, none, { messages: [small, backlog[299] ?? ''] });
+  assert.deepEqual(byMessage.map((m) => m.id).sort(), [small, backlog[299]].sort());
+  assert.deepEqual(spool.due(now, 10, none, new Set(['small.test']), { messages: [small] }), []);
+  spool.close();
+});
+
+test('a queue written before the domain index keeps its mail when opened', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'spool-'));
+  const old = openDb(join(dir, 'queue.db'), MIGRATIONS.slice(0, 2));
+  old
+    .prepare(
+      `INSERT INTO messages (id, created_at, sender, source, client_ip, size, data)
+       VALUES ('m1', 1, 'a@example.test', 'submission', '127.0.0.1', 3, X'780d0a')`,
+    )
+    .run();
+  old
+    .prepare(
+      "INSERT INTO recipients (message, address, next_attempt) VALUES ('m1', 'b@dest.test', 1)",
+    )
+    .run();
+  old.close();
+  const spool = new Spool(dir);
+  const due = spool.due(Date.now(), 10, new Set(), new Set(), { domains: ['dest.test'] });
+  assert.deepEqual(due[0]?.recipients, [{ address: 'b@dest.test', attempts: 0 }]);
+  assert.equal(spool.data('m1')?.toString(), 'x\r\n');
+  spool.close();
 });

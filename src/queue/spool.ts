@@ -87,7 +87,7 @@ export interface AttemptResult {
   warned?: boolean;
 }
 
-const MIGRATIONS = [
+export const MIGRATIONS = [
   `CREATE TABLE messages (
      id TEXT PRIMARY KEY,
      created_at INTEGER NOT NULL,
@@ -130,6 +130,10 @@ const MIGRATIONS = [
      policy TEXT NOT NULL,
      checked_at INTEGER NOT NULL
    );`,
+  // due() for a few domains or messages without scanning every due recipient
+  `ALTER TABLE recipients ADD COLUMN domain TEXT
+     GENERATED ALWAYS AS (substr(address, instr(address, '@') + 1)) VIRTUAL;
+   CREATE INDEX recipients_domain_due ON recipients(state, domain, next_attempt);`,
 ];
 
 /** Time-ordered, unique, safe in file names and logs: 10 chars of time, 8 of randomness. */
@@ -156,12 +160,35 @@ export function openQueueDbIfAny(dataDir: string): Db {
   return openDb(existsSync(file) ? file : ':memory:', MIGRATIONS);
 }
 
+interface DueRow {
+  message: string;
+  address: string;
+  attempts: number;
+  next_attempt: number;
+  created_at: number;
+  sender: string;
+  source: string;
+  warned: number;
+}
+
+/** Due recipients, oldest first, without busy messages and full domains; `and` narrows it. */
+function dueQuery(and: string, index?: string): string {
+  const recipients = index ? `recipients r INDEXED BY ${index}` : 'recipients r';
+  return `SELECT r.message, r.address, r.attempts, r.next_attempt, m.created_at, m.sender, m.source, m.warned
+            FROM ${recipients} JOIN messages m ON m.id = r.message
+           WHERE r.state = 'queued' AND r.next_attempt <= ?
+             AND r.message NOT IN (SELECT value FROM json_each(?))
+             AND r.domain NOT IN (SELECT value FROM json_each(?))
+             ${and}
+           ORDER BY r.next_attempt, r.message LIMIT ?`;
+}
+
 export class Spool {
   readonly db: Db;
   private pending: Pending[] = [];
   private scheduled = false;
-  /** Called after new messages are committed, so delivery can start at once. */
-  onEnqueued: () => void = () => {};
+  /** Called with the ids of new messages once committed, so delivery can start at once. */
+  onEnqueued: (ids: string[]) => void = () => {};
 
   constructor(dataDir: string) {
     this.db = openQueueDb(dataDir);
@@ -170,7 +197,7 @@ export class Spool {
   /** Resolves with the queue id once the message is on disk; rejects on a write error. */
   async enqueue(envelope: Envelope, data: Buffer, id = newQueueId()): Promise<string> {
     await this.write(() => this.insert(id, envelope, data, Date.now()));
-    this.onEnqueued();
+    this.onEnqueued([id]);
     return id;
   }
 
@@ -214,7 +241,7 @@ export class Spool {
         .run(id, id);
       for (const n of result.notices) this.insert(n.id, n.envelope, n.data, Date.now());
     });
-    if (result.notices.length) this.onEnqueued();
+    if (result.notices.length) this.onEnqueued(result.notices.map((n) => n.id));
   }
 
   /**
@@ -242,33 +269,43 @@ export class Spool {
     });
   }
 
-  /** Recipients due now, grouped by message, oldest first, skipping `busy` messages and `fullDomains`. */
+  /**
+   * Recipients due now, grouped by message, oldest first, skipping `busy`
+   * messages and `fullDomains`; with `scope`, only those of the given domains
+   * or messages.
+   *
+   * Messages in flight and domains at their limit are left out in the query,
+   * so that they cannot fill the batch and starve everything behind them. The
+   * price: with a large backlog for a domain at its limit, the query walks
+   * past all of it (about 0.5 ms per 1,000 recipients). A scoped query goes
+   * straight to its domains or messages through an index, whatever the
+   * backlog; the scheduler uses it for the work each event can have made
+   * startable.
+   */
   due(
     now: number,
     limit: number,
     busy: ReadonlySet<string>,
     fullDomains: ReadonlySet<string> = new Set(),
+    scope?: { domains: readonly string[] } | { messages: readonly string[] },
   ): DueMessage[] {
-    // Messages in flight and domains at their limit are left out in the query,
-    // so that they cannot fill the batch and starve everything behind them.
-    const rows = this.db
-      .prepare(
-        `SELECT r.message, r.address, r.attempts, m.created_at, m.sender, m.source, m.warned
-           FROM recipients r JOIN messages m ON m.id = r.message
-          WHERE r.state = 'queued' AND r.next_attempt <= ?
-            AND r.message NOT IN (SELECT value FROM json_each(?))
-            AND substr(r.address, instr(r.address, '@') + 1) NOT IN (SELECT value FROM json_each(?))
-          ORDER BY r.next_attempt, r.message LIMIT ?`,
-      )
-      .all(now, JSON.stringify([...busy]), JSON.stringify([...fullDomains]), limit) as {
-      message: string;
-      address: string;
-      attempts: number;
-      created_at: number;
-      sender: string;
-      source: string;
-      warned: number;
-    }[];
+    const excluded = [JSON.stringify([...busy]), JSON.stringify([...fullDomains])];
+    let rows: DueRow[];
+    if (scope === undefined) {
+      rows = this.db.prepare(dueQuery('')).all(now, ...excluded, limit) as unknown as DueRow[];
+    } else {
+      // One query per domain or message, each an ordered range of an index
+      // ((state, domain, next_attempt) or the primary key), stopping at `limit`.
+      const one =
+        'domains' in scope
+          ? this.db.prepare(dueQuery('AND r.domain = ?', 'recipients_domain_due'))
+          : this.db.prepare(dueQuery('AND r.message = ?', 'sqlite_autoindex_recipients_1'));
+      const values = 'domains' in scope ? scope.domains : scope.messages;
+      rows = values
+        .flatMap((v) => one.all(now, ...excluded, v, limit) as unknown as DueRow[])
+        .sort((a, b) => a.next_attempt - b.next_attempt || a.message.localeCompare(b.message))
+        .slice(0, limit);
+    }
     const out = new Map<string, DueMessage>();
     for (const r of rows) {
       let m = out.get(r.message);
