@@ -1,7 +1,7 @@
 import { PostaError, UsageError } from '../errors.ts';
 import { parseDomain } from '../address/address.ts';
 import { listDomains } from '../config/load.ts';
-import { aliasesFile, requireDomain } from '../config/paths.ts';
+import { aliasesFile, requireConfigFolder, requireDomain } from '../config/paths.ts';
 import { editAliases, parseAliasLocal, parseTarget, readAliases } from '../aliases/aliases.ts';
 import { positionals, type Command } from './command.ts';
 import { domainArg } from './init.ts';
@@ -60,7 +60,10 @@ domains/DOMAIN/aliases stays editable by hand; comments are kept.`,
       }
       case 'list': {
         if (rest.length > 1) throw new UsageError('posta alias list takes at most one DOMAIN.');
-        const domains = rest[0] ? [domainArg(rest[0])] : await listDomains(args.dir);
+        const only = rest[0] ? domainArg(rest[0]) : undefined;
+        if (only) await requireDomain(args.dir, only);
+        else await requireConfigFolder(args.dir);
+        const domains = only ? [only] : await listDomains(args.dir);
         for (const d of domains) {
           await requireDomain(args.dir, d);
           for (const a of (await readAliases(aliasesFile(args.dir, d), d)).aliases()) {

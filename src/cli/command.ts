@@ -36,9 +36,10 @@ export function parseCommandArgs(cmd: Command, argv: string[]): Args & { help: b
       strict: true,
     });
   } catch (err) {
-    throw new UsageError(
-      `${(err as Error).message.replace(/\.$/, '')}; see \`posta ${cmd.name} --help\`.`,
-    );
+    // Node's text for an unknown option runs on about '--' (and drops a quote): say it shortly.
+    const unknown = /^Unknown option '([^']+)'/.exec((err as Error).message)?.[1];
+    const what = unknown ? `Unknown option ${unknown}` : (err as Error).message.replace(/\.$/, '');
+    throw new UsageError(`${what}; see \`posta ${cmd.name} --help\`.`);
   }
   const { dir, help, ...values } = parsed.values;
   return {

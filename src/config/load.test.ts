@@ -44,6 +44,21 @@ const bad: [string, string, RegExp][] = [
   ],
   ['IPv6 without brackets', 'hostname = "a.b"\n[listen]\nsmtp = [":::25"]', /is not ADDRESS:PORT/],
   [
+    'the example fits the key',
+    'hostname = "a.b"\n[dns]\nservers = ["dns.google"]',
+    /\[dns\] servers\[0\] = "dns.google" is not ADDRESS:PORT; write "127\.0\.0\.1:53" for IPv4/,
+  ],
+  [
+    'a number too small',
+    'hostname = "a.b"\n[delivery]\nfirst_retry = -3',
+    /\[delivery\] first_retry = -3 is too small; it must be at least 1\.$/,
+  ],
+  [
+    'a value not in the list',
+    'hostname = "a.b"\n[delivery]\nip_family = "ipv6"',
+    /ip_family = "ipv6" is not allowed; it must be one of "prefer-ipv6", "prefer-ipv4", "ipv4-only", "ipv6-only"\.$/,
+  ],
+  [
     'wrong type',
     'hostname = "a.b"\n[listen]\nsmtp = "0.0.0.0:25"',
     /\[listen\] smtp = "0.0.0.0:25" has the wrong type; it must be a list/,

@@ -13,6 +13,7 @@ import { parseDomain } from '../address/address.ts';
 import { ConfigSchema, type ParsedConfig } from './schema.ts';
 import { parseEndpoint, parseHostPort, type Endpoint } from './endpoint.ts';
 import type { StsMode } from '../mtasts/policy.ts';
+import { noConfigFolder } from './paths.ts';
 
 export const CONFIG_FILE = 'posta.toml';
 
@@ -96,11 +97,7 @@ export async function loadConfig(dir: string): Promise<ResolvedConfig> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new PostaError(
-        `There is no ${file}; create the config folder with \`posta init DOMAIN --hostname HOST --dir ${dir}\` or point --dir (or $POSTA_DIR) at an existing one.`,
-      );
-    }
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw noConfigFolder(dir);
     throw new PostaError(`Cannot read ${file}: ${(err as Error).message}.`);
   }
   return resolveConfig(dir, file, parseConfigText(file, text), await listDomains(dir));
@@ -136,7 +133,27 @@ function describeIssue(file: string, raw: unknown, issue: z.core.$ZodIssue): str
   if (issue.code === 'invalid_type') {
     return `${file}: ${key} = ${shown} has the wrong type; it must be ${issue.expected === 'array' ? 'a list like ["a", "b"]' : `a ${issue.expected}`}.`;
   }
-  return `${file}: ${key} = ${shown} ${issue.message}.`;
+  return `${file}: ${key} = ${shown} ${issueText(issue)}.`;
+}
+
+/** zod's own wording ("Too small: expected number to be >=1") as a sentence a user reads. */
+function issueText(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'too_small':
+      return issue.origin === 'number' || issue.origin === 'int'
+        ? `is too small; it must be at least ${String(issue.minimum)}`
+        : `is too short; it needs at least ${String(issue.minimum)}`;
+    case 'too_big':
+      return issue.origin === 'number' || issue.origin === 'int'
+        ? `is too large; it must be at most ${String(issue.maximum)}`
+        : `is too long; it allows at most ${String(issue.maximum)}`;
+    case 'invalid_value':
+      return `is not allowed; it must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'not_multiple_of':
+      return `must be a multiple of ${String(issue.divisor)}`;
+    default:
+      return issue.message;
+  }
 }
 
 function keyName(path: string[]): string {

@@ -13,8 +13,21 @@ export const usersFile = (dir: string, domain: string) => join(domainDir(dir, do
 export const aliasesFile = (dir: string, domain: string) => join(domainDir(dir, domain), 'aliases');
 export const dkimDir = (dir: string, domain: string) => join(domainDir(dir, domain), 'dkim');
 
+/** The error for a --dir without a posta.toml: how to make one or point elsewhere. */
+export function noConfigFolder(dir: string): PostaError {
+  return new PostaError(
+    `There is no ${join(dir, 'posta.toml')}; create the config folder with \`posta init DOMAIN --hostname HOST --dir ${dir}\` or point --dir (or $POSTA_DIR) at an existing one.`,
+  );
+}
+
+/** Throws noConfigFolder() unless DIR holds a posta.toml. */
+export async function requireConfigFolder(dir: string): Promise<void> {
+  if (!(await stat(join(dir, 'posta.toml')).catch(() => null))) throw noConfigFolder(dir);
+}
+
 /** Throws a PostaError naming `posta init` unless DOMAIN is a local domain. */
 export async function requireDomain(dir: string, domain: string): Promise<void> {
+  await requireConfigFolder(dir);
   try {
     if ((await stat(domainDir(dir, domain))).isDirectory()) return;
   } catch {

@@ -10,12 +10,21 @@ import { z } from 'zod';
 import { parseDomain } from '../address/address.ts';
 import { parseEndpoint, parseHostPort } from './endpoint.ts';
 
-const endpoint = z.string().refine((s) => parseEndpoint(s) !== null, {
-  message: 'is not ADDRESS:PORT; write "0.0.0.0:25" for IPv4 or "[::]:25" for IPv6',
-});
-
-const endpoints = (defaults: string[], doc: string) =>
-  z.array(endpoint).default(defaults).describe(doc);
+/** A list of "ADDRESS:PORT"; the error's examples listen on the port of the first default. */
+const endpoints = (
+  defaults: string[],
+  doc: string,
+  port = /:(\d+)$/.exec(defaults[0] ?? '')?.[1],
+  [v4, v6] = [`0.0.0.0:${port}`, `[::]:${port}`],
+) =>
+  z
+    .array(
+      z.string().refine((s) => parseEndpoint(s) !== null, {
+        message: `is not ADDRESS:PORT; write "${v4}" for IPv4 or "${v6}" for IPv6`,
+      }),
+    )
+    .default(defaults)
+    .describe(doc);
 
 const hostPort = z.string().refine((s) => parseHostPort(s) !== null, {
   message: 'is not HOST:PORT; write "smtp.example.net:587"',
@@ -294,6 +303,8 @@ export const ConfigSchema = z.strictObject({
       servers: endpoints(
         [],
         'Resolvers to ask instead of the system ones, as "ADDRESS:PORT". Empty: use /etc/resolv.conf.',
+        '53',
+        ['127.0.0.1:53', '[::1]:53'],
       ),
     })
     .prefault({})

@@ -5,7 +5,7 @@
  */
 import { PostaError } from '../errors.ts';
 import { formatAddress, parseAddress, type Address } from '../address/address.ts';
-import { requireDomain, usersFile } from '../config/paths.ts';
+import { requireConfigFolder, requireDomain, usersFile } from '../config/paths.ts';
 import { listDomains } from '../config/load.ts';
 import { hashPassword, verifyOrDelay } from './hash.ts';
 import { editUsers, readUsers, type Account } from './userdb.ts';
@@ -62,8 +62,9 @@ export async function listUsers(
   dir: string,
   domain?: string,
 ): Promise<{ address: string; account: Account }[]> {
-  const domains = domain ? [domain] : await listDomains(dir);
   if (domain) await requireDomain(dir, domain);
+  else await requireConfigFolder(dir);
+  const domains = domain ? [domain] : await listDomains(dir);
   const out = [];
   for (const d of domains) {
     for (const account of (await readUsers(usersFile(dir, d))).accounts()) {

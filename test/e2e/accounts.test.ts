@@ -124,7 +124,7 @@ const usage: [string, string[], number, RegExp][] = [
     'unknown flag',
     ['dns', 'example.test', '--colour'],
     2,
-    /Unknown option '--colour'.*see `posta dns --help`/,
+    /^posta: Unknown option --colour; see `posta dns --help`\.\n$/,
   ],
   ['missing argument', ['init'], 2, /DOMAIN is missing; see `posta init --help`/],
   ['not a domain', ['init', 'localhost'], 2, /"localhost" is not a mail domain/],
@@ -220,5 +220,21 @@ test('POSTA_DIR selects the folder, and every command has --help', async () => {
     const h = await posta([cmd, '--help']);
     assert.equal(h.code, 0);
     assert.match(h.stdout, new RegExp(`^Usage: posta ${cmd}`));
+  }
+});
+
+test('listing accounts or aliases of a folder that does not exist says how to make one', async () => {
+  const missing = join(await tempDir(), 'nowhere');
+  for (const args of [
+    ['user', 'list'],
+    ['alias', 'list'],
+    ['user', 'del', 'a@example.test'],
+  ]) {
+    const r = await posta([...args, '--dir', missing]);
+    assert.equal(r.code, 1, args.join(' '));
+    assert.match(
+      r.stderr,
+      /^posta: There is no .*nowhere\/posta\.toml; create the config folder with `posta init/,
+    );
   }
 });
