@@ -1,4 +1,5 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { PostaError } from '../errors.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -20,11 +21,12 @@ export const dev: Command = {
 
 Creates a throwaway config for ${DOMAIN} in a new temporary folder (or DIR, which
 must not exist yet) with a self-signed certificate and one account, and runs
-posta on 127.0.0.1: inbound SMTP on N+25, submission (STARTTLS) on N+587 and
-submissions (TLS) on N+465, with N = 2000 by default (ports 2025, 2587, 2465).
-Accepted mail is DKIM-signed and queued, and the delivery workers write it to
-the capture folder as .eml files instead of sending it: nothing leaves the
-machine, and no DNS query is made.`,
+posta on 127.0.0.1: inbound SMTP on N+25, submission (STARTTLS) on N+587,
+submissions (TLS) on N+465 and HTTP (/metrics) on N+6025, with N = 2000 by
+default (ports 2025, 2587, 2465, 8025). Accepted mail is DKIM-signed and
+queued, and the delivery workers write it to the capture folder as .eml files
+instead of sending it: nothing leaves the machine, and no DNS query is made.
+The folder stays after Ctrl-C, with the captured mail; delete it when done.`,
   options: { sandbox: { type: 'string' }, 'port-base': { type: 'string' } },
   async run(args) {
     const base = Number(str(args, 'port-base') ?? '2000');
@@ -54,7 +56,13 @@ machine, and no DNS query is made.`,
     const config = await loadConfig(dir);
     const captured = join(config.dataDir, 'captured');
     const log = createLogger();
-    const app = await startApp(config, { log, captureDir: captured });
+    const app = await startApp(config, { log, captureDir: captured }).catch(async (err: Error) => {
+      if (!str(args, 'sandbox')) await rm(root, { recursive: true, force: true });
+      if (!/^Cannot listen/.test(err.message)) throw err;
+      throw new PostaError(
+        `${err.message.replace(/\.$/, '')}; pick other ports with --port-base N (now ${base}: ports N+25, N+465, N+587, N+6025).`,
+      );
+    });
     const sub = base + 587;
     process.stderr.write(`
 posta dev: a sandbox on loopback. Mail is accepted, DKIM-signed and captured; nothing is sent.
@@ -62,6 +70,7 @@ posta dev: a sandbox on loopback. Mail is accepted, DKIM-signed and captured; no
   config folder   ${dir}
   submission      127.0.0.1:${sub} (STARTTLS)   submissions 127.0.0.1:${base + 465} (TLS)
   inbound SMTP    127.0.0.1:${base + 25}
+  metrics         http://127.0.0.1:${base + 6025}/metrics
   account         ${user}   password ${password}
   captured mail   ${captured}/*.eml
 
@@ -74,5 +83,8 @@ Stop with Ctrl-C.
 `);
     announce(app, log);
     await untilSignal(app, log);
+    process.stderr.write(
+      `\nThe sandbox stays in ${root} with the captured mail; delete it when done.\n`,
+    );
   },
 };
