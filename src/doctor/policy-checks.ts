@@ -50,10 +50,16 @@ export async function checkMtaSts(
   const serve = `point mta-sts.${ctx.domain} at this server (CNAME ${ctx.hostname}.) and let posta serve https on port 443 with a certificate that covers mta-sts.${ctx.domain}`;
   if (fetched.status === 'errored' || fetched.policy.error) {
     const err: (Error & { code?: string }) | undefined = fetched.policy.error;
+    // The server answered but its certificate did not verify: the fix is the certificate.
+    const certificate = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_CERT/.test(
+      err?.code ?? '',
+    );
     return fail(
       'mta-sts',
       `cannot fetch ${policyUrl}: ${err?.message ?? 'unknown error'}${err?.code ? ` (${err.code})` : ''}`,
-      serve,
+      certificate
+        ? `serve https for mta-sts.${ctx.domain} with a certificate from a public CA (the [acme] section gets one) that covers that name; senders verify it`
+        : serve,
     );
   }
   if (fetched.status === 'not_found') {

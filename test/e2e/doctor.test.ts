@@ -344,6 +344,22 @@ for (const c of CASES) {
   });
 }
 
+test('a policy host whose certificate senders cannot verify: the fix is the certificate', async () => {
+  // Without the test CA the server's certificate is as untrusted as a self-signed one.
+  const r = await posta([
+    ...['doctor', 'example.test', '--dir', s.dir, '--json', '--probe', probeAt],
+  ]);
+  const report = JSON.parse(r.stdout) as DoctorJson;
+  const sts = report.checks.find((c) => c.id === 'mta-sts');
+  assert.equal(sts?.status, 'fail', shown(report));
+  assert.match(
+    sts?.detail ?? '',
+    /cannot fetch https:\/\/mta-sts\.example\.test\/.*\((UNABLE_TO_\w+|\w*CERT\w*)\)/,
+  );
+  assert.match(sts?.fix ?? '', /a certificate from a public CA \(the \[acme\] section gets one\)/);
+  assert.equal(r.code, 1);
+});
+
 test('the text report: one line per check with ✓ ✗ ! and a fix under each ✗ and !', async () => {
   const ok = await doctor();
   assert.equal(ok.code, 0, ok.stdout + ok.stderr);
