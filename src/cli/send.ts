@@ -33,14 +33,15 @@ Send a test message over SMTP submission, as a mail client does: TLS (port
 AUTH, one message. Prints the server, TLS version, the AUTH result and the
 server's final reply, then "queued as ID".
 
-  --to ADDR          the recipient (default: $to)
+  --to ADDR          the recipient (default: the environment variable $to)
   --from ADDR        the sender, in the envelope and in From (default: the user)
   --server HOST:PORT the submission server (default: the first [listen]
                      submission address of the config, on loopback for 0.0.0.0
                      and [::]; with --tls the first submissions address)
-  --user U           the account (default: $user)
-  --password P       its password (default: $pass, else asked on the terminal
-                     or read from the first line of standard input)
+  --user U           the account (default: the environment variable $user)
+  --password P       its password (default: the environment variable $pass,
+                     else asked on the terminal or read from the first line
+                     of standard input)
   --tls              implicit TLS (as on port 465) instead of STARTTLS
   --insecure         do not verify the server's certificate; by default it
                      must verify (NODE_EXTRA_CA_CERTS=FILE adds a CA to trust)
