@@ -16,6 +16,18 @@ export function parseAccountAddress(text: string): Address {
   return a.value;
 }
 
+/** Submission is on the internet: a password must not fall to a short guessing run. */
+export const MIN_PASSWORD_LENGTH = 8;
+
+function checkNewPassword(password: string): void {
+  const n = [...password].length;
+  if (n < MIN_PASSWORD_LENGTH) {
+    throw new PostaError(
+      `A password needs at least ${MIN_PASSWORD_LENGTH} characters (this one has ${n}); posta user add with no --password asks for one.`,
+    );
+  }
+}
+
 export async function addUser(
   dir: string,
   address: string,
@@ -24,6 +36,7 @@ export async function addUser(
 ): Promise<void> {
   const a = parseAccountAddress(address);
   await requireDomain(dir, a.domain);
+  checkNewPassword(password);
   const hash = await hashPassword(password);
   await editUsers(usersFile(dir, a.domain), (users) => {
     if (users.get(a.local)) {
@@ -42,6 +55,7 @@ export async function changePassword(
 ): Promise<void> {
   const a = parseAccountAddress(address);
   await requireDomain(dir, a.domain);
+  checkNewPassword(password);
   const hash = await hashPassword(password);
   await editUsers(usersFile(dir, a.domain), (users) => {
     const existing = users.get(a.local);

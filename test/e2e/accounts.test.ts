@@ -43,7 +43,7 @@ test('user add, authenticate, passwd, list, del', async () => {
     'add',
     'sales@example.test',
     '--password',
-    'pw-two',
+    'password-two',
     '--send-as-domain',
     '--dir',
     dir,
@@ -51,7 +51,9 @@ test('user add, authenticate, passwd, list, del', async () => {
   const list = await posta(['user', 'list', '--dir', dir]);
   assert.equal(list.stdout, 'i@example.test\nsales@example.test\tsend-as=domain\n');
 
-  const dup = await posta(['user', 'add', 'i@example.test', '--password', 'x', '--dir', dir]);
+  const dup = await posta([
+    ...['user', 'add', 'i@example.test', '--password', 'long enough', '--dir', dir],
+  ]);
   assert.equal(dup.code, 1);
   assert.match(
     dup.stderr,
@@ -64,7 +66,7 @@ test('user add, authenticate, passwd, list, del', async () => {
   assert.match(gone.stderr, /There is no account sales@example\.test/);
 
   // no password in plain text anywhere in the folder
-  for (const secret of ['hunter2-long', 'from-stdin-pw', 'pw-two']) {
+  for (const secret of ['hunter2-long', 'from-stdin-pw', 'password-two']) {
     const grep = await run('grep', ['-r', '-l', secret, dir]).catch((e: { code: number }) => e);
     assert.equal((grep as { code: number }).code, 1, `${secret} is not on disk`);
   }
@@ -79,7 +81,7 @@ test('concurrent user adds all land in the file', async () => {
   const names = ['a', 'b', 'c', 'd', 'e', 'f'];
   const runs = await Promise.all(
     names.map((n) =>
-      posta(['user', 'add', `${n}@example.test`, '--password', `pw-${n}`, '--dir', dir]),
+      posta(['user', 'add', `${n}@example.test`, '--password', `password-${n}`, '--dir', dir]),
     ),
   );
   for (const r of runs) assert.equal(r.code, 0, r.stderr);
@@ -145,6 +147,12 @@ const usage: [string, string[], number, RegExp][] = [
     ['user', 'add', 'i@other.test', '--password', 'x'],
     1,
     /other\.test is not a domain of the posta config in .*; add it with `posta init other\.test/,
+  ],
+  [
+    'a short password',
+    ['user', 'add', 'new@example.test', '--password', 'hunter2'],
+    1,
+    /A password needs at least 8 characters \(this one has 7\)/,
   ],
   [
     'unknown user verb',
