@@ -10,7 +10,6 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,8 +17,8 @@ import { SMTPServer } from 'smtp-server';
 import { startServer, type TestServer } from '../test/helpers/server.ts';
 import { startDns, SOA } from '../test/helpers/dns.ts';
 import { randomLoopback } from '../test/helpers/net.ts';
-import { posta } from '../test/helpers/posta.ts';
-import { columns, measure, pct, postfixRoot } from './load.ts';
+import { addCatchAll } from '../test/helpers/smtp.ts';
+import { columns, measure, pct, postfixRoot, waitForPort } from './load.ts';
 import { startBenchDns } from './dns.ts';
 import { startChasquidRelay, startPostfixRelay, type Relay } from './peers.ts';
 
@@ -188,23 +187,6 @@ async function startSink(address: string): Promise<Sink> {
     }
   }
   return nodeSink(address, why);
-}
-
-async function waitForPort(host: string, port: number, gone: () => boolean): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    if (gone()) throw new Error('it exited');
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = connect(port, host);
-      sock.once('connect', () => {
-        sock.destroy();
-        resolve(true);
-      });
-      sock.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listens on ${host}:${port}`);
 }
 
 /** posta's log lines from index `from` on, parsed as they come. */
@@ -514,18 +496,7 @@ export async function benchEndToEnd(
         ...Object.entries(DELIVERY).map(([k, v]) => `${k} = ${v}`),
       ].join('\n'),
     });
-    const server = s;
-    await server.reload(async () => {
-      const r = await posta([
-        'alias',
-        'add',
-        '*@example.test',
-        'sink@dest.test',
-        '--dir',
-        server.dir,
-      ]);
-      if (r.code !== 0) throw new Error(r.stderr);
-    });
+    await addCatchAll(s, 'example.test', 'sink@dest.test');
     const results: EndToEnd[] = [];
     for (const n of sessionsList) results.push(await runOne(s, sink, n, seconds, drainSeconds));
     const notes = results.flatMap((r) => r.notes.map((n) => `posta N=${r.sessions}: ${n}`));

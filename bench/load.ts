@@ -4,6 +4,7 @@
  * plus the small helpers both print with.
  */
 import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../test/helpers/posta.ts';
@@ -179,4 +180,22 @@ export function columns(rows: string[][], left: number[]): string {
         .trimEnd(),
     )
     .join('\n');
+}
+
+/** Resolves once host:port takes connections; rejects when `gone()` says the server exited, or after 5 s. */
+export async function waitForPort(host: string, port: number, gone: () => boolean): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    if (gone()) throw new Error('it exited');
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = connect(port, host);
+      sock.once('connect', () => {
+        sock.destroy();
+        resolve(true);
+      });
+      sock.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listens on ${host}:${port}`);
 }

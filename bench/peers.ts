@@ -13,11 +13,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from 'node:net';
 import { makeCert } from '../test/helpers/certs.ts';
 import { freePort, randomLoopback } from '../test/helpers/net.ts';
 import { ROOT } from '../test/helpers/posta.ts';
-import { postfixRoot } from './load.ts';
+import { postfixRoot, waitForPort } from './load.ts';
 
 /** A relay under load: the bench sends to host:port and counts at the sink. */
 export interface Relay {
@@ -64,21 +63,10 @@ async function started(child: ChildProcess, host: string, port: number, what: st
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout?.resume();
-  for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) break;
-    const up = await new Promise<boolean>((resolve) => {
-      const sock = connect(port, host);
-      sock.once('connect', () => {
-        sock.destroy();
-        resolve(true);
-      });
-      sock.once('error', () => resolve(false));
-    });
-    if (up) return;
-    await sleep(100);
-  }
-  child.kill('SIGKILL');
-  throw new Error(`${what} did not start listening on ${host}:${port}: ${stderr.trim()}`);
+  await waitForPort(host, port, () => child.exitCode !== null).catch((err: Error) => {
+    child.kill('SIGKILL');
+    throw new Error(`${what} did not start on ${host}:${port} (${err.message}): ${stderr.trim()}`);
+  });
 }
 
 function stopper(child: ChildProcess, dir: string): () => Promise<void> {

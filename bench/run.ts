@@ -11,7 +11,7 @@ import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer } from '../test/helpers/server.ts';
-import { posta } from '../test/helpers/posta.ts';
+import { addCatchAll } from '../test/helpers/smtp.ts';
 import { freePort } from '../test/helpers/net.ts';
 import { MESSAGE_BYTES, columns, measure, postfixRoot, type Result } from './load.ts';
 import { benchEndToEnd } from './e2e.ts';
@@ -25,17 +25,7 @@ async function benchPosta(): Promise<Result[]> {
   // one client address opens all the sessions: lift the per-address cap (20)
   const s = await startServer({ extraToml: '[limits]\nconnections_per_ip = 200' });
   try {
-    await s.reload(async () => {
-      const r = await posta([
-        'alias',
-        'add',
-        '*@example.test',
-        'me@elsewhere.example',
-        '--dir',
-        s.dir,
-      ]);
-      if (r.code !== 0) throw new Error(r.stderr);
-    });
+    await addCatchAll(s);
     const results: Result[] = [];
     for (const n of SESSIONS) {
       results.push(await measure('posta (fsync)', s.host, s.ports.smtp, n, SECONDS));
