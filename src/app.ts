@@ -26,6 +26,7 @@ import { Scheduler } from './delivery/scheduler.ts';
 import type { Transport } from './delivery/transport.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { startControl, type Status } from './status/control.ts';
+import { startLocalSubmission } from './submit/socket.ts';
 import { VERSION } from './version.ts';
 
 export interface App {
@@ -142,6 +143,26 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       return null;
     });
     if (control) stops.push(() => control.close());
+    const sendmail = await startLocalSubmission(
+      config.dir,
+      {
+        get domains() {
+          return directory.names(); // as they are now, after any reload
+        },
+        hostname: config.hostname,
+        messageSize: config.limits.messageSize,
+        keys: (domain) => directory.keys(domain),
+        enqueue: (envelope, data, id) => spool.enqueue(envelope, data, id),
+      },
+      log,
+    ).catch((err: Error) => {
+      log.warn(
+        { err: err.message },
+        'no local submission socket: posta sendmail must queue by itself',
+      );
+      return null;
+    });
+    if (sendmail) stops.push(() => sendmail.close());
     return { listeners: smtp.listeners, spool, stop: stopAll };
   } catch (err) {
     await stopAll();

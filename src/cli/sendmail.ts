@@ -1,9 +1,11 @@
 /**
  * `posta sendmail`: the sendmail(8) interface for programs on this machine.
- * Like Postfix's postdrop it writes the message straight into the queue
- * (data/queue.db) and exits; the running `posta serve` finds it within a
- * second and delivers it. The message is prepared as submission prepares it
- * (submit/local.ts): Date, Message-ID, Received, DKIM.
+ * It hands the message to the running `posta serve` over the local
+ * submission socket (submit/socket.ts), which any user may use, and exits
+ * once it is queued. With no server running it writes the queue itself
+ * (data/queue.db, which only the server's user can), and the server delivers
+ * the message when it starts. Either way the message is prepared as
+ * submission prepares it (submit/drop.ts): Date, Message-ID, Received, DKIM.
  *
  * The flags that programs pass to sendmail are accepted: -t, -f, -F, -i, -r
  * (an old -f), -v, -N, -B, -o with any option (-oi is -i; -odi, -oem and the
@@ -13,8 +15,10 @@ import { PostaError, UsageError } from '../errors.ts';
 import { loadConfig } from '../config/load.ts';
 import { dkimDir } from '../config/paths.ts';
 import { loadKeys } from '../dkim/keys.ts';
-import { newQueueId, Spool } from '../queue/spool.ts';
-import { findDotLine, prepareLocal, stampLocal } from '../submit/local.ts';
+import { Spool } from '../queue/spool.ts';
+import { findDotLine } from '../submit/local.ts';
+import { dropLocal, tooBig, type DropOptions } from '../submit/drop.ts';
+import { submitToServer } from '../submit/socket.ts';
 import { str, type Args, type Command } from './command.ts';
 
 export const sendmail: Command = {
@@ -22,10 +26,11 @@ export const sendmail: Command = {
   help: `Usage: posta sendmail [-t] [-f FROM] [-F NAME] [-i] [RCPT...] < message
 
 Sendmail-compatible submission for programs on this machine (cron, PHP's
-mail(), scripts): reads a message from standard input and puts it in the
-queue of the posta serve that uses this config folder, which delivers it. No
-password is needed, only write access to the folder's data/ directory, so run
-it as the user posta serve runs as (or give that user's group write access).
+mail(), scripts): reads a message from standard input and hands it to the
+posta serve that uses this config folder, which queues and delivers it. Any
+user of the machine may run it (it needs to read posta.toml, not the keys or
+data/); no password is needed. With no server running, only the server's
+user can queue (the server delivers the message when it starts).
 
   -t        take recipients also from the To, Cc and Bcc fields
   -f FROM   the envelope sender (default: the From address, else postmaster@
@@ -61,44 +66,35 @@ cron: MAILTO=you@example.com, with posta sendmail as /usr/sbin/sendmail`,
         `posta sendmail does not support -b${mode}; it only reads a message from standard input (-bm), and \`posta queue list\` shows the queue.`,
       );
     }
-    const options = (args.values.option ?? []) as string[];
-    const ignoreDots = args.values['ignore-dots'] === true || options.includes('i');
+    const dashO = (args.values.option ?? []) as string[];
+    const ignoreDots = args.values['ignore-dots'] === true || dashO.includes('i');
     const config = await loadConfig(args.dir);
     const input = await readMessage(process.stdin, ignoreDots, config.limits.messageSize);
-
-    const message = prepareLocal({
-      data: input,
+    const options: DropOptions = {
       fromHeaders: args.values['read-recipients'] === true,
       recipients: args.positionals,
       sender: str(args, 'from') ?? str(args, 'return-path'),
       fullName: str(args, 'full-name'),
-      domains: config.domains,
-    });
-    const queueId = newQueueId();
-    const { fromDomain } = message;
-    const keys =
-      fromDomain && config.domains.includes(fromDomain)
-        ? await loadKeys(dkimDir(config.dir, fromDomain))
-        : [];
-    const { data, messageId } = stampLocal(message, {
-      hostname: config.hostname,
-      queueId,
-      date: new Date(),
-      keys,
-    });
-    if (data.length > config.limits.messageSize) throw tooBig(config.limits.messageSize);
-    await enqueue(config.dataDir, args, {
-      envelope: {
-        sender: message.sender,
-        recipients: message.recipients,
-        source: 'submission',
-        account: undefined,
-        clientIp: '127.0.0.1',
-        messageId,
-      },
-      data,
-      queueId,
-    });
+    };
+    if ((await submitToServer(config.dir, input, options)) !== null) return;
+    // No server running: queue it ourselves; the server delivers it when it starts.
+    const spool = openQueue(config.dataDir, args);
+    try {
+      await dropLocal(input, options, {
+        domains: config.domains,
+        hostname: config.hostname,
+        messageSize: config.limits.messageSize,
+        keys: (domain) => loadKeys(dkimDir(config.dir, domain)),
+        enqueue: (envelope, data, id) =>
+          spool.enqueue(envelope, data, id).catch((err: Error) => {
+            throw new PostaError(
+              `Cannot write the message to the queue in ${config.dataDir}: ${err.message}; check the disk and the folder's permissions.`,
+            );
+          }),
+      });
+    } finally {
+      spool.close();
+    }
   },
 };
 
@@ -123,32 +119,12 @@ async function readMessage(
   return 'at' in found ? buf.subarray(0, found.at) : buf;
 }
 
-function tooBig(limit: number): PostaError {
-  return new PostaError(
-    `The message is larger than the limit of ${limit} bytes ([limits] message_size in posta.toml).`,
-  );
-}
-
-async function enqueue(
-  dataDir: string,
-  args: Args,
-  m: { envelope: Parameters<Spool['enqueue']>[0]; data: Buffer; queueId: string },
-): Promise<void> {
-  let spool: Spool;
+function openQueue(dataDir: string, args: Args): Spool {
   try {
-    spool = new Spool(dataDir);
+    return new Spool(dataDir);
   } catch (err) {
     throw new PostaError(
-      `Cannot open the queue in ${dataDir} (${(err as Error).message}); run posta sendmail as the user posta serve runs as, or give --dir the right config folder (now ${args.dir}).`,
+      `No posta server is running for ${args.dir}, and this user cannot open its queue in ${dataDir} (${(err as Error).message}); start posta serve, or run posta sendmail as the user it runs as.`,
     );
-  }
-  try {
-    await spool.enqueue(m.envelope, m.data, m.queueId);
-  } catch (err) {
-    throw new PostaError(
-      `Cannot write the message to the queue in ${dataDir}: ${(err as Error).message}; check the disk and the folder's permissions.`,
-    );
-  } finally {
-    spool.close();
   }
 }

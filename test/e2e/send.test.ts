@@ -8,7 +8,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { join } from 'node:path';
+import { chmod, readdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { posta, ROOT } from '../helpers/posta.ts';
 import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
@@ -140,6 +141,60 @@ test('posta sendmail -t: queued from stdin, delivered to To, Cc and Bcc, Bcc rem
   const v = await verifyDkim(m.data);
   assert.equal(v.code, 0, v.out);
 });
+
+test('posta sendmail as another user (PHP as www-data, say): the running server queues and signs it', async () => {
+  // As on a real machine: the config is readable by all, its keys and data/ only by the server.
+  await openToOthers(ROOT);
+  for (const d of [
+    dirname(s.dir),
+    s.dir,
+    join(s.dir, 'domains'),
+    join(s.dir, 'domains/example.test'),
+  ]) {
+    await chmod(d, 0o755);
+  }
+  await chmod(join(s.dir, 'posta.toml'), 0o644);
+  const keys = await readdir(join(s.dir, 'domains/example.test/dkim'));
+  assert.ok(keys.length > 0);
+  const message = 'From: web@example.test\nTo: php@dest.test\nSubject: from PHP\n\nHello.\n';
+  const r = await posta(['sendmail', '-t', '-i', '--dir', s.dir], {
+    input: message,
+    asNobody: true,
+  });
+  assert.deepEqual(r, { code: 0, stdout: '', stderr: '' });
+  const m = await rx.arrival((x) => x.rcptTos.includes('php@dest.test'), 'from PHP');
+  assert.equal(m.mailFrom, 'web@example.test');
+  const v = await verifyDkim(m.data);
+  assert.equal(v.code, 0, v.out);
+  assert.ok(
+    s.logs.some((l) => l.includes('"via":"sendmail"') && l.includes('php@dest.test')),
+    'the server logs the local submission',
+  );
+  // The same user with no server to hand it to cannot write the queue, and says why.
+  await s.stop();
+  try {
+    const alone = await posta(['sendmail', 'php@dest.test', '--dir', s.dir], {
+      input: 'Subject: nobody home\n\nx\n',
+      asNobody: true,
+    });
+    assert.equal(alone.code, 1);
+    assert.match(
+      alone.stderr,
+      /^posta: No posta server is running for .*, and this user cannot open its queue in .*; start posta serve, or run posta sendmail as the user it runs as\.\n$/,
+    );
+  } finally {
+    await s.restart();
+  }
+});
+
+/** Let other users reach `dir` (search permission on it and every folder above it). */
+async function openToOthers(dir: string): Promise<void> {
+  for (let d = dir; ; d = dirname(d)) {
+    const { mode } = await stat(d);
+    if ((mode & 0o001) === 0) await chmod(d, mode | 0o001);
+    if (dirname(d) === d) return;
+  }
+}
 
 test('posta sendmail with cron/mutt flags: -oi style flags accepted, a lone "." ends the message', async () => {
   const r = await posta(

@@ -15,10 +15,19 @@ export interface Run {
 
 export function posta(
   args: string[],
-  opts: { input?: string; env?: Record<string, string>; cwd?: string } = {},
+  opts: {
+    input?: string;
+    env?: Record<string, string>;
+    cwd?: string;
+    /** Run as the unprivileged user nobody (the tests run as root). */
+    asNobody?: boolean;
+  } = {},
 ): Promise<Run> {
+  const [command, argv] = opts.asNobody
+    ? ['setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', POSTA, ...args]]
+    : [POSTA, args];
   return new Promise((resolve, reject) => {
-    const child = spawn(POSTA, args, {
+    const child = spawn(command, argv, {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, POSTA_DIR: '', ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],

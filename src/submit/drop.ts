@@ -1,0 +1,65 @@
+/**
+ * Putting a locally submitted message into the queue, as Postfix's postdrop
+ * and cleanup do: prepared from the sendmail(8) input (local.ts), stamped
+ * with Received, Date and Message-ID, DKIM-signed with the keys of its From
+ * domain, checked against the size limit and enqueued (fsync'd) in one go.
+ * The running server does this for `posta sendmail` through its local
+ * submission socket (socket.ts); without a server, sendmail does it itself.
+ */
+import { PostaError } from '../errors.ts';
+import { newQueueId, type Envelope } from '../queue/spool.ts';
+import type { DkimKey } from '../dkim/keys.ts';
+import { prepareLocal, stampLocal } from './local.ts';
+
+/** The sendmail flags that shape the envelope. */
+export interface DropOptions {
+  /** -t */
+  fromHeaders: boolean;
+  recipients: string[];
+  /** -f (or -r) */
+  sender?: string | undefined;
+  /** -F */
+  fullName?: string | undefined;
+}
+
+export interface DropContext {
+  domains: readonly string[];
+  hostname: string;
+  messageSize: number;
+  keys(domain: string): Promise<readonly DkimKey[]> | readonly DkimKey[];
+  enqueue(envelope: Envelope, data: Buffer, id: string): Promise<string>;
+}
+
+export async function dropLocal(
+  input: Buffer,
+  o: DropOptions,
+  ctx: DropContext,
+): Promise<{ queueId: string; sender: string; recipients: string[] }> {
+  const message = prepareLocal({ data: input, ...o, domains: ctx.domains });
+  const queueId = newQueueId();
+  const { fromDomain } = message;
+  const keys = fromDomain && ctx.domains.includes(fromDomain) ? await ctx.keys(fromDomain) : [];
+  const { data, messageId } = stampLocal(message, {
+    hostname: ctx.hostname,
+    queueId,
+    date: new Date(),
+    keys,
+  });
+  if (data.length > ctx.messageSize) throw tooBig(ctx.messageSize);
+  const envelope: Envelope = {
+    sender: message.sender,
+    recipients: message.recipients,
+    source: 'submission',
+    account: undefined,
+    clientIp: '127.0.0.1',
+    messageId,
+  };
+  await ctx.enqueue(envelope, data, queueId);
+  return { queueId, sender: message.sender, recipients: message.recipients };
+}
+
+export function tooBig(limit: number): PostaError {
+  return new PostaError(
+    `The message is larger than the limit of ${limit} bytes ([limits] message_size in posta.toml).`,
+  );
+}
