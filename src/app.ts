@@ -80,6 +80,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     const metrics = new Metrics({
       queue: () => spool.stats(),
       certificateExpiry: () => certs.store.current.notAfter.getTime() / 1000,
+      renewalFailures: () => certs.renewal().failures,
     });
     const smtp = await startSmtp({
       config,
@@ -132,6 +133,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
         names: certs.store.current.names,
         notAfter: certs.store.current.notAfter.toISOString(),
         daysLeft: Math.floor((certs.store.current.notAfter.getTime() - Date.now()) / 86400_000),
+        ...certs.renewal(),
       },
       dkim: Object.fromEntries(
         directory.names().map((d) => [d, directory.keys(d).map((k) => k.selector)]),

@@ -10,8 +10,9 @@
  *   state.json                   names, issuer, not-after, next renewal, last error
  *   renew-request                written by `posta cert renew`; renews now
  *
- * A failed order keeps the current certificate, is logged and recorded in
- * state.json, and is retried with back-off (5 minutes, doubling, at most a
+ * A failed order keeps the current certificate, is logged, recorded in
+ * state.json, shown by `posta status` and counted in /metrics
+ * (posta_certificate_renewal_failures), and is retried with back-off (5 minutes, doubling, at most a
  * day). Challenges: http-01 (port 80), tls-alpn-01 (the https listener), or
  * dns-01 through [acme] dns_hook, which is what wildcard names need.
  */
@@ -29,6 +30,11 @@ import type { CertStore } from '../tls/store.ts';
 import type { Challenges } from './challenges.ts';
 
 const run = promisify(execFile);
+
+export interface Renewal {
+  failures: number;
+  lastError?: string | undefined;
+}
 
 export interface AcmeState {
   names: string[];
@@ -205,6 +211,11 @@ export class AcmeManager {
       ),
     );
     this.schedule(Date.parse(this.state.nextRenewal ?? '') - Date.now());
+  }
+
+  /** Orders failed in a row since the last one that succeeded, and the last one's error. */
+  renewal(): Renewal {
+    return { failures: this.failures, lastError: this.state.lastError };
   }
 
   /** Renew at two thirds of the lifetime, less up to 1% of it at random. */

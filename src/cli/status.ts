@@ -36,6 +36,11 @@ function text(s: Status): string {
     `last hour    ${counts(s.lastHour)}`,
     `last day     ${counts(s.lastDay)}`,
     `certificate  ${s.certificate.names.join(', ')}; expires ${s.certificate.notAfter} (${s.certificate.daysLeft} days)`,
+    ...(s.certificate.failures > 0
+      ? [
+          `  renewal failing: ${s.certificate.failures} failed in a row, last: ${s.certificate.lastError ?? '?'}`,
+        ]
+      : []),
     'dkim',
     ...Object.entries(s.dkim).map(([d, sel]) => `  ${d.padEnd(12)} ${sel.join(', ')}`),
   ];

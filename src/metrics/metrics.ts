@@ -57,6 +57,7 @@ export class Metrics {
   constructor(read: {
     queue: () => { messages: number; oldestSeconds: number };
     certificateExpiry: () => number;
+    renewalFailures: () => number;
   }) {
     new Gauge({
       name: 'posta_queue_messages',
@@ -80,6 +81,14 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set(read.certificateExpiry());
+      },
+    });
+    new Gauge({
+      name: 'posta_certificate_renewal_failures',
+      help: 'ACME certificate orders that failed in a row since the last one that succeeded (0: all is well).',
+      registers: [this.registry],
+      collect() {
+        this.set(read.renewalFailures());
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'posta_' });

@@ -19,7 +19,14 @@ export interface Status {
   /** Delivery attempts per recipient by outcome. */
   lastHour: Record<string, number>;
   lastDay: Record<string, number>;
-  certificate: { names: string[]; notAfter: string; daysLeft: number };
+  /** failures and lastError: how ACME renewals go (failures 0 with [tls] files). */
+  certificate: {
+    names: string[];
+    notAfter: string;
+    daysLeft: number;
+    failures: number;
+    lastError?: string | undefined;
+  };
   dkim: Record<string, string[]>;
   errors: { time: string; msg: string }[];
 }

@@ -6,7 +6,7 @@
 import { PostaError } from '../errors.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { Logger } from '../log/log.ts';
-import { AcmeManager, existingCertificate } from '../acme/manager.ts';
+import { AcmeManager, existingCertificate, type Renewal } from '../acme/manager.ts';
 import { Challenges } from '../acme/challenges.ts';
 import { loadCertificate } from './certs.ts';
 import { selfSignedCertificate } from './selfsigned.ts';
@@ -19,6 +19,8 @@ export interface CertificateSource {
   challenges: Challenges;
   /** Start renewals (once the challenge listeners are up). */
   start(): void;
+  /** How ACME renewals go; always fine for [tls] files, which another tool renews. */
+  renewal(): Renewal;
   stop(): void;
 }
 
@@ -39,6 +41,7 @@ export async function certificateSource(
       store,
       challenges,
       start: () => store.watchFiles(cert, key, FILE_CHECK_MS, log),
+      renewal: () => ({ failures: 0 }),
       stop: () => store.stop(),
     };
   }
@@ -59,7 +62,13 @@ export async function certificateSource(
       log,
       haveCertificate: existing !== null,
     });
-    return { store, challenges, start: () => manager.start(), stop: () => manager.stop() };
+    return {
+      store,
+      challenges,
+      start: () => manager.start(),
+      renewal: () => manager.renewal(),
+      stop: () => manager.stop(),
+    };
   }
   throw new PostaError(
     `posta serve needs a certificate: add [acme] with your email to ${config.file} to get one automatically, or set [tls] cert and key to your fullchain.pem and privkey.pem.`,

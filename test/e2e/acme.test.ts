@@ -36,7 +36,7 @@ after(async () => {
 async function acmeServer(
   domain: string,
   acme: (host: string) => string[],
-  opts: { https?: boolean } = {},
+  opts: { https?: boolean; http?: boolean } = {},
 ): Promise<TestServer> {
   const host = randomLoopback();
   await dns.update(
@@ -46,6 +46,7 @@ async function acmeServer(
     domain,
     host,
     https: opts.https,
+    http: opts.http,
     certificate: [
       '[acme]',
       'email = "postmaster@example.test"',
@@ -180,4 +181,36 @@ test('dns-01 through a hook script gives a wildcard certificate', async () => {
     zone = await readFile(dns.file, 'utf8');
   }
   assert.doesNotMatch(zone, /_acme-challenge/, 'the hook removed its records');
+});
+
+test('a failed order keeps the current certificate and shows in the log, posta status and /metrics', async () => {
+  const hook = join(await tempDir('posta-hook-'), 'dns-hook');
+  await writeFile(hook, '#!/bin/sh\necho "the DNS provider refused the API token" >&2\nexit 1\n');
+  await chmod(hook, 0o755);
+  const s = await acmeServer(
+    'broken.test',
+    () => ['challenge = "dns-01"', `dns_hook = "${hook}"`],
+    { http: true },
+  );
+  for (let i = 0; i < 300 && !s.logs.some((l) => l.includes('certificate order failed')); i++) {
+    await sleep(100);
+  }
+  const failed = s.logs.find((l) => l.includes('certificate order failed')) ?? '';
+  assert.match(failed, /the DNS provider refused the API token/);
+  assert.match(failed, /"retryIn":"300 s"/);
+  // Still serving: the temporary certificate, until an order succeeds.
+  const { socket, cert } = await tls465(s, 'mail.broken.test');
+  socket.destroy();
+  assert.doesNotMatch(issuer(cert), /Pebble/);
+  const status = await posta(['status', '--json', '--dir', s.dir]);
+  assert.equal(status.code, 0, status.stderr);
+  const certificate = (
+    JSON.parse(status.stdout) as { certificate: { failures: number; lastError?: string } }
+  ).certificate;
+  assert.equal(certificate.failures, 1);
+  assert.match(certificate.lastError ?? '', /the DNS provider refused the API token/);
+  const text = await posta(['status', '--dir', s.dir]);
+  assert.match(text.stdout, /^ {2}renewal failing: 1 failed in a row, last: .*API token/m);
+  const metrics = await (await fetch(`http://${s.host}:${s.ports.http}/metrics`)).text();
+  assert.match(metrics, /^posta_certificate_renewal_failures 1$/m);
 });
