@@ -59,38 +59,35 @@ export class Metrics {
     certificateExpiry: () => number;
     renewalFailures: () => number;
   }) {
-    new Gauge({
-      name: 'posta_queue_messages',
-      help: 'Messages in the queue with recipients still to deliver.',
-      registers: [this.registry],
-      collect() {
-        this.set(read.queue().messages);
-      },
-    });
-    new Gauge({
-      name: 'posta_queue_oldest_seconds',
-      help: 'Age of the oldest message in the queue.',
-      registers: [this.registry],
-      collect() {
-        this.set(read.queue().oldestSeconds);
-      },
-    });
-    new Gauge({
-      name: 'posta_certificate_expiry_timestamp_seconds',
-      help: 'When the certificate in use expires (Unix time).',
-      registers: [this.registry],
-      collect() {
-        this.set(read.certificateExpiry());
-      },
-    });
-    new Gauge({
-      name: 'posta_certificate_renewal_failures',
-      help: 'ACME certificate orders that failed in a row since the last one that succeeded (0: all is well).',
-      registers: [this.registry],
-      collect() {
-        this.set(read.renewalFailures());
-      },
-    });
+    const gauge = (name: string, help: string, value: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(value());
+        },
+      });
+    gauge(
+      'posta_queue_messages',
+      'Messages in the queue with recipients still to deliver.',
+      () => read.queue().messages,
+    );
+    gauge(
+      'posta_queue_oldest_seconds',
+      'Age of the oldest message in the queue.',
+      () => read.queue().oldestSeconds,
+    );
+    gauge(
+      'posta_certificate_expiry_timestamp_seconds',
+      'When the certificate in use expires (Unix time).',
+      read.certificateExpiry,
+    );
+    gauge(
+      'posta_certificate_renewal_failures',
+      'ACME certificate orders that failed in a row since the last one that succeeded (0: all is well).',
+      read.renewalFailures,
+    );
     collectDefaultMetrics({ register: this.registry, prefix: 'posta_' });
   }
 }
