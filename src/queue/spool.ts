@@ -130,9 +130,14 @@ export const MIGRATIONS = [
      policy TEXT NOT NULL,
      checked_at INTEGER NOT NULL
    );`,
-  // due() for a few domains or messages without scanning every due recipient
-  `ALTER TABLE recipients ADD COLUMN domain TEXT
-     GENERATED ALWAYS AS (substr(address, instr(address, '@') + 1)) VIRTUAL;
+  // due() for a few domains or messages without scanning every due recipient.
+  // The domain is what follows the last "@", lower-cased, as domainOf() has it
+  // (rtrim strips every character but "@" from the right).
+  `ALTER TABLE recipients ADD COLUMN domain TEXT GENERATED ALWAYS AS
+     (lower(substr(address, length(rtrim(address, replace(address, '@', ''))) + 1))) VIRTUAL;
+   -- with the domain in it, the full query reads it from the index, not the row
+   DROP INDEX recipients_due;
+   CREATE INDEX recipients_due ON recipients(state, next_attempt, domain);
    CREATE INDEX recipients_domain_due ON recipients(state, domain, next_attempt);`,
 ];
 
