@@ -50,6 +50,9 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       `${config.dir} has no domains; add one with \`posta init DOMAIN --dir ${config.dir}\`.`,
     );
   }
+  // Everything the server writes (queue, certificates, captures) is its own:
+  // the data folder is reachable by other users for the sendmail socket.
+  process.umask(0o077);
   const stops: (() => unknown)[] = [];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop();
@@ -146,7 +149,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     });
     if (control) stops.push(() => control.close());
     const sendmail = await startLocalSubmission(
-      config.dir,
+      config.dataDir,
       {
         get domains() {
           return directory.names(); // as they are now, after any reload

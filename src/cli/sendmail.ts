@@ -27,10 +27,11 @@ export const sendmail: Command = {
 
 Sendmail-compatible submission for programs on this machine (cron, PHP's
 mail(), scripts): reads a message from standard input and hands it to the
-posta serve that uses this config folder, which queues and delivers it. Any
-user of the machine may run it (it needs to read posta.toml, not the keys or
-data/); no password is needed. With no server running, only the server's
-user can queue (the server delivers the message when it starts).
+posta serve that uses this config folder (over DATA/sendmail.sock), which
+queues and delivers it. Any user of the machine may run it: it needs to read
+posta.toml, not the keys or the queue, and no password. With no server
+running, only the server's user can queue (the server delivers the message
+when it starts).
 
   -t        take recipients also from the To, Cc and Bcc fields
   -f FROM   the envelope sender (default: the From address, else postmaster@
@@ -76,7 +77,7 @@ cron: MAILTO=you@example.com, with posta sendmail as /usr/sbin/sendmail`,
       sender: str(args, 'from') ?? str(args, 'return-path'),
       fullName: str(args, 'full-name'),
     };
-    if ((await submitToServer(config.dir, input, options)) !== null) return;
+    if ((await submitToServer(config.dataDir, input, options)) !== null) return;
     // No server running: queue it ourselves; the server delivers it when it starts.
     const spool = openQueue(config.dataDir, args);
     try {

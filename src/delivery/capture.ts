@@ -6,6 +6,7 @@
  */
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { Job, JobResult, Transport } from './transport.ts';
 
 export class CaptureTransport implements Transport {
@@ -17,10 +18,12 @@ export class CaptureTransport implements Transport {
 
   async deliver(job: Job): Promise<JobResult> {
     await mkdir(this.dir, { recursive: true });
-    // Written aside and renamed, so a reader of *.eml never sees half a message.
+    // Written aside and renamed, so a reader of *.eml never sees half a message;
+    // the groups of a message for several domains may write at the same time.
     const path = join(this.dir, `${job.queueId}.eml`);
-    await writeFile(`${path}.tmp`, job.data);
-    await rename(`${path}.tmp`, path);
+    const aside = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    await writeFile(aside, job.data);
+    await rename(aside, path);
     const reply = { code: 250, enhanced: '2.0.0', text: `captured in ${this.dir}` };
     return {
       outcomes: new Map(job.recipients.map((r) => [r, { kind: 'delivered', reply }] as const)),

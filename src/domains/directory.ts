@@ -19,11 +19,17 @@ interface DomainState {
   stamp: string;
 }
 
+const BROKEN_RETRY_MS = 60_000;
+
 export class Directory {
   private readonly dir: string;
   private domains = new Map<string, DomainState>();
-  /** Domain → the stamp of files that did not load, so each broken edit is reported once. */
-  private readonly broken = new Map<string, string>();
+  /**
+   * Domain → the stamp of files that did not load and when, so a broken edit
+   * is reported once, and tried again a minute later (a passing error such as
+   * too many open files clears itself).
+   */
+  private readonly broken = new Map<string, { stamp: string; at: number }>();
   private timer: NodeJS.Timeout | undefined;
 
   private constructor(dir: string) {
@@ -63,7 +69,9 @@ export class Directory {
     for (const domain of await listDomains(this.dir)) {
       const stamp = await this.stamp(domain);
       const old = this.domains.get(domain);
-      if (old?.stamp === stamp || this.broken.get(domain) === stamp) {
+      const failed = this.broken.get(domain);
+      const retryLater = failed?.stamp === stamp && Date.now() - failed.at < BROKEN_RETRY_MS;
+      if (old?.stamp === stamp || retryLater) {
         if (old) next.set(domain, old);
         continue;
       }
@@ -73,7 +81,7 @@ export class Directory {
         changed.push(domain);
       } catch (err) {
         if (strict) throw err;
-        this.broken.set(domain, stamp);
+        this.broken.set(domain, { stamp, at: Date.now() });
         if (old) next.set(domain, old);
         errors.push(err as Error);
       }

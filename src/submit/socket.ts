@@ -4,61 +4,68 @@
  * running server, as Postfix's postdrop does through its world-writable
  * maildrop folder. The server prepares, signs and queues it (drop.ts) with
  * the keys and the queue only it can read; the client needs no password and
- * no access to data/.
+ * no access to the queue.
  *
- * - Where: a Linux abstract socket (no file, so no permissions and nothing
- *   left behind by a crash) named after the real path of the config folder,
- *   so each server has its own and `--dir` finds it.
+ * - Where: DATA/sendmail.sock, mode 0666. The data folder is 0711: others may
+ *   reach a name in it but not list it or create one, so no other user can
+ *   put a socket of their own in its place; everything else the server keeps
+ *   there is private (the server runs with umask 077, see serve.ts, and the
+ *   queue files are made 0600).
  * - Who: any local user, as with sendmail(8) everywhere. The sender must
  *   still be an address of the server's domains (local.ts).
- * - Protocol: HTTP. POST /sendmail with the sendmail flags as JSON in the
- *   X-Posta-Options header and the message as the body; the answer is
- *   {"queueId"} once the message is fsync'd, else {"error", "usage"}.
+ * - Protocol: HTTP. POST /sendmail whose body is one line of JSON with the
+ *   sendmail flags, then the message; the answer is {"queueId"} once the
+ *   message is fsync'd, else {"error", "usage"}.
+ * - Limits: 8 clients at once, each with 30 s to send its request.
  */
-import { createHash } from 'node:crypto';
-import { realpath } from 'node:fs/promises';
+import { chmod, unlink } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
+import { join } from 'node:path';
 import { PostaError, UsageError } from '../errors.ts';
 import type { Logger } from '../log/log.ts';
 import { dropLocal, tooBig, type DropContext, type DropOptions } from './drop.ts';
 
-/** The abstract socket name for the config folder `dir`. */
-export async function submitSocket(dir: string): Promise<string> {
-  const real = await realpath(dir).catch(() => dir);
-  return `\0posta-sendmail-${createHash('sha256').update(real).digest('hex').slice(0, 32)}`;
-}
+export const SENDMAIL_SOCKET = 'sendmail.sock';
+const MAX_CLIENTS = 8;
+const REQUEST_TIMEOUT_MS = 30_000;
 
 export async function startLocalSubmission(
-  dir: string,
+  dataDir: string,
   ctx: DropContext,
   log: Logger,
 ): Promise<{ close(): Promise<void> }> {
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer({ requestTimeout: REQUEST_TIMEOUT_MS }, (req, res) => {
     const answer = (status: number, body: object) =>
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (req.method !== 'POST' || req.url !== '/sendmail') {
       answer(404, { error: 'Unknown request.' });
       return;
     }
-    let options: DropOptions;
-    try {
-      options = parseOptions(req.headers['x-posta-options']);
-    } catch {
-      answer(400, { error: 'The request has no valid X-Posta-Options header.', usage: true });
-      return;
-    }
     const chunks: Buffer[] = [];
     let size = 0;
+    const limit = ctx.messageSize + 64 * 1024; // the options line, and CRs the message may gain
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size <= ctx.messageSize) chunks.push(c);
+      if (size <= limit) chunks.push(c);
     });
     req.on('end', () => {
-      if (size > ctx.messageSize) {
+      if (size > limit) {
         answer(413, { error: tooBig(ctx.messageSize).message });
         return;
       }
-      dropLocal(Buffer.concat(chunks), options, ctx).then(
+      const body = Buffer.concat(chunks);
+      const nl = body.indexOf(0x0a);
+      let options: DropOptions;
+      try {
+        options = parseOptions(body.subarray(0, nl < 0 ? body.length : nl).toString('utf8'));
+      } catch {
+        answer(400, {
+          error: 'The request does not start with the sendmail options.',
+          usage: true,
+        });
+        return;
+      }
+      dropLocal(body.subarray(nl + 1), options, ctx).then(
         (r) => {
           log.info(
             { qid: r.queueId, from: r.sender, rcpts: r.recipients, via: 'sendmail' },
@@ -81,16 +88,27 @@ export async function startLocalSubmission(
       );
     });
   });
-  const name = await submitSocket(dir);
+  server.maxConnections = MAX_CLIENTS;
+  server.headersTimeout = REQUEST_TIMEOUT_MS;
+  const path = join(dataDir, SENDMAIL_SOCKET);
+  await unlink(path).catch(() => {}); // left by a crash: a running server holds the queue first
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(name, () => resolve());
+    server.listen(path, () => resolve());
   });
-  return { close: () => new Promise<void>((r) => server.close(() => r())) };
+  await chmod(path, 0o666);
+  await chmod(dataDir, 0o711); // reachable by name, not listable, not writable
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections(); // a client that stalls must not hold up the shutdown
+      }),
+  };
 }
 
-function parseOptions(header: string | string[] | undefined): DropOptions {
-  const o = JSON.parse(String(header)) as Partial<DropOptions>;
+function parseOptions(line: string): DropOptions {
+  const o = JSON.parse(line) as Partial<DropOptions>;
   if (!Array.isArray(o.recipients) || !o.recipients.every((r) => typeof r === 'string')) {
     throw new Error('recipients');
   }
@@ -104,44 +122,41 @@ function parseOptions(header: string | string[] | undefined): DropOptions {
 }
 
 /**
- * Hand a message to the server running on the config folder `dir`. Resolves
- * with its queue id, or null when no server listens; a refusal throws the
+ * Hand a message to the server whose data folder is `dataDir`. Resolves with
+ * its queue id, or null when no server listens; a refusal throws the
  * server's sentence (a UsageError for wrong usage).
  */
-export async function submitToServer(
-  dir: string,
+export function submitToServer(
+  dataDir: string,
   message: Buffer,
   options: DropOptions,
 ): Promise<string | null> {
-  const socketPath = await submitSocket(dir);
+  const body = Buffer.concat([Buffer.from(`${JSON.stringify(options)}\n`), message]);
   return new Promise((resolve, reject) => {
     const req = request(
       {
-        socketPath,
+        socketPath: join(dataDir, SENDMAIL_SOCKET),
         method: 'POST',
         path: '/sendmail',
-        headers: {
-          'x-posta-options': JSON.stringify(options),
-          'content-length': message.length,
-        },
+        headers: { 'content-length': body.length },
         timeout: 60_000,
       },
       (res) => {
-        let body = '';
+        let text = '';
         res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
+        res.on('data', (d: string) => (text += d));
         res.on('end', () => {
           let answer: { queueId?: string; error?: string; usage?: boolean };
           try {
-            answer = JSON.parse(body) as typeof answer;
+            answer = JSON.parse(text) as typeof answer;
           } catch {
             reject(new PostaError(`The server answered ${res.statusCode ?? '?'} without JSON.`));
             return;
           }
           if (res.statusCode === 200 && answer.queueId) resolve(answer.queueId);
           else {
-            const text = answer.error ?? `The server answered ${res.statusCode ?? '?'}.`;
-            reject(answer.usage ? new UsageError(text) : new PostaError(text));
+            const sentence = answer.error ?? `The server answered ${res.statusCode ?? '?'}.`;
+            reject(answer.usage ? new UsageError(sentence) : new PostaError(sentence));
           }
         });
       },
@@ -150,10 +165,11 @@ export async function submitToServer(
       req.destroy(new Error('the server did not answer within 60 s; the message may be queued')),
     );
     req.on('error', (err: NodeJS.ErrnoException) =>
+      // No socket, or one nobody listens on (left by a crash): no server is running.
       err.code === 'ECONNREFUSED' || err.code === 'ENOENT'
         ? resolve(null)
-        : reject(new PostaError(`Cannot reach the posta server: ${err.message}.`)),
+        : reject(new PostaError(`Cannot hand the message to the posta server: ${err.message}.`)),
     );
-    req.end(message);
+    req.end(body);
   });
 }
