@@ -210,6 +210,15 @@ test('posta sendmail with cron/mutt flags: -oi style flags accepted, a lone "." 
   assert.match(text, /\r\n\r\nbefore\r\n\.\.stays\r\n$/);
 });
 
+test('posta sendmail takes a full name and recipients beyond Latin-1', async () => {
+  const r = await posta(['sendmail', '-F', 'Łukasz Żółw', 'łukasz@dest.test', '--dir', s.dir], {
+    input: 'Subject: names\n\nx\n',
+  });
+  assert.deepEqual(r, { code: 0, stdout: '', stderr: '' });
+  const m = await rx.arrival((x) => x.rcptTos.includes('łukasz@dest.test'), 'to łukasz');
+  assert.match(m.data.toString(), /^From: .*<postmaster@example\.test>\r\n/m);
+});
+
 test('posta sendmail refuses a foreign sender, and no recipients is a usage error', async () => {
   const foreign = await posta(
     ['sendmail', '-f', 'me@elsewhere.test', 'x@dest.test', '--dir', s.dir],
