@@ -7,11 +7,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { posta, ROOT } from '../helpers/posta.ts';
-import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
+import { posta } from '../helpers/posta.ts';
+import { dkimpy, startDns, SOA, type DnsServer } from '../helpers/dns.ts';
 import { randomLoopback } from '../helpers/net.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { startReceiver, type ReceivedMessage, type Receiver } from '../helpers/receiver.ts';
@@ -96,17 +94,6 @@ const dsnFor =
     m.mailFrom === '' &&
     m.data.toString().includes(`Final-Recipient: rfc822; ${address}\r\nAction: ${action}`);
 
-function verifyDkim(message: Buffer): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      '/usr/bin/python3',
-      [join(ROOT, 'test/peers/with_dns.py'), dkimDns.address, '53', 'dkimverify-all'],
-      (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, out: stdout + stderr }),
-    );
-    child.stdin?.end(message);
-  });
-}
-
 async function show(id: string): Promise<{
   queued: unknown;
   attempts: { recipient: string; outcome: string; reply: string; tls: string | null; mx: string }[];
@@ -123,7 +110,7 @@ test('a submitted message reaches the MX over TLS, with both DKIM signatures val
   assert.match(m.tlsVersion ?? '', /^TLSv1\.[23]$/);
   assert.equal(m.helo, 'mail.example.test', 'EHLO carries the hostname');
   assert.equal(m.mailFrom, s.user);
-  const v = await verifyDkim(m.data);
+  const v = await dkimpy(dkimDns, 'dkimverify-all', m.data);
   assert.equal(v.code, 0, v.out);
   assert.match(v.out, /0 d=example\.test a=ed25519-sha256 ok/);
   assert.match(v.out, /1 d=example\.test a=rsa-sha256 ok/);
@@ -180,7 +167,7 @@ test('a 550 at RCPT bounces: one DSN to the sender, signed, quoting the reply', 
   assert.match(text, /mx\.dest\.test said: 550 5\.1\.1/);
   assert.match(text, /^Content-Type: text\/rfc822-headers/m);
   assert.match(text, new RegExp(`^X-Posta-Queue-ID: ${id}`, 'm'));
-  const v = await verifyDkim(dsn.data);
+  const v = await dkimpy(dkimDns, 'dkimverify-all', dsn.data);
   assert.equal(v.code, 0, v.out);
   assert.equal(
     (await rx.messages()).filter(dsnFor('reject-gina@dest.test')).length,

@@ -15,8 +15,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { posta, ROOT, tempDir } from '../helpers/posta.ts';
-import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
+import { posta, tempDir } from '../helpers/posta.ts';
+import { dkimpy, startDns, SOA, type DnsServer } from '../helpers/dns.ts';
 import { randomLoopback } from '../helpers/net.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
@@ -93,17 +93,6 @@ function python(code: string, args: string[], input: Buffer) {
   });
 }
 
-function verifier(tool: 'dkimverify' | 'arcverify', message: Buffer) {
-  return new Promise<{ code: number; out: string }>((resolve) => {
-    const child = execFile(
-      '/usr/bin/python3',
-      [join(ROOT, 'test/peers/with_dns.py'), dns.address, '53', tool],
-      (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, out: stdout + stderr }),
-    );
-    child.stdin?.end(message);
-  });
-}
-
 /** One SMTP transaction on port 25; the replies to RCPT and to the end of DATA. */
 /** `posta alias add PATTERN TARGET`, then wait until the server has read it. */
 async function addAlias(pattern: string, target: string): Promise<void> {
@@ -153,9 +142,9 @@ test('the catch-all forwards with SRS, the original DKIM intact and an ARC seal 
   assert.match(text, /dmarc=pass/);
   assert.match(text, /^ARC-Seal: i=1; a=rsa-sha256;.*cv=none/m);
 
-  const dkim = await verifier('dkimverify', m.data);
+  const dkim = await dkimpy(dns, 'dkimverify', m.data);
   assert.equal(dkim.out.trim(), 'signature ok', dkim.out);
-  const arc = await verifier('arcverify', m.data);
+  const arc = await dkimpy(dns, 'arcverify', m.data);
   assert.match(arc.out, /arc verification: cv=b?'?pass'? success/, arc.out);
 });
 

@@ -7,11 +7,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { chmod, readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { posta, ROOT } from '../helpers/posta.ts';
-import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
+import { dkimpy, startDns, SOA, type DnsServer } from '../helpers/dns.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { startMxFor, type ReceivedMessage, type Receiver } from '../helpers/receiver.ts';
 
@@ -37,17 +36,6 @@ after(async () => {
 });
 
 const auth = () => ['--user', s.user, '--password', s.password, '--dir', s.dir];
-
-function verifyDkim(message: Buffer): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      '/usr/bin/python3',
-      [join(ROOT, 'test/peers/with_dns.py'), dkimDns.address, '53', 'dkimverify-all'],
-      (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, out: stdout + stderr }),
-    );
-    child.stdin?.end(message);
-  });
-}
 
 const headerOf = (m: ReceivedMessage) => {
   const text = m.data.toString();
@@ -138,7 +126,7 @@ test('posta sendmail -t: queued from stdin, delivered to To, Cc and Bcc, Bcc rem
   assert.match(header, /^Message-ID: <.*@example\.test>/m);
   assert.match(header, /^Date: /m);
   assert.doesNotMatch(m.data.toString(), /\r(?!\n)|(?<!\r)\n/, 'CRLF line ends only');
-  const v = await verifyDkim(m.data);
+  const v = await dkimpy(dkimDns, 'dkimverify-all', m.data);
   assert.equal(v.code, 0, v.out);
 });
 
@@ -164,7 +152,7 @@ test('posta sendmail as another user (PHP as www-data, say): the running server 
   assert.deepEqual(r, { code: 0, stdout: '', stderr: '' });
   const m = await rx.arrival((x) => x.rcptTos.includes('php@dest.test'), 'from PHP');
   assert.equal(m.mailFrom, 'web@example.test');
-  const v = await verifyDkim(m.data);
+  const v = await dkimpy(dkimDns, 'dkimverify-all', m.data);
   assert.equal(v.code, 0, v.out);
   assert.ok(
     s.logs.some((l) => l.includes('"via":"sendmail"') && l.includes('php@dest.test')),

@@ -2,7 +2,7 @@
  * A real DNS server on loopback for tests (test/peers/dns_server.py, on
  * dnslib), serving a zone file on 127.x.y.z:53 over UDP and TCP.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -55,4 +55,23 @@ export async function startDns(zone: string): Promise<DnsServer> {
     },
     stop: () => child.kill(),
   };
+}
+
+/**
+ * One of dkimpy's verifiers (test/peers/with_dns.py) on `message`, looking
+ * keys up on `dns`: exit code 0 when it passes, with what it printed.
+ */
+export function dkimpy(
+  dns: Pick<DnsServer, 'address' | 'port'>,
+  tool: 'dkimverify' | 'dkimverify-all' | 'arcverify',
+  message: Buffer,
+): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      '/usr/bin/python3',
+      [join(ROOT, 'test/peers/with_dns.py'), dns.address, String(dns.port), tool],
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, out: stdout + stderr }),
+    );
+    child.stdin?.end(message);
+  });
 }
