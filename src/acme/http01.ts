@@ -3,10 +3,10 @@
  * GET /.well-known/acme-challenge/TOKEN answers the key authorization of a
  * pending challenge; anything else is 404.
  */
-import { createServer, type Server } from 'node:http';
-import { formatEndpoint, type Endpoint } from '../config/endpoint.ts';
+import { createServer } from 'node:http';
+import type { Endpoint } from '../config/endpoint.ts';
 import type { Logger } from '../log/log.ts';
-import { closeAll, listen } from '../net/listen.ts';
+import { listenAll } from '../net/listen.ts';
 import type { Challenges } from './challenges.ts';
 
 const PREFIX = '/.well-known/acme-challenge/';
@@ -16,22 +16,20 @@ export async function startHttp01(
   challenges: Challenges,
   log: Logger,
 ): Promise<{ close(): Promise<void> }> {
-  const servers: Server[] = [];
-  for (const e of endpoints) {
-    const server = createServer((req, res) => {
-      const token = req.url?.startsWith(PREFIX) ? req.url.slice(PREFIX.length) : '';
-      const answer = challenges.http.get(token);
-      if (req.method !== 'GET' || answer === undefined) {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n');
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'text/plain' }).end(answer);
-    });
-    await listen(server, e, 'ACME http-01');
-    log.info({ kind: 'acme-http', address: formatEndpoint(e) }, 'listening');
-    servers.push(server);
-  }
-  return {
-    close: () => closeAll(servers),
-  };
+  return listenAll(
+    endpoints,
+    'ACME http-01',
+    () =>
+      createServer((req, res) => {
+        const token = req.url?.startsWith(PREFIX) ? req.url.slice(PREFIX.length) : '';
+        const answer = challenges.http.get(token);
+        if (req.method !== 'GET' || answer === undefined) {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(answer);
+      }),
+    log,
+    'acme-http',
+  );
 }

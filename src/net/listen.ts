@@ -5,6 +5,7 @@
  */
 import type { Server } from 'node:net';
 import { formatEndpoint, type Endpoint } from '../config/endpoint.ts';
+import type { Logger } from '../log/log.ts';
 
 /** Listen on `e`; resolves with the port (the real one when `e.port` is 0). */
 export function listen(server: Server, e: Endpoint, kind: string): Promise<number> {
@@ -25,6 +26,33 @@ export function listen(server: Server, e: Endpoint, kind: string): Promise<numbe
       resolve(typeof addr === 'object' && addr ? addr.port : e.port);
     });
   });
+}
+
+/**
+ * One server from `make` per endpoint, each listening (`kind` names it in an
+ * error) and logged as listening (as `logKind`). When one endpoint cannot be
+ * had, those already open are closed again.
+ */
+export async function listenAll(
+  endpoints: readonly Endpoint[],
+  kind: string,
+  make: () => Server,
+  log: Logger,
+  logKind = kind,
+): Promise<{ close(): Promise<void> }> {
+  const servers: Server[] = [];
+  try {
+    for (const e of endpoints) {
+      const server = make();
+      await listen(server, e, kind);
+      log.info({ kind: logKind, address: formatEndpoint(e) }, 'listening');
+      servers.push(server);
+    }
+  } catch (err) {
+    await closeAll(servers);
+    throw err;
+  }
+  return { close: () => closeAll(servers) };
 }
 
 /** Stop listening on all of `servers`; resolves when each has closed. */

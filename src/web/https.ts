@@ -13,10 +13,9 @@
  * Everything else is 404. The certificate is the CertStore's, so renewals
  * apply to new connections at once.
  */
-import { createServer, type Server } from 'node:https';
+import { createServer } from 'node:https';
 import type { ResolvedConfig } from '../config/load.ts';
-import { formatEndpoint } from '../config/endpoint.ts';
-import { closeAll, listen } from '../net/listen.ts';
+import { listenAll } from '../net/listen.ts';
 import type { Logger } from '../log/log.ts';
 import { stsPolicy } from '../mtasts/policy.ts';
 import type { CertStore } from '../tls/store.ts';
@@ -32,44 +31,43 @@ export interface HttpsDeps {
 }
 
 export async function startHttps(deps: HttpsDeps): Promise<{ close(): Promise<void> }> {
-  const servers: Server[] = [];
   const { config } = deps;
-  for (const endpoint of config.listen.https) {
-    const server = createServer(
-      {
-        SNICallback: (name, cb) =>
-          cb(null, deps.challenges.alpn.get(name.toLowerCase()) ?? deps.certs.context),
-        ALPNProtocols: ['acme-tls/1', 'http/1.1'],
-        minVersion: 'TLSv1.2',
-      },
-      (req, res) => {
-        const host = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
-        const domain = host.startsWith('mta-sts.') ? host.slice(8) : '';
-        const ok =
-          req.method === 'GET' &&
-          req.url === '/.well-known/mta-sts.txt' &&
-          config.mtaSts.mode !== 'none' &&
-          deps.domains().includes(domain);
-        if (!ok) {
-          res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n');
-          return;
-        }
-        const body = stsPolicy({
-          mode: config.mtaSts.mode,
-          mx: config.hostname,
-          maxAge: config.mtaSts.maxAge,
-        });
-        res
-          .writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=600' })
-          .end(body);
-      },
-    );
-    server.on('tlsClientError', () => {}); // scanners and ACME probes hang up mid-handshake
-    await listen(server, endpoint, 'https');
-    deps.log.info({ kind: 'https', address: formatEndpoint(endpoint) }, 'listening');
-    servers.push(server);
-  }
-  return {
-    close: () => closeAll(servers),
-  };
+  return listenAll(
+    config.listen.https,
+    'https',
+    () => {
+      const server = createServer(
+        {
+          SNICallback: (name, cb) =>
+            cb(null, deps.challenges.alpn.get(name.toLowerCase()) ?? deps.certs.context),
+          ALPNProtocols: ['acme-tls/1', 'http/1.1'],
+          minVersion: 'TLSv1.2',
+        },
+        (req, res) => {
+          const host = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
+          const domain = host.startsWith('mta-sts.') ? host.slice(8) : '';
+          const ok =
+            req.method === 'GET' &&
+            req.url === '/.well-known/mta-sts.txt' &&
+            config.mtaSts.mode !== 'none' &&
+            deps.domains().includes(domain);
+          if (!ok) {
+            res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n');
+            return;
+          }
+          const body = stsPolicy({
+            mode: config.mtaSts.mode,
+            mx: config.hostname,
+            maxAge: config.mtaSts.maxAge,
+          });
+          res
+            .writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=600' })
+            .end(body);
+        },
+      );
+      server.on('tlsClientError', () => {}); // scanners and ACME probes hang up mid-handshake
+      return server;
+    },
+    deps.log,
+  );
 }
