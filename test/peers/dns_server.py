@@ -11,6 +11,7 @@ is read again when it changes, so a test can add records as it goes.
 usage: dns_server.py ZONEFILE ADDRESS PORT   (prints "ready" when listening)
 """
 import os
+import threading
 import sys
 import time
 
@@ -23,25 +24,28 @@ class Reloading(BaseResolver):
 
     def __init__(self, path):
         self.path = path
+        # One thread at a time checks the file and swaps the zone: without
+        # the lock a thread that read an older file could swap it in after a
+        # newer one, and another thread answer from it.
+        self.lock = threading.Lock()
         st = os.stat(path)
         self.mtime = (st.st_mtime_ns, st.st_ino, st.st_size)
         with open(path) as f:
             self.zone = Zone(f.read())  # a broken zone fails at start
 
     def resolve(self, request, handler):
-        st = os.stat(self.path)
-        stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
-        if stamp != self.mtime:
-            try:
-                with open(self.path) as f:
-                    zone = Zone(f.read())
-                # Swap in the new zone before marking it seen, so that no
-                # thread answers from the old zone after the change is noticed.
-                self.zone, self.mtime = zone, stamp
-            except Exception as e:  # keep answering from the previous zone
+        with self.lock:
+            st = os.stat(self.path)
+            stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
+            if stamp != self.mtime:
+                try:
+                    with open(self.path) as f:
+                        self.zone = Zone(f.read())
+                except Exception as e:  # keep answering from the previous zone
+                    print('zone reload failed:', e, file=sys.stderr, flush=True)
                 self.mtime = stamp
-                print('zone reload failed:', e, file=sys.stderr, flush=True)
-        return self.zone.resolve(request, handler)
+            zone = self.zone
+        return zone.resolve(request, handler)
 
 
 class Zone(BaseResolver):
