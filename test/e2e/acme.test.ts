@@ -153,11 +153,12 @@ test('dns-01 through a hook script gives a wildcard certificate', async () => {
     hook,
     [
       '#!/bin/sh',
+      // VALUE is base64url and may begin with '-': keep it from being read as an option.
       'set -e',
       `zone="${dns.file}"`,
       'case "$1" in',
       '  add) printf \'%s. 60 IN TXT "%s"\\n\' "$2" "$3" >> "$zone" ;;',
-      `  del) grep -v -F "$3" "$zone" > "$zone.tmp" || true; mv "$zone.tmp" "$zone" ;;`,
+      `  del) grep -v -F -e "$3" "$zone" > "$zone.tmp" || true; mv "$zone.tmp" "$zone" ;;`,
       '  *) echo "usage: $0 add|del NAME VALUE" >&2; exit 2 ;;',
       'esac',
       '',
