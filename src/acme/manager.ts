@@ -295,7 +295,10 @@ export class AcmeManager {
       );
     }
     try {
-      await run(this.cfg.dnsHook, [verb, name, value], { timeout: 120_000 });
+      const hook = run(this.cfg.dnsHook, [verb, name, value], { timeout: 120_000 });
+      // Nothing comes on stdin: a hook that reads it gets EOF, not a 2-minute wait.
+      hook.child.stdin?.end();
+      await hook;
     } catch (err) {
       const e = err as { stderr?: string; message: string };
       throw new Error(
