@@ -11,7 +11,9 @@ const run = promisify(execFile);
 
 test('posta dev prints an account, accepts mail from swaks and captures it signed', async () => {
   const root = join(await tempDir(), 'sandbox');
-  const base = 20000 + Math.floor(Math.random() * 20000);
+  // Ports N+25 … N+6025 stay below Linux's ephemeral range (32768 up), where
+  // other tests' client sockets on 127.0.0.1 could hold one.
+  const base = 10000 + Math.floor(Math.random() * 16000);
   const child = spawn(POSTA, ['dev', '--sandbox', root, '--port-base', String(base)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
