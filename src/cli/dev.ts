@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { PostaError } from '../errors.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { selfSignedCertificate } from '../tls/selfsigned.ts';
 import { initDomain } from '../setup/init.ts';
 import { addUser } from '../users/accounts.ts';
@@ -14,6 +14,7 @@ import { announce, untilSignal } from './serve.ts';
 
 const DOMAIN = 'example.test';
 const HOSTNAME = `mail.${DOMAIN}`;
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 export const dev: Command = {
   name: 'dev',
@@ -50,7 +51,9 @@ The folder stays after Ctrl-C, with the captured mail; delete it when done.`,
     });
     await writeFile(join(dir, 'sandbox-cert.pem'), pems.cert);
     await writeFile(join(dir, 'sandbox-key.pem'), pems.key, { mode: 0o600 });
-    const password = randomBytes(9).toString('base64url');
+    // Letters and digits only: a password that begins with '-' is taken for
+    // an option by swaks and by `posta send --password`.
+    const password = Array.from({ length: 16 }, () => ALNUM[randomInt(ALNUM.length)]).join('');
     const user = `dev@${DOMAIN}`;
     await addUser(dir, user, password, { sendAsDomain: true });
     const config = await loadConfig(dir);

@@ -30,6 +30,8 @@ test('posta dev prints an account, accepts mail from swaks and captures it signe
     }
     const password = /password (\S+)/.exec(stderr)?.[1];
     assert.ok(password, `the sandbox prints the password: ${stderr}`);
+    // No '-' or '_': swaks would take a leading '-' for an option.
+    assert.match(password, /^[A-Za-z0-9]{16}$/);
     assert.match(stderr, /captured mail\s+(\S+)\/\*\.eml/);
     const r = await run('swaks', [
       '--server',
