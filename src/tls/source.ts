@@ -10,7 +10,7 @@ import { AcmeManager, existingCertificate, type Renewal } from '../acme/manager.
 import { Challenges } from '../acme/challenges.ts';
 import { loadCertificate } from './certs.ts';
 import { selfSignedCertificate } from './selfsigned.ts';
-import { CertStore } from './store.ts';
+import { CertStore, filesStamp } from './store.ts';
 
 const FILE_CHECK_MS = 2000;
 
@@ -36,11 +36,13 @@ export async function certificateSource(
   }
   if (config.tls) {
     const { cert, key } = config.tls;
+    // Stamp first: a file replaced while it is being read is loaded again.
+    const loaded = await filesStamp(cert, key).catch(() => '');
     const store = new CertStore(await loadCertificate(cert, key));
     return {
       store,
       challenges,
-      start: () => store.watchFiles(cert, key, FILE_CHECK_MS, log),
+      start: () => store.watchFiles(cert, key, loaded, FILE_CHECK_MS, log),
       renewal: () => ({ failures: 0 }),
       stop: () => store.stop(),
     };

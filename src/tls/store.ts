@@ -41,23 +41,19 @@ export class CertStore {
     for (const fn of this.listeners) fn(cert);
   }
 
-  /** Check the files every `ms` and load them when either changed. */
-  watchFiles(certFile: string, keyFile: string, ms: number, log: Logger): void {
-    let seen = '';
+  /**
+   * Check the files every `ms` and load them when either changed since
+   * `loaded`: their stamp taken before the current certificate was read, so
+   * a change made while the server was starting is not missed.
+   */
+  watchFiles(certFile: string, keyFile: string, loaded: string, ms: number, log: Logger): void {
+    let seen = loaded;
     let failed = '';
-    const stamp = async () => {
-      const [c, k] = await Promise.all([stat(certFile), stat(keyFile)]);
-      return `${c.mtimeMs}/${c.size}/${k.mtimeMs}/${k.size}`;
-    };
-    void stamp().then(
-      (s) => (seen = s),
-      () => {},
-    );
     this.timer = setInterval(() => {
       void (async () => {
         let now: string;
         try {
-          now = await stamp();
+          now = await filesStamp(certFile, keyFile);
         } catch {
           return; // mid-replacement: look again next time
         }
@@ -85,4 +81,10 @@ export class CertStore {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
   }
+}
+
+/** What changes when either file is replaced or rewritten. */
+export async function filesStamp(certFile: string, keyFile: string): Promise<string> {
+  const [c, k] = await Promise.all([stat(certFile), stat(keyFile)]);
+  return `${c.mtimeMs}/${c.size}/${c.ino}/${k.mtimeMs}/${k.size}/${k.ino}`;
 }
