@@ -75,7 +75,7 @@ test('/metrics parses as Prometheus text and its counters move when mail flows',
   let after = await scrape();
   for (
     let i = 0;
-    i < 20 && !after['posta_deliveries_total{domain_class=other,outcome=delivered}'];
+    i < 100 && !after['posta_deliveries_total{domain_class=other,outcome=delivered}'];
     i++
   ) {
     await new Promise((r) => setTimeout(r, 100));
