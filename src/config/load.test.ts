@@ -19,6 +19,20 @@ test('a minimal file gets every default', () => {
   assert.deepEqual(c.dns.servers, []);
 });
 
+test('the [delivery.destinations] example in the template works once uncommented', () => {
+  const text = configTemplate({ hostname: 'mail.example.com' }).replace(
+    /^# (\[delivery\.destinations\..*\]\n)# (.*\n)# (.*\n)/m,
+    '$1$2$3',
+  );
+  assert.match(text, /^\[delivery\.destinations\."outlook\.com"\]$/m);
+  const c = parseConfigText(F, text);
+  assert.deepEqual(c.delivery.destinations, {
+    'outlook.com': { connections: 2, messages_per_minute: 60 },
+  });
+  assert.equal(c.delivery.concurrency, 64, 'the keys of [delivery] stay in [delivery]');
+  assert.equal(c.dns.servers.length, 0);
+});
+
 const bad: [string, string, RegExp][] = [
   ['malformed TOML', 'hostname = "x', /not valid TOML at line 1/],
   ['missing hostname', 'data_dir = "d"', /hostname is required/],
@@ -69,6 +83,21 @@ const bad: [string, string, RegExp][] = [
     /addresses\[0\] = "1.2.3" is not an IPv4 or IPv6 address/,
   ],
   ['tls without key', 'hostname = "a.b"\n[tls]\ncert = "c.pem"', /\[tls\] key is required/],
+  [
+    'a destination that is not a domain',
+    'hostname = "a.b"\n[delivery.destinations.outlook]\nconnections = 2',
+    /\[delivery\.destinations\."outlook"\]: "outlook" is not a fully qualified domain name/,
+  ],
+  [
+    'a misspelt key in a destination',
+    'hostname = "a.b"\n[delivery.destinations."outlook.com"]\nconection = 2',
+    /unknown key "conection" in \[delivery\.destinations\."outlook\.com"\]; allowed keys there: connections, messages_per_minute\.$/,
+  ],
+  [
+    'a destination limit too small',
+    'hostname = "a.b"\n[delivery.destinations."outlook.com"]\nconnections = 0',
+    /\[delivery\.destinations\."outlook\.com"\] connections = 0 is too small; it must be at least 1\.$/,
+  ],
 ];
 for (const [name, text, want] of bad) {
   test(`config error: ${name}`, () => {

@@ -62,6 +62,8 @@ export interface DeliveryConfig {
   readonly connectionsPerDomain: number;
   /** 0: no limit. */
   readonly messagesPerMinutePerDomain: number;
+  /** Recipient domain (lower case) → its own limits, from [delivery.destinations]. */
+  readonly destinations: ReadonlyMap<string, DestinationLimits>;
   readonly ipFamily: IpFamily;
   readonly sourceIpv4: string | undefined;
   readonly sourceIpv6: string | undefined;
@@ -73,6 +75,22 @@ export interface DeliveryConfig {
   readonly connectTimeoutMs: number;
   readonly mtaSts: boolean;
   readonly relay: RelayConfig | null;
+}
+
+export interface DestinationLimits {
+  readonly connections: number;
+  /** 0: no limit. */
+  readonly messagesPerMinute: number;
+}
+
+/** The limits for mail to `domain`: its [delivery.destinations] table, else the defaults. */
+export function destinationLimits(d: DeliveryConfig, domain: string): DestinationLimits {
+  return (
+    d.destinations.get(domain) ?? {
+      connections: d.connectionsPerDomain,
+      messagesPerMinute: d.messagesPerMinutePerDomain,
+    }
+  );
 }
 
 export interface RelayConfig {
@@ -122,11 +140,16 @@ export function parseConfigText(file: string, text: string): ParsedConfig {
 function describeIssue(file: string, raw: unknown, issue: z.core.$ZodIssue): string {
   const path = issue.path.map(String);
   if (issue.code === 'unrecognized_keys') {
-    const where = path.length ? `[${path.join('.')}]` : 'the top level';
+    const where =
+      path.length === 0 ? 'the top level' : path.length === 1 ? `[${path[0]}]` : keyName(path);
     const allowed = allowedKeys(path);
     return `${file}: unknown key ${issue.keys.map((k) => `"${k}"`).join(', ')} in ${where}; allowed keys there: ${allowed}.`;
   }
   const key = keyName(path);
+  if (issue.code === 'invalid_key') {
+    const why = issue.issues.map((i) => i.message).join('; ');
+    return `${file}: ${key}: ${JSON.stringify(path.at(-1))} ${why}.`;
+  }
   const value = valueAt(raw, path);
   if (value === undefined) return `${file}: ${key} is required; add it to the file.`;
   const shown = JSON.stringify(value);
@@ -159,6 +182,10 @@ function issueText(issue: z.core.$ZodIssue): string {
 function keyName(path: string[]): string {
   // "[listen] smtp[1]" reads like the file does.
   const [first, ...rest] = path;
+  if (first === 'delivery' && rest[0] === 'destinations' && rest[1] !== undefined) {
+    const table = `[delivery.destinations.${JSON.stringify(rest[1])}]`;
+    return rest.length > 2 ? `${table} ${rest.slice(2).join('.')}` : table;
+  }
   const sectionKeys = new Set([
     'listen',
     'tls',
@@ -176,23 +203,28 @@ function keyName(path: string[]): string {
   return path.map((p, i) => (i === 0 ? p : `[${p}]`)).join('');
 }
 
-function allowedKeys(path: string[]): string {
-  let shape: Record<string, unknown> = ConfigSchema.shape;
-  for (const p of path) {
-    const inner = unwrapObject(shape[p]);
-    if (!inner) break;
-    shape = inner;
-  }
-  return Object.keys(shape).join(', ');
+interface SchemaNode {
+  shape?: Record<string, unknown>;
+  /** A record's, such as [delivery.destinations]: the schema of each of its tables. */
+  valueType?: unknown;
+  unwrap?: () => unknown;
 }
 
-function unwrapObject(schema: unknown): Record<string, unknown> | null {
-  let s = schema as { shape?: Record<string, unknown>; unwrap?: () => unknown } | undefined;
-  for (let i = 0; i < 4 && s; i++) {
-    if (s.shape) return s.shape;
-    s = s.unwrap?.() as typeof s;
+function allowedKeys(path: string[]): string {
+  let node = unwrapDefaults(ConfigSchema);
+  for (const p of path) {
+    const next = node?.shape ? node.shape[p] : node?.valueType;
+    if (next === undefined) break;
+    node = unwrapDefaults(next);
   }
-  return null;
+  return Object.keys(node?.shape ?? {}).join(', ');
+}
+
+/** Through .default(), .optional() and .prefault() to the schema they wrap. */
+function unwrapDefaults(schema: unknown): SchemaNode | undefined {
+  let s = schema as SchemaNode | undefined;
+  for (let i = 0; i < 4 && s?.unwrap && !s.shape; i++) s = s.unwrap() as SchemaNode;
+  return s;
 }
 
 function valueAt(raw: unknown, path: string[]): unknown {
@@ -262,6 +294,18 @@ function resolveDelivery(d: ParsedConfig['delivery'], abs: (p: string) => string
     concurrency: d.concurrency,
     connectionsPerDomain: d.connections_per_domain,
     messagesPerMinutePerDomain: d.messages_per_minute_per_domain,
+    destinations: new Map(
+      Object.entries(d.destinations).map(([name, l]) => {
+        const p = parseDomain(name);
+        return [
+          p.ok ? p.value : name.toLowerCase(),
+          {
+            connections: l.connections ?? d.connections_per_domain,
+            messagesPerMinute: l.messages_per_minute ?? d.messages_per_minute_per_domain,
+          },
+        ];
+      }),
+    ),
     ipFamily: d.ip_family,
     sourceIpv4: d.source_ipv4 || undefined,
     sourceIpv6: d.source_ipv6 || undefined,

@@ -227,6 +227,19 @@ export const ConfigSchema = z.strictObject({
         .min(0)
         .default(0)
         .describe('Most messages a minute to one recipient domain; 0 means no limit.'),
+      destinations: z
+        .record(
+          domainName,
+          z.strictObject({
+            connections: z.number().int().min(1).optional(),
+            messages_per_minute: z.number().int().min(0).optional(),
+          }),
+        )
+        .default({})
+        .meta({ examples: [{ 'outlook.com': { connections: 2, messages_per_minute: 60 } }] })
+        .describe(
+          'Limits for one recipient domain instead of connections_per_domain and messages_per_minute_per_domain, a table per domain; a key left out keeps the general value.',
+        ),
       ip_family: z
         .enum(['prefer-ipv6', 'prefer-ipv4', 'ipv4-only', 'ipv6-only'])
         .default('prefer-ipv6')

@@ -39,12 +39,19 @@ export function configTemplate(values: Values): string {
     const example = !('default' in section) && given === undefined;
     const c = example ? '# ' : '';
     out.push(`${c}[${name}]`);
+    // Sub-tables go last: a key written after one would belong to it.
+    const tables: string[] = [];
     for (const [key, prop] of Object.entries(section.properties ?? {})) {
+      if (prop.type === 'object') {
+        tables.push(...tableLines(name, key, prop));
+        continue;
+      }
       const fallback = 'default' in prop ? undefined : `/etc/posta/${key}.pem`;
       const value = given?.[key] ?? (example ? (prop.examples?.[0] ?? fallback) : undefined);
       const lines = keyLines(key, prop, value);
       out.push(...lines.map((l) => (l === '' || l.startsWith('#') ? l : c + l)));
     }
+    out.push(...tables);
   }
   return out.join('\n');
 }
@@ -53,4 +60,10 @@ function keyLines(key: string, prop: JsonSchema, value: unknown): string[] {
   const v = value ?? prop.default;
   const line = stringify({ [key]: v }).trim();
   return [`# ${prop.description ?? ''}`, line, ''];
+}
+
+/** Tables in a section, one per name: the example, commented out, as TOML has it. */
+function tableLines(section: string, key: string, prop: JsonSchema): string[] {
+  const example = stringify({ [section]: { [key]: prop.examples?.[0] ?? {} } }).trim();
+  return [`# ${prop.description ?? ''}`, ...example.split('\n').map((l) => `# ${l}`), ''];
 }

@@ -5,7 +5,8 @@
  * - Work unit: one message to the recipients of one domain (one transaction
  *   with several RCPT). A message is worked on by one round at a time.
  * - Limits: `[delivery] concurrency` jobs at once in all, and per recipient
- *   domain `connections_per_domain` at once and `messages_per_minute_per_domain`.
+ *   domain `connections_per_domain` at once and `messages_per_minute_per_domain`,
+ *   or what its `[delivery.destinations."DOMAIN"]` table says.
  *   A job held back by a limit stays due and is picked up on the next round.
  * - Local recipients (an address of one of our domains, from submission or
  *   port 25) are first replaced by their alias targets; one with no alias
@@ -21,7 +22,7 @@
  *   domain, through an index, when a full round would cost too much (see
  *   round()).
  */
-import type { DeliveryConfig } from '../config/load.ts';
+import { destinationLimits, type DeliveryConfig } from '../config/load.ts';
 import type { Directory } from '../domains/directory.ts';
 import type { Logger } from '../log/log.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -187,13 +188,13 @@ export class Scheduler {
   }
 
   private mayStart(domain: string, now: number): boolean {
-    const d = this.o.delivery;
-    if ((this.perDomain.get(domain) ?? 0) >= d.connectionsPerDomain) return false;
-    if (d.messagesPerMinutePerDomain > 0) {
+    const limits = destinationLimits(this.o.delivery, domain);
+    if ((this.perDomain.get(domain) ?? 0) >= limits.connections) return false;
+    if (limits.messagesPerMinute > 0) {
       const recent = (this.sentAt.get(domain) ?? []).filter((t) => now - t < 60_000);
       if (recent.length) this.sentAt.set(domain, recent);
       else this.sentAt.delete(domain);
-      if (recent.length >= d.messagesPerMinutePerDomain) return false;
+      if (recent.length >= limits.messagesPerMinute) return false;
     }
     return true;
   }
@@ -287,7 +288,7 @@ export class Scheduler {
     const settled = await Promise.allSettled(
       groups.map(async ([domain, recipients]) => {
         this.perDomain.set(domain, (this.perDomain.get(domain) ?? 0) + 1);
-        if (this.o.delivery.messagesPerMinutePerDomain > 0) {
+        if (destinationLimits(this.o.delivery, domain).messagesPerMinute > 0) {
           this.sentAt.set(domain, [...(this.sentAt.get(domain) ?? []), Date.now()]);
         }
         const started = Date.now();

@@ -43,6 +43,8 @@ before(async () => {
       `mx.v6.test. IN AAAA ::1`,
       `reuse.test. IN MX 10 mx.reuse.test.`,
       `mx.reuse.test. IN A ${mx}`,
+      `slow.test. IN MX 10 mx.slow.test.`,
+      `mx.slow.test. IN A ${mx}`,
       `nullmx.test. IN MX 0 .`,
       // Offers STARTTLS, but every handshake fails.
       `brokentls.test. IN MX 10 mx.brokentls.test.`,
@@ -60,6 +62,8 @@ before(async () => {
       'lifetime = 8',
       'delay_warning = 2',
       'connections_per_domain = 1',
+      '[delivery.destinations."slow.test"]',
+      'messages_per_minute = 1',
     ].join('\n'),
   });
   // Bounces to the account go to a mailbox on the receiver.
@@ -195,6 +199,21 @@ test('messages to one domain share one connection', async () => {
   const connections = new Set(got.map((m) => m.connection));
   assert.equal(connections.size, 1, `one connection carried all ${n} messages`);
   assert.ok((await rx.connections()).length - before < n);
+});
+
+test('[delivery.destinations] holds mail to its domain at its own limit, and only there', async () => {
+  await submit(s, 'one@slow.test', 'slow 1');
+  await rx.arrival(to('one@slow.test'), 'the first message for slow.test');
+  const held = await submit(s, 'two@slow.test', 'slow 2');
+  // Sent after the held one, to another domain: it goes at once.
+  await submit(s, 'other@dest.test', 'not held');
+  await rx.arrival(to('other@dest.test'), 'mail for another domain meanwhile');
+  assert.ok(!(await rx.messages()).some(to('two@slow.test')), 'one a minute to slow.test');
+  const q = await show(held);
+  assert.notEqual(q.queued, null, 'the second message waits in the queue');
+  assert.equal(q.attempts.length, 0, 'untried: the limit, not a failure, holds it');
+  const deleted = await posta(['queue', 'delete', held, '--dir', s.dir]);
+  assert.equal(deleted.code, 0, deleted.stderr);
 });
 
 test('a recipient that keeps getting 451 gets one delay warning, then expires with a 4.4.7 DSN', async () => {
