@@ -14,7 +14,8 @@
  * - Outcomes: delivered and permanent recipients are done; transient ones are
  *   retried after first_retry, doubling up to max_retry, with ±20% jitter, and
  *   expire (4.4.7) once the message is older than `lifetime`. Failures are
- *   reported to the sender in one DSN per round (never to the null sender);
+ *   reported to the sender in one DSN per round, whatever the number of
+ *   domains (never to the null sender);
  *   with delay_warning set, one "delayed" DSN is sent too.
  * - A round polls every second, and at once when a message is enqueued or a
  *   job ends, so `posta queue flush` from another process takes effect within
@@ -257,7 +258,7 @@ export class Scheduler {
         this.o.log.info({ qid: m.id, rcpt: r.address, targets: r.targets, sender }, 'forwarded');
       }
     }
-    if (failed.length) await this.finish(m, data, failed, {}, 0);
+    if (failed.length) await this.report(m, data, this.assess(m, failed, {}, 0));
   }
 
   private targets(
@@ -304,7 +305,22 @@ export class Scheduler {
             address,
             outcome: r.outcomes.get(address) ?? unknownOutcome,
           }));
-          await this.finish(m, data, outcomes, r.info, Date.now() - started);
+          const a = this.assess(m, outcomes, r.info, Date.now() - started);
+          // Delivered and deferred recipients are written down at once;
+          // failures wait for the other domains, so that the sender gets one
+          // DSN for the message (until then a crash retries them: no loss).
+          const now = a.attempts.filter(
+            (x) => x.outcome === 'delivered' || a.retry.has(x.recipient),
+          );
+          if (now.length) {
+            await this.recordWithRetry(m.id, {
+              attempts: now,
+              retry: a.retry,
+              notices: [],
+              warned: false,
+            });
+          }
+          return a;
         } finally {
           const n = (this.perDomain.get(domain) ?? 1) - 1;
           if (n > 0) this.perDomain.set(domain, n);
@@ -312,26 +328,31 @@ export class Scheduler {
         }
       }),
     );
+    const done = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    await this.report(m, data, {
+      attempts: done.flatMap((a) => a.attempts.filter((x) => FINAL_FAILURE.has(x.outcome))),
+      failed: done.flatMap((a) => a.failed),
+      delayed: done.flatMap((a) => a.delayed),
+    });
     // Every group has ended before the message is released; then report a failure.
     const failure = settled.find((r) => r.status === 'rejected');
     if (failure) throw failure.reason;
   }
 
-  /** Write down one round's outcomes, with the DSNs they call for, in one commit. */
-  private async finish(
+  /**
+   * Sort one attempt's outcomes: the log lines, when each deferred recipient
+   * is tried again, and what the sender is to be told. Logs and counts them.
+   */
+  private assess(
     m: DueMessage,
-    data: Buffer,
     results: { address: string; outcome: Outcome }[],
     info: AttemptInfo,
     durationMs: number,
-  ): Promise<void> {
+  ): Assessed {
     const d = this.o.delivery;
     const now = Date.now();
     const expiresAt = m.createdAt + d.lifetimeMs;
-    const attempts: Attempt[] = [];
-    const retry = new Map<string, number>();
-    const failed: FailedRecipient[] = [];
-    const delayed: FailedRecipient[] = [];
+    const out: Assessed = { attempts: [], retry: new Map(), failed: [], delayed: [] };
     for (const { address, outcome } of results) {
       let kind: Attempt['outcome'] = outcome.kind;
       let reply = formatReply(outcome.reply);
@@ -341,10 +362,10 @@ export class Scheduler {
           reply = `${reply} (gave up: the message was in the queue for ${Math.round(d.lifetimeMs / 1000)} s)`;
         } else {
           const n = m.recipients.find((r) => r.address === address)?.attempts ?? 0;
-          retry.set(address, Math.min(now + this.backoff(n), expiresAt));
+          out.retry.set(address, Math.min(now + this.backoff(n), expiresAt));
         }
       }
-      attempts.push({
+      out.attempts.push({
         message: m.id,
         recipient: address,
         at: now,
@@ -360,24 +381,43 @@ export class Scheduler {
         remoteMta: info.ip ? info.mx : undefined,
         lastAttempt: new Date(now),
       };
-      if (kind === 'permanent' || kind === 'expired') failed.push(report);
-      else if (kind === 'transient') delayed.push(report);
+      if (FINAL_FAILURE.has(kind)) out.failed.push(report);
+      else if (kind === 'transient') out.delayed.push(report);
       this.logAttempt(m.id, address, kind, reply, info, durationMs);
       const cls = domainClass(domainOf(address));
       this.o.metrics.deliveries.inc({ outcome: OUTCOME_EVENT[kind], domain_class: cls });
       if (kind === 'delivered')
         this.o.metrics.latency.observe({ domain_class: cls }, (now - m.createdAt) / 1000);
     }
+    return out;
+  }
+
+  /**
+   * The round's failed recipients written down with their one DSN in one
+   * commit, and a delay warning when one is due.
+   */
+  private async report(
+    m: DueMessage,
+    data: Buffer,
+    r: { attempts: Attempt[]; failed: FailedRecipient[]; delayed: FailedRecipient[] },
+  ): Promise<void> {
+    const d = this.o.delivery;
     const notices = [];
-    if (failed.length && m.sender !== '')
-      notices.push(await this.notice(m, data, 'failed', failed));
+    if (r.failed.length && m.sender !== '')
+      notices.push(await this.notice(m, data, 'failed', r.failed));
     const warn =
       d.delayWarningMs > 0 &&
       !m.warned &&
-      delayed.length > 0 &&
-      now - m.createdAt >= d.delayWarningMs;
-    if (warn && m.sender !== '') notices.push(await this.notice(m, data, 'delayed', delayed));
-    await this.recordWithRetry(m.id, { attempts, retry, notices, warned: warn });
+      r.delayed.length > 0 &&
+      Date.now() - m.createdAt >= d.delayWarningMs;
+    if (warn && m.sender !== '') notices.push(await this.notice(m, data, 'delayed', r.delayed));
+    if (r.attempts.length === 0 && notices.length === 0 && !warn) return;
+    await this.recordWithRetry(m.id, {
+      attempts: r.attempts,
+      retry: new Map(),
+      notices,
+      warned: warn,
+    });
   }
 
   /**
@@ -486,6 +526,18 @@ const OUTCOME_EVENT = {
 
 /** RFC 5321 §6.3: a message forwarded this many times is in a loop (Postfix's hopcount_limit). */
 const MAX_HOPS = 50;
+
+/** Outcomes that end a recipient with a DSN to the sender. */
+const FINAL_FAILURE: ReadonlySet<Attempt['outcome']> = new Set(['permanent', 'expired']);
+
+/** One attempt's outcomes, sorted (see assess()). */
+interface Assessed {
+  attempts: Attempt[];
+  /** Deferred recipient → when to try again. */
+  retry: Map<string, number>;
+  failed: FailedRecipient[];
+  delayed: FailedRecipient[];
+}
 
 function countReceived(data: Buffer): number {
   const end = data.indexOf('\r\n\r\n');

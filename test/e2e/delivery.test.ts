@@ -181,6 +181,24 @@ test('a 550 at RCPT bounces: one DSN to the sender, signed, quoting the reply', 
   assert.equal((await show(id)).attempts[0]?.outcome, 'permanent');
 });
 
+test('recipients failing at two domains get one DSN that names both', async () => {
+  const id = await submit(
+    s,
+    'reject-ivy@dest.test, reject-jo@implicit.test, kim@reuse.test',
+    'two domains bounce',
+  );
+  const dsn = await rx.arrival(dsnFor('reject-ivy@dest.test'), 'DSN for reject-ivy');
+  assert.match(
+    dsn.data.toString(),
+    /^Final-Recipient: rfc822; reject-jo@implicit\.test\r\nAction: failed/m,
+  );
+  assert.doesNotMatch(dsn.data.toString(), /Final-Recipient: rfc822; kim@/);
+  await rx.arrival(to('kim@reuse.test'), 'the recipient that took it');
+  for (let i = 0; i < 100 && (await show(id)).queued !== null; i++) await sleep(100);
+  const notices = s.logs.filter((l) => l.includes(`"qid":"${id}"`) && l.includes('dsn queued'));
+  assert.equal(notices.length, 1, notices.join('\n'));
+});
+
 test('a null MX (RFC 7505) fails at once with 5.1.10', async () => {
   await submit(s, 'hank@nullmx.test', 'null mx');
   const dsn = await rx.arrival(dsnFor('hank@nullmx.test'), 'DSN for the null MX');
