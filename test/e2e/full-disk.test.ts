@@ -1,0 +1,97 @@
+/**
+ * A full disk: posta's data folder on a small tmpfs (root mounts it). When
+ * the queue cannot grow, the end of DATA gets 452 4.3.1 (RFC 3463: mail
+ * system full) from swaks's point of view; every message acknowledged
+ * before stays whole in the queue; the server goes on, and takes mail again
+ * once there is room.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { posta, tempDir } from '../helpers/posta.ts';
+import { startServer, type TestServer } from '../helpers/server.ts';
+
+const run = promisify(execFile);
+let s: TestServer | undefined;
+let mounted: string | undefined;
+
+after(async () => {
+  await s?.stop();
+  if (mounted) await run('umount', [mounted]);
+});
+
+/** swaks on 587 with a body of `body`: its exit code and the server's last reply. */
+async function send(server: TestServer, body: string): Promise<{ code: number; out: string }> {
+  const r = await run(
+    'swaks',
+    [
+      ...['--server', `${server.host}:${server.ports.submission}`, '--tls'],
+      ...['--auth-user', server.user, '--auth-password', server.password],
+      ...['--from', server.user, '--to', 'someone@elsewhere.test'],
+      ...['--body', `@${body}`],
+    ],
+    { maxBuffer: 64 << 20 },
+  ).then(
+    (x) => ({ code: 0, out: x.stdout }),
+    (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }),
+  );
+  // swaks echoes what it sends (the body too): keep only the server's lines,
+  // `<~ ` over TLS, with a `*` when the reply is an error.
+  return {
+    code: r.code,
+    out: r.out
+      .split('\n')
+      .filter((l) => /^<[~*]* /.test(l))
+      .join('\n'),
+  };
+}
+
+interface Listed {
+  id: string;
+  size: number;
+}
+
+test('a full disk gets 452 4.3.1 at the end of DATA, keeps what it acknowledged, and recovers', async () => {
+  s = await startServer();
+  // The data folder becomes a 2 MB tmpfs: a few 300 KB messages fill it.
+  await s.stop();
+  const data = join(s.dir, 'data');
+  await rm(data, { recursive: true, force: true });
+  await mkdir(data, { mode: 0o700 });
+  await run('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'posta-test', data]);
+  mounted = data;
+  await s.restart();
+
+  const body = join(await tempDir('posta-full-'), 'body.txt');
+  await writeFile(body, `${'x'.repeat(74)}\r\n`.repeat(4000)); // 304 KB
+
+  const accepted: string[] = [];
+  let full: { code: number; out: string } | undefined;
+  for (let i = 0; i < 20 && !full; i++) {
+    const r = await send(s, body);
+    const id = /queued as (\w+)/.exec(r.out)?.[1];
+    if (r.code === 0 && id) accepted.push(id);
+    else full = r;
+  }
+  assert.ok(full, `the 2 MB disk never filled: ${accepted.length} messages accepted`);
+  assert.ok(accepted.length > 0, 'messages were accepted before the disk filled');
+  assert.match(full.out, /^<~?\* +452 4\.3\.1 Insufficient storage; try again later$/m);
+
+  // Everything acknowledged is there, whole; the refused message is not.
+  const listed = await posta(['queue', 'list', '--json', '--dir', s.dir]);
+  assert.equal(listed.code, 0, listed.stderr);
+  const queue = JSON.parse(listed.stdout) as Listed[];
+  assert.deepEqual(queue.map((m) => m.id).sort(), [...accepted].sort());
+  const sizes = new Set(queue.map((m) => m.size));
+  assert.equal(sizes.size, 1, `every copy has the same size: ${[...sizes].join(', ')}`);
+
+  // Room again: the running server takes mail at once.
+  await run('mount', ['-o', 'remount,size=64m', data]);
+  const again = await send(s, body);
+  assert.equal(again.code, 0, again.out);
+  assert.match(again.out, /^<~? +250 2\.0\.0 Ok: queued as \w+$/m);
+  assert.equal(s.child.exitCode, null, 'the server kept running');
+});
