@@ -2,16 +2,17 @@
  * Operating posta: Prometheus metrics on the http listener, read with the
  * prometheus_client text-format parser, move when mail flows; `posta status`
  * asks the running server over its control socket; `posta install-service`
- * writes a unit that systemd-analyze accepts; logs hold no passwords; a
- * broken hand edit of the config folder is reported once and changes nothing.
+ * writes a unit that systemd-analyze accepts; logs hold no passwords, and
+ * are readable lines on a terminal; a broken hand edit of the config folder
+ * is reported once and changes nothing.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { posta, tempDir } from '../helpers/posta.ts';
+import { promisify, stripVTControlCharacters } from 'node:util';
+import { POSTA, posta, tempDir } from '../helpers/posta.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { startMxFor, type Receiver } from '../helpers/receiver.ts';
 import { RawSmtp, submit } from '../helpers/smtp.ts';
@@ -132,6 +133,28 @@ test('logs are JSON lines with ids and never hold the password', () => {
     }
   }
   assert.ok(!s.logs.some((l) => l.includes(s.password)), 'no password in the logs');
+});
+
+test('on a terminal the log is one readable line per event, not JSON', async () => {
+  const t = await startServer();
+  await t.stop();
+  // script(1) gives posta serve a pseudo-terminal as stdout.
+  const child = spawn('script', ['-qfec', `${POSTA} serve --dir ${t.dir}`, '/dev/null'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  for (let i = 0; i < 300 && !out.includes('ready'); i++) await sleep(100);
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('exit', resolve));
+  const lines = stripVTControlCharacters(out).split(/\r?\n/).filter(Boolean);
+  assert.ok(
+    lines.some((l) => /^\[\d\d:\d\d:\d\d\] INFO: ready$/.test(l)),
+    `a "ready" line: ${out}`,
+  );
+  const listening = lines.find((l) => l.includes('INFO: listening'));
+  assert.match(listening ?? '', /"kind":"smtp","address":"127\.[\d.]+:\d+"/);
+  assert.ok(!lines.some((l) => l.startsWith('{')), 'no JSON lines');
 });
 
 /** The reply to RCPT TO:<to> on port 25. */
