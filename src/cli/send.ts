@@ -20,13 +20,14 @@ import { submit, SubmitFailure, type SubmitResult } from '../submit/client.ts';
 import { readPassword } from './password.ts';
 import { str, type Command } from './command.ts';
 
-const WAIT_MS = 120_000;
+const WAIT_SECONDS = 120;
 const POLL_MS = 250;
 
 export const send: Command = {
   name: 'send',
   help: `Usage: posta send --to ADDR [--from ADDR] [--server HOST:PORT] [--user U] [--password P]
-                  [--tls] [--insecure] [--subject S] [--wait] [--dir DIR]
+                  [--tls] [--insecure] [--subject S] [--wait [--timeout SECONDS]]
+                  [--dir DIR]
 
 Send a test message over SMTP submission, as a mail client does: TLS (port
 465 or --tls: implicit TLS; otherwise STARTTLS, which is then required),
@@ -48,12 +49,14 @@ server's final reply, then "queued as ID".
   --subject S        the subject (default: "posta test message DATE")
   --wait             follow the message through the queue of the server that
                      uses --dir's config on this machine until every recipient
-                     is delivered or has failed (at most 2 minutes), and show
+                     is delivered or has failed (see --timeout), and show
                      the MX, address, TLS version and reply of each delivery
+  --timeout SECONDS  how long --wait follows the message (default 120); a
+                     greylisting receiver may take 15 minutes or more
 
 Exit status: 0 when the server took the message (with --wait: when it was
 delivered), 1 when it refused it, or with --wait when delivery failed or
-did not finish in 2 minutes.`,
+did not finish in time.`,
   options: {
     to: { type: 'string' },
     from: { type: 'string' },
@@ -64,6 +67,7 @@ did not finish in 2 minutes.`,
     insecure: { type: 'boolean' },
     subject: { type: 'string' },
     wait: { type: 'boolean' },
+    timeout: { type: 'string' },
   },
   async run(args) {
     const to = str(args, 'to') ?? process.env.to;
@@ -80,6 +84,7 @@ did not finish in 2 minutes.`,
       }
     }
     const wait = args.values.wait === true;
+    const timeout = waitSeconds(str(args, 'timeout'), wait);
     const implicitFlag = args.values.tls === true;
     const flagServer = str(args, 'server');
     const config =
@@ -151,7 +156,7 @@ did not finish in 2 minutes.`,
     }
     out.write(`queued as ${result.queueId}\n`);
     if (!wait || !config) return 0;
-    return follow(config, result.queueId);
+    return follow(config, result.queueId, timeout);
   },
 };
 
@@ -259,13 +264,29 @@ function failureSentence(
   }
 }
 
-/** --wait: poll the queue database until the message has left the queue, or WAIT_MS. */
-async function follow(config: ResolvedConfig, id: string): Promise<number> {
+/** --timeout: whole seconds, only with --wait. */
+function waitSeconds(flag: string | undefined, wait: boolean): number {
+  if (flag === undefined) return WAIT_SECONDS;
+  if (!wait) throw new UsageError('--timeout goes with --wait; see `posta send --help`.');
+  if (!/^\d+$/.test(flag) || Number(flag) < 1) {
+    throw new UsageError(`--timeout "${flag}" is not a whole number of seconds, like 900.`);
+  }
+  return Number(flag);
+}
+
+/** "2 minutes", "90 s". */
+function duration(seconds: number): string {
+  if (seconds % 60 !== 0) return `${seconds} s`;
+  return seconds === 60 ? '1 minute' : `${seconds / 60} minutes`;
+}
+
+/** --wait: poll the queue database until the message has left the queue, or `seconds`. */
+async function follow(config: ResolvedConfig, id: string, seconds: number): Promise<number> {
   const db = openQueueDbIfAny(config.dataDir);
   let detail: MessageDetail;
   try {
-    process.stdout.write(`Waiting for delivery (at most ${WAIT_MS / 60_000} minutes)...\n`);
-    const deadline = Date.now() + WAIT_MS;
+    process.stdout.write(`Waiting for delivery (at most ${duration(seconds)})...\n`);
+    const deadline = Date.now() + seconds * 1000;
     for (;;) {
       const found = messageDetail(db, id);
       if (!found) {
@@ -280,7 +301,7 @@ async function follow(config: ResolvedConfig, id: string): Promise<number> {
   } finally {
     db.close();
   }
-  return report(detail, id);
+  return report(detail, id, seconds);
 }
 
 const OUTCOME: Record<string, string> = {
@@ -290,7 +311,7 @@ const OUTCOME: Record<string, string> = {
   transient: 'deferred',
 };
 
-function report(d: MessageDetail, id: string): number {
+function report(d: MessageDetail, id: string, seconds: number): number {
   const last = new Map<string, LoggedAttempt>();
   for (const a of d.attempts) last.set(a.recipient, a);
   const problems: string[] = [];
@@ -312,7 +333,7 @@ function report(d: MessageDetail, id: string): number {
     problems.push(`<${r.address}> has had no delivery attempt`);
   }
   if (problems.length === 0) return 0;
-  const late = d.queued ? ` within ${WAIT_MS / 60_000} minutes` : '';
+  const late = d.queued ? ` within ${duration(seconds)}` : '';
   throw new PostaError(
     `Not delivered${late}: ${problems.join('; ')}; \`posta queue show ${id}\` has the details.`,
   );

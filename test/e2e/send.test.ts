@@ -100,6 +100,25 @@ test('posta send --wait reports a bounce with the remote reply and exits 1', asy
   );
 });
 
+test('posta send --wait --timeout: a deferred delivery is reported when the time is up, exit 1', async () => {
+  const r = await posta([
+    ...['send', '--to', 'always-tempfail-w@dest.test', '--insecure', ...auth()],
+    ...['--wait', '--timeout', '3'],
+  ]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /^Waiting for delivery \(at most 3 s\)\.\.\.$/m);
+  assert.match(r.stdout, /^<always-tempfail-w@dest\.test> deferred via mx\.dest\.test \[/m);
+  assert.match(
+    r.stderr,
+    /^posta: Not delivered within 3 s: <always-tempfail-w@dest\.test> deferred: 451 4\.3\.0 .*`posta queue show \w+` has the details\.$/m,
+  );
+  const id = /queued as (\w+)/.exec(r.stdout)?.[1] ?? '';
+  assert.equal((await posta(['queue', 'delete', id, '--dir', s.dir])).code, 0);
+  const bad = await posta(['send', '--to', 'x@dest.test', '--wait', '--timeout', '2m', ...auth()]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--timeout "2m" is not a whole number of seconds, like 900\./);
+});
+
 test('posta sendmail -t: queued from stdin, delivered to To, Cc and Bcc, Bcc removed, signed', async () => {
   const message = [
     'From: Me <i@example.test>',
