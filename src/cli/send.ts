@@ -268,9 +268,10 @@ function failureSentence(
 function waitSeconds(flag: string | undefined, wait: boolean): number {
   if (flag === undefined) return WAIT_SECONDS;
   if (!wait) throw new UsageError('--timeout goes with --wait; see `posta send --help`.');
-  if (!/^\d+$/.test(flag) || Number(flag) < 1) {
+  if (!/^\d+$/.test(flag)) {
     throw new UsageError(`--timeout "${flag}" is not a whole number of seconds, like 900.`);
   }
+  if (Number(flag) < 1) throw new UsageError('--timeout must be at least 1 second.');
   return Number(flag);
 }
 

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfigText } from './load.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, parseConfigText } from './load.ts';
 import { configTemplate } from './template.ts';
 
 const F = 'posta/posta.toml';
@@ -31,6 +34,29 @@ test('the [delivery.destinations] example in the template works once uncommented
   });
   assert.equal(c.delivery.concurrency, 64, 'the keys of [delivery] stay in [delivery]');
   assert.equal(c.dns.servers.length, 0);
+});
+
+test('[delivery.destinations] by domain, in any case or with a final dot; written twice is an error', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'posta-conf-'));
+  const file = join(dir, 'posta.toml');
+  const head = 'hostname = "mail.example.com"\n[tls]\ncert = "c.pem"\nkey = "k.pem"\n';
+  try {
+    await writeFile(file, `${head}[delivery.destinations."Outlook.COM."]\nconnections = 2\n`);
+    const c = await loadConfig(dir);
+    assert.deepEqual(c.delivery.destinations.get('outlook.com'), {
+      connections: 2,
+      messagesPerMinute: 0,
+    });
+    await writeFile(
+      file,
+      `${head}[delivery.destinations."outlook.com"]\nconnections = 2\n[delivery.destinations."OUTLOOK.com"]\nconnections = 7\n`,
+    );
+    await assert.rejects(loadConfig(dir), {
+      message: `${file}: [delivery.destinations."outlook.com"] and [delivery.destinations."OUTLOOK.com"] are the same domain; keep one of them.`,
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 const bad: [string, string, RegExp][] = [
@@ -85,8 +111,8 @@ const bad: [string, string, RegExp][] = [
   ['tls without key', 'hostname = "a.b"\n[tls]\ncert = "c.pem"', /\[tls\] key is required/],
   [
     'a destination that is not a domain',
-    'hostname = "a.b"\n[delivery.destinations.outlook]\nconnections = 2',
-    /\[delivery\.destinations\."outlook"\]: "outlook" is not a fully qualified domain name/,
+    'hostname = "a.b"\n[delivery.destinations.outlook.com]\nconnections = 2',
+    /\[delivery\.destinations\."outlook"\]: "outlook" is not a fully qualified domain name like mail\.example\.com; write the domain in quotes, as in \[delivery\.destinations\."outlook\.com"\]\.$/,
   ],
   [
     'a misspelt key in a destination',

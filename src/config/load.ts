@@ -148,7 +148,8 @@ function describeIssue(file: string, raw: unknown, issue: z.core.$ZodIssue): str
   const key = keyName(path);
   if (issue.code === 'invalid_key') {
     const why = issue.issues.map((i) => i.message).join('; ');
-    return `${file}: ${key}: ${JSON.stringify(path.at(-1))} ${why}.`;
+    // [delivery.destinations.outlook.com] unquoted is two nested tables.
+    return `${file}: ${key}: ${JSON.stringify(path.at(-1))} ${why}; write the domain in quotes, as in [delivery.destinations."outlook.com"].`;
   }
   const value = valueAt(raw, path);
   if (value === undefined) return `${file}: ${key} is required; add it to the file.`;
@@ -282,30 +283,23 @@ function resolveConfig(
     },
     mtaSts: { mode: c.mta_sts.mode, maxAge: c.mta_sts.max_age },
     dns: { servers: eps(c.dns.servers) },
-    delivery: resolveDelivery(c.delivery, abs),
+    delivery: resolveDelivery(file, c.delivery, abs),
     inbound: { dmarcReject: c.inbound.dmarc_reject, dnsbl: c.inbound.dnsbl },
     domains,
   });
 }
 
-function resolveDelivery(d: ParsedConfig['delivery'], abs: (p: string) => string): DeliveryConfig {
+function resolveDelivery(
+  file: string,
+  d: ParsedConfig['delivery'],
+  abs: (p: string) => string,
+): DeliveryConfig {
   const relay = d.relay ? (parseHostPort(d.relay) as Endpoint) : null;
   return {
     concurrency: d.concurrency,
     connectionsPerDomain: d.connections_per_domain,
     messagesPerMinutePerDomain: d.messages_per_minute_per_domain,
-    destinations: new Map(
-      Object.entries(d.destinations).map(([name, l]) => {
-        const p = parseDomain(name);
-        return [
-          p.ok ? p.value : name.toLowerCase(),
-          {
-            connections: l.connections ?? d.connections_per_domain,
-            messagesPerMinute: l.messages_per_minute ?? d.messages_per_minute_per_domain,
-          },
-        ];
-      }),
-    ),
+    destinations: destinations(file, d),
     ipFamily: d.ip_family,
     sourceIpv4: d.source_ipv4 || undefined,
     sourceIpv6: d.source_ipv6 || undefined,
@@ -327,6 +321,27 @@ function resolveDelivery(d: ParsedConfig['delivery'], abs: (p: string) => string
       }),
     },
   };
+}
+
+function destinations(file: string, d: ParsedConfig['delivery']): Map<string, DestinationLimits> {
+  const out = new Map<string, DestinationLimits>();
+  const written = new Map<string, string>();
+  for (const [name, l] of Object.entries(d.destinations)) {
+    const p = parseDomain(name);
+    const domain = p.ok ? p.value : name.toLowerCase();
+    const before = written.get(domain);
+    if (before !== undefined) {
+      throw new PostaError(
+        `${file}: [delivery.destinations."${before}"] and [delivery.destinations."${name}"] are the same domain; keep one of them.`,
+      );
+    }
+    written.set(domain, name);
+    out.set(domain, {
+      connections: l.connections ?? d.connections_per_domain,
+      messagesPerMinute: l.messages_per_minute ?? d.messages_per_minute_per_domain,
+    });
+  }
+  return out;
 }
 
 export async function listDomains(dir: string): Promise<string[]> {

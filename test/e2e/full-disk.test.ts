@@ -19,8 +19,12 @@ let s: TestServer | undefined;
 let mounted: string | undefined;
 
 after(async () => {
-  await s?.stop();
-  if (mounted) await run('umount', [mounted]);
+  try {
+    await s?.stop();
+  } finally {
+    // Lazily: a mount left behind would outlive the test run.
+    if (mounted) await run('umount', ['-l', mounted]);
+  }
 });
 
 /** swaks on 587 with a body of `body`: its exit code and the server's last reply. */

@@ -103,14 +103,14 @@ test('posta send --wait reports a bounce with the remote reply and exits 1', asy
 test('posta send --wait --timeout: a deferred delivery is reported when the time is up, exit 1', async () => {
   const r = await posta([
     ...['send', '--to', 'always-tempfail-w@dest.test', '--insecure', ...auth()],
-    ...['--wait', '--timeout', '3'],
+    ...['--wait', '--timeout', '6'],
   ]);
   assert.equal(r.code, 1, r.stdout + r.stderr);
-  assert.match(r.stdout, /^Waiting for delivery \(at most 3 s\)\.\.\.$/m);
+  assert.match(r.stdout, /^Waiting for delivery \(at most 6 s\)\.\.\.$/m);
   assert.match(r.stdout, /^<always-tempfail-w@dest\.test> deferred via mx\.dest\.test \[/m);
   assert.match(
     r.stderr,
-    /^posta: Not delivered within 3 s: <always-tempfail-w@dest\.test> deferred: 451 4\.3\.0 .*`posta queue show \w+` has the details\.$/m,
+    /^posta: Not delivered within 6 s: <always-tempfail-w@dest\.test> deferred: 451 4\.3\.0 .*`posta queue show \w+` has the details\.$/m,
   );
   const id = /queued as (\w+)/.exec(r.stdout)?.[1] ?? '';
   assert.equal((await posta(['queue', 'delete', id, '--dir', s.dir])).code, 0);
