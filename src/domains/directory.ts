@@ -4,8 +4,8 @@
  * changes (checked every few seconds), so `posta user add` or a hand edit of
  * an aliases file takes effect without a restart.
  */
-import { stat } from 'node:fs/promises';
 import { listDomains } from '../config/load.ts';
+import { fileStamp } from '../fsutil/stamp.ts';
 import { aliasesFile, dkimDir, usersFile } from '../config/paths.ts';
 import { readUsers, type Account } from '../users/userdb.ts';
 import { readAliases, type Alias } from '../aliases/aliases.ts';
@@ -109,8 +109,7 @@ export class Directory {
       aliasesFile(this.dir, domain),
       dkimDir(this.dir, domain),
     ]) {
-      const s = await stat(f).catch(() => null);
-      parts.push(s ? `${s.mtimeMs}:${s.size}:${s.ino}` : '-');
+      parts.push(await fileStamp(f).catch(() => '-'));
     }
     return parts.join('|');
   }

@@ -7,7 +7,7 @@
  * A changed file that does not load (half written, key and certificate not
  * yet both replaced, expired) is logged and the current certificate stays.
  */
-import { stat } from 'node:fs/promises';
+import { fileStamp } from '../fsutil/stamp.ts';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from '../log/log.ts';
 import { loadCertificate, type Certificate } from './certs.ts';
@@ -83,8 +83,7 @@ export class CertStore {
   }
 }
 
-/** What changes when either file is replaced or rewritten. */
+/** The stamp of the pair (fsutil/stamp.ts): changes when either file does. */
 export async function filesStamp(certFile: string, keyFile: string): Promise<string> {
-  const [c, k] = await Promise.all([stat(certFile), stat(keyFile)]);
-  return `${c.mtimeMs}/${c.size}/${c.ino}/${k.mtimeMs}/${k.size}/${k.ino}`;
+  return (await Promise.all([fileStamp(certFile), fileStamp(keyFile)])).join('|');
 }
