@@ -309,9 +309,7 @@ export class Scheduler {
           // Delivered and deferred recipients are written down at once;
           // failures wait for the other domains, so that the sender gets one
           // DSN for the message (until then a crash retries them: no loss).
-          const now = a.attempts.filter(
-            (x) => x.outcome === 'delivered' || a.retry.has(x.recipient),
-          );
+          const now = a.attempts.filter((x) => !FINAL_FAILURE.has(x.outcome));
           if (now.length) {
             await this.recordWithRetry(m.id, {
               attempts: now,
