@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { PostaError } from '../errors.ts';
 import { loadConfig } from '../config/load.ts';
@@ -43,6 +43,10 @@ with \`systemctl enable --now posta\`. --print only prints the unit.`,
       process.stdout.write(unit);
       return;
     }
+    // The folders above the config folder and the code must let the user through:
+    // a clone or a config folder under /root (0700) cannot be read by it.
+    await mustReach(user, group, dirname(config.dir), 'the config folder');
+    await mustReach(user, group, join(ROOT, 'src/main.ts'), 'the code');
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
     await run('chown', ['-R', `${user}:${group}`, config.dir, config.dataDir]);
     const unitDir = str(args, 'unit-dir') ?? '/etc/systemd/system';
@@ -54,6 +58,19 @@ with \`systemctl enable --now posta\`. --print only prints the unit.`,
     );
   },
 };
+
+/** Refuse when `user` cannot reach `path` (as itself, through every folder above it). */
+async function mustReach(user: string, group: string, path: string, what: string): Promise<void> {
+  const asUser = ['--reuid', user, '--regid', group, '--clear-groups', '--', 'test', '-r', path];
+  const ok = await run('setpriv', asUser).then(
+    () => true,
+    () => false,
+  );
+  if (ok) return;
+  throw new PostaError(
+    `The service user ${user} cannot read ${path} (${what}): a folder above it is private (e.g. /root); move it (code in /opt/posta, config in /etc/posta or /srv/posta) or let ${user} through with chmod o+x on each folder above it.`,
+  );
+}
 
 /** The user's primary group, creating the user as a system user when missing. */
 async function ensureUser(user: string): Promise<string> {
