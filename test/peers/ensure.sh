@@ -47,7 +47,7 @@ missing() {
 absent=$(missing)
 if [ -n "$absent" ] && [ "${1:-}" != --check ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   pkgs=$(cut -d'|' -f1 <<<"$absent" | sort -u | tr '\n' ' ')
-  echo "test peers: installing $pkgs"
+  echo "test peers: installing ${pkgs% }"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
   absent=$(missing)
