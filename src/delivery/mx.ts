@@ -184,7 +184,7 @@ export class MxTransport implements Transport {
         }
       }
       const info: AttemptInfo = { ...base, ...session.info, reused };
-      const { outcomes, unsent } = await session.send(job.sender, job.recipients, job.data);
+      const { outcomes, unsent } = await session.send(job);
       if (session.usable) this.pool.give(opts, session);
       else session.close();
       // A kept-open connection the server had closed meanwhile: try once more on a new one.

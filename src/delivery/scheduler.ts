@@ -30,6 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { newQueueId, type Attempt, type DueMessage, type Spool } from '../queue/spool.ts';
 import { buildDsn, type FailedRecipient } from '../bounce/dsn.ts';
 import { signMessage } from '../dkim/sign.ts';
+import { utf8Header } from '../message/header.ts';
 import { formatReply, type AttemptInfo, type Outcome } from './outcome.ts';
 import type { Transport } from './transport.ts';
 import { isSrs, type Srs } from '../srs/srs.ts';
@@ -300,6 +301,7 @@ export class Scheduler {
             domain,
             recipients,
             data,
+            smtpUtf8: m.smtpUtf8,
           });
           const outcomes = recipients.map((address) => ({
             address,
@@ -472,6 +474,7 @@ export class Scheduler {
         recipients: [m.sender],
         source: 'bounce' as const,
         clientIp: '127.0.0.1',
+        smtpUtf8: utf8Header(data),
       },
       data,
     };

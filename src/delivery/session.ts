@@ -8,6 +8,13 @@
  * (RFC 3207 §6, STARTTLS response injection), caps the size of a reply
  * (maxResponseSize), and reports each RCPT refusal separately.
  *
+ * SMTPUTF8 (RFC 6531 §3.4): a message whose header is UTF-8 (Job.smtpUtf8)
+ * or whose envelope has a non-ASCII address goes with the SMTPUTF8 parameter
+ * of MAIL FROM. nodemailer adds it only for non-ASCII addresses, so the
+ * session appends it to MAIL FROM itself. A server that does not offer
+ * SMTPUTF8 does not get such a message at all: every recipient fails with
+ * 5.6.7 (RFC 6531 §3.2, RFC 6533 §3), rather than receive it corrupted.
+ *
  * TLS modes:
  * - opportunistic: STARTTLS when offered, certificate checked but not
  *   required (RFC 7435); whether it verified is recorded per delivery.
@@ -23,6 +30,13 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SMTPConnectionSendInfo } from 'nodemailer/lib/smtp-connection';
 import { fromReply, local, parseReply, type Outcome } from './outcome.ts';
 import { connectionStep } from './step.ts';
+import type { Job } from './transport.ts';
+
+/** nodemailer internals the session relies on: the EHLO keywords, and the command writer. */
+interface ConnectionInternals {
+  _supportedExtensions: string[];
+  _sendCommand(str: string, logStr?: string): void;
+}
 
 export type TlsMode = 'opportunistic' | 'verified' | 'implicit' | 'none';
 
@@ -67,6 +81,8 @@ export class Session {
   private broken = false;
   /** After a refused transaction the server may keep state: RSET first (RFC 5321 §4.1.1.5). */
   private dirty = false;
+  /** The transaction under way needs SMTPUTF8 on its MAIL FROM. */
+  private smtpUtf8 = false;
 
   private constructor(conn: SMTPConnection, options: SessionOptions, info: TlsInfo) {
     this.conn = conn;
@@ -74,6 +90,20 @@ export class Session {
     this.info = info;
     conn.on('error', () => (this.broken = true));
     conn.on('end', () => (this.broken = true));
+    const internals = conn as unknown as ConnectionInternals;
+    const write = internals._sendCommand.bind(conn);
+    internals._sendCommand = (str, logStr) =>
+      write(
+        this.smtpUtf8 && /^MAIL FROM:/i.test(str) && !/ SMTPUTF8\b/i.test(str)
+          ? `${str} SMTPUTF8`
+          : str,
+        logStr,
+      );
+  }
+
+  /** The server offered SMTPUTF8 in its EHLO reply. */
+  get offersSmtpUtf8(): boolean {
+    return (this.conn as unknown as ConnectionInternals)._supportedExtensions.includes('SMTPUTF8');
   }
 
   get usable(): boolean {
@@ -135,10 +165,20 @@ export class Session {
    * out, so the caller may try again on a fresh connection.
    */
   async send(
-    sender: string,
-    recipients: readonly string[],
-    data: Buffer,
+    m: Pick<Job, 'sender' | 'recipients' | 'data' | 'smtpUtf8'>,
   ): Promise<{ outcomes: Map<string, Outcome>; unsent: boolean }> {
+    const { sender, recipients, data } = m;
+    // RFC 6531 §3.4: SMTPUTF8 when the header or an envelope address needs it.
+    this.smtpUtf8 = m.smtpUtf8 || [sender, ...recipients].some((a) => /[^\x20-\x7e]/.test(a));
+    if (this.smtpUtf8 && !this.offersSmtpUtf8) {
+      // RFC 6531 §3.2: not to a server without SMTPUTF8; the sender gets a DSN.
+      const o = local(
+        'permanent',
+        '5.6.7',
+        `${this.options.servername} does not support SMTPUTF8, which this message needs (its header or an address is not ASCII)`,
+      );
+      return { outcomes: new Map(recipients.map((r) => [r, o])), unsent: false };
+    }
     if (this.dirty) await this.reset();
     this.messages++;
     this.lastUsed = Date.now();

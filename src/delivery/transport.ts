@@ -12,6 +12,8 @@ export interface Job {
   domain: string;
   recipients: string[];
   data: Buffer;
+  /** The header needs SMTPUTF8 (Envelope.smtpUtf8); non-ASCII addresses need it too. */
+  smtpUtf8: boolean;
 }
 
 export interface JobResult {

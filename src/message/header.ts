@@ -3,7 +3,11 @@
  * addresses, the Message-ID, and the fix-ups of submission (RFC 6409 §8):
  * Message-ID and Date when missing, and the trace Received field (RFC 5321
  * §4.4). Headers are only ever prepended, never rewritten, so signatures of
- * earlier hops stay valid.
+ * earlier hops stay valid; the one removal is Bcc, from mail of posta's own
+ * senders before it is signed.
+ *
+ * Header bytes are UTF-8 (RFC 6532 §3): a From of "jürgen@example.com" reads
+ * as that address, and such a header needs SMTPUTF8 on the next hop.
  */
 import { randomBytes } from 'node:crypto';
 import { Headers } from 'mailsplit';
@@ -26,18 +30,25 @@ export function headerBlock(data: Buffer): Buffer {
   return end < 0 ? data : data.subarray(0, end + 2);
 }
 
+/** A field as mailsplit gives it (one byte a char) read as UTF-8 (RFC 6532 §3.2). */
+function utf8(line: string): string {
+  return Buffer.from(line, 'latin1').toString('utf8');
+}
+
 export function readHeader(data: Buffer): HeaderInfo {
   const h = new Headers(headerBlock(data));
-  const fromFields = h.get('from');
+  const fromFields = h.get('from').map(utf8);
   const from = fromFields.flatMap((line) =>
     flatten(addressparser(line.replace(/^from:/i, ''), { flatten: true })),
   );
   const mid = h
-    .get('message-id')[0]
+    .get('message-id')
+    .map(utf8)[0]
     ?.replace(/^message-id:/i, '')
     .trim();
   const subject = h
-    .get('subject')[0]
+    .get('subject')
+    .map(utf8)[0]
     ?.replace(/^subject:/i, '')
     .replace(/\r?\n/g, '')
     .trim();
@@ -48,6 +59,25 @@ export function readHeader(data: Buffer): HeaderInfo {
     hasDate: h.hasHeader('date'),
     subject,
   };
+}
+
+/**
+ * The message without its Bcc fields (RFC 5322 §3.6.3): submission removes
+ * them, as Postfix's cleanup and Gmail do, so no recipient sees the blind
+ * copies; the envelope keeps their recipients.
+ */
+export function withoutBcc(data: Buffer): Buffer {
+  const end = data.indexOf('\r\n\r\n');
+  const h = new Headers(headerBlock(data));
+  if (!h.hasHeader('bcc')) return data;
+  h.remove('bcc');
+  // build() ends the header with the empty line.
+  return Buffer.concat([h.build(), end < 0 ? Buffer.alloc(0) : data.subarray(end + 4)]);
+}
+
+/** Non-ASCII bytes in the header section: UTF-8 header fields (RFC 6532), which need SMTPUTF8. */
+export function utf8Header(data: Buffer): boolean {
+  return headerBlock(data).some((b) => b > 0x7f);
 }
 
 function flatten(list: { address?: string }[]): string[] {

@@ -1,21 +1,31 @@
 /**
  * What posta puts on top of a message before it queues it, in this order
- * from the bottom up:
+ * from the bottom up (and the one thing it takes away):
+ * - for mail from its own senders (submission, sendmail), the Bcc fields are
+ *   removed (RFC 5322 §3.6.3), before anything is signed;
  * - for mail from its own senders (submission, sendmail), Message-ID and Date
  *   when missing (RFC 6409 §8);
  * - the Received trace field (RFC 5321 §4.4);
  * - for those senders, the DKIM signatures of the From domain on top of it all.
- * Nothing already in the message is changed, so earlier signatures stay valid.
+ * Nothing else in the message is changed, and mail from other servers is
+ * never touched, so earlier signatures stay valid.
  */
 import { signMessage } from '../dkim/sign.ts';
 import type { DkimKey } from '../dkim/keys.ts';
-import { newMessageId, receivedField, rfc5322Date, type HeaderInfo, type Trace } from './header.ts';
+import {
+  newMessageId,
+  receivedField,
+  rfc5322Date,
+  withoutBcc,
+  type HeaderInfo,
+  type Trace,
+} from './header.ts';
 
 export interface Stamp {
   /** The header of `data` as readHeader read it. */
   header: HeaderInfo;
   trace: Trace;
-  /** Add Message-ID and Date when missing: true for posta's own senders. */
+  /** Remove Bcc, add Message-ID and Date when missing: true for posta's own senders. */
   complete: boolean;
   /** The From domain, when it is one of ours; its keys sign. */
   fromDomain?: string;
@@ -28,14 +38,16 @@ export function stampMessage(
 ): { data: Buffer; messageId: string | undefined } {
   let prefix = '';
   let messageId = s.header.messageId;
+  let kept = data;
   if (s.complete) {
+    kept = withoutBcc(data);
     if (!messageId) {
       messageId = newMessageId(s.fromDomain ?? s.trace.hostname);
       prefix += `Message-ID: ${messageId}\r\n`;
     }
     if (!s.header.hasDate) prefix += `Date: ${rfc5322Date(s.trace.date)}\r\n`;
   }
-  let out: Buffer = Buffer.concat([Buffer.from(receivedField(s.trace) + prefix), data]);
+  let out: Buffer = Buffer.concat([Buffer.from(receivedField(s.trace) + prefix), kept]);
   if (s.fromDomain && s.keys.length) {
     const signatures = signMessage(out, s.fromDomain, s.keys, s.trace.date);
     out = Buffer.concat([Buffer.from(signatures), out]);

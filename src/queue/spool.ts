@@ -37,6 +37,12 @@ export interface Envelope {
   clientIp: string;
   /** The Message-ID header, for logs and `posta queue`. */
   messageId?: string;
+  /**
+   * The next hop must get SMTPUTF8 (RFC 6531 §3.4): the header is UTF-8 and
+   * the client used SMTPUTF8 or is one of ours. Non-ASCII envelope addresses
+   * need it too; delivery sees those itself.
+   */
+  smtpUtf8?: boolean;
 }
 
 export interface QueuedMessage extends Envelope {
@@ -74,6 +80,7 @@ export interface DueMessage {
   sender: string;
   source: Envelope['source'];
   warned: boolean;
+  smtpUtf8: boolean;
   recipients: { address: string; attempts: number }[];
 }
 
@@ -139,6 +146,7 @@ export const MIGRATIONS = [
    DROP INDEX recipients_due;
    CREATE INDEX recipients_due ON recipients(state, next_attempt, domain);
    CREATE INDEX recipients_domain_due ON recipients(state, domain, next_attempt);`,
+  `ALTER TABLE messages ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** Time-ordered, unique, safe in file names and logs: 10 chars of time, 8 of randomness. */
@@ -174,12 +182,14 @@ interface DueRow {
   sender: string;
   source: string;
   warned: number;
+  smtputf8: number;
 }
 
 /** Due recipients, oldest first, without busy messages and full domains; `and` narrows it. */
 function dueQuery(and: string, index?: string): string {
   const recipients = index ? `recipients r INDEXED BY ${index}` : 'recipients r';
-  return `SELECT r.message, r.address, r.attempts, r.next_attempt, m.created_at, m.sender, m.source, m.warned
+  return `SELECT r.message, r.address, r.attempts, r.next_attempt, m.created_at, m.sender, m.source, m.warned,
+                 m.smtputf8
             FROM ${recipients} JOIN messages m ON m.id = r.message
            WHERE r.state = 'queued' AND r.next_attempt <= ?
              AND r.message NOT IN (SELECT value FROM json_each(?))
@@ -321,6 +331,7 @@ export class Spool {
           sender: r.sender,
           source: r.source as Envelope['source'],
           warned: r.warned === 1,
+          smtpUtf8: r.smtputf8 === 1,
           recipients: [],
         };
         out.set(r.message, m);
@@ -369,8 +380,8 @@ export class Spool {
   private insert(id: string, e: Envelope, data: Buffer, now: number): void {
     this.db
       .prepare(
-        `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data, smtputf8)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         id,
@@ -382,6 +393,7 @@ export class Spool {
         e.messageId ?? null,
         data.length,
         data,
+        Number(e.smtpUtf8 ?? false),
       );
     const add = this.db.prepare(
       'INSERT OR IGNORE INTO recipients (message, address, next_attempt) VALUES (?, ?, ?)',

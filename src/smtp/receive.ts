@@ -6,14 +6,23 @@
  *    makes every SMTP smuggling variant (`\n.\n`, `\r.\r`, `\r\n\0.\r\n`, ...) a
  *    plain rejected message instead of a hidden second transaction, and keeps
  *    bare line endings out of anything posta relays.
- * 2. Size: over the limit gets 552 5.3.4 (RFC 1870 §6.3).
- * 3. Submission: exactly one From, each of whose addresses the account may use;
- *    Message-ID and Date added when missing (RFC 6409 §8).
+ * 2. Size: over the limit gets 552 5.3.4 (RFC 1870 §6.3). A line over 998
+ *    octets, in the header or the body, gets 550 5.6.0 (RFC 5322 §2.1.1) on
+ *    every port: posta signs and relays what it takes unchanged, and a strict
+ *    receiver would refuse it later.
+ * 3. Submission: exactly one From, each of whose addresses the account may use
+ *    (header fields read as UTF-8, RFC 6532); Bcc fields removed; Message-ID
+ *    and Date added when missing (RFC 6409 §8).
  * 4. A Received trace field, then DKIM signatures of the From domain's keys.
  * 5. Inbound (25): SPF, DKIM, DMARC and ARC checked (verify/inbound.ts), an
  *    Authentication-Results field and an ARC set of the recipient's domain
  *    added on top; DMARC p=reject failures refused.
- * 6. The spool commits (fsync) and only then does the client get 250.
+ * 6. The spool commits (fsync) and only then does the client get 250. It
+ *    notes whether the next hop must get SMTPUTF8: when the header is UTF-8
+ *    and the client asked for SMTPUTF8 or is one of our accounts (RFC 6531
+ *    §3.4); delivery adds it for non-ASCII addresses by itself.
+ *
+ * A refused message is never queued; the session goes on (server.ts).
  */
 import { domainOf } from '../address/address.ts';
 import type { Readable } from 'node:stream';
@@ -23,7 +32,8 @@ import type { Directory } from '../domains/directory.ts';
 import type { Logger } from '../log/log.ts';
 import { newQueueId, type Spool } from '../queue/spool.ts';
 import { maySendAs, normaliseEnvelope } from './policy.ts';
-import { readHeader } from '../message/header.ts';
+import { readHeader, utf8Header } from '../message/header.ts';
+import { longLine, MAX_LINE_OCTETS } from '../message/lines.ts';
 import { stampMessage } from '../message/stamp.ts';
 import { SmtpReply } from './reply.ts';
 import type { Verifier } from '../verify/pool.ts';
@@ -32,6 +42,7 @@ import {
   C452StorageFull,
   C550BadHeader,
   C550FromNotAllowed,
+  C550LineTooLong,
   C552TooBig,
   C554BareLineEnding,
 } from './reply.ts';
@@ -64,6 +75,12 @@ export async function receive(
     throw C552TooBig(`Message exceeds the size limit of ${deps.config.limits.messageSize} bytes`);
   }
   if (problem) throw C554BareLineEnding(problem);
+  const long = longLine(data);
+  if (long) {
+    throw C550LineTooLong(
+      `Line ${long.line} of the message is ${long.length} octets long; the limit is ${MAX_LINE_OCTETS} (RFC 5322 section 2.1.1): encode the part as quoted-printable or base64`,
+    );
+  }
 
   const account = source === 'submission' ? accountOf(session) : undefined;
   const header = readHeader(data);
@@ -110,6 +127,8 @@ export async function receive(
     account,
     clientIp: session.remoteAddress,
     messageId: stamped.messageId,
+    // RFC 6531 §3.4: a UTF-8 header travels on with SMTPUTF8.
+    smtpUtf8: (session.envelope.smtpUtf8 === true || account !== undefined) && utf8Header(data),
   };
   try {
     await deps.spool.enqueue(envelope, message, queueId);

@@ -35,4 +35,5 @@ export const C552TooBig = r(552, '5.3.4');
 export const C553SenderNotAllowed = r(553, '5.7.1');
 export const C550FromNotAllowed = r(550, '5.7.1');
 export const C550BadHeader = r(550, '5.6.0');
+export const C550LineTooLong = r(550, '5.6.0');
 export const C554BareLineEnding = r(554, '5.6.0');

@@ -7,6 +7,7 @@
  * submission socket (socket.ts); without a server, sendmail does it itself.
  */
 import { PostaError } from '../errors.ts';
+import { utf8Header } from '../message/header.ts';
 import { newQueueId, type Envelope } from '../queue/spool.ts';
 import type { DkimKey } from '../dkim/keys.ts';
 import { prepareLocal, stampLocal } from './local.ts';
@@ -53,6 +54,7 @@ export async function dropLocal(
     account: undefined,
     clientIp: '127.0.0.1',
     messageId,
+    smtpUtf8: utf8Header(data), // RFC 6531 §3.4, as for an account on 587
   };
   await ctx.enqueue(envelope, data, queueId);
   return { queueId, sender: message.sender, recipients: message.recipients };

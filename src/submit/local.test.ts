@@ -107,6 +107,10 @@ const input = (over: Partial<LocalInput> & { text: string }): LocalInput => ({
   domains: over.domains ?? DOMAINS,
 });
 
+/** The message as queued: stamped (no keys), as text. */
+const stamped = (m: ReturnType<typeof prepareLocal>) =>
+  stampLocal(m, { hostname: 'h.test', queueId: 'Q', date: new Date(), keys: [] }).data.toString();
+
 const MSG = [
   'From: Me <me@example.test>',
   'To: a@dest.test, "B" <b@dest.test>',
@@ -131,7 +135,7 @@ test('-t takes To, Cc and Bcc, adds command-line recipients, removes Bcc', () =>
   ]);
   assert.equal(m.sender, 'me@example.test');
   assert.equal(m.fromDomain, 'example.test');
-  const text = m.data.toString();
+  const text = stamped(m);
   const head = text.slice(0, text.indexOf('\r\n\r\n'));
   assert.doesNotMatch(head, /^Bcc:/im);
   assert.doesNotMatch(text, /also@dest/);
@@ -142,7 +146,17 @@ test('-t takes To, Cc and Bcc, adds command-line recipients, removes Bcc', () =>
 test('without -t only the command line counts; Bcc is removed all the same', () => {
   const m = prepareLocal(input({ text: MSG, recipients: ['x@dest.test'] }));
   assert.deepEqual(m.recipients, ['x@dest.test']);
-  assert.doesNotMatch(m.data.toString(), /^Bcc: hidden/im);
+  assert.doesNotMatch(stamped(m), /^Bcc: hidden/im);
+});
+
+test('a line over 998 octets is refused, a folded long header is not', () => {
+  const long = `${MSG}${'x'.repeat(999)}\n`;
+  assert.throws(
+    () => prepareLocal(input({ text: long, recipients: ['x@dest.test'] })),
+    (err: Error) => err instanceof PostaError && /Line 9 .* 999 bytes long/.test(err.message),
+  );
+  const folded = `Subject: ${'y'.repeat(900)}\n ${'y'.repeat(900)}\n${MSG}`;
+  assert.ok(prepareLocal(input({ text: folded, recipients: ['x@dest.test'] })));
 });
 
 const senders: [string, Partial<LocalInput>, string | RegExp][] = [

@@ -17,18 +17,22 @@
  * - Recipients: those on the command line, plus with -t every address of the
  *   To, Cc and Bcc fields (Postfix's reading of -t). An address without a
  *   domain gets the first local domain, as Postfix's myorigin gives.
- * - Bcc fields are always removed from the message (RFC 5322 §3.6.3).
+ * - Bcc fields are always removed from the message (RFC 5322 §3.6.3), by
+ *   stampMessage, as for SMTP submission.
  * - Sender: -f, else the first From address, else postmaster@ the first local
  *   domain; it must be an address of a local domain, so `posta sendmail` can
  *   send only as this server's domains, as an account can.
  * - A missing From field is added with the sender (and -F's full name);
  *   Date and Message-ID are added when missing (RFC 6409 §8), a Received
  *   field always, then the DKIM signatures of the From domain.
+ * - A line longer than 998 octets is refused (RFC 5322 §2.1.1), as SMTP
+ *   submission refuses it.
  */
 import addressparser from 'nodemailer/lib/addressparser';
 import { domainOf, parseAddress, parseDomain } from '../address/address.ts';
 import { PostaError, UsageError } from '../errors.ts';
 import { readHeader } from '../message/header.ts';
+import { longLine, MAX_LINE_OCTETS } from '../message/lines.ts';
 import { stampMessage } from '../message/stamp.ts';
 import type { DkimKey } from '../dkim/keys.ts';
 
@@ -50,7 +54,7 @@ export interface LocalInput {
 export interface LocalMessage {
   sender: string;
   recipients: string[];
-  /** The message: CRLF, Bcc removed, From added when missing. */
+  /** The message: CRLF, From added when missing (stampLocal removes Bcc). */
   data: Buffer;
   /** The domain of the first From address, normalised; undefined when it has none. */
   fromDomain: string | undefined;
@@ -208,14 +212,20 @@ export function prepareLocal(input: LocalInput): LocalMessage {
     );
   }
 
-  const kept = fields.filter((f) => fieldName(f) !== 'bcc');
   const fromField = from.length ? '' : `From: ${displayName(input.fullName)}<${sender}>\r\n`;
   const firstFrom =
     from[0] === undefined ? sender : normaliseAddress(from[0], input.domains, first);
+  const data = Buffer.from(`${fromField}${fields.join('')}\r\n${body}`, 'latin1');
+  const long = longLine(data);
+  if (long) {
+    throw new PostaError(
+      `Line ${long.line} of the message is ${long.length} bytes long, over the limit of ${MAX_LINE_OCTETS} (RFC 5322 section 2.1.1); wrap it, or encode the part as quoted-printable or base64.`,
+    );
+  }
   return {
     sender,
     recipients,
-    data: Buffer.from(`${fromField}${kept.join('')}\r\n${body}`, 'latin1'),
+    data,
     fromDomain: firstFrom === null ? undefined : domainOf(firstFrom),
   };
 }

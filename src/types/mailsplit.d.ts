@@ -4,5 +4,9 @@ declare module 'mailsplit' {
     constructor(headers: Buffer | string);
     get(key: string): string[];
     hasHeader(key: string): boolean;
+    /** Removes every field named `key`. */
+    remove(key: string): void;
+    /** The header again, each field as it was, ending in the empty line. */
+    build(): Buffer;
   }
 }

@@ -19,6 +19,8 @@ export interface ReceivedMessage {
   n: number;
   /** "" for the null sender <>. */
   mailFrom: string;
+  /** The parameters of MAIL FROM, as "SMTPUTF8" or "BODY=8BITMIME". */
+  mailOptions: string[];
   /** The recipients accepted in this transaction. */
   rcptTos: string[];
   tls: boolean;
@@ -62,6 +64,7 @@ export interface Receiver {
 
 interface Meta {
   mail_from: string;
+  mail_options: string[];
   rcpt_tos: string[];
   tls: boolean;
   tls_version: string | null;
@@ -82,6 +85,8 @@ export async function startReceiver(opts: {
   hostname?: string;
   /** Offer STARTTLS, but fail every TLS handshake. */
   brokenTls?: boolean;
+  /** Do not offer SMTPUTF8 (RFC 6531). */
+  noSmtpUtf8?: boolean;
 }): Promise<Receiver> {
   const base = await tempDir('posta-mx-');
   const dir = join(base, 'mail');
@@ -91,6 +96,7 @@ export async function startReceiver(opts: {
   for (const l of opts.listen) args.push('--listen', l);
   if (tls) args.push('--cert', tls.cert, '--key', tls.key);
   if (opts.brokenTls) args.push('--broken-tls');
+  if (opts.noSmtpUtf8) args.push('--no-smtputf8');
   // stdin stays open as a pipe: the receiver exits when it closes, so it
   // dies with the test process even if stop() is never called.
   args.push('--watch-stdin');
@@ -121,6 +127,7 @@ export async function startReceiver(opts: {
         return {
           n,
           mailFrom: meta.mail_from,
+          mailOptions: meta.mail_options,
           rcptTos: meta.rcpt_tos,
           tls: meta.tls,
           tlsVersion: meta.tls_version,

@@ -4,11 +4,11 @@ independent of posta that records every message it accepts.
 
 usage: mx_receiver.py --out DIR --listen ADDR:PORT [--listen ...]
                       [--cert CERT.pem --key KEY.pem] [--hostname NAME]
-                      [--watch-stdin]
+                      [--watch-stdin] [--no-smtputf8]
 
 ADDR:PORT may be IPv6 as [::1]:25. With --cert/--key it offers STARTTLS (not
-required). EHLO offers SIZE, 8BITMIME, SMTPUTF8, PIPELINING (and STARTTLS);
-no AUTH. Prints "READY" once every listener is up; exits cleanly on SIGTERM,
+required). EHLO offers SIZE, 8BITMIME, SMTPUTF8 (not with --no-smtputf8),
+PIPELINING (and STARTTLS); no AUTH. Prints "READY" once every listener is up; exits cleanly on SIGTERM,
 and with --watch-stdin also when stdin closes (so a test process that dies
 without stopping it does not leave port 25 taken).
 
@@ -26,7 +26,7 @@ prefix), so one receiver serves many test cases:
 Any MAIL FROM is accepted, the null sender <> included. A message accepted at
 the end of DATA is written to DIR as N.eml (the bytes as transmitted, after
 dot-unstuffing, with CRLF line ends) and then N.json (mail_from, "" for <>;
-rcpt_tos; tls; tls_version; peer; helo; connection; listen; time), each
+mail_options, the parameters of MAIL FROM such as "SMTPUTF8"; rcpt_tos; tls; tls_version; peer; helo; connection; listen; time), each
 through a temporary ".N.*.tmp" file and a rename, so a reader that sees
 N.json can read N.eml. N counts from 1. The reply is 250 2.0.0 OK queued as N.
 
@@ -123,6 +123,7 @@ class Handler:
         ssl_object = session.ssl and session.ssl.get('ssl_object')
         meta = {
             'mail_from': '' if envelope.mail_from == '<>' else envelope.mail_from,
+            'mail_options': envelope.mail_options,
             'rcpt_tos': envelope.rcpt_tos,
             'tls': ssl_object is not None,
             'tls_version': ssl_object.version() if ssl_object else None,
@@ -150,6 +151,7 @@ async def main():
     p.add_argument('--key')
     p.add_argument('--hostname', default='mx.receiver.test')
     p.add_argument('--watch-stdin', action='store_true')
+    p.add_argument('--no-smtputf8', action='store_true', help='do not offer SMTPUTF8')
     p.add_argument('--broken-tls', action='store_true',
                    help='offer STARTTLS but fail every handshake (demands a client certificate)')
     args = p.parse_args()
@@ -169,7 +171,7 @@ async def main():
     options = dict(
         hostname=args.hostname,
         data_size_limit=100 * 1024 * 1024,
-        enable_SMTPUTF8=True,
+        enable_SMTPUTF8=not args.no_smtputf8,
         decode_data=False,
         tls_context=tls_context,
         require_starttls=False,
