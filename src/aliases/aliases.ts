@@ -16,6 +16,12 @@ import { withLock } from '../fsutil/lock.ts';
 
 export const CATCH_ALL = '*';
 
+/**
+ * The mailboxes every mail domain must have, which posta's DNS records name:
+ * postmaster (RFC 5321 §4.5.1; DMARC and TLS-RPT reports) and abuse (RFC 2142 §2).
+ */
+export const ROLE_ALIASES = ['postmaster', 'abuse'] as const;
+
 export interface Alias {
   /** A normalised local part, or "*" for the catch-all. */
   local: string;

@@ -28,6 +28,8 @@ could not test, with a fix for each ✗ and !. Exits 1 when a check failed.
   dmarc        one v=DMARC1 record with p=
   mta-sts      _mta-sts TXT, and the policy at https://mta-sts.DOMAIN/ names hostname
   tls-rpt      one v=TLSRPTv1 record with rua=
+  postmaster   postmaster@DOMAIN and abuse@DOMAIN forward somewhere (an alias
+               or the catch-all), so the reports and complaints arrive
   certificate  covers hostname, more than 14 days left, complete chain
   listeners    every smtp/submission/submissions endpoint greets with 220
   outbound-25  port 25 out of this machine is open (--probe, else gmail.com's MX)

@@ -17,6 +17,7 @@ import { newMessageId, rfc5322Date } from '../message/header.ts';
 import { openQueueDbIfAny } from '../queue/spool.ts';
 import { messageDetail, type LoggedAttempt, type MessageDetail } from '../queue/inspect.ts';
 import { submit, SubmitFailure, type SubmitResult } from '../submit/client.ts';
+import { SELF_SIGNED } from '../tls/error-text.ts';
 import { readPassword } from './password.ts';
 import { str, type Command } from './command.ts';
 
@@ -45,7 +46,9 @@ server's final reply, then "queued as ID".
                      of standard input)
   --tls              implicit TLS (as on port 465) instead of STARTTLS
   --insecure         do not verify the server's certificate; by default it
-                     must verify (NODE_EXTRA_CA_CERTS=FILE adds a CA to trust)
+                     must verify (NODE_EXTRA_CA_CERTS=FILE adds a CA to trust).
+                     Until ACME gets posta its certificate, posta serves a
+                     temporary self-signed one, which only --insecure accepts
   --subject S        the subject (default: "posta test message DATE")
   --wait             follow the message through the queue of the server that
                      uses --dir's config on this machine until every recipient
@@ -133,7 +136,8 @@ did not finish in time.`,
         data,
       });
     } catch (err) {
-      if (err instanceof SubmitFailure) throw failureSentence(err, { where, user, from, to });
+      if (err instanceof SubmitFailure)
+        throw failureSentence(err, { where, user, from, to, acme: config?.acme != null });
       throw err;
     }
 
@@ -229,7 +233,7 @@ const oneLine = (s: string) => s.replace(/\s*\r?\n\s*/g, ' ').trim();
 
 function failureSentence(
   f: SubmitFailure,
-  c: { where: string; user: string; from: string; to: string },
+  c: { where: string; user: string; from: string; to: string; acme: boolean },
 ): PostaError {
   const reply = f.reply ? oneLine(f.reply) : undefined;
   switch (f.step) {
@@ -239,9 +243,13 @@ function failureSentence(
           ? `${c.where} refused the session: ${reply}.`
           : `Cannot talk to ${c.where}: ${oneLine(f.message)}; check --server and that posta serve is running.`,
       );
+    case 'certificate':
+      return new PostaError(
+        `${c.where}'s certificate is not trusted (${oneLine(f.message)})${f.code === SELF_SIGNED && c.acme ? `: posta serves a temporary self-signed certificate until ACME gets one (\`posta cert status\` says how that goes)` : ''}; ${c.acme ? 'wait for the certificate, ' : ''}trust the server's CA with NODE_EXTRA_CA_CERTS=FILE, or add --insecure to send without verifying it.`,
+      );
     case 'tls':
       return new PostaError(
-        `TLS with ${c.where} failed: ${oneLine(f.message).replace(/; if the root CA is installed locally.*$/, '')}; trust the server's CA with NODE_EXTRA_CA_CERTS=FILE, or add --insecure to skip certificate verification.`,
+        `TLS with ${c.where} failed: ${oneLine(f.message)}; check --server and --tls (implicit TLS on 465, STARTTLS on 587).`,
       );
     case 'no-auth':
       return new PostaError(

@@ -69,7 +69,10 @@ export const ConfigSchema = z.strictObject({
         ['0.0.0.0:465', '[::]:465'],
         'Submission over implicit TLS; AUTH required (RFC 8314).',
       ),
-      http: endpoints(['127.0.0.1:8025'], 'HTTP API, dashboard and /metrics.'),
+      http: endpoints(
+        ['127.0.0.1:8025'],
+        'HTTP: Prometheus /metrics and /healthz (the dashboard at / is not built yet).',
+      ),
       https: endpoints(
         ['0.0.0.0:443', '[::]:443'],
         'HTTPS: the MTA-STS policy of every domain at https://mta-sts.DOMAIN/, and ACME tls-alpn-01.',

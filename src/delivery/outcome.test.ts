@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fromReply, parseReply } from './outcome.ts';
+import { formatReply, fromReply, local, parseReply } from './outcome.ts';
 
 const cases: [string, string | undefined, number | undefined, string | null, string][] = [
   [
@@ -55,3 +55,13 @@ for (const [name, text, fallback, want, kind] of cases) {
     if (r) assert.equal(fromReply(r).kind, kind);
   });
 }
+
+test("local: Node's --use-system-ca advice is cut from the reply (so from the queue and DSNs)", () => {
+  const node =
+    'unable to verify the first certificate; if the root CA is installed locally, try running Node.js with --use-system-ca';
+  const o = local('transient', '4.7.5', `TLS with mx.example.org [192.0.2.1]:25 failed: ${node}`);
+  assert.equal(
+    formatReply(o.reply),
+    '451 4.7.5 TLS with mx.example.org [192.0.2.1]:25 failed: unable to verify the first certificate',
+  );
+});

@@ -3,6 +3,8 @@
  * in the type (RFC 5321 §4.2.1: 4yz is "try again later", 5yz is "never"), so
  * the queue never has to guess from a reply string.
  */
+import { withoutNodeHint } from '../tls/error-text.ts';
+
 export interface Reply {
   code: number;
   /** RFC 3463 enhanced status, e.g. "5.1.1". */
@@ -60,9 +62,14 @@ function defaultEnhanced(code: number): string {
   return code >= 500 ? '5.0.0' : code >= 400 ? '4.0.0' : '2.0.0';
 }
 
-/** An outcome decided by posta itself (DNS, policy, connection failures). */
+/**
+ * An outcome decided by posta itself (DNS, policy, connection failures). Its
+ * text often quotes a Node error: Node's advice to itself is cut, so the
+ * reply, the queue record and the DSN quote only what happened.
+ */
 export function local(kind: 'transient' | 'permanent', enhanced: string, text: string): Outcome {
-  return { kind, reply: { code: kind === 'transient' ? 451 : 550, enhanced, text } };
+  const reply = { code: kind === 'transient' ? 451 : 550, enhanced, text: withoutNodeHint(text) };
+  return { kind, reply };
 }
 
 export function fromReply(reply: Reply): Outcome {

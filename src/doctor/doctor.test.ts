@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir, type NetworkInterfaceInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseConfigText } from '../config/load.ts';
@@ -10,6 +10,7 @@ import { isPublic, sendingAddresses } from './addresses.ts';
 import { countSpfLookups } from './auth-checks.ts';
 import { checkCertificate } from './certificate.ts';
 import { checkMx, checkPtr, type DnsContext } from './dns-checks.ts';
+import { checkPostmaster } from './postmaster.ts';
 import { formatText, report, fail, pass, warn } from './report.ts';
 
 /** A map-based resolver: "TYPE name" -> answer; anything else does not exist. */
@@ -229,4 +230,59 @@ test('the text report marks each line and puts the fix under it', () => {
       '',
     ].join('\n'),
   );
+});
+
+test('postmaster: postmaster@ and abuse@ must resolve (an alias, the catch-all, another local domain)', async () => {
+  const cases: [string, Record<string, string>, 'pass' | 'fail', RegExp][] = [
+    ['no aliases', {}, 'fail', /^postmaster@example\.test and abuse@example\.test go nowhere/],
+    [
+      'postmaster only',
+      { 'example.test': 'postmaster: me@gmail.test\n' },
+      'fail',
+      /^abuse@example\.test goes nowhere/,
+    ],
+    [
+      'both',
+      { 'example.test': 'postmaster: me@gmail.test\nabuse: me@gmail.test\n' },
+      'pass',
+      /postmaster@example\.test → me@gmail\.test; abuse@example\.test → me@gmail\.test/,
+    ],
+    [
+      'the catch-all counts',
+      { 'example.test': '*: me@gmail.test\n' },
+      'pass',
+      /abuse@example\.test → me@gmail\.test/,
+    ],
+    [
+      'through another local domain',
+      {
+        'example.test': 'postmaster: pm@example.org\nabuse: postmaster\n',
+        'example.org': 'pm: me@gmail.test\n',
+      },
+      'pass',
+      /abuse@example\.test → me@gmail\.test/,
+    ],
+    [
+      'a loop goes nowhere',
+      { 'example.test': 'postmaster: abuse\nabuse: postmaster\n' },
+      'fail',
+      /and abuse@example\.test go nowhere/,
+    ],
+  ];
+  for (const [name, files, status, detail] of cases) {
+    const dir = await mkdtemp(join(tmpdir(), 'posta-pm-'));
+    for (const d of ['example.test', 'example.org']) {
+      await mkdir(join(dir, 'domains', d), { recursive: true });
+      await writeFile(join(dir, 'domains', d, 'aliases'), files[d] ?? '');
+    }
+    const r = await checkPostmaster(dir, 'example.test');
+    assert.equal(r.status, status, `${name}: ${r.detail}`);
+    assert.match(r.detail, detail, name);
+    if (status === 'fail')
+      assert.match(
+        r.fix ?? '',
+        /^posta alias add (postmaster|abuse)@example\.test YOU@ELSEWHERE/,
+        name,
+      );
+  }
 });

@@ -6,7 +6,8 @@
  * file it reads (a DKIM key) becomes a failure that names it.
  *
  * All I/O comes in: the resolver, the clock, the sending addresses, the
- * config. The one write is --fix's edit of posta.toml (fix.ts).
+ * config (its folder holds the keys and aliases read). The one write is
+ * --fix's edit of posta.toml (fix.ts).
  */
 import type { ResolvedConfig } from '../config/load.ts';
 import type { Endpoint } from '../config/endpoint.ts';
@@ -20,6 +21,7 @@ import { checkAddress, checkDnsbl, checkMx, checkPtr, type DnsContext } from './
 import { checkDkim, checkDmarc, checkSpf } from './auth-checks.ts';
 import { checkMtaSts, checkTlsRpt } from './policy-checks.ts';
 import { checkCertificate } from './certificate.ts';
+import { checkPostmaster } from './postmaster.ts';
 import { checkListeners, checkOutbound25 } from './server-checks.ts';
 import { writeIpFamily } from './fix.ts';
 import { fail, report, warn, type CheckId, type CheckResult, type Report } from './report.ts';
@@ -83,6 +85,7 @@ export async function runDoctor(o: DoctorOptions): Promise<Report> {
     guarded('dmarc', () => checkDmarc(ctx)),
     guarded('mta-sts', () => checkMtaSts(ctx, config.mtaSts)),
     guarded('tls-rpt', () => checkTlsRpt(ctx)),
+    guarded('postmaster', () => checkPostmaster(config.dir, domain)),
     guarded('certificate', () =>
       certFile
         ? checkCertificate({

@@ -35,6 +35,7 @@ export const TITLES = {
   dmarc: 'DMARC',
   'mta-sts': 'MTA-STS',
   'tls-rpt': 'TLS-RPT',
+  postmaster: 'Postmaster',
   certificate: 'Certificate',
   listeners: 'Listeners',
   'outbound-25': 'Outbound port 25',

@@ -2,7 +2,9 @@
  * `posta init`: create the config folder, or add a domain to one. A new
  * domain's folder (users, aliases, DKIM keys) is built under a temporary name
  * and renamed into place, so an interrupted init leaves nothing half-made, and
- * an existing domain, its keys and its accounts are never touched.
+ * an existing domain, its keys and its accounts are never touched. With a
+ * forward address, the new aliases file sends postmaster@ and abuse@ there
+ * (RFC 2142 mailboxes; the DMARC and TLS-RPT records report to postmaster@).
  */
 import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,7 +17,7 @@ import { writeFileAtomic, fsyncDir } from '../fsutil/atomic.ts';
 import { generateKeys, type DkimKey } from '../dkim/keys.ts';
 import { loadSrsSecret } from '../srs/srs.ts';
 import { USERS_HEADER } from '../users/userdb.ts';
-import { ALIASES_HEADER } from '../aliases/aliases.ts';
+import { ALIASES_HEADER, AliasFile, ROLE_ALIASES } from '../aliases/aliases.ts';
 
 export interface InitResult {
   config: ResolvedConfig;
@@ -27,6 +29,8 @@ export async function initDomain(opts: {
   dir: string;
   domain: string;
   hostname: string | undefined;
+  /** Where postmaster@ and abuse@ of the new domain go (a full address); none: no alias. */
+  forward?: string;
   /** Extra posta.toml values for a new config (the sandbox uses this). */
   values?: Record<string, unknown>;
 }): Promise<InitResult> {
@@ -51,7 +55,7 @@ export async function initDomain(opts: {
   const target = domainDir(dir, domain);
   if (await exists(target)) {
     throw new PostaError(
-      `${displayDomain(domain)} is already set up in ${dir}; \`posta dns ${domain}\` prints its records.`,
+      `${displayDomain(domain)} is already set up in ${dir}; \`posta dns ${domain}\` prints its records${opts.forward === undefined ? '' : `, \`posta alias add postmaster@${domain} ${opts.forward}\` forwards its postmaster`}.`,
     );
   }
   const domainsDir = join(dir, 'domains');
@@ -60,7 +64,7 @@ export async function initDomain(opts: {
   let keys: DkimKey[];
   try {
     await writeFileAtomic(join(tmp, 'users'), `${USERS_HEADER.join('\n')}\n`, 0o640);
-    await writeFileAtomic(join(tmp, 'aliases'), `${ALIASES_HEADER.join('\n')}\n`);
+    await writeFileAtomic(join(tmp, 'aliases'), aliasesText(domain, opts.forward));
     const made = await generateKeys(join(tmp, 'dkim'));
     await rename(tmp, target);
     keys = made.map((k) => ({ ...k, file: k.file.replace(tmp, target) }));
@@ -70,6 +74,13 @@ export async function initDomain(opts: {
     throw err;
   }
   return { config: await loadConfig(dir), createdConfig, keys };
+}
+
+/** A new domain's aliases file: the header, and postmaster and abuse when forwarded. */
+function aliasesText(domain: string, forward: string | undefined): string {
+  const file = AliasFile.parse('aliases', domain, `${ALIASES_HEADER.join('\n')}\n`);
+  if (forward !== undefined) for (const local of ROLE_ALIASES) file.add(local, [forward]);
+  return file.toString();
 }
 
 async function exists(path: string): Promise<boolean> {

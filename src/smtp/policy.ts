@@ -8,7 +8,10 @@
  * - Inbound (25): recipients must be addresses of a local domain that resolve
  *   through an alias or the catch-all, or genuine SRS addresses (bounces of
  *   mail posta forwarded); anything else is refused at RCPT, so posta never
- *   relays and never has to bounce to a forged sender.
+ *   relays and never has to bounce to a forged sender. The domainless
+ *   "postmaster" stands for postmaster@ the local domain of the hostname
+ *   (mail.example.com -> example.com), else the first local domain by name;
+ *   it is taken only when that address resolves, like any other.
  * - Sender-specified routing (RFC 5321 §3.6.1, appendix C) is never honoured:
  *   local parts with "%" or "!" are refused. Source routes ("@a:b@c") are
  *   stripped by smtp-server as the RFC asks, leaving "b@c" to these rules.
@@ -86,7 +89,30 @@ export function checkSubmissionRecipient(address: string, dir: Directory): Decis
   return { ok: true, address: norm };
 }
 
-export function checkInboundRecipient(address: string, dir: Directory, srs: Srs): Decision {
+/**
+ * The local domain whose postmaster the domainless "postmaster" is: the
+ * hostname or the nearest parent of it that is local, else the first local
+ * domain by name; null when there is none.
+ */
+export function postmasterDomain(hostname: string, dir: Directory): string | null {
+  const labels = hostname.toLowerCase().split('.');
+  for (let i = 0; i < labels.length - 1; i++) {
+    const d = labels.slice(i).join('.');
+    if (dir.isLocal(d)) return d;
+  }
+  return dir.names().sort()[0] ?? null;
+}
+
+export function checkInboundRecipient(
+  given: string,
+  dir: Directory,
+  srs: Srs,
+  hostname: string,
+): Decision {
+  // RFC 5321 §4.5.1 (and §4.1.1.3): "postmaster" without a domain must be
+  // accepted, case-insensitively; it goes where postmaster@ our domain goes.
+  const pmDomain = given.toLowerCase() === 'postmaster' ? postmasterDomain(hostname, dir) : null;
+  const address = pmDomain ? `postmaster@${pmDomain}` : given;
   const routing = checkRouting(address);
   if (routing) return { ok: false, reply: routing };
   const norm = normaliseEnvelope(address, dir);

@@ -205,7 +205,7 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
     onRcptTo(address, session, callback) {
       const d = submission
         ? checkSubmissionRecipient(address.address, directory)
-        : checkInboundRecipient(address.address, directory, deps.srs);
+        : checkInboundRecipient(address.address, directory, deps.srs, config.hostname);
       if (!d.ok) {
         log.info(
           { cid: session.id, rcpt: address.address, reply: d.reply.message },

@@ -12,6 +12,7 @@
 import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { connectionStep } from '../delivery/step.ts';
+import { isCertificateError, withoutNodeHint } from '../tls/error-text.ts';
 
 export interface SubmitOptions {
   host: string;
@@ -43,21 +44,35 @@ export interface SubmitResult {
   queueId: string | undefined;
 }
 
-export type SubmitStep = 'connect' | 'tls' | 'no-auth' | 'auth' | 'sender' | 'recipient' | 'data';
+export type SubmitStep =
+  | 'connect'
+  | 'tls'
+  /** TLS stopped because the server's certificate did not verify. */
+  | 'certificate'
+  | 'no-auth'
+  | 'auth'
+  | 'sender'
+  | 'recipient'
+  | 'data';
 
 export class SubmitFailure extends Error {
   readonly step: SubmitStep;
   /** The server's reply, when the failure is one. */
   readonly reply: string | undefined;
-  constructor(step: SubmitStep, message: string, reply?: string) {
-    super(message);
+  /** Node's error code, for a certificate that did not verify (DEPTH_ZERO_SELF_SIGNED_CERT...). */
+  readonly code: string | undefined;
+  constructor(step: SubmitStep, message: string, reply?: string, code?: string) {
+    super(withoutNodeHint(message));
     this.step = step;
     this.reply = reply;
+    this.code = code;
   }
 }
 
 interface NodemailerError extends Error {
   code?: string;
+  /** The socket's own code when nodemailer set `code` to its own (ESOCKET, ETLS). */
+  originalCode?: string;
   response?: string;
   responseCode?: number;
   command?: string;
@@ -125,6 +140,10 @@ export async function submit(o: SubmitOptions): Promise<SubmitResult> {
 }
 
 function connectFailure(err: NodemailerError): SubmitFailure {
+  const nodeCode = err.originalCode ?? err.code;
+  if (isCertificateError(nodeCode)) {
+    return new SubmitFailure('certificate', err.message, undefined, nodeCode);
+  }
   const tls =
     err.code === 'ETLS' ||
     /certificate|self[- ]signed|altnames|TLS|SSL|STARTTLS/i.test(

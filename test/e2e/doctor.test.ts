@@ -47,6 +47,7 @@ const ALL_IDS = [
   'dmarc',
   'mta-sts',
   'tls-rpt',
+  'postmaster',
   'certificate',
   'listeners',
   'outbound-25',
@@ -114,6 +115,17 @@ before(async () => {
     `$1\naddresses = ["${host}"]`,
   );
   await writeFile(file, toml);
+  for (const role of ['postmaster', 'abuse']) {
+    const added = await posta([
+      'alias',
+      'add',
+      `${role}@example.test`,
+      'me@gmail.test',
+      '--dir',
+      s.dir,
+    ]);
+    assert.equal(added.code, 0, added.stderr);
+  }
   const records = await posta(['dns', 'example.test', '--dir', s.dir]);
   assert.equal(records.code, 0, records.stderr);
   ptrLine = `${reverseName(host)}. IN PTR mail.example.test.`;
@@ -190,6 +202,7 @@ const CASES: {
   name: string;
   fails: string;
   detail: RegExp;
+  fix?: RegExp;
   zone?: (zone: string) => string;
   setup?: () => Promise<() => Promise<void>>;
 }[] = [
@@ -275,6 +288,18 @@ const CASES: {
     zone: without(/^_smtp\._tls\./),
   },
   {
+    name: 'no alias for abuse@',
+    fails: 'postmaster',
+    detail: /^abuse@example\.test goes nowhere \(no alias, no catch-all\)/,
+    fix: /^posta alias add abuse@example\.test YOU@ELSEWHERE$/,
+    async setup() {
+      const file = join(s.dir, 'domains/example.test/aliases');
+      const saved = await readFile(file);
+      await writeFile(file, 'postmaster: me@gmail.test\n');
+      return () => writeFile(file, saved);
+    },
+  },
+  {
     name: 'a certificate that expires in 5 days',
     fails: 'certificate',
     detail: /mail\.example\.test: expires \d{4}-\d\d-\d\d, in [45] days/,
@@ -335,6 +360,7 @@ for (const c of CASES) {
       assert.equal(check(c.fails)?.status, 'fail');
       assert.match(check(c.fails)?.detail ?? '', c.detail);
       assert.ok((check(c.fails)?.fix ?? '').length > 10, 'a fix line');
+      if (c.fix) assert.match(check(c.fails)?.fix ?? '', c.fix);
       assert.equal(report.ok, false);
       assert.equal(code, 1);
     } finally {
@@ -369,7 +395,7 @@ test('the text report: one line per check with ✓ ✗ ! and a fix under each �
   );
   assert.match(ok.stdout, /^✓ MX +example\.test MX 10 mail\.example\.test$/m);
   assert.match(ok.stdout, /^✓ Certificate +mail\.example\.test, expires/m);
-  assert.match(ok.stdout, /^All 12 checks passed\.$/m);
+  assert.match(ok.stdout, /^All 13 checks passed\.$/m);
 
   await serve(without(/^_dmarc\./)(base));
   try {

@@ -124,6 +124,22 @@ test('without an alias or catch-all, a local recipient is refused at RCPT with 5
   assert.match(r.rcpt.raw, /^550 5\.1\.1 /);
 });
 
+test('bare <postmaster> (RFC 5321 §4.5.1) is postmaster@example.test: refused while that goes nowhere', async () => {
+  const r = await inbound('alice@origin.test', 'postmaster', Buffer.alloc(0));
+  assert.equal(r.rcpt.code, 550, r.rcpt.raw);
+  assert.match(r.rcpt.raw, /^550 5\.1\.1 <postmaster@example\.test>: no such recipient here/);
+});
+
+test('bare <PostMaster> is accepted and forwarded where postmaster@example.test is aliased', async () => {
+  await addAlias('postmaster@example.test', 'pm@gmail.test');
+  const message = await signedMessage({ to: 'postmaster', subject: 'to the postmaster' });
+  const r = await inbound('alice@origin.test', 'PostMaster', message);
+  assert.equal(r.rcpt.code, 250, r.rcpt.raw);
+  assert.equal(r.data?.code, 250, r.data?.raw);
+  const m = await rx.arrival((x) => x.rcptTos.includes('pm@gmail.test'), 'postmaster forward');
+  assert.match(m.data.toString(), /Subject: to the postmaster/);
+});
+
 test('the catch-all forwards with SRS, the original DKIM intact and an ARC seal that verifies', async () => {
   await addAlias('*@example.test', 'me@gmail.test');
   const message = await signedMessage({ to: 'anything@example.test', subject: 'forward me' });

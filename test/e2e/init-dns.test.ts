@@ -5,11 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { posta, initFolder, ROOT, tempDir } from '../helpers/posta.ts';
+import { posta, initFolder, POSTA, ROOT, tempDir } from '../helpers/posta.ts';
 import { startDns, SOA } from '../helpers/dns.ts';
 import { loadKeys } from '../../src/dkim/keys.ts';
 import { signMessage } from '../../src/dkim/sign.ts';
@@ -61,6 +61,108 @@ test('a second init of the same domain changes nothing; another domain is added'
   assert.equal(conflicting.code, 1);
   assert.match(conflicting.stderr, /already sets hostname = "mail.example.test"/);
   assert.deepEqual((await readdir(join(dir, 'domains'))).sort(), ['example.org', 'example.test']);
+});
+
+const HEADER =
+  '# posta aliases: "local: target, target". A bare local part means this domain;\n' +
+  '# "*: target" catches every other address. Edit by hand or with `posta alias`.\n';
+
+test('init --forward sends postmaster@ and abuse@ of the new domain there, and never rewrites them', async () => {
+  const dir = join(await tempDir(), 'posta');
+  const r = await posta(['init', 'example.test', '--forward', 'me@Gmail.test', '--dir', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /^Mail to postmaster@example\.test and abuse@example\.test is forwarded to me@gmail\.test\.$/m,
+  );
+  const file = join(dir, 'domains/example.test/aliases');
+  assert.equal(
+    await readFile(file, 'utf8'),
+    `${HEADER}postmaster: me@gmail.test\nabuse: me@gmail.test\n`,
+  );
+  const list = await posta(['alias', 'list', '--dir', dir]);
+  assert.equal(
+    list.stdout,
+    'postmaster@example.test: me@gmail.test\nabuse@example.test: me@gmail.test\n',
+  );
+  await writeFile(file, `${HEADER}postmaster: boss@elsewhere.test\n`);
+  const again = await posta([
+    'init',
+    'example.test',
+    '--forward',
+    'other@gmail.test',
+    '--dir',
+    dir,
+  ]);
+  assert.equal(again.code, 1);
+  assert.match(
+    again.stderr,
+    /already set up .*`posta alias add postmaster@example\.test other@gmail\.test`/,
+  );
+  assert.equal(await readFile(file, 'utf8'), `${HEADER}postmaster: boss@elsewhere.test\n`);
+  for (const bad of ['nobody', 'me@example.org']) {
+    const u = await posta(['init', 'example.org', '--forward', bad, '--dir', dir]);
+    assert.equal(u.code, 2, `${bad}: ${u.stderr}`);
+    assert.match(u.stderr, /^posta: --forward/);
+  }
+});
+
+test('init from a script (stdin open, not a terminal) asks nothing and says which alias to add', async () => {
+  const dir = join(await tempDir(), 'posta');
+  const child = spawn(POSTA, ['init', 'example.test', '--dir', dir], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, POSTA_DIR: '' },
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  // stdin stays open: an init that waited for an answer would never exit.
+  const code = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.once('exit', (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+  });
+  child.stdin.end();
+  assert.equal(code, 0, out);
+  const hints = out.split('\n').filter((l) => l.includes('posta alias add postmaster@'));
+  assert.deepEqual(hints, [
+    `postmaster@example.test and abuse@example.test reach no one yet: run \`posta alias add postmaster@example.test ADDRESS --dir ${dir}\` (and the same for abuse@example.test).`,
+  ]);
+  assert.equal(await readFile(join(dir, 'domains/example.test/aliases'), 'utf8'), HEADER);
+});
+
+test('init on a terminal asks where postmaster@ and abuse@ go; an empty answer skips', async () => {
+  for (const [answer, aliases] of [
+    ['me@gmail.test', `${HEADER}postmaster: me@gmail.test\nabuse: me@gmail.test\n`],
+    ['', HEADER],
+  ] as const) {
+    const dir = join(await tempDir(), 'posta');
+    const child = spawn(
+      'script',
+      ['-qfec', `${POSTA} init example.test --dir ${dir}`, '/dev/null'],
+      {
+        stdio: ['pipe', 'pipe', 'inherit'],
+        env: { ...process.env, POSTA_DIR: '' },
+      },
+    );
+    let out = '';
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('abuse@example.test to (empty: skip): ')) resolve();
+      });
+      child.once('exit', () => resolve());
+    });
+    child.stdin.write(`${answer}\r`);
+    assert.equal(await exited, 0, out);
+    assert.equal(
+      await readFile(join(dir, 'domains/example.test/aliases'), 'utf8'),
+      aliases,
+      `answer "${answer}": ${out}`,
+    );
+  }
 });
 
 test('the printed records load into BIND and DKIM signatures of both keys verify through them', async (t) => {

@@ -22,12 +22,14 @@ import { submit } from '../helpers/smtp.ts';
 let dns: DnsServer;
 let good: Receiver;
 let untrusted: Receiver;
+let unknownCa: Receiver;
 let https: Server;
 let s: TestServer;
 
 const POLICIES: Record<string, string> = {
   'mta-sts.good.test': policy('mx.good.test'),
   'mta-sts.untrusted.test': policy('mx.untrusted.test'),
+  'mta-sts.unknownca.test': policy('mx.unknownca.test'),
   'mta-sts.wrongmx.test': policy('mx.elsewhere.test'),
 };
 
@@ -43,6 +45,13 @@ before(async () => {
   const web = randomLoopback();
   good = await startReceiver({ listen: [`${goodMx}:25`], tls: await issue(['mx.good.test']) });
   untrusted = await startReceiver({ listen: [`${badMx}:25`] }); // self-signed
+  // A certificate from a CA posta does not trust: Node adds its --use-system-ca hint.
+  const otherCa = await testCa(await tempDir('posta-sts-other-'), 'a CA posta does not know');
+  const otherMx = randomLoopback();
+  unknownCa = await startReceiver({
+    listen: [`${otherMx}:25`],
+    tls: await otherCa.issue(['mx.unknownca.test']),
+  });
   const webCert = await issue(Object.keys(POLICIES));
   https = createServer(
     { cert: await readFile(webCert.cert), key: await readFile(webCert.key) },
@@ -61,6 +70,7 @@ before(async () => {
     ['good.test', goodMx],
     ['untrusted.test', badMx],
     ['wrongmx.test', goodMx],
+    ['unknownca.test', otherMx],
   ] as const) {
     zone.push(
       `${domain}. IN MX 10 mx.${domain}.`,
@@ -77,6 +87,7 @@ after(async () => {
   await s?.stop();
   await good?.stop();
   await untrusted?.stop();
+  await unknownCa?.stop();
   https?.close();
   dns?.stop();
 });
@@ -110,6 +121,20 @@ test('enforce: an MX whose certificate does not verify is not used, not even in 
   assert.equal(a.outcome, 'transient');
   assert.match(a.reply, /^451 4\.7\.5 TLS with mx\.untrusted\.test/);
   assert.equal((await untrusted.messages()).length, 0);
+});
+
+test('a certificate from an unknown CA: the 451 and `posta queue list` quote no Node.js advice', async () => {
+  const id = await submit(s, 'u@unknownca.test');
+  const a = await firstAttempt(id);
+  assert.match(
+    a.reply,
+    /^451 4\.7\.5 TLS with mx\.unknownca\.test .*unable to verify the first certificate$/,
+  );
+  const list = await posta(['queue', 'list', '--dir', s.dir]);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /unable to verify the first certificate/);
+  assert.doesNotMatch(list.stdout + a.reply, /Node\.js|use-system-ca/);
+  assert.equal((await unknownCa.messages()).length, 0);
 });
 
 test('enforce: an MX the policy does not name is skipped and the message waits', async () => {

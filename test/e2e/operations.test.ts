@@ -12,7 +12,7 @@ import { execFile, spawn } from 'node:child_process';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify, stripVTControlCharacters } from 'node:util';
-import { POSTA, posta, tempDir } from '../helpers/posta.ts';
+import { POSTA, initFolder, posta, tempDir } from '../helpers/posta.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { startMxFor, type Receiver } from '../helpers/receiver.ts';
 import { RawSmtp, submit } from '../helpers/smtp.ts';
@@ -87,6 +87,23 @@ test('/metrics parses as Prometheus text and its counters move when mail flows',
   assert.equal(delta('posta_deliveries_total{domain_class=other,outcome=delivered}'), 1);
   assert.ok(delta('posta_connections_total{listener=submission}') >= 1);
   assert.equal(delta('posta_delivery_latency_seconds_count{domain_class=other}'), 1);
+});
+
+test('/ on the http listener says the dashboard is not built yet and points at /metrics', async () => {
+  const res = await fetch(`http://${s.host}:${s.ports.http}/`);
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  assert.match(text, /^posta: the web dashboard is not built yet\./);
+  assert.match(text, /^GET \/metrics +Prometheus metrics/m);
+  assert.equal((await fetch(`http://${s.host}:${s.ports.http}/nothing`)).status, 404);
+  // The posta.toml that init writes promises no more than that.
+  const fresh = await initFolder('example.org');
+  const written = await readFile(join(fresh.dir, 'posta.toml'), 'utf8');
+  assert.match(
+    written,
+    /^# HTTP: Prometheus \/metrics and \/healthz \(the dashboard at \/ is not built yet\)\.$/m,
+  );
+  assert.doesNotMatch(written, /HTTP API, dashboard/);
 });
 
 test('posta status reports the running server; without one it says so', async () => {

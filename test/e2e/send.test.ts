@@ -85,8 +85,40 @@ test('posta send over implicit TLS verifies the certificate with NODE_EXTRA_CA_C
 test('posta send refuses a certificate that does not verify, and names --insecure', async () => {
   const r = await posta(['send', '--to', 'n@dest.test', ...auth()]);
   assert.equal(r.code, 1, r.stdout);
-  assert.match(r.stderr, /^posta: TLS with .* failed: .*--insecure/);
+  assert.match(
+    r.stderr,
+    /^posta: 127\.[\d.]+:\d+'s certificate is not trusted \(self-signed certificate\); trust the server's CA with NODE_EXTRA_CA_CERTS=FILE, or add --insecure to send without verifying it\.\n$/,
+  );
   assert.equal(r.stderr.trim().split('\n').length, 1);
+});
+
+test("posta send against posta's temporary certificate (ACME has none yet) says so, and what to do", async () => {
+  // The ACME directory is a closed port on loopback: no certificate ever arrives.
+  const a = await startServer({
+    certificate: [
+      '[acme]',
+      'email = "postmaster@example.test"',
+      'directory = "https://127.0.0.1:9/directory"',
+      'challenge = "dns-01"',
+      'dns_hook = "/bin/false"',
+    ].join('\n'),
+  });
+  try {
+    const auth = ['--user', a.user, '--password', a.password, '--dir', a.dir];
+    for (const tls of [[], ['--tls']]) {
+      const r = await posta(['send', '--to', 'n@dest.test', ...tls, ...auth]);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(
+        r.stderr,
+        /^posta: \S+'s certificate is not trusted \(self-signed certificate\): posta serves a temporary self-signed certificate until ACME gets one \(`posta cert status` says how that goes\); wait for the certificate, trust the server's CA with NODE_EXTRA_CA_CERTS=FILE, or add --insecure to send without verifying it\.\n$/,
+      );
+      const insecure = await posta(['send', '--to', 'n@dest.test', '--insecure', ...tls, ...auth]);
+      assert.equal(insecure.code, 0, insecure.stderr);
+    }
+  } finally {
+    // SIGKILL: a SIGTERM waits for the ACME order in flight (over a minute of retries).
+    await a.stop('SIGKILL');
+  }
 });
 
 test('posta send --wait reports a bounce with the remote reply and exits 1', async () => {
