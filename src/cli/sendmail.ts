@@ -18,6 +18,7 @@ import { loadKeys } from '../dkim/keys.ts';
 import { Spool } from '../queue/spool.ts';
 import { findDotLine } from '../submit/local.ts';
 import { dropLocal, tooBig, type DropOptions } from '../submit/drop.ts';
+import { thisUser } from '../submit/maildrop.ts';
 import { submitToServer } from '../submit/socket.ts';
 import { str, type Args, type Command } from './command.ts';
 
@@ -81,7 +82,7 @@ cron: MAILTO=you@example.com, with posta sendmail as /usr/sbin/sendmail`,
     // No server running: queue it ourselves; the server delivers it when it starts.
     const spool = openQueue(config.dataDir, args);
     try {
-      await dropLocal(input, options, {
+      await dropLocal(input, options, thisUser(), {
         domains: config.domains,
         hostname: config.hostname,
         messageSize: config.limits.messageSize,

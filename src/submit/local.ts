@@ -23,7 +23,8 @@
  *   send only as this server's domains, as an account can.
  * - A missing From field is added with the sender (and -F's full name);
  *   Date and Message-ID are added when missing (RFC 6409 §8), a Received
- *   field always, then the DKIM signatures of the From domain.
+ *   field naming the submitting user always, then the DKIM signatures of the
+ *   From domain.
  */
 import addressparser from 'nodemailer/lib/addressparser';
 import { domainOf, parseAddress, parseDomain } from '../address/address.ts';
@@ -31,6 +32,7 @@ import { PostaError, UsageError } from '../errors.ts';
 import { readHeader } from '../message/header.ts';
 import { stampMessage } from '../message/stamp.ts';
 import type { DkimKey } from '../dkim/keys.ts';
+import type { LocalUser } from './maildrop.ts';
 
 export interface LocalInput {
   /** The message as read from standard input (see findDotLine for where it ends). */
@@ -233,9 +235,11 @@ export interface StampOptions {
   date: Date;
   /** DKIM keys of the From domain when it is local; [] signs nothing. */
   keys: readonly DkimKey[];
+  /** Who submitted it (maildrop.ts). */
+  user: LocalUser;
 }
 
-/** What submission adds (message/stamp.ts), with a "local" Received field. */
+/** What submission adds (message/stamp.ts), with a Received field naming the local user. */
 export function stampLocal(
   m: LocalMessage,
   o: StampOptions,
@@ -253,6 +257,7 @@ export function stampLocal(
       tls: undefined,
       queueId: o.queueId,
       date: o.date,
+      userid: o.user.name === undefined ? `${o.user.uid}` : `${o.user.uid} ${o.user.name}`,
     },
   });
 }
