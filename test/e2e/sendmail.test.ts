@@ -76,8 +76,8 @@ test('as /usr/sbin/sendmail, run by nobody: the flags are sendmail flags, the fo
   );
   const line = s.logs.find((l) => l.includes('nobody-cron@dest.test') && l.includes('"accepted"'));
   assert.ok(line, 'an accepted line');
-  assert.equal(JSON.parse(line).user, `uid=${nobody} (nobody)`);
-  assert.equal(JSON.parse(line).via, 'sendmail');
+  const { user, via } = JSON.parse(line) as { user: string; via: string };
+  assert.deepEqual({ user, via }, { user: `uid=${nobody} (nobody)`, via: 'sendmail' });
 });
 
 test('as sendmail with no server running: the CLI queues it and names its own user', async () => {
