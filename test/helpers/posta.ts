@@ -30,7 +30,7 @@ export function posta(
   const [command, argv] = opts.asNobody
     ? ['setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', bin, ...args]]
     : [bin, args];
-  const env = { ...process.env, POSTA_DIR: '', ...opts.env };
+  const env: NodeJS.ProcessEnv = { ...process.env, POSTA_DIR: '', ...opts.env };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
   return new Promise((resolve, reject) => {
     const child = spawn(command, argv, {
