@@ -9,9 +9,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmod, lstat, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { posta, POSTA, shareConfig, tempDir } from '../helpers/posta.ts';
+import { initFolder, posta, POSTA, shareConfig, tempDir } from '../helpers/posta.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { startMxFor, type ReceivedMessage } from '../helpers/receiver.ts';
 
@@ -156,4 +156,31 @@ test('a client cannot claim a user: without a token of its own, or with a symlin
     assert.match(l, /^400 .*posta sendmail could not show which user runs it/);
   }
   assert.ok(!s.logs.some((l) => l.includes('forged@dest.test')));
+});
+
+test('install-service links the service folder for sendmail and prints the ln -s line, replacing nothing real', async () => {
+  const { dir } = await initFolder('other.test');
+  const tmp = await tempDir();
+  const at = join(tmp, 'etc-posta');
+  const install = () =>
+    posta(['install-service', '--user', 'nobody', '--unit-dir', tmp, '--dir', dir], {
+      env: { POSTA_CONFIG_LINK: at },
+    });
+  const sbin = await lstat('/usr/sbin/sendmail').then(
+    () => null,
+    () => `ln -s ${POSTA} /usr/sbin/sendmail`,
+  );
+  for (let i = 0; i < 2; i++) {
+    const r = await install(); // a second run finds its own link
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, i ? / is the config folder, / : / -> /);
+    if (sbin) assert.ok(r.stdout.includes(`\n  ${sbin}\n`), r.stdout);
+    assert.equal(await readlink(at), dir);
+  }
+  await rm(at);
+  await mkdir(at);
+  const r = await install();
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /exists and is not a link, so posta run as sendmail will not find /);
+  assert.ok((await lstat(at)).isDirectory());
 });
