@@ -10,7 +10,8 @@
  *   reach a name in it but not list it or create one, so no other user can
  *   put a socket of their own in its place; everything else the server keeps
  *   there is private (the server runs with umask 077, see serve.ts, and the
- *   queue files are made 0600).
+ *   queue files are made 0600) but DATA/maildrop (mode 1733), where anyone
+ *   may add an empty token file, as the next point says.
  * - Who: any local user, as with sendmail(8) everywhere. The sender must
  *   still be an address of the server's domains (local.ts). The user is
  *   proved by a token file in DATA/maildrop (maildrop.ts), and recorded in
@@ -79,7 +80,7 @@ export async function startLocalSubmission(
         const user = await takeToken(dataDir, options.token);
         if (!user) {
           throw new PostaError(
-            `posta sendmail could not show which user runs it: it must be able to create a file in ${join(dataDir, MAILDROP)} (mode 1733, made by posta serve).`,
+            `The server could not tell which user runs posta sendmail: that user must be able to create a file in ${join(dataDir, MAILDROP)} (mode 1733, made by posta serve).`,
           );
         }
         return { user, ...(await dropLocal(body.subarray(nl + 1), options, user, ctx)) };

@@ -153,7 +153,7 @@ test('a client cannot claim a user: without a token of its own, or with a symlin
   const lines = out.trim().split('\n');
   assert.equal(lines.length, 2, out);
   for (const l of lines) {
-    assert.match(l, /^400 .*posta sendmail could not show which user runs it/);
+    assert.match(l, /^400 .*The server could not tell which user runs posta sendmail: /);
   }
   assert.ok(!s.logs.some((l) => l.includes('forged@dest.test')));
 });
