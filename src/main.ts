@@ -3,10 +3,13 @@
  * outcome into an exit code: 0 success, 1 a check or operation failed, 2 wrong
  * usage. Errors are one sentence on stderr.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { PostaError, UsageError } from './errors.ts';
 import { commands } from './cli/commands.ts';
 import { parseCommandArgs } from './cli/command.ts';
 import { VERSION } from './version.ts';
+import { serviceDir } from './config/paths.ts';
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -47,8 +50,30 @@ async function main(argv: string[]): Promise<number> {
   return (await cmd.run(args)) ?? 0;
 }
 
+/**
+ * The command line. Run as sendmail (/usr/sbin/sendmail -> bin/posta, which
+ * passes the name in $POSTA_INVOKED_AS), every argument is a sendmail flag,
+ * and unless --dir or $POSTA_DIR names one (cron and PHP pass neither) the
+ * config folder is the installed service's (config/paths.ts), else ./posta.
+ */
+function commandLine(): string[] {
+  const argv = process.argv.slice(2);
+  const invokedAs = process.env.POSTA_INVOKED_AS;
+  delete process.env.POSTA_INVOKED_AS;
+  if (invokedAs !== 'sendmail') return argv;
+  const named = process.env.POSTA_DIR || argv.some((a) => a === '--dir' || a.startsWith('--dir='));
+  if (named) return ['sendmail', ...argv];
+  if (existsSync(join(serviceDir(), 'posta.toml'))) process.env.POSTA_DIR = serviceDir();
+  else if (!existsSync(join('posta', 'posta.toml'))) {
+    throw new PostaError(
+      `There is no ${join(serviceDir(), 'posta.toml')} (\`posta install-service\` links ${serviceDir()} to the config folder) nor ./posta/posta.toml; install the service, or pass --dir DIR.`,
+    );
+  }
+  return ['sendmail', ...argv];
+}
+
 try {
-  process.exitCode = await main(process.argv.slice(2));
+  process.exitCode = await main(commandLine());
 } catch (err) {
   if (err instanceof PostaError) {
     process.stderr.write(`posta: ${err.message}\n`);

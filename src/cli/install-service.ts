@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, realpath, symlink, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { PostaError } from '../errors.ts';
 import { loadConfig } from '../config/load.ts';
+import { serviceDir } from '../config/paths.ts';
 import { positionals, str, type Command } from './command.ts';
 
 const run = promisify(execFile);
@@ -19,7 +20,12 @@ missing), with CAP_NET_BIND_SERVICE for the low ports and systemd's sandboxing
 (read-only system and config folder, writable data folder). It gives the
 config folder to that user, writes UNIT-DIR/posta.service (default
 /etc/systemd/system) from contrib/posta.service, and reloads systemd. Start it
-with \`systemctl enable --now posta\`. --print only prints the unit.`,
+with \`systemctl enable --now posta\`. --print only prints the unit.
+
+It also links /etc/posta to the config folder (unless /etc/posta is some
+other file or folder), where posta run as /usr/sbin/sendmail finds it
+without --dir, and prints the \`ln -s\` line that makes posta the machine's
+sendmail; it never replaces an existing /usr/sbin/sendmail itself.`,
   options: {
     user: { type: 'string' },
     'unit-dir': { type: 'string' },
@@ -54,7 +60,7 @@ with \`systemctl enable --now posta\`. --print only prints the unit.`,
     await writeFile(file, unit, { mode: 0o644 });
     await run('systemctl', ['daemon-reload']).catch(() => {});
     process.stdout.write(
-      `Wrote ${file} (user ${user}, config ${config.dir}).\nStart it with: systemctl enable --now posta\nLogs: journalctl -u posta -f\n`,
+      `Wrote ${file} (user ${user}, config ${config.dir}).\n${await linkServiceDir(config.dir)}\n${await sendmailAdvice()}\nStart it with: systemctl enable --now posta\nLogs: journalctl -u posta -f\n`,
     );
   },
 };
@@ -70,6 +76,44 @@ async function mustReach(user: string, group: string, path: string, what: string
   throw new PostaError(
     `The service user ${user} cannot read ${path} (${what}): a folder above it is private (e.g. /root); move it (code in /opt/posta, config in /etc/posta or /srv/posta) or let ${user} through with chmod o+x on each folder above it.`,
   );
+}
+
+/**
+ * Point the service link (/etc/posta) at `dir`, replacing an older link but
+ * never a real file or folder; returns the sentence that says what happened.
+ */
+async function linkServiceDir(dir: string): Promise<string> {
+  const link = serviceDir();
+  const st = await lstat(link).catch(() => null);
+  const same = st && (await realpath(link).catch(() => '')) === (await realpath(dir));
+  if (same) return `${link} is the config folder, where posta run as sendmail looks.`;
+  if (st && !st.isSymbolicLink()) {
+    return `${link} exists and is not a link, so posta run as sendmail will not find ${dir} by itself: move ${link} away and run \`ln -s ${dir} ${link}\`, or give sendmail --dir ${dir}.`;
+  }
+  try {
+    if (st) await unlink(link); // a link an earlier install-service made
+    await symlink(dir, link);
+  } catch (err) {
+    return `Cannot link ${link} to ${dir} (${(err as Error).message}); run \`ln -sfn ${dir} ${link}\` so that posta run as sendmail finds it.`;
+  }
+  return `Linked ${link} -> ${dir}, where posta run as sendmail looks.`;
+}
+
+/** How to make bin/posta the machine's sendmail, or that it is already. */
+async function sendmailAdvice(): Promise<string> {
+  const posta = join(ROOT, 'bin/posta');
+  const lines: string[] = [];
+  for (const path of ['/usr/sbin/sendmail', '/usr/lib/sendmail']) {
+    const target = await realpath(path).catch(() => null);
+    if (target === (await realpath(posta))) continue;
+    lines.push(
+      target === null
+        ? `ln -s ${posta} ${path}`
+        : `ln -sf ${posta} ${path}   # replaces ${target}, another mail server's`,
+    );
+  }
+  if (!lines.length) return "posta is this machine's sendmail.";
+  return `To make posta this machine's sendmail (cron, PHP's mail()), run:\n  ${lines.join('\n  ')}`;
 }
 
 /** The user's primary group, creating the user as a system user when missing. */

@@ -9,7 +9,8 @@
  *
  * The flags that programs pass to sendmail are accepted: -t, -f, -F, -i, -r
  * (an old -f), -v, -N, -B, -o with any option (-oi is -i; -odi, -oem and the
- * rest change nothing here) and -bm; other -b modes are refused.
+ * rest change nothing here) and -bm; other -b modes are refused. Run by the
+ * name sendmail (a symlink to bin/posta; main.ts), every argument is a flag.
  */
 import { PostaError, UsageError } from '../errors.ts';
 import { loadConfig } from '../config/load.ts';
@@ -18,6 +19,7 @@ import { loadKeys } from '../dkim/keys.ts';
 import { Spool } from '../queue/spool.ts';
 import { findDotLine } from '../submit/local.ts';
 import { dropLocal, tooBig, type DropOptions } from '../submit/drop.ts';
+import { thisUser } from '../submit/maildrop.ts';
 import { submitToServer } from '../submit/socket.ts';
 import { str, type Args, type Command } from './command.ts';
 
@@ -46,8 +48,13 @@ accepted and ignored: -odi, -odb, -oem and other -o options, -bm, -v, -N,
 -B, -r (as -f). Prints nothing on success; a problem is one sentence on
 stderr and exit status 1 (2 for wrong usage).
 
-PHP:  sendmail_path = "/path/to/posta sendmail -t -i --dir /etc/posta"
-cron: MAILTO=you@example.com, with posta sendmail as /usr/sbin/sendmail`,
+As the machine's sendmail (cron's MAILTO, PHP's mail()):
+  ln -s /path/to/posta/bin/posta /usr/sbin/sendmail
+Run by that name, every argument is a sendmail flag and, without --dir or
+$POSTA_DIR, the config folder is /etc/posta (the link \`posta
+install-service\` makes), else ./posta. The server records the local user
+who ran it (from the kernel, not from what the client says) in the Received
+field and its log: "from userid 33 www-data".`,
   options: {
     'read-recipients': { type: 'boolean', short: 't' },
     from: { type: 'string', short: 'f' },
@@ -81,7 +88,7 @@ cron: MAILTO=you@example.com, with posta sendmail as /usr/sbin/sendmail`,
     // No server running: queue it ourselves; the server delivers it when it starts.
     const spool = openQueue(config.dataDir, args);
     try {
-      await dropLocal(input, options, {
+      await dropLocal(input, options, thisUser(), {
         domains: config.domains,
         hostname: config.hostname,
         messageSize: config.limits.messageSize,

@@ -106,7 +106,7 @@ export interface RelayConfig {
 
 /** The config folder from --dir, else $POSTA_DIR, else ./posta. */
 export function configDir(flag: string | undefined): string {
-  return resolve(flag ?? process.env.POSTA_DIR ?? 'posta');
+  return resolve(flag ?? (process.env.POSTA_DIR || 'posta')); // an empty $POSTA_DIR is unset
 }
 
 export async function loadConfig(dir: string): Promise<ResolvedConfig> {

@@ -13,6 +13,16 @@ export const usersFile = (dir: string, domain: string) => join(domainDir(dir, do
 export const aliasesFile = (dir: string, domain: string) => join(domainDir(dir, domain), 'aliases');
 export const dkimDir = (dir: string, domain: string) => join(domainDir(dir, domain), 'dkim');
 
+/**
+ * The config folder of the service installed on this machine: /etc/posta,
+ * the symlink to it that `posta install-service` makes. posta run as
+ * /usr/sbin/sendmail uses it when neither --dir nor $POSTA_DIR is given
+ * (cron sets neither). $POSTA_CONFIG_LINK names another place (for tests).
+ */
+export function serviceDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.POSTA_CONFIG_LINK || '/etc/posta';
+}
+
 /** The error for a --dir without a posta.toml: how to make one or point elsewhere. */
 export function noConfigFolder(dir: string): PostaError {
   return new PostaError(

@@ -104,9 +104,18 @@ export interface Trace {
   tls: string | undefined;
   queueId: string;
   date: Date;
+  /** A local submission: the user's "UID NAME" instead of the from clause. */
+  userid?: string;
 }
 
 export function receivedField(t: Trace): string {
+  if (t.userid !== undefined) {
+    // RFC 5322 §3.6.7: a local user is no SMTP client; named as Postfix names it.
+    return (
+      `Received: by ${t.hostname} (posta, from userid ${t.userid})\r\n` +
+      `\tid ${t.queueId}; ${rfc5322Date(t.date)}\r\n`
+    );
+  }
   const tls = t.tls ? ` (${t.tls})` : '';
   return (
     `Received: from ${t.helo} ([${t.clientIp}])\r\n` +

@@ -11,6 +11,7 @@ import { utf8Header } from '../message/header.ts';
 import { newQueueId, type Envelope } from '../queue/spool.ts';
 import type { DkimKey } from '../dkim/keys.ts';
 import { prepareLocal, stampLocal } from './local.ts';
+import type { LocalUser } from './maildrop.ts';
 
 /** The sendmail flags that shape the envelope. */
 export interface DropOptions {
@@ -34,6 +35,8 @@ export interface DropContext {
 export async function dropLocal(
   input: Buffer,
   o: DropOptions,
+  /** Who submitted it: proved by the maildrop token, or this process's own user. */
+  user: LocalUser,
   ctx: DropContext,
 ): Promise<{ queueId: string; sender: string; recipients: string[] }> {
   const message = prepareLocal({ data: input, ...o, domains: ctx.domains });
@@ -45,6 +48,7 @@ export async function dropLocal(
     queueId,
     date: new Date(),
     keys,
+    user,
   });
   if (data.length > ctx.messageSize) throw tooBig(ctx.messageSize);
   const envelope: Envelope = {

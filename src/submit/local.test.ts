@@ -109,7 +109,13 @@ const input = (over: Partial<LocalInput> & { text: string }): LocalInput => ({
 
 /** The message as queued: stamped (no keys), as text. */
 const stamped = (m: ReturnType<typeof prepareLocal>) =>
-  stampLocal(m, { hostname: 'h.test', queueId: 'Q', date: new Date(), keys: [] }).data.toString();
+  stampLocal(m, {
+    hostname: 'h.test',
+    queueId: 'Q',
+    date: new Date(),
+    keys: [],
+    user: { uid: 0, name: 'root' },
+  }).data.toString();
 
 const MSG = [
   'From: Me <me@example.test>',
@@ -230,13 +236,20 @@ test('stampLocal adds Message-ID, Date, Received and DKIM signatures in front', 
     pem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
   };
   const date = new Date('2026-01-02T03:04:05Z');
-  const out = stampLocal(m, { hostname: 'mail.example.test', queueId: 'Q1', date, keys: [key] });
+  const user = { uid: 33, name: 'www-data' };
+  const out = stampLocal(m, {
+    hostname: 'mail.example.test',
+    queueId: 'Q1',
+    date,
+    keys: [key],
+    user,
+  });
   const text = out.data.toString();
   assert.match(out.messageId ?? '', /^<.+@example\.test>$/);
   assert.match(text, /^DKIM-Signature: .*d=example\.test/);
   assert.match(
     text,
-    /\r\nReceived: from localhost \(\[127\.0\.0\.1\]\)\r\n\tby mail\.example\.test \(posta\) with local id Q1;/,
+    /\r\nReceived: by mail\.example\.test \(posta, from userid 33 www-data\)\r\n\tid Q1; Fri, 02 Jan 2026 03:04:05 \+0000\r\n/,
   );
   assert.match(
     text,
@@ -249,7 +262,14 @@ test('stampLocal adds Message-ID, Date, Received and DKIM signatures in front', 
       recipients: ['r@dest.test'],
     }),
   );
-  const again = stampLocal(kept, { hostname: 'mail.example.test', queueId: 'Q2', date, keys: [] });
+  const again = stampLocal(kept, {
+    hostname: 'mail.example.test',
+    queueId: 'Q2',
+    date,
+    keys: [],
+    user: { uid: 1000, name: undefined },
+  });
   assert.equal(again.messageId, '<own@x>');
+  assert.match(again.data.toString(), /^Received: by .* \(posta, from userid 1000\)\r\n/);
   assert.match(again.data.toString(), /^Received: [^]*\r\nFrom: i@example\.test\r\nDate: Thu/);
 });

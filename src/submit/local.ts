@@ -24,7 +24,8 @@
  *   send only as this server's domains, as an account can.
  * - A missing From field is added with the sender (and -F's full name);
  *   Date and Message-ID are added when missing (RFC 6409 §8), a Received
- *   field always, then the DKIM signatures of the From domain.
+ *   field naming the submitting user always, then the DKIM signatures of the
+ *   From domain.
  * - A line longer than 998 octets is refused (RFC 5322 §2.1.1), as SMTP
  *   submission refuses it.
  */
@@ -35,6 +36,7 @@ import { readHeader } from '../message/header.ts';
 import { longLine, MAX_LINE_OCTETS } from '../message/lines.ts';
 import { stampMessage } from '../message/stamp.ts';
 import type { DkimKey } from '../dkim/keys.ts';
+import type { LocalUser } from './maildrop.ts';
 
 export interface LocalInput {
   /** The message as read from standard input (see findDotLine for where it ends). */
@@ -243,9 +245,11 @@ export interface StampOptions {
   date: Date;
   /** DKIM keys of the From domain when it is local; [] signs nothing. */
   keys: readonly DkimKey[];
+  /** Who submitted it (maildrop.ts). */
+  user: LocalUser;
 }
 
-/** What submission adds (message/stamp.ts), with a "local" Received field. */
+/** What submission adds (message/stamp.ts), with a Received field naming the local user. */
 export function stampLocal(
   m: LocalMessage,
   o: StampOptions,
@@ -263,6 +267,7 @@ export function stampLocal(
       tls: undefined,
       queueId: o.queueId,
       date: o.date,
+      userid: o.user.name === undefined ? `${o.user.uid}` : `${o.user.uid} ${o.user.name}`,
     },
   });
 }

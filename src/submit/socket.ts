@@ -10,12 +10,15 @@
  *   reach a name in it but not list it or create one, so no other user can
  *   put a socket of their own in its place; everything else the server keeps
  *   there is private (the server runs with umask 077, see serve.ts, and the
- *   queue files are made 0600).
+ *   queue files are made 0600) but DATA/maildrop (mode 1733), where anyone
+ *   may add an empty token file, as the next point says.
  * - Who: any local user, as with sendmail(8) everywhere. The sender must
- *   still be an address of the server's domains (local.ts).
+ *   still be an address of the server's domains (local.ts). The user is
+ *   proved by a token file in DATA/maildrop (maildrop.ts), and recorded in
+ *   the Received field and the log line, as Postfix's "from userid 33".
  * - Protocol: HTTP. POST /sendmail whose body is one line of JSON with the
- *   sendmail flags, then the message; the answer is {"queueId"} once the
- *   message is fsync'd, else {"error", "usage"}.
+ *   sendmail flags and the token's name, then the message; the answer is
+ *   {"queueId"} once the message is fsync'd, else {"error", "usage"}.
  * - Limits: 8 clients at once, each with 30 s to send its request.
  */
 import { chmod, unlink } from 'node:fs/promises';
@@ -24,6 +27,14 @@ import { join } from 'node:path';
 import { PostaError, UsageError } from '../errors.ts';
 import type { Logger } from '../log/log.ts';
 import { dropLocal, tooBig, type DropContext, type DropOptions } from './drop.ts';
+import {
+  MAILDROP,
+  createToken,
+  describeUser,
+  makeMaildrop,
+  removeToken,
+  takeToken,
+} from './maildrop.ts';
 
 export const SENDMAIL_SOCKET = 'sendmail.sock';
 const MAX_CLIENTS = 8;
@@ -55,7 +66,7 @@ export async function startLocalSubmission(
       }
       const body = Buffer.concat(chunks);
       const nl = body.indexOf(0x0a);
-      let options: DropOptions;
+      let options: DropOptions & { token: unknown };
       try {
         options = parseOptions(body.subarray(0, nl < 0 ? body.length : nl).toString('utf8'));
       } catch {
@@ -65,10 +76,25 @@ export async function startLocalSubmission(
         });
         return;
       }
-      dropLocal(body.subarray(nl + 1), options, ctx).then(
+      const submit = async () => {
+        const user = await takeToken(dataDir, options.token);
+        if (!user) {
+          throw new PostaError(
+            `The server could not tell which user runs posta sendmail: that user must be able to create a file in ${join(dataDir, MAILDROP)} (mode 1733, made by posta serve).`,
+          );
+        }
+        return { user, ...(await dropLocal(body.subarray(nl + 1), options, user, ctx)) };
+      };
+      submit().then(
         (r) => {
           log.info(
-            { qid: r.queueId, from: r.sender, rcpts: r.recipients, via: 'sendmail' },
+            {
+              qid: r.queueId,
+              from: r.sender,
+              rcpts: r.recipients,
+              via: 'sendmail',
+              user: describeUser(r.user),
+            },
             'accepted',
           );
           answer(200, { queueId: r.queueId });
@@ -88,6 +114,7 @@ export async function startLocalSubmission(
       );
     });
   });
+  await makeMaildrop(dataDir);
   server.maxConnections = MAX_CLIENTS;
   server.headersTimeout = REQUEST_TIMEOUT_MS;
   const path = join(dataDir, SENDMAIL_SOCKET);
@@ -107,8 +134,8 @@ export async function startLocalSubmission(
   };
 }
 
-function parseOptions(line: string): DropOptions {
-  const o = JSON.parse(line) as Partial<DropOptions>;
+function parseOptions(line: string): DropOptions & { token: unknown } {
+  const o = JSON.parse(line) as Partial<DropOptions> & { token?: unknown };
   if (!Array.isArray(o.recipients) || !o.recipients.every((r) => typeof r === 'string')) {
     throw new Error('recipients');
   }
@@ -118,6 +145,7 @@ function parseOptions(line: string): DropOptions {
     recipients: o.recipients,
     sender: optional(o.sender),
     fullName: optional(o.fullName),
+    token: o.token,
   };
 }
 
@@ -126,12 +154,23 @@ function parseOptions(line: string): DropOptions {
  * its queue id, or null when no server listens; a refusal throws the
  * server's sentence (a UsageError for wrong usage).
  */
-export function submitToServer(
+export async function submitToServer(
   dataDir: string,
   message: Buffer,
   options: DropOptions,
 ): Promise<string | null> {
-  const body = Buffer.concat([Buffer.from(`${JSON.stringify(options)}\n`), message]);
+  const token = await createToken(dataDir);
+  try {
+    return await post(
+      dataDir,
+      Buffer.concat([Buffer.from(`${JSON.stringify({ ...options, token })}\n`), message]),
+    );
+  } finally {
+    await removeToken(dataDir, token); // the server removes it once used; this is for a refusal
+  }
+}
+
+function post(dataDir: string, body: Buffer): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
