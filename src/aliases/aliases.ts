@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { PostaError } from '../errors.ts';
 import { formatAddress, parseAddress, parseLocalPart } from '../address/address.ts';
 import { writeFileAtomic } from '../fsutil/atomic.ts';
+import { fsErrorSentence } from '../fsutil/errors.ts';
 import { withLock } from '../fsutil/lock.ts';
 
 export const CATCH_ALL = '*';
@@ -137,7 +138,9 @@ export async function readAliases(file: string, domain: string): Promise<AliasFi
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new PostaError(`Cannot read ${file}: ${(err as Error).message}.`);
+      throw new PostaError(
+        fsErrorSentence(err) ?? `Cannot read ${file}: ${(err as Error).message}.`,
+      );
     }
   }
   return AliasFile.parse(file, domain, text);

@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PostaError } from '../errors.ts';
 import { loadConfig } from '../config/load.ts';
+import { makeDirs } from '../fsutil/mkdir.ts';
 import { positionals, str, type Command } from './command.ts';
 
 const run = promisify(execFile);
@@ -43,7 +44,7 @@ with \`systemctl enable --now posta\`. --print only prints the unit.`,
       process.stdout.write(unit);
       return;
     }
-    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    makeDirs(config.dataDir, 0o700);
     await run('chown', ['-R', `${user}:${group}`, config.dir, config.dataDir]);
     const unitDir = str(args, 'unit-dir') ?? '/etc/systemd/system';
     const file = join(unitDir, 'posta.service');

@@ -37,11 +37,15 @@ export function isFsError(err: unknown): err is FsError {
 
 /** The user that owns `path`, or the folder above it that exists: a name, or "uid N". */
 export function ownerOf(path: string): string {
+  return nearestOwner(path).owner;
+}
+
+function nearestOwner(path: string): { owner: string; of: string } {
   for (let p = path; ; p = dirname(p)) {
     try {
-      return userName(statSync(p).uid);
+      return { owner: userName(statSync(p).uid), of: p };
     } catch {
-      if (dirname(p) === p) return 'root';
+      if (dirname(p) === p) return { owner: 'root', of: p };
     }
   }
 }
@@ -58,17 +62,21 @@ function userName(uid: number): string {
   return `uid ${uid}`;
 }
 
-/** One sentence for a Node fs error, or undefined when it is not one. */
-export function fsErrorSentence(err: unknown): string | undefined {
+/**
+ * One sentence for a Node fs error, or undefined when it is not one; `what`
+ * names the path ("the config folder").
+ */
+export function fsErrorSentence(err: unknown, what?: string): string | undefined {
   if (!isFsError(err)) return undefined;
   const path = err.path ?? 'a file';
   const verb = VERBS[err.syscall ?? ''] ?? err.syscall;
-  const cannot = `Cannot ${verb} ${path}`;
+  const cannot = `Cannot ${verb} ${what ? `${what} ` : ''}${path}`;
   switch (err.code) {
     case 'EACCES':
     case 'EPERM': {
-      const owner = ownerOf(path);
-      return `${cannot}: permission denied (it belongs to ${owner}); run the command as ${owner} (e.g. \`sudo -u ${owner} posta ...\`) or as root, or choose another --dir.`;
+      const { owner, of } = nearestOwner(path);
+      const as = owner === 'root' ? 'root' : `${owner} (\`sudo -u ${owner} posta ...\`) or as root`;
+      return `${cannot}: permission denied (${of === path ? 'it' : of} belongs to ${owner}); run the command as ${as}, or choose another --dir.`;
     }
     case 'EROFS':
       return `${cannot}: the file system is read-only; choose a --dir on a writable disk.`;

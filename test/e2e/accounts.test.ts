@@ -246,3 +246,18 @@ test('listing accounts or aliases of a folder that does not exist says how to ma
     );
   }
 });
+
+test('--dir DIR or --dir=DIR before the command selects the folder', async () => {
+  const { dir } = await initFolder();
+  await posta(['user', 'add', 'i@example.test', '--password', 'long enough', '--dir', dir]);
+  for (const global of [['--dir', dir], [`--dir=${dir}`]]) {
+    const r = await posta([...global, 'user', 'list']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'i@example.test\n');
+  }
+  const after = await posta(['--dir', '/nowhere', 'user', 'list', '--dir', dir]);
+  assert.equal(after.stdout, 'i@example.test\n', 'a --dir after the command wins');
+  const bare = await posta(['--dir']);
+  assert.equal(bare.code, 2);
+  assert.match(bare.stderr, /^posta: --dir needs a folder\.\n$/);
+});
