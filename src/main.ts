@@ -14,7 +14,7 @@ function overview(): string {
   const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
   return `posta ${VERSION}: your own mail sending server.
 
-Usage: posta [--dir DIR] COMMAND [ARGS] [--dir DIR]
+Usage: posta COMMAND [ARGS] [--dir DIR]
 
 Commands:
 ${lines.join('\n')}

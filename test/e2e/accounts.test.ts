@@ -161,6 +161,18 @@ const usage: [string, string[], number, RegExp][] = [
     /"rm" is not a user command; use add, del, list or passwd/,
   ],
   ['doctor for a foreign domain', ['doctor', 'other.test'], 1, /other\.test .*posta init/],
+  [
+    'an alias to itself',
+    ['alias', 'add', 'sales@example.test', 'bob', 'Sales'],
+    1,
+    /^posta: sales@example\.test points at itself; name the addresses it forwards to\.\n$/,
+  ],
+  [
+    'an alias to a wildcard',
+    ['alias', 'add', '*@example.test', '*@gmail.com'],
+    1,
+    /^posta: "\*@gmail\.com" is a wildcard; a target is one address/,
+  ],
 ];
 for (const [name, args, code, want] of usage) {
   test(`bad input: ${name} -> exit ${code} and one clear sentence`, async () => {
