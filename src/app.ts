@@ -7,6 +7,7 @@ import { PostaError } from './errors.ts';
 import type { ResolvedConfig } from './config/load.ts';
 import { formatEndpoint } from './config/endpoint.ts';
 import { Directory } from './domains/directory.ts';
+import { watchConfigFile } from './config/watch.ts';
 import { Spool } from './queue/spool.ts';
 import { attemptCounts, queueCounts } from './queue/inspect.ts';
 import type { Logger, RecentErrors } from './log/log.ts';
@@ -74,6 +75,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
         log.error({ err: err.message }, 'config folder reload failed; keeping the previous state'),
     );
     stops.push(() => directory.stop());
+    stops.push(await watchConfigFile(config.dir, log));
     const spool = openSpool(config);
     stops.push(() => spool.close());
     const resolver = opts.captureDir ? offlineResolver() : createResolver(config.dns.servers);

@@ -10,6 +10,7 @@ import { commands } from './cli/commands.ts';
 import { parseCommandArgs } from './cli/command.ts';
 import { VERSION } from './version.ts';
 import { serviceDir } from './config/paths.ts';
+import { fsErrorSentence } from './fsutil/errors.ts';
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -21,13 +22,23 @@ Usage: posta COMMAND [ARGS] [--dir DIR]
 Commands:
 ${lines.join('\n')}
 
-Every command takes --dir DIR (default ./posta, or $POSTA_DIR).
+Every command takes --dir DIR (default ./posta, or $POSTA_DIR), before or after it.
 \`posta COMMAND --help\` explains one command.
 `;
 }
 
+/** A `--dir DIR` (or `--dir=DIR`) before the command moves just after it, where a later one wins. */
+function globalDir(argv: string[]): string[] {
+  const [first = '', ...more] = argv;
+  if (first === '--dir' && more.length === 0) throw new UsageError('--dir needs a folder.');
+  const dir = first === '--dir' ? more.shift() : first.startsWith('--dir=') ? first.slice(6) : null;
+  if (dir === null || dir === undefined) return argv;
+  const [name, ...rest] = more;
+  return name === undefined ? [] : [name, `--dir=${dir}`, ...rest];
+}
+
 async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+  const [name, ...rest] = globalDir(argv);
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     const topic = commands.find((c) => c.name === rest[0]);
     process.stdout.write(topic ? `${(await topic.load()).help}\n` : overview());
@@ -79,7 +90,13 @@ try {
     process.stderr.write(`posta: ${err.message}\n`);
     process.exitCode = err.exitCode;
   } else {
-    process.stderr.write(`posta: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
+    // A file-system error no command explained (EACCES, EROFS, ENOSPC...): one sentence too.
+    const sentence = fsErrorSentence(err);
+    process.stderr.write(
+      sentence
+        ? `posta: ${sentence}\n`
+        : `posta: unexpected error: ${(err as Error).stack ?? String(err)}\n`,
+    );
     process.exitCode = 1;
   }
 }

@@ -31,6 +31,8 @@ const bad: [string, RegExp][] = [
   ['sales: | /bin/sh', /pipe target/],
   ['bad..x: a@b.example', /not a valid local part/],
   ['ok: nobody@', /line 1: the domain is empty/],
+  ['sales: bob, Sales', /line 1: sales@example\.com points at itself/],
+  ['*: *@gmail.com', /line 1: "\*@gmail\.com" is a wildcard; a target is one address/],
 ];
 for (const [line, want] of bad) {
   test(`bad alias line ${JSON.stringify(line)} is refused`, () => {

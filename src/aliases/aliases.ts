@@ -5,13 +5,16 @@
  *   sales: alice, bob@example.org      # a bare local part means this domain
  *   *: me@gmail.com                    # catch-all for every other address
  * One alias a line; targets separated by commas. chasquid's pipe targets
- * ("| command") are refused: posta runs no programs for mail. Comments and blank
+ * ("| command") are refused: posta runs no programs for mail. So are a target
+ * that is the alias itself and a wildcard target ("*@gmail.com"): a "*" is a
+ * catch-all only on the left. Comments and blank
  * lines are kept when posta edits the file, which stays editable by hand.
  */
 import { readFile } from 'node:fs/promises';
 import { PostaError } from '../errors.ts';
 import { formatAddress, parseAddress, parseLocalPart } from '../address/address.ts';
 import { writeFileAtomic } from '../fsutil/atomic.ts';
+import { fsErrorSentence } from '../fsutil/errors.ts';
 import { withLock } from '../fsutil/lock.ts';
 
 export const CATCH_ALL = '*';
@@ -103,7 +106,20 @@ export function parseTarget(domain: string, text: string): string {
   }
   const a = parseAddress(t);
   if (!a.ok) throw new PostaError(`${a.error}.`);
+  if (a.value.local === CATCH_ALL) {
+    throw new PostaError(
+      `"${t}" is a wildcard; a target is one address (a catch-all is "*: target" in its own domain).`,
+    );
+  }
   return formatAddress(a.value);
+}
+
+/** Refuses an alias that names itself among its targets: mail to it would go nowhere. */
+export function checkAlias(alias: Alias, domain: string): void {
+  const self = `${alias.local}@${domain}`;
+  if (alias.targets.includes(self)) {
+    throw new PostaError(`${self} points at itself; name the addresses it forwards to.`);
+  }
 }
 
 export function parseAliasLocal(text: string): string {
@@ -131,6 +147,7 @@ function parseLine(file: string, domain: string, n: number, raw: string): Line {
       .filter((t) => t.trim() !== '')
       .map((t) => parseTarget(domain, t));
     if (targets.length === 0) throw new PostaError(`the alias "${local}" has no target.`);
+    checkAlias({ local, targets }, domain);
     return { kind: 'alias', alias: { local, targets } };
   } catch (err) {
     throw new PostaError(`${where}: ${(err as Error).message}`);
@@ -143,7 +160,9 @@ export async function readAliases(file: string, domain: string): Promise<AliasFi
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new PostaError(`Cannot read ${file}: ${(err as Error).message}.`);
+      throw new PostaError(
+        fsErrorSentence(err) ?? `Cannot read ${file}: ${(err as Error).message}.`,
+      );
     }
   }
   return AliasFile.parse(file, domain, text);

@@ -2,7 +2,13 @@ import { PostaError, UsageError } from '../errors.ts';
 import { parseDomain } from '../address/address.ts';
 import { listDomains } from '../config/load.ts';
 import { aliasesFile, requireConfigFolder, requireDomain } from '../config/paths.ts';
-import { editAliases, parseAliasLocal, parseTarget, readAliases } from '../aliases/aliases.ts';
+import {
+  checkAlias,
+  editAliases,
+  parseAliasLocal,
+  parseTarget,
+  readAliases,
+} from '../aliases/aliases.ts';
 import { positionals, type Command } from './command.ts';
 import { domainArg } from './init.ts';
 
@@ -35,6 +41,7 @@ domains/DOMAIN/aliases stays editable by hand; comments are kept.`,
         const a = aliasAddress(name);
         await requireDomain(args.dir, a.domain);
         const targets = targetTexts.map((t) => parseTarget(a.domain, t));
+        checkAlias({ local: a.local, targets }, a.domain);
         await editAliases(aliasesFile(args.dir, a.domain), a.domain, (f) =>
           f.add(a.local, targets),
         );

@@ -1,5 +1,5 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { PostaError } from '../errors.ts';
+import { PostaError, UsageError } from '../errors.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
@@ -7,7 +7,7 @@ import { selfSignedCertificate } from '../tls/selfsigned.ts';
 import { initDomain } from '../setup/init.ts';
 import { addUser } from '../users/accounts.ts';
 import { loadConfig } from '../config/load.ts';
-import { createLogger } from '../log/log.ts';
+import { createLogger, type Logger } from '../log/log.ts';
 import { startApp } from '../app.ts';
 import { str, type Command } from './command.ts';
 import { announce, untilSignal } from './serve.ts';
@@ -15,6 +15,19 @@ import { announce, untilSignal } from './serve.ts';
 const DOMAIN = 'example.test';
 const HOSTNAME = `mail.${DOMAIN}`;
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+/** The highest offset added to --port-base (HTTP on N+6025). */
+const TOP_OFFSET = 6025;
+
+function portBase(text: string | undefined): number {
+  if (text === undefined) return 2000;
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n + TOP_OFFSET <= 65535)) {
+    throw new UsageError(
+      `--port-base "${text}" is not a whole number from 1 to ${65535 - TOP_OFFSET}; the ports are N+25, N+465, N+587 and N+${TOP_OFFSET}.`,
+    );
+  }
+  return n;
+}
 
 export const dev: Command = {
   name: 'dev',
@@ -30,42 +43,20 @@ instead of sending it: nothing leaves the machine, and no DNS query is made.
 The folder stays after Ctrl-C, with the captured mail; delete it when done.`,
   options: { sandbox: { type: 'string' }, 'port-base': { type: 'string' } },
   async run(args) {
-    const base = Number(str(args, 'port-base') ?? '2000');
+    const base = portBase(str(args, 'port-base'));
     const root = str(args, 'sandbox') ?? (await mkdtemp(join(tmpdir(), 'posta-dev-')));
     const dir = join(root, 'posta');
-    const pems = await selfSignedCertificate([HOSTNAME, 'localhost', '127.0.0.1']);
-    await initDomain({
-      dir,
-      domain: DOMAIN,
-      hostname: HOSTNAME,
-      values: {
-        listen: {
-          smtp: [`127.0.0.1:${base + 25}`],
-          submission: [`127.0.0.1:${base + 587}`],
-          submissions: [`127.0.0.1:${base + 465}`],
-          http: [`127.0.0.1:${base + 6025}`],
-          https: [],
-        },
-        tls: { cert: 'sandbox-cert.pem', key: 'sandbox-key.pem' },
-      },
-    });
-    await writeFile(join(dir, 'sandbox-cert.pem'), pems.cert);
-    await writeFile(join(dir, 'sandbox-key.pem'), pems.key, { mode: 0o600 });
-    // Letters and digits only: a password that begins with '-' is taken for
-    // an option by swaks and by `posta send --password`.
-    const password = Array.from({ length: 16 }, () => ALNUM[randomInt(ALNUM.length)]).join('');
     const user = `dev@${DOMAIN}`;
-    await addUser(dir, user, password, { sendAsDomain: true });
-    const config = await loadConfig(dir);
-    const captured = join(config.dataDir, 'captured');
     const log = createLogger();
-    const app = await startApp(config, { log, captureDir: captured }).catch(async (err: Error) => {
+    let started: Awaited<ReturnType<typeof startSandbox>>;
+    try {
+      started = await startSandbox(dir, base, user, log);
+    } catch (err) {
+      // A temporary folder of ours goes; a --sandbox DIR is the user's to look at.
       if (!str(args, 'sandbox')) await rm(root, { recursive: true, force: true });
-      if (!/^Cannot listen/.test(err.message)) throw err;
-      throw new PostaError(
-        `${err.message.replace(/\.$/, '')}; pick other ports with --port-base N (now ${base}: ports N+25, N+465, N+587, N+6025).`,
-      );
-    });
+      throw err;
+    }
+    const { app, password, captured } = started;
     const sub = base + 587;
     process.stderr.write(`
 posta dev: a sandbox on loopback. Mail is accepted, DKIM-signed and captured; nothing is sent.
@@ -91,3 +82,38 @@ Stop with Ctrl-C.
     );
   },
 };
+
+/** Make the sandbox's config folder in DIR and start posta on it. */
+async function startSandbox(dir: string, base: number, user: string, log: Logger) {
+  const pems = await selfSignedCertificate([HOSTNAME, 'localhost', '127.0.0.1']);
+  await initDomain({
+    dir,
+    domain: DOMAIN,
+    hostname: HOSTNAME,
+    values: {
+      listen: {
+        smtp: [`127.0.0.1:${base + 25}`],
+        submission: [`127.0.0.1:${base + 587}`],
+        submissions: [`127.0.0.1:${base + 465}`],
+        http: [`127.0.0.1:${base + TOP_OFFSET}`],
+        https: [],
+      },
+      tls: { cert: 'sandbox-cert.pem', key: 'sandbox-key.pem' },
+    },
+  });
+  await writeFile(join(dir, 'sandbox-cert.pem'), pems.cert);
+  await writeFile(join(dir, 'sandbox-key.pem'), pems.key, { mode: 0o600 });
+  // Letters and digits only: a password that begins with '-' is taken for
+  // an option by swaks and by `posta send --password`.
+  const password = Array.from({ length: 16 }, () => ALNUM[randomInt(ALNUM.length)]).join('');
+  await addUser(dir, user, password, { sendAsDomain: true });
+  const config = await loadConfig(dir);
+  const captured = join(config.dataDir, 'captured');
+  const app = await startApp(config, { log, captureDir: captured }).catch((err: Error) => {
+    if (!/^Cannot listen/.test(err.message)) throw err;
+    throw new PostaError(
+      `${err.message.replace(/\.$/, '')}; pick other ports with --port-base N (now ${base}: ports N+25, N+465, N+587, N+6025).`,
+    );
+  });
+  return { app, password, captured };
+}

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, readFile, realpath, symlink, unlink, writeFile } from 'node:fs/promises';
+import { lstat, readFile, realpath, symlink, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { PostaError } from '../errors.ts';
 import { loadConfig } from '../config/load.ts';
 import { serviceDir } from '../config/paths.ts';
+import { makeDirs } from '../fsutil/mkdir.ts';
 import { positionals, str, type Command } from './command.ts';
 
 const run = promisify(execFile);
@@ -53,7 +54,7 @@ sendmail; it never replaces an existing /usr/sbin/sendmail itself.`,
     // a clone or a config folder under /root (0700) cannot be read by it.
     await mustReach(user, group, dirname(config.dir), 'the config folder');
     await mustReach(user, group, join(ROOT, 'src/main.ts'), 'the code');
-    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    makeDirs(config.dataDir, 0o700);
     await run('chown', ['-R', `${user}:${group}`, config.dir, config.dataDir]);
     const unitDir = str(args, 'unit-dir') ?? '/etc/systemd/system';
     const file = join(unitDir, 'posta.service');

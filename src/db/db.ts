@@ -5,13 +5,14 @@
  * order at open, tracked by PRAGMA user_version.
  */
 import { DatabaseSync } from 'node:sqlite';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { makeDirs } from '../fsutil/mkdir.ts';
 
 export type Db = DatabaseSync;
 
 export function openDb(path: string, migrations: readonly string[]): Db {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (path !== ':memory:') makeDirs(dirname(path), 0o700);
   const db = new DatabaseSync(path);
   // Private whatever the umask was when an earlier version made them.
   if (path !== ':memory:') {

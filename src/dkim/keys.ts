@@ -11,10 +11,11 @@ import {
   generateKeyPairSync,
   type KeyObject,
 } from 'node:crypto';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PostaError } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil/atomic.ts';
+import { makeDirs } from '../fsutil/mkdir.ts';
 
 export type DkimAlgorithm = 'rsa' | 'ed25519';
 
@@ -36,7 +37,7 @@ export function dateSelector(date: Date, algorithm: DkimAlgorithm): string {
 
 /** Create one RSA-2048 and one Ed25519 key; never replaces an existing file. */
 export async function generateKeys(dkimDir: string, date = new Date()): Promise<DkimKey[]> {
-  await mkdir(dkimDir, { recursive: true, mode: 0o700 });
+  makeDirs(dkimDir, 0o700);
   const keys: DkimKey[] = [];
   for (const algorithm of ['rsa', 'ed25519'] as const) {
     const selector = dateSelector(date, algorithm);

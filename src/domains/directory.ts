@@ -2,7 +2,8 @@
  * The local domains as the running server sees them: accounts, aliases and
  * DKIM keys of each, read from the config folder and re-read when a file
  * changes (checked every few seconds), so `posta user add` or a hand edit of
- * an aliases file takes effect without a restart.
+ * an aliases file takes effect without a restart. (posta.toml is not
+ * re-read: config/watch.ts logs that a change of it needs a restart.)
  */
 import { listDomains } from '../config/load.ts';
 import { fileStamp } from '../fsutil/stamp.ts';

@@ -3,10 +3,18 @@
  * it, rename it over the target, fsync the directory. A reader sees the old
  * file or the new one, never half of either; after a crash the rename either
  * happened or did not.
+ *
+ * The replacement keeps the owner, group and mode of the file it replaces, so
+ * root editing a folder that belongs to the service user (after
+ * `posta install-service`) does not lock that user out. A new file takes the
+ * owner and group of its folder when root writes it, and `mode`.
  */
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { PostaError } from '../errors.ts';
+import { ownerOf } from './errors.ts';
 
 export async function writeFileAtomic(
   path: string,
@@ -14,8 +22,10 @@ export async function writeFileAtomic(
   mode = 0o644,
 ): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const existing = await stat(path).catch(() => null);
   const fh = await open(tmp, 'wx', mode);
   try {
+    await keepOwnership(fh, path, existing);
     await fh.writeFile(data);
     await fh.sync();
   } catch (err) {
@@ -31,6 +41,25 @@ export async function writeFileAtomic(
     throw err;
   }
   await fsyncDir(dirname(path));
+}
+
+/** Give the temporary file the owner and mode the target has (or its folder's owner). */
+async function keepOwnership(fh: FileHandle, path: string, existing: Stats | null): Promise<void> {
+  const mine = await fh.stat();
+  const want = existing ?? (process.geteuid?.() === 0 ? await stat(dirname(path)) : mine);
+  if (want.uid !== mine.uid || want.gid !== mine.gid) {
+    try {
+      await fh.chown(want.uid, want.gid);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+      const owner = ownerOf(path);
+      throw new PostaError(
+        `${path} belongs to ${owner}, and a copy written by this user would lock ${owner} out; run the command as ${owner} (e.g. \`sudo -u ${owner} posta ...\`) or as root.`,
+      );
+    }
+  }
+  // The mode last: chown clears the set-id bits.
+  if (existing) await fh.chmod(existing.mode & 0o7777);
 }
 
 /** Make a directory entry (create, rename, unlink) durable. */

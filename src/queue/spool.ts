@@ -22,9 +22,11 @@
  * receiving server said 250, so a crash in between sends the message again.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { PostaError } from '../errors.ts';
 import { openDb, transaction, type Db } from '../db/db.ts';
+import { fsErrorSentence, ownerOf } from '../fsutil/errors.ts';
 
 export interface Envelope {
   /** The envelope sender; "" for the null sender (bounces). */
@@ -166,11 +168,25 @@ export function openQueueDb(dataDir: string): Db {
 
 /**
  * The queue for commands beside the server: an empty one in memory when
- * there is none yet, so that looking creates no data folder.
+ * there is none yet, so that looking creates no data folder. A queue this
+ * user may not read is an error that names its owner, not an empty queue.
  */
 export function openQueueDbIfAny(dataDir: string): Db {
   const file = join(dataDir, 'queue.db');
-  return openDb(existsSync(file) ? file : ':memory:', MIGRATIONS);
+  try {
+    accessSync(file, constants.R_OK | constants.W_OK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return openDb(':memory:', MIGRATIONS);
+    throw new PostaError(fsErrorSentence(err, 'the queue') ?? (err as Error).message);
+  }
+  try {
+    return openDb(file, MIGRATIONS);
+  } catch (err) {
+    const owner = ownerOf(file);
+    throw new PostaError(
+      `Cannot open the queue ${file} (${(err as Error).message}); run the command as ${owner === 'root' ? 'root' : `${owner} or as root`}.`,
+    );
+  }
 }
 
 interface DueRow {

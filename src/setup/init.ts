@@ -6,7 +6,7 @@
  * forward address, the new aliases file sends postmaster@ and abuse@ there
  * (RFC 2142 mailboxes; the DMARC and TLS-RPT records report to postmaster@).
  */
-import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PostaError } from '../errors.ts';
 import { displayDomain } from '../address/address.ts';
@@ -14,6 +14,8 @@ import { CONFIG_FILE, loadConfig, type ResolvedConfig } from '../config/load.ts'
 import { configTemplate } from '../config/template.ts';
 import { domainDir } from '../config/paths.ts';
 import { writeFileAtomic, fsyncDir } from '../fsutil/atomic.ts';
+import { makeDirs } from '../fsutil/mkdir.ts';
+import { fsErrorSentence } from '../fsutil/errors.ts';
 import { generateKeys, type DkimKey } from '../dkim/keys.ts';
 import { loadSrsSecret } from '../srs/srs.ts';
 import { USERS_HEADER } from '../users/userdb.ts';
@@ -38,7 +40,11 @@ export async function initDomain(opts: {
   const file = join(dir, CONFIG_FILE);
   const createdConfig = !(await exists(file));
   if (createdConfig) {
-    await mkdir(dir, { recursive: true });
+    try {
+      makeDirs(dir);
+    } catch (err) {
+      throw new PostaError(fsErrorSentence(err, 'the config folder') ?? (err as Error).message);
+    }
     const hostname = opts.hostname ?? `mail.${domain}`;
     await writeFileAtomic(file, configTemplate({ hostname, ...opts.values }));
     if (!(await exists(join(dir, '.gitignore')))) {
@@ -59,7 +65,7 @@ export async function initDomain(opts: {
     );
   }
   const domainsDir = join(dir, 'domains');
-  await mkdir(domainsDir, { recursive: true });
+  makeDirs(domainsDir);
   const tmp = await mkdtemp(join(domainsDir, `.${domain}.`));
   let keys: DkimKey[];
   try {

@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { PostaError } from '../errors.ts';
 import { parseLocalPart } from '../address/address.ts';
 import { writeFileAtomic } from '../fsutil/atomic.ts';
+import { fsErrorSentence } from '../fsutil/errors.ts';
 import { withLock } from '../fsutil/lock.ts';
 import { isPasswordHash } from './hash.ts';
 
@@ -104,7 +105,7 @@ export async function readUsers(file: string): Promise<UserFile> {
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return UserFile.parse(file, '');
-    throw new PostaError(`Cannot read ${file}: ${(err as Error).message}.`);
+    throw new PostaError(fsErrorSentence(err) ?? `Cannot read ${file}: ${(err as Error).message}.`);
   }
   return UserFile.parse(file, text);
 }

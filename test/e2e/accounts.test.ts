@@ -161,6 +161,18 @@ const usage: [string, string[], number, RegExp][] = [
     /"rm" is not a user command; use add, del, list or passwd/,
   ],
   ['doctor for a foreign domain', ['doctor', 'other.test'], 1, /other\.test .*posta init/],
+  [
+    'an alias to itself',
+    ['alias', 'add', 'sales@example.test', 'bob', 'Sales'],
+    1,
+    /^posta: sales@example\.test points at itself; name the addresses it forwards to\.\n$/,
+  ],
+  [
+    'an alias to a wildcard',
+    ['alias', 'add', '*@example.test', '*@gmail.com'],
+    1,
+    /^posta: "\*@gmail\.com" is a wildcard; a target is one address/,
+  ],
 ];
 for (const [name, args, code, want] of usage) {
   test(`bad input: ${name} -> exit ${code} and one clear sentence`, async () => {
@@ -245,4 +257,19 @@ test('listing accounts or aliases of a folder that does not exist says how to ma
       /^posta: There is no .*nowhere\/posta\.toml; create the config folder with `posta init/,
     );
   }
+});
+
+test('--dir DIR or --dir=DIR before the command selects the folder', async () => {
+  const { dir } = await initFolder();
+  await posta(['user', 'add', 'i@example.test', '--password', 'long enough', '--dir', dir]);
+  for (const global of [['--dir', dir], [`--dir=${dir}`]]) {
+    const r = await posta([...global, 'user', 'list']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'i@example.test\n');
+  }
+  const after = await posta(['--dir', '/nowhere', 'user', 'list', '--dir', dir]);
+  assert.equal(after.stdout, 'i@example.test\n', 'a --dir after the command wins');
+  const bare = await posta(['--dir']);
+  assert.equal(bare.code, 2);
+  assert.match(bare.stderr, /^posta: --dir needs a folder\.\n$/);
 });

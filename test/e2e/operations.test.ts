@@ -211,6 +211,52 @@ test('a broken edit of an aliases file is logged once and the previous aliases s
   assert.match(await rcpt('support@example.test'), /^250 /, 'the repaired file is read');
 });
 
+test('a hand-written alias to itself or to a wildcard is logged once; mail to it is refused', async () => {
+  const file = join(s.dir, 'domains/example.test/aliases');
+  const good = await readFile(file, 'utf8');
+  const cases: [string, RegExp][] = [
+    ['loop: me@dest.test, loop\n', /aliases line \d+: loop@example\.test points at itself/],
+    ['*: *@gmail.com\n', /aliases line \d+: \\"\*@gmail\.com\\" is a wildcard/],
+  ];
+  for (const [line, want] of cases) {
+    const from = s.logs.length;
+    await appendFile(file, line);
+    const failures = () => s.logs.slice(from).filter((l) => l.includes('reload failed'));
+    for (let i = 0; i < 100 && failures().length === 0; i++) await sleep(100);
+    assert.equal(failures().length, 1, line);
+    assert.match(failures().join('\n'), want);
+    assert.match(await rcpt('loop@example.test'), /^550 /, 'the file is not in force');
+    await writeFile(file, good);
+  }
+});
+
+test('an edit of posta.toml is checked and logged: broken, or valid and needing a restart', async () => {
+  const file = join(s.dir, 'posta.toml');
+  const good = await readFile(file, 'utf8');
+  const cases: [string, RegExp][] = [
+    [
+      `${good}\n[limits]\nmessage_size = "big"\n`,
+      /"level":50.*\[limits\] message_size = .*"msg":"posta\.toml changed and is broken/,
+    ],
+    [
+      `${good}\n# a comment\n`,
+      /"level":40.*"msg":"posta\.toml changed; restart posta to apply it"/,
+    ],
+  ];
+  try {
+    for (const [text, want] of cases) {
+      const from = s.logs.length;
+      await writeFile(file, text);
+      const said = () => s.logs.slice(from).filter((l) => l.includes('posta.toml changed'));
+      for (let i = 0; i < 100 && said().length === 0; i++) await sleep(100);
+      assert.equal(said().length, 1, text);
+      assert.match(said()[0] ?? '', want);
+    }
+  } finally {
+    await writeFile(file, good);
+  }
+});
+
 test('install-service writes a unit systemd-analyze accepts', async () => {
   const r = await posta(['install-service', '--print', '--user', 'daemon', '--dir', s.dir]);
   assert.equal(r.code, 0, r.stderr);

@@ -3,13 +3,16 @@
  * `posta init`, a self-signed certificate from openssl, listeners on a random
  * loopback address and free ports, an account with a known password.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { appendFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
 import { POSTA, initFolder, posta } from './posta.ts';
 import { makeCert } from './certs.ts';
 import { freePort, randomLoopback } from './net.ts';
+
+const execFileP = promisify(execFile);
 
 export interface TestServer {
   dir: string;
@@ -56,6 +59,11 @@ export async function startServer(
     certificate?: string;
     /** The loopback address to listen on; random by default. */
     host?: string;
+    /**
+     * Run `posta serve` as the user nobody, with the config folder given to
+     * it (as `posta install-service` gives it to its service user).
+     */
+    asNobody?: boolean;
   } = {},
 ): Promise<TestServer> {
   const domain = opts.domain ?? 'example.test';
@@ -88,6 +96,8 @@ export async function startServer(
   const password = 'correct horse battery';
   const added = await posta(['user', 'add', user, '--password', password, '--dir', dir]);
   if (added.code !== 0) throw new Error(added.stderr);
+  if (opts.asNobody) await execFileP('chown', ['-R', 'nobody:nogroup', dirname(dir)]);
+  const serveOpts = { env: opts.env, asNobody: opts.asNobody };
   const server: TestServer = {
     dir,
     host,
@@ -106,7 +116,7 @@ export async function startServer(
       });
     },
     async restart() {
-      server.child = await spawnServe(dir, server.logs, opts.env);
+      server.child = await spawnServe(dir, server.logs, serveOpts);
     },
     async reload(change) {
       const from = server.logs.length;
@@ -120,18 +130,22 @@ export async function startServer(
       throw new Error('the server did not re-read the config folder within 15 s');
     },
   };
-  server.child = await spawnServe(dir, server.logs, opts.env);
+  server.child = await spawnServe(dir, server.logs, serveOpts);
   return server;
 }
 
 async function spawnServe(
   dir: string,
   logs: string[],
-  env: Record<string, string> = {},
+  opts: { env?: Record<string, string>; asNobody?: boolean },
 ): Promise<ChildProcess> {
-  const child = spawn(POSTA, ['serve', '--dir', dir], {
+  const serve = [POSTA, 'serve', '--dir', dir];
+  const [command = POSTA, ...argv] = opts.asNobody
+    ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', ...serve]
+    : serve;
+  const child = spawn(command, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...opts.env },
   });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
