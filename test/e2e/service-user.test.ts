@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { posta } from '../helpers/posta.ts';
@@ -77,4 +77,30 @@ test('root edits of a folder owned by the service user keep owner and mode', asy
   await s.stop();
   await s.restart();
   assert.equal(await auth(s.user, s.password), 0, 'the restarted server reads the folder');
+});
+
+test('a domain that root adds belongs to the service user, and the server takes it', async () => {
+  await s.reload(async () => {
+    const r = await posta(['init', 'other.test', '--dir', s.dir]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  const top = join(s.dir, 'domains/other.test');
+  for (const p of ['', ...(await readdir(top, { recursive: true }))]) {
+    const st = await stat(join(top, p));
+    assert.deepEqual({ uid: st.uid, gid: st.gid }, nobody, `domains/other.test/${p}`);
+  }
+  await s.reload(async () => {
+    const r = await posta([
+      'user',
+      'add',
+      'a@other.test',
+      '--password',
+      'other-password',
+      '--dir',
+      s.dir,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  assert.equal(await auth('a@other.test', 'other-password'), 0, 'its account logs in');
+  assert.ok(!s.logs.some((l) => l.includes('reload failed')), s.logs.join('\n'));
 });
