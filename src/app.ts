@@ -136,6 +136,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       lastDay: attemptCounts(spool.db, Date.now() - 86400_000),
       certificate: {
         names: certs.store.current.names,
+        temporary: certs.store.current.temporary === true,
         notAfter: certs.store.current.notAfter.toISOString(),
         daysLeft: Math.floor((certs.store.current.notAfter.getTime() - Date.now()) / 86400_000),
         ...certs.renewal(),

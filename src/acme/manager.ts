@@ -13,7 +13,8 @@
  * A failed order keeps the current certificate, is logged, recorded in
  * state.json, shown by `posta status` and counted in /metrics
  * (posta_certificate_renewal_failures), and is retried with back-off (5 minutes, doubling, at most a
- * day). Challenges: http-01 (port 80), tls-alpn-01 (the https listener), or
+ * day). Every request to the CA has a time limit (acme/http.ts), and stop()
+ * aborts the order in progress, hook included. Challenges: http-01 (port 80), tls-alpn-01 (the https listener), or
  * dns-01 through [acme] dns_hook, which is what wildcard names need.
  */
 import { execFile } from 'node:child_process';
@@ -28,8 +29,11 @@ import { writeFileAtomic } from '../fsutil/atomic.ts';
 import { loadCertificate, type Certificate } from '../tls/certs.ts';
 import type { CertStore } from '../tls/store.ts';
 import type { Challenges } from './challenges.ts';
+import { configureAcmeHttp, withSignal } from './http.ts';
 
 const run = promisify(execFile);
+
+configureAcmeHttp();
 
 export interface Renewal {
   failures: number;
@@ -101,6 +105,7 @@ export class AcmeManager {
   private failures = 0;
   private hookQueue: Promise<void> = Promise.resolve();
   private state: AcmeState;
+  private readonly stopping = new AbortController();
 
   constructor(o: {
     config: AcmeConfig;
@@ -127,9 +132,11 @@ export class AcmeManager {
     this.poller.unref();
   }
 
+  /** Stop renewing; an order in progress is abandoned, not recorded as failed. */
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
     if (this.poller) clearInterval(this.poller);
+    this.stopping.abort();
   }
 
   /** Order a certificate now (one at a time). */
@@ -161,7 +168,17 @@ export class AcmeManager {
   }
 
   private async order(): Promise<void> {
+    const signal = this.stopping.signal;
+    if (signal.aborted) return;
     this.state.lastAttempt = new Date().toISOString();
+    // acme-client waits between its polls with timers of its own: on stop,
+    // the order is left to them and ends here at once.
+    let onAbort = () => {};
+    const stopped = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new Error('posta is stopping'));
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    stopped.catch(() => {});
     try {
       const client = new acme.Client({
         directoryUrl: this.cfg.directory,
@@ -171,16 +188,19 @@ export class AcmeManager {
         commonName: this.cfg.names[0],
         altNames: [...this.cfg.names],
       });
-      const chain = await client.auto({
-        csr,
-        email: this.cfg.email,
-        termsOfServiceAgreed: true,
-        challengePriority: [this.cfg.challenge],
-        // The CA checks; a pre-check from here would ask the public DNS.
-        skipChallengeVerification: true,
-        challengeCreateFn: (authz, challenge, keyAuth) => this.publish(authz, challenge, keyAuth),
-        challengeRemoveFn: (authz, challenge, keyAuth) => this.withdraw(authz, challenge, keyAuth),
-      });
+      const obtain = () =>
+        client.auto({
+          csr,
+          email: this.cfg.email,
+          termsOfServiceAgreed: true,
+          challengePriority: [this.cfg.challenge],
+          // The CA checks; a pre-check from here would ask the public DNS.
+          skipChallengeVerification: true,
+          challengeCreateFn: (authz, challenge, keyAuth) => this.publish(authz, challenge, keyAuth),
+          challengeRemoveFn: (authz, challenge, keyAuth) =>
+            this.withdraw(authz, challenge, keyAuth),
+        });
+      const chain = await Promise.race([withSignal(signal, obtain), stopped]);
       await mkdir(join(this.paths.cert, '..'), { recursive: true, mode: 0o700 });
       await writeFileAtomic(this.paths.key, key, 0o600);
       await writeFileAtomic(this.paths.cert, chain, 0o600);
@@ -195,6 +215,7 @@ export class AcmeManager {
         'certificate obtained',
       );
     } catch (err) {
+      if (signal.aborted) return;
       this.failures++;
       const wait = Math.min(FIRST_RETRY_MS * 2 ** (this.failures - 1), MAX_RETRY_MS);
       this.state.lastError = (err as Error).message;
@@ -203,6 +224,8 @@ export class AcmeManager {
         { err: (err as Error).message, retryIn: `${Math.round(wait / 1000)} s` },
         'certificate order failed; keeping the current certificate',
       );
+    } finally {
+      signal.removeEventListener('abort', onAbort);
     }
     await this.saveState().catch((err: Error) =>
       this.log.error(
@@ -295,7 +318,10 @@ export class AcmeManager {
       );
     }
     try {
-      const hook = run(this.cfg.dnsHook, [verb, name, value], { timeout: 120_000 });
+      const hook = run(this.cfg.dnsHook, [verb, name, value], {
+        timeout: 120_000,
+        signal: this.stopping.signal,
+      });
       // Nothing comes on stdin: a hook that reads it gets EOF, not a 2-minute wait.
       hook.child.stdin?.end();
       await hook;

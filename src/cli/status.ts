@@ -35,7 +35,9 @@ function text(s: Status): string {
     `queue        ${s.queue.messages} messages: ${s.queue.queued} recipients waiting, ${s.queue.deferred} deferred; oldest ${duration(s.queue.oldestSeconds)}`,
     `last hour    ${counts(s.lastHour)}`,
     `last day     ${counts(s.lastDay)}`,
-    `certificate  ${s.certificate.names.join(', ')}; expires ${s.certificate.notAfter} (${s.certificate.daysLeft} days)`,
+    s.certificate.temporary
+      ? `certificate  ${s.certificate.names.join(', ')}; temporary, self-signed until the CA issues one (clients that verify refuse it)`
+      : `certificate  ${s.certificate.names.join(', ')}; expires ${s.certificate.notAfter} (${s.certificate.daysLeft} days)`,
     ...(s.certificate.failures > 0
       ? [
           `  renewal failing: ${s.certificate.failures} failed in a row, last: ${s.certificate.lastError ?? '?'}`,

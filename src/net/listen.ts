@@ -1,11 +1,18 @@
 /**
  * Opening and closing listening sockets, the same way for every listener
  * (SMTP, https, http, ACME http-01): a port that cannot be had gives one
- * sentence saying why and what to do.
+ * sentence saying why and what to do, and closing is bounded: connections
+ * still open after a short grace are destroyed.
  */
-import type { Server } from 'node:net';
+import { isIP, type Server, type Socket } from 'node:net';
 import { formatEndpoint, type Endpoint } from '../config/endpoint.ts';
 import type { Logger } from '../log/log.ts';
+
+/** How long open connections may finish when a listener closes. */
+export const CLOSE_GRACE_MS = 2000;
+
+/** The connections of each server, for closeAll to destroy. */
+const open = new WeakMap<Server, Set<Socket>>();
 
 /** Listen on `e`; resolves with the port (the real one when `e.port` is 0). */
 export function listen(server: Server, e: Endpoint, kind: string): Promise<number> {
@@ -16,11 +23,22 @@ export function listen(server: Server, e: Endpoint, kind: string): Promise<numbe
           ? 'the address is in use by another program'
           : err.code === 'EACCES'
             ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE'
-            : err.message;
+            : err.code === 'EADDRNOTAVAIL'
+              ? 'no network interface has this address'
+              : err.message;
       reject(new Error(`Cannot listen for ${kind} on ${formatEndpoint(e)}: ${why}.`));
     };
+    const sockets = new Set<Socket>();
+    open.set(server, sockets);
+    server.on('connection', (s: Socket) => {
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+    });
     server.once('error', onError);
-    server.listen(e.port, e.host, () => {
+    // An IPv6 socket is IPv6 only, as in Postfix and chasquid: with Linux's
+    // default net.ipv6.bindv6only = 0, "[::]:25" would otherwise take IPv4
+    // too and collide with the "0.0.0.0:25" listed beside it.
+    server.listen({ port: e.port, host: e.host, ipv6Only: isIP(e.host) === 6 }, () => {
       server.off('error', onError);
       const addr = server.address();
       resolve(typeof addr === 'object' && addr ? addr.port : e.port);
@@ -44,9 +62,9 @@ export async function listenAll(
   try {
     for (const e of endpoints) {
       const server = make();
+      servers.push(server);
       await listen(server, e, kind);
       log.info({ kind: logKind, address: formatEndpoint(e) }, 'listening');
-      servers.push(server);
     }
   } catch (err) {
     await closeAll(servers);
@@ -55,7 +73,28 @@ export async function listenAll(
   return { close: () => closeAll(servers) };
 }
 
-/** Stop listening on all of `servers`; resolves when each has closed. */
-export async function closeAll(servers: readonly Server[]): Promise<void> {
-  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+/**
+ * Stop listening on all of `servers`; connections still open after
+ * `graceMs` are destroyed. Resolves when each has closed.
+ */
+export async function closeAll(
+  servers: readonly Server[],
+  graceMs = CLOSE_GRACE_MS,
+): Promise<void> {
+  await Promise.all(servers.map((s) => closeOne(s, graceMs)));
+}
+
+function closeOne(server: Server, graceMs: number): Promise<void> {
+  if (!server.listening) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      for (const s of open.get(server) ?? []) s.destroy();
+    }, graceMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    // http(s): idle keep-alive connections need not wait for the grace.
+    (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+  });
 }

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { Endpoint } from '../config/endpoint.ts';
-import { listen } from '../net/listen.ts';
+import { CLOSE_GRACE_MS, listen } from '../net/listen.ts';
 import type { Directory } from '../domains/directory.ts';
 import type { Spool } from '../queue/spool.ts';
 import type { Logger } from '../log/log.ts';
@@ -65,29 +65,33 @@ export async function startSmtp(deps: SmtpDeps): Promise<SmtpListeners> {
   const servers: PostaSMTPServer[] = [];
   const listeners: Listener[] = [];
 
-  for (const kind of ['smtp', 'submission', 'submissions'] as const) {
-    for (const endpoint of deps.config.listen[kind]) {
-      const server = new PostaSMTPServer(options(kind, deps, { throttle, verified, perIp }), {
-        maxErrors: deps.config.limits.errorsPerSession,
-        sessionTimeoutMs: deps.config.limits.sessionTimeoutMs,
-      });
-      server.on('error', (err: Error) => deps.log.warn({ err: err.message, kind }, 'smtp error'));
-      const port = await listen(server.server, endpoint, kind);
-      servers.push(server);
-      listeners.push({ kind, endpoint, port });
+  const close = () =>
+    Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(
+      () => undefined,
+    );
+  try {
+    for (const kind of ['smtp', 'submission', 'submissions'] as const) {
+      for (const endpoint of deps.config.listen[kind]) {
+        const server = new PostaSMTPServer(options(kind, deps, { throttle, verified, perIp }), {
+          maxErrors: deps.config.limits.errorsPerSession,
+          sessionTimeoutMs: deps.config.limits.sessionTimeoutMs,
+        });
+        server.on('error', (err: Error) => deps.log.warn({ err: err.message, kind }, 'smtp error'));
+        const port = await listen(server.server, endpoint, kind);
+        servers.push(server);
+        listeners.push({ kind, endpoint, port });
+      }
     }
+  } catch (err) {
+    // Those already listening would answer with nobody behind them.
+    await close();
+    throw err;
   }
   // New connections (implicit TLS and STARTTLS) use a renewed certificate at once.
   deps.certs.onChange((c) => {
     for (const s of servers) s.updateSecureContext({ key: c.key, cert: c.cert });
   });
-  return {
-    listeners,
-    close: () =>
-      Promise.all(
-        servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
-      ).then(() => undefined),
-  };
+  return { listeners, close };
 }
 
 interface Shared {
@@ -119,7 +123,8 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
     maxRecipients: config.limits.recipients,
     maxClients: config.limits.connections,
     socketTimeout: config.limits.commandTimeoutMs,
-    closeTimeout: 30_000,
+    // On stop, sessions still open after this get 421 and are closed.
+    closeTimeout: CLOSE_GRACE_MS,
     authMethods: ['PLAIN', 'LOGIN'],
     authOptional: !submission,
     allowInsecureAuth: false,

@@ -22,6 +22,8 @@ export interface Status {
   /** failures and lastError: how ACME renewals go (failures 0 with [tls] files). */
   certificate: {
     names: string[];
+    /** A self-signed stand-in until ACME's first certificate: its dates mean nothing. */
+    temporary: boolean;
     notAfter: string;
     daysLeft: number;
     failures: number;

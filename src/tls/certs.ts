@@ -12,6 +12,8 @@ export interface Certificate {
   key: Buffer;
   notAfter: Date;
   names: string[];
+  /** The self-signed stand-in served until ACME's first certificate arrives. */
+  temporary?: boolean;
 }
 
 export async function loadCertificate(certFile: string, keyFile: string): Promise<Certificate> {

@@ -55,7 +55,9 @@ export async function certificateSource(
         'no ACME certificate yet: serving a temporary self-signed one until the CA issues it',
       );
     }
-    const store = new CertStore(existing ?? (await selfSignedCertificate(config.acme.names)));
+    const store = new CertStore(
+      existing ?? { ...(await selfSignedCertificate(config.acme.names)), temporary: true },
+    );
     const manager = new AcmeManager({
       config: config.acme,
       dataDir: config.dataDir,
