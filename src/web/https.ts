@@ -38,6 +38,9 @@ export async function startHttps(deps: HttpsDeps): Promise<{ close(): Promise<vo
     () => {
       const server = createServer(
         {
+          // Clients that send no SNI (an address, not a name) get the current one.
+          key: deps.certs.current.key,
+          cert: deps.certs.current.cert,
           SNICallback: (name, cb) =>
             cb(null, deps.challenges.alpn.get(name.toLowerCase()) ?? deps.certs.context),
           ALPNProtocols: ['acme-tls/1', 'http/1.1'],
@@ -66,6 +69,7 @@ export async function startHttps(deps: HttpsDeps): Promise<{ close(): Promise<vo
         },
       );
       server.on('tlsClientError', () => {}); // scanners and ACME probes hang up mid-handshake
+      deps.certs.onChange((c) => server.setSecureContext({ key: c.key, cert: c.cert }));
       return server;
     },
     deps.log,

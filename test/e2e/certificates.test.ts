@@ -128,6 +128,15 @@ test('the MTA-STS policy is served over HTTPS and mailauth reads it, id and all'
 
   const other = await fetch404(host, cert);
   assert.equal(other, 404, 'other paths and hosts are 404');
+
+  // A client that sends no SNI (https://ADDRESS/) gets the certificate too.
+  const sClient = run('openssl', [
+    ...['s_client', '-connect', `${host}:443`, '-noservername', '-CAfile', cert],
+  ]);
+  sClient.child.stdin?.end(); // no request: s_client hangs up after the handshake
+  const bare = await sClient;
+  assert.match(bare.stdout, /subject=CN ?= ?mail\.example\.test/);
+  assert.match(bare.stdout, /Verify return code: 0 \(ok\)/);
 });
 
 /** GET https://mta-sts.nosuch.test/ on the listener: the status code. */
