@@ -13,7 +13,8 @@ Runs posta in the foreground with the config folder DIR: the listeners of
 files change) or of [acme] (obtained and renewed). Logs are JSON lines on
 stdout; a "ready" line follows the "listening" lines. A listener that cannot
 be had stops it at once (exit 1). SIGTERM or SIGINT stops it within seconds:
-connections in progress get 2 seconds to finish, then are closed.`,
+connections in progress get 2 seconds to finish, then are closed; deliveries
+still under way after 1.5 seconds stay queued for the next start.`,
   async run(args) {
     positionals(this, args, []);
     const config = await loadConfig(args.dir);

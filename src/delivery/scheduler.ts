@@ -55,6 +55,9 @@ const RECORD_TRIES = 10;
 const BATCH = 200;
 const LOG_DAYS = 30;
 
+/** How long a stop waits for the deliveries in flight (serve's whole stop has 4 s). */
+const STOP_WAIT_MS = 1500;
+
 export class Scheduler {
   private readonly o: SchedulerOptions;
   private readonly busy = new Set<string>();
@@ -86,12 +89,30 @@ export class Scheduler {
     this.kick();
   }
 
-  /** Stop taking work and wait for the jobs in flight to finish. */
-  async stop(): Promise<void> {
+  /**
+   * Stop taking work and wait a moment for the jobs in flight. A job still
+   * running then (a receiver that answers slowly or never) is left: its
+   * recipients stay queued, so they are tried again after the restart
+   * (delivery is at least once), and a stop stays within seconds.
+   */
+  async stop(waitMs = STOP_WAIT_MS): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     if (this.fullTimer) clearTimeout(this.fullTimer);
-    if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    if (this.active > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const finished = await Promise.race([
+        new Promise<boolean>((resolve) => (this.idle = () => resolve(true))),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), waitMs))),
+      ]);
+      clearTimeout(timer);
+      if (!finished) {
+        this.o.log.warn(
+          { deliveries: this.active },
+          'stopping with deliveries in progress; they stay queued and are tried again at the next start',
+        );
+      }
+    }
     this.o.transport.close();
   }
 
