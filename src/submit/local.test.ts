@@ -273,3 +273,18 @@ test('stampLocal adds Message-ID, Date, Received and DKIM signatures in front', 
   assert.match(again.data.toString(), /^Received: by .* \(posta, from userid 1000\)\r\n/);
   assert.match(again.data.toString(), /^Received: [^]*\r\nFrom: i@example\.test\r\nDate: Thu/);
 });
+
+test('a From field made from a non-ASCII -f is UTF-8', () => {
+  const m = prepareLocal(
+    input({
+      text: 'Subject: x\n\nx\n',
+      sender: 'jürgen@example.test',
+      recipients: ['x@dest.test'],
+    }),
+  );
+  assert.equal(m.sender, 'jürgen@example.test');
+  assert.ok(
+    m.data.includes(Buffer.from('From: <jürgen@example.test>\r\n', 'utf8')),
+    m.data.toString(),
+  );
+});

@@ -217,7 +217,12 @@ export function prepareLocal(input: LocalInput): LocalMessage {
   const fromField = from.length ? '' : `From: ${displayName(input.fullName)}<${sender}>\r\n`;
   const firstFrom =
     from[0] === undefined ? sender : normaliseAddress(from[0], input.domains, first);
-  const data = Buffer.from(`${fromField}${fields.join('')}\r\n${body}`, 'latin1');
+  // The fields and body are the bytes read (latin1 keeps them); the From field
+  // made here holds -f's address, a string, which goes out as UTF-8 (RFC 6532).
+  const data = Buffer.concat([
+    Buffer.from(fromField, 'utf8'),
+    Buffer.from(`${fields.join('')}\r\n${body}`, 'latin1'),
+  ]);
   const long = longLine(data);
   if (long) {
     throw new PostaError(
