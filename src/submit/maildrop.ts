@@ -1,7 +1,8 @@
 /**
  * Who submitted a message over the sendmail socket: the local user, proved by
- * the kernel rather than claimed, as Postfix's postdrop proves it by the owner
- * of the file it writes into its maildrop folder.
+ * the kernel rather than claimed, by the owner of a file the client makes in
+ * a maildrop folder (the idea of Postfix's maildrop, without its setgid
+ * postdrop: here the folder is writable by all, as the socket is).
  *
  * Node cannot read a Unix socket's peer credentials (SO_PEERCRED) without a
  * native addon, and the /proc route (the peer's socket inode, then every
@@ -15,16 +16,15 @@
  *   token), mode 0600, and sends the name with its request. The kernel makes
  *   the client's uid the file's owner; no user can create a file owned by
  *   another.
- * - The server opens the name without following a symlink, takes the owner of
- *   what it opened if it is a regular file with one link (a hard link to
+ * - The server looks at the name without following a symlink (lstat), takes
+ *   its owner if it is an empty regular file with one link (a hard link to
  *   another user's file has two; fs.protected_hardlinks forbids it anyway),
  *   and removes it. Names cannot be guessed, so a client cannot point at a
  *   token of someone else's in flight.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, unlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, unlink, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -91,20 +91,12 @@ export async function removeToken(dataDir: string, token: string | undefined): P
 export async function takeToken(dataDir: string, token: unknown): Promise<LocalUser | undefined> {
   if (typeof token !== 'string' || !TOKEN.test(token)) return undefined;
   const path = join(dataDir, MAILDROP, token);
-  let uid: number;
-  try {
-    const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    try {
-      const st = await fh.stat();
-      // Empty as createToken makes it: not some file of another user's moved in here.
-      if (!st.isFile() || st.nlink !== 1 || st.size !== 0) return undefined;
-      uid = st.uid;
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    return undefined;
-  }
+  // lstat, not open: the server's user may not read another user's 0600
+  // file (and need not), and lstat neither follows a symlink nor opens a FIFO.
+  const st = await lstat(path).catch(() => null);
+  // Empty as createToken makes it: not some file of another user's moved in here.
+  if (!st || !st.isFile() || st.nlink !== 1 || st.size !== 0) return undefined;
+  const uid = st.uid;
   await unlink(path).catch(() => {});
   return { uid, name: await userName(uid) };
 }

@@ -24,7 +24,8 @@ const nobody = Number(execFileSync('id', ['-u', 'nobody']).toString());
 
 before(async () => {
   destination = await startMxFor('dest.test');
-  s = await startServer({ dns: destination.dns.endpoint });
+  // As installed: the server runs as its own user (here nobody), the clients as others.
+  s = await startServer({ dns: destination.dns.endpoint, asNobody: true });
   await shareConfig(s.dir);
   const tmp = await tempDir();
   await chmod(tmp, 0o755);
@@ -78,6 +79,13 @@ test('as /usr/sbin/sendmail, run by nobody: the flags are sendmail flags, the fo
   assert.ok(line, 'an accepted line');
   const { user, via } = JSON.parse(line) as { user: string; via: string };
   assert.deepEqual({ user, via }, { user: `uid=${nobody} (nobody)`, via: 'sendmail' });
+});
+
+test('as sendmail, run by root (cron) while the server runs as its own user: root is recorded', async () => {
+  const r = await sendmail(['-t'], 'To: root-cron@dest.test\nSubject: root\n\nHi.\n', { link });
+  assert.deepEqual(r, { code: 0, stdout: '', stderr: '' });
+  const m = await destination.rx.arrival((x) => x.rcptTos.includes('root-cron@dest.test'), 'root');
+  assert.match(headerOf(m), /^Received: by mail\.example\.test \(posta, from userid 0 root\)\r\n/m);
 });
 
 test('as sendmail with no server running: the CLI queues it and names its own user', async () => {
