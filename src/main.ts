@@ -11,6 +11,7 @@ import { parseCommandArgs } from './cli/command.ts';
 import { VERSION } from './version.ts';
 import { serviceDir } from './config/paths.ts';
 import { fsErrorSentence } from './fsutil/errors.ts';
+import { actAsOwnerOf } from './cli/privileges.ts';
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -58,6 +59,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${cmd.help}\n`);
     return 0;
   }
+  if (!cmd.asRoot) actAsOwnerOf(args.dir);
   return (await cmd.run(args)) ?? 0;
 }
 

@@ -11,6 +11,11 @@ export interface Command {
   /** The usage line(s) and a paragraph of help, for `posta CMD --help`. */
   help: string;
   options?: ParseArgsOptionsConfig;
+  /**
+   * Run as whoever started it, root included. Every other command run by root
+   * in a folder of another user's runs as that user (privileges.ts).
+   */
+  asRoot?: boolean;
   /** Returns the exit code (0 when undefined). */
   run(args: Args): Promise<number | void>;
 }

@@ -31,6 +31,7 @@ function portBase(text: string | undefined): number {
 
 export const dev: Command = {
   name: 'dev',
+  asRoot: true,
   help: `Usage: posta dev [--sandbox DIR] [--port-base N]
 
 Creates a throwaway config for ${DOMAIN} in a new temporary folder (or DIR, which

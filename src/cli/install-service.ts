@@ -13,6 +13,7 @@ const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
 
 export const installService: Command = {
   name: 'install-service',
+  asRoot: true,
   help: `Usage: posta install-service [--user NAME] [--unit-dir DIR] [--print] [--dir DIR]
 
 Installs posta as a systemd service that runs \`posta serve --dir DIR\` as the

@@ -22,9 +22,11 @@ import { dropLocal, tooBig, type DropOptions } from '../submit/drop.ts';
 import { thisUser } from '../submit/maildrop.ts';
 import { submitToServer } from '../submit/socket.ts';
 import { str, type Args, type Command } from './command.ts';
+import { actAsOwnerOf } from './privileges.ts';
 
 export const sendmail: Command = {
   name: 'sendmail',
+  asRoot: true,
   help: `Usage: posta sendmail [-t] [-f FROM] [-F NAME] [-i] [RCPT...] < message
 
 Sendmail-compatible submission for programs on this machine (cron, PHP's
@@ -86,9 +88,12 @@ field and its log: "from userid 33 www-data".`,
     };
     if ((await submitToServer(config.dataDir, input, options)) !== null) return;
     // No server running: queue it ourselves; the server delivers it when it starts.
+    // Root does it as the owner of the data folder, so the queue stays the server's.
+    const user = thisUser();
+    actAsOwnerOf(config.dataDir);
     const spool = openQueue(config.dataDir, args);
     try {
-      await dropLocal(input, options, thisUser(), {
+      await dropLocal(input, options, user, {
         domains: config.domains,
         hostname: config.hostname,
         messageSize: config.limits.messageSize,

@@ -6,6 +6,7 @@ import { positionals, type Command } from './command.ts';
 
 export const serve: Command = {
   name: 'serve',
+  asRoot: true,
   help: `Usage: posta serve [--dir DIR]
 
 Runs posta in the foreground with the config folder DIR: the listeners of

@@ -6,7 +6,7 @@
  * forward address, the new aliases file sends postmaster@ and abuse@ there
  * (RFC 2142 mailboxes; the DMARC and TLS-RPT records report to postmaster@).
  */
-import { lchown, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PostaError } from '../errors.ts';
 import { displayDomain } from '../address/address.ts';
@@ -72,7 +72,6 @@ export async function initDomain(opts: {
     await writeFileAtomic(join(tmp, 'users'), `${USERS_HEADER.join('\n')}\n`, 0o640);
     await writeFileAtomic(join(tmp, 'aliases'), aliasesText(domain, opts.forward));
     const made = await generateKeys(join(tmp, 'dkim'));
-    await giveToOwnerOf(domainsDir, tmp);
     await rename(tmp, target);
     keys = made.map((k) => ({ ...k, file: k.file.replace(tmp, target) }));
     await fsyncDir(domainsDir);
@@ -81,18 +80,6 @@ export async function initDomain(opts: {
     throw err;
   }
   return { config: await loadConfig(dir), createdConfig, keys };
-}
-
-/**
- * Root adding a domain to a folder that belongs to the service user (after
- * `posta install-service`): the new domain's files go to that user too, or
- * the running server could not read its keys.
- */
-async function giveToOwnerOf(folder: string, tree: string): Promise<void> {
-  const owner = await stat(folder);
-  if (process.geteuid?.() !== 0 || owner.uid === 0) return;
-  const paths = [tree, ...(await readdir(tree, { recursive: true })).map((p) => join(tree, p))];
-  for (const p of paths) await lchown(p, owner.uid, owner.gid);
 }
 
 /** A new domain's aliases file: the header, and postmaster and abuse when forwarded. */
