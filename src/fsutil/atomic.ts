@@ -7,7 +7,8 @@
  * The replacement keeps the owner, group and mode of the file it replaces, so
  * root editing a folder that belongs to the service user (after
  * `posta install-service`) does not lock that user out. A new file takes the
- * owner and group of its folder when root writes it, and `mode`.
+ * owner and group of its folder when root writes it, and `mode`; a replaced
+ * file keeps its mode, but never more open than `mode`.
  */
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
@@ -25,7 +26,7 @@ export async function writeFileAtomic(
   const existing = await stat(path).catch(() => null);
   const fh = await open(tmp, 'wx', mode);
   try {
-    await keepOwnership(fh, path, existing);
+    await keepOwnership(fh, path, existing, mode);
     await fh.writeFile(data);
     await fh.sync();
   } catch (err) {
@@ -44,7 +45,12 @@ export async function writeFileAtomic(
 }
 
 /** Give the temporary file the owner and mode the target has (or its folder's owner). */
-async function keepOwnership(fh: FileHandle, path: string, existing: Stats | null): Promise<void> {
+async function keepOwnership(
+  fh: FileHandle,
+  path: string,
+  existing: Stats | null,
+  mode: number,
+): Promise<void> {
   const mine = await fh.stat();
   const want = existing ?? (process.geteuid?.() === 0 ? await stat(dirname(path)) : mine);
   if (want.uid !== mine.uid || want.gid !== mine.gid) {
@@ -59,7 +65,8 @@ async function keepOwnership(fh: FileHandle, path: string, existing: Stats | nul
     }
   }
   // The mode last: chown clears the set-id bits.
-  if (existing) await fh.chmod(existing.mode & 0o7777);
+  // Never looser than the caller asks: a key meant to be 0600 stays so.
+  if (existing) await fh.chmod(existing.mode & mode & 0o7777);
 }
 
 /** Make a directory entry (create, rename, unlink) durable. */
