@@ -56,7 +56,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
   process.umask(0o077);
   const stops: (() => unknown)[] = [];
   const stopAll = async () => {
-    for (const stop of stops.reverse()) await stop();
+    for (const stop of [...stops].reverse()) await stop();
   };
   try {
     const certs = await certificateSource(config, log);
@@ -87,6 +87,10 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       certificateExpiry: () => certs.store.current.notAfter.getTime() / 1000,
       renewalFailures: () => certs.renewal().failures,
     });
+    // The listeners close together, each giving its connections the same
+    // grace, so a stop takes that grace once, not once per listener.
+    const listening: { close(): Promise<void> }[] = [];
+    stops.push(() => Promise.all(listening.map((l) => l.close())));
     const smtp = await startSmtp({
       config,
       directory,
@@ -98,11 +102,9 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       srs,
       metrics,
     });
-    stops.push(() => smtp.close());
-    const web = await startWeb(config, directory, certs, log);
-    stops.push(() => web.close());
-    const http = await startHttp(config.listen.http, metrics, log);
-    stops.push(() => http.close());
+    listening.push(smtp);
+    listening.push(await startWeb(config, directory, certs, log));
+    listening.push(await startHttp(config.listen.http, metrics, log));
     certs.start();
     stops.push(() => certs.stop());
     const scheduler = new Scheduler({

@@ -53,8 +53,8 @@ sendmail; it never replaces an existing /usr/sbin/sendmail itself.`,
     }
     // The folders above the config folder and the code must let the user through:
     // a clone or a config folder under /root (0700) cannot be read by it.
-    await mustReach(user, group, dirname(config.dir), 'the config folder');
-    await mustReach(user, group, join(ROOT, 'src/main.ts'), 'the code');
+    await mustReach(user, group, '-x', dirname(config.dir), 'the config folder');
+    await mustReach(user, group, '-r', join(ROOT, 'src/main.ts'), 'the code');
     makeDirs(config.dataDir, 0o700);
     await run('chown', ['-R', `${user}:${group}`, config.dir, config.dataDir]);
     const unitDir = str(args, 'unit-dir') ?? '/etc/systemd/system';
@@ -67,9 +67,18 @@ sendmail; it never replaces an existing /usr/sbin/sendmail itself.`,
   },
 };
 
-/** Refuse when `user` cannot reach `path` (as itself, through every folder above it). */
-async function mustReach(user: string, group: string, path: string, what: string): Promise<void> {
-  const asUser = ['--reuid', user, '--regid', group, '--clear-groups', '--', 'test', '-r', path];
+/**
+ * Refuse when `user` cannot reach `path` through every folder above it:
+ * `test -x` a folder it must pass through, `test -r` a file it must read.
+ */
+async function mustReach(
+  user: string,
+  group: string,
+  test: '-x' | '-r',
+  path: string,
+  what: string,
+): Promise<void> {
+  const asUser = ['--reuid', user, '--regid', group, '--clear-groups', '--', 'test', test, path];
   const ok = await run('setpriv', asUser).then(
     () => true,
     () => false,
