@@ -13,10 +13,13 @@ export function domainArg(text: string): string {
   return d.value;
 }
 
-/** A --forward address: a full address outside the domain being set up. */
+/** A --forward address: one full mailbox outside the domain being set up. */
 function forwardArg(text: string, domain: string): string {
   const a = parseAddress(text.trim());
   if (!a.ok) throw new UsageError(`--forward: ${a.error}.`);
+  if (a.value.local.includes('*')) {
+    throw new UsageError(`--forward ${text} is a wildcard; give one mailbox (me@gmail.com, say).`);
+  }
   if (a.value.domain === domain) {
     throw new UsageError(
       `--forward ${text} is in ${domain} itself; give a mailbox elsewhere (me@gmail.com, say).`,
@@ -26,8 +29,9 @@ function forwardArg(text: string, domain: string): string {
 }
 
 /**
- * Where postmaster@ and abuse@ go: --forward, else the answer on a terminal;
- * undefined when skipped. Standard input that is not a terminal is never read.
+ * Where postmaster@ and abuse@ go: --forward, else the answer on a terminal
+ * (asked again after a bad one); undefined when skipped. Standard input that
+ * is not a terminal is never read.
  */
 async function forwardTo(
   flag: string | undefined,
@@ -41,10 +45,17 @@ async function forwardTo(
     () => false,
   );
   if (existing) return undefined; // initDomain says it is set up already
-  const answer = await askLine(
-    `Forward mail for postmaster@${domain} and abuse@${domain} to (empty: skip): `,
-  );
-  return answer === '' ? undefined : forwardArg(answer, domain);
+  for (;;) {
+    const answer = await askLine(
+      `Forward mail for postmaster@${domain} and abuse@${domain} to (empty: skip): `,
+    );
+    if (answer === '') return undefined;
+    try {
+      return forwardArg(answer, domain);
+    } catch (err) {
+      process.stderr.write(`${(err as Error).message.replace(/^--forward:? /, '')}\n`);
+    }
+  }
 }
 
 export const init: Command = {

@@ -100,7 +100,7 @@ test('init --forward sends postmaster@ and abuse@ of the new domain there, and n
     /already set up .*`posta alias add postmaster@example\.test other@gmail\.test`/,
   );
   assert.equal(await readFile(file, 'utf8'), `${HEADER}postmaster: boss@elsewhere.test\n`);
-  for (const bad of ['nobody', 'me@example.org']) {
+  for (const bad of ['nobody', 'me@example.org', '*@gmail.test']) {
     const u = await posta(['init', 'example.org', '--forward', bad, '--dir', dir]);
     assert.equal(u.code, 2, `${bad}: ${u.stderr}`);
     assert.match(u.stderr, /^posta: --forward/);
@@ -132,10 +132,12 @@ test('init from a script (stdin open, not a terminal) asks nothing and says whic
   assert.equal(await readFile(join(dir, 'domains/example.test/aliases'), 'utf8'), HEADER);
 });
 
-test('init on a terminal asks where postmaster@ and abuse@ go; an empty answer skips', async () => {
-  for (const [answer, aliases] of [
-    ['me@gmail.test', `${HEADER}postmaster: me@gmail.test\nabuse: me@gmail.test\n`],
-    ['', HEADER],
+test('init on a terminal asks where postmaster@ and abuse@ go; a bad answer asks again, an empty one skips', async () => {
+  const PROMPT = 'abuse@example.test to (empty: skip): ';
+  for (const [answers, aliases] of [
+    [['me@gmail.test'], `${HEADER}postmaster: me@gmail.test\nabuse: me@gmail.test\n`],
+    [['garbage', 'me@gmail.test'], `${HEADER}postmaster: me@gmail.test\nabuse: me@gmail.test\n`],
+    [[''], HEADER],
   ] as const) {
     const dir = join(await tempDir(), 'posta');
     const child = spawn(
@@ -147,20 +149,22 @@ test('init on a terminal asks where postmaster@ and abuse@ go; an empty answer s
       },
     );
     let out = '';
+    let asked = 0;
     const exited = new Promise((resolve) => child.once('exit', resolve));
-    await new Promise<void>((resolve) => {
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('abuse@example.test to (empty: skip): ')) resolve();
-      });
-      child.once('exit', () => resolve());
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      // Each prompt gets the next answer.
+      while (out.split(PROMPT).length - 1 > asked && asked < answers.length) {
+        child.stdin.write(`${answers[asked++]}\r`);
+      }
     });
-    child.stdin.write(`${answer}\r`);
     assert.equal(await exited, 0, out);
+    assert.equal(asked, answers.length, out);
+    if (answers.length > 1) assert.match(out, /"garbage" is not/, out);
     assert.equal(
       await readFile(join(dir, 'domains/example.test/aliases'), 'utf8'),
       aliases,
-      `answer "${answer}": ${out}`,
+      `answers ${JSON.stringify(answers)}: ${out}`,
     );
   }
 });
