@@ -28,14 +28,18 @@ Every command takes --dir DIR (default ./posta, or $POSTA_DIR), before or after 
 `;
 }
 
-/** A `--dir DIR` (or `--dir=DIR`) before the command moves just after it, where a later one wins. */
+/** `--dir DIR` (or `--dir=DIR`) before the command moves just after it, where a later one wins. */
 function globalDir(argv: string[]): string[] {
-  const [first = '', ...more] = argv;
-  if (first === '--dir' && more.length === 0) throw new UsageError('--dir needs a folder.');
-  const dir = first === '--dir' ? more.shift() : first.startsWith('--dir=') ? first.slice(6) : null;
-  if (dir === null || dir === undefined) return argv;
-  const [name, ...rest] = more;
-  return name === undefined ? [] : [name, `--dir=${dir}`, ...rest];
+  const rest = [...argv];
+  let dir: string | undefined;
+  while (rest[0] === '--dir' || rest[0]?.startsWith('--dir=')) {
+    const flag = rest.shift() ?? '';
+    dir = flag === '--dir' ? rest.shift() : flag.slice('--dir='.length);
+    if (!dir) throw new UsageError('--dir needs a folder: `posta --dir DIR COMMAND`.');
+  }
+  if (dir === undefined) return argv;
+  const [name, ...after] = rest;
+  return name === undefined ? [] : [name, `--dir=${dir}`, ...after];
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -47,6 +47,7 @@ export function parseCommandArgs(cmd: Command, argv: string[]): Args & { help: b
     throw new UsageError(`${what}; see \`posta ${cmd.name} --help\`.`);
   }
   const { dir, help, ...values } = parsed.values;
+  if (dir === '') throw new UsageError(`--dir needs a folder; see \`posta ${cmd.name} --help\`.`);
   return {
     dir: configDir(dir as string | undefined),
     positionals: parsed.positionals,

@@ -269,7 +269,11 @@ test('--dir DIR or --dir=DIR before the command selects the folder', async () =>
   }
   const after = await posta(['--dir', '/nowhere', 'user', 'list', '--dir', dir]);
   assert.equal(after.stdout, 'i@example.test\n', 'a --dir after the command wins');
-  const bare = await posta(['--dir']);
-  assert.equal(bare.code, 2);
-  assert.match(bare.stderr, /^posta: --dir needs a folder\.\n$/);
+  const twice = await posta(['--dir', '/nowhere', '--dir', dir, 'user', 'list']);
+  assert.equal(twice.stdout, 'i@example.test\n', 'the later of two wins');
+  for (const bad of [['--dir'], ['--dir=', 'user', 'list'], ['user', 'list', '--dir=']]) {
+    const r = await posta(bad);
+    assert.equal(r.code, 2, bad.join(' '));
+    assert.match(r.stderr, /^posta: --dir needs a folder[:;] .*\n$/, bad.join(' '));
+  }
 });
