@@ -26,6 +26,7 @@
  *   security prefers plaintext delivery to none at all).
  */
 import type { TLSSocket } from 'node:tls';
+import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SMTPConnectionSendInfo } from 'nodemailer/lib/smtp-connection';
 import { fromReply, local, parseReply, type Outcome } from './outcome.ts';
@@ -111,10 +112,12 @@ export class Session {
   }
 
   static async open(o: SessionOptions): Promise<Session> {
+    // RFC 6066 §3: SNI names a host, never an address (a relay given as an IP).
+    const servername = isIP(o.servername) ? undefined : o.servername;
     const conn = new SMTPConnection({
       host: o.ip,
       port: o.port,
-      servername: o.servername,
+      servername,
       name: o.hostname,
       localAddress: o.localAddress,
       secure: o.tls === 'implicit',
@@ -122,7 +125,7 @@ export class Session {
       opportunisticTLS: o.tls === 'opportunistic',
       ignoreTLS: o.tls === 'none',
       tls: {
-        servername: o.servername,
+        servername,
         rejectUnauthorized: o.tls !== 'opportunistic',
         minVersion: o.tls === 'opportunistic' ? 'TLSv1' : 'TLSv1.2',
       },
