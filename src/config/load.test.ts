@@ -137,3 +137,42 @@ for (const [name, text, want] of bad) {
     );
   });
 }
+
+for (const [name, listen, want] of [
+  [
+    'one address under two keys',
+    'smtp = ["127.0.0.1:25"]\nsubmission = ["127.0.0.1:25"]',
+    /\[listen\] smtp and \[listen\] submission both list "127\.0\.0\.1:25"; each address and port can be listened on once\.$/,
+  ],
+  [
+    'one address twice under one key',
+    'smtp = ["[::1]:25", "[::1]:25"]',
+    /\[listen\] smtp and \[listen\] smtp both list "\[::1\]:25"/,
+  ],
+  [
+    'an address beside the wildcard of its family',
+    'smtp = ["0.0.0.0:25"]\nsubmission = ["127.0.0.1:25"]',
+    /\[listen\] smtp "0\.0\.0\.0:25" already takes every address on port 25, so \[listen\] submission "127\.0\.0\.1:25" cannot be had too; drop one of them\.$/,
+  ],
+] as const) {
+  test(`config error: ${name}`, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'posta-load-'));
+    await writeFile(join(dir, 'posta.toml'), `hostname = "a.b"\n[listen]\n${listen}\n`);
+    await assert.rejects(loadConfig(dir), (err: Error) => {
+      assert.match(err.message, want);
+      return true;
+    });
+    await rm(dir, { recursive: true });
+  });
+}
+
+test('the IPv4 and IPv6 wildcards of one port go together (the default)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'posta-load-'));
+  await writeFile(join(dir, 'posta.toml'), 'hostname = "a.b"\n');
+  const c = await loadConfig(dir);
+  assert.deepEqual(c.listen.smtp, [
+    { host: '0.0.0.0', port: 25 },
+    { host: '::', port: 25 },
+  ]);
+  await rm(dir, { recursive: true });
+});

@@ -5,13 +5,14 @@
  * the key, the bad value and what is allowed.
  */
 import { readFile, readdir } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { PostaError } from '../errors.ts';
 import { parseDomain } from '../address/address.ts';
 import { ConfigSchema, type ParsedConfig } from './schema.ts';
-import { parseEndpoint, parseHostPort, type Endpoint } from './endpoint.ts';
+import { formatEndpoint, parseEndpoint, parseHostPort, type Endpoint } from './endpoint.ts';
 import type { StsMode } from '../mtasts/policy.ts';
 import { noConfigFolder } from './paths.ts';
 
@@ -118,7 +119,9 @@ export async function loadConfig(dir: string): Promise<ResolvedConfig> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw noConfigFolder(dir);
     throw new PostaError(`Cannot read ${file}: ${(err as Error).message}.`);
   }
-  return resolveConfig(dir, file, parseConfigText(file, text), await listDomains(dir));
+  const config = resolveConfig(dir, file, parseConfigText(file, text), await listDomains(dir));
+  checkListenersApart(config);
+  return config;
 }
 
 export function parseConfigText(file: string, text: string): ParsedConfig {
@@ -235,6 +238,40 @@ function valueAt(raw: unknown, path: string[]): unknown {
     v = (v as Record<string, unknown>)[p];
   }
   return v;
+}
+
+/**
+ * Each address and port is listened on once: the same one under two keys, or
+ * an address beside the wildcard of its family on the same port ("0.0.0.0:25"
+ * and "127.0.0.1:25"), would fail at start as if another program held it.
+ */
+function checkListenersApart(c: ResolvedConfig): void {
+  const all: { key: string; e: Endpoint }[] = [
+    ...Object.entries(c.listen).flatMap(([k, list]) =>
+      list.map((e) => ({ key: `[listen] ${k}`, e })),
+    ),
+    ...(c.acme?.challenge === 'http-01'
+      ? c.acme.httpListen.map((e) => ({ key: '[acme] http_listen', e }))
+      : []),
+  ].filter((x) => x.e.port !== 0);
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
+  for (const [i, a] of all.entries()) {
+    for (const b of all.slice(i + 1)) {
+      if (a.e.port !== b.e.port || isIP(a.e.host) !== isIP(b.e.host)) continue;
+      const [x, y] = [formatEndpoint(a.e), formatEndpoint(b.e)];
+      if (x === y) {
+        throw new PostaError(
+          `${c.file}: ${a.key} and ${b.key} both list "${x}"; each address and port can be listened on once.`,
+        );
+      }
+      if (wildcard(a.e.host) || wildcard(b.e.host)) {
+        const [w, o] = wildcard(a.e.host) ? [a, b] : [b, a];
+        throw new PostaError(
+          `${c.file}: ${w.key} "${formatEndpoint(w.e)}" already takes every address on port ${w.e.port}, so ${o.key} "${formatEndpoint(o.e)}" cannot be had too; drop one of them.`,
+        );
+      }
+    }
+  }
 }
 
 function resolveConfig(
