@@ -19,3 +19,8 @@ export function longLine(data: Buffer): { line: number; length: number } | null 
   }
   return null;
 }
+
+/** What to tell the sender of a message with such a line (SMTP reply text, or a sentence). */
+export function longLineText(long: { line: number; length: number }): string {
+  return `Line ${long.line} of the message is ${long.length} octets long; the limit is ${MAX_LINE_OCTETS} (RFC 5322 section 2.1.1): wrap it, or encode the part as quoted-printable or base64`;
+}

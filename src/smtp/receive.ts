@@ -33,7 +33,7 @@ import type { Logger } from '../log/log.ts';
 import { newQueueId, type Spool } from '../queue/spool.ts';
 import { maySendAs, normaliseEnvelope } from './policy.ts';
 import { readHeader, utf8Header } from '../message/header.ts';
-import { longLine, MAX_LINE_OCTETS } from '../message/lines.ts';
+import { longLine, longLineText } from '../message/lines.ts';
 import { stampMessage } from '../message/stamp.ts';
 import { SmtpReply } from './reply.ts';
 import type { Verifier } from '../verify/pool.ts';
@@ -77,9 +77,7 @@ export async function receive(
   if (problem) throw C554BareLineEnding(problem);
   const long = longLine(data);
   if (long) {
-    throw C550LineTooLong(
-      `Line ${long.line} of the message is ${long.length} octets long; the limit is ${MAX_LINE_OCTETS} (RFC 5322 section 2.1.1): encode the part as quoted-printable or base64`,
-    );
+    throw C550LineTooLong(longLineText(long));
   }
 
   const account = source === 'submission' ? accountOf(session) : undefined;

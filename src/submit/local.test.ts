@@ -159,7 +159,7 @@ test('a line over 998 octets is refused, a folded long header is not', () => {
   const long = `${MSG}${'x'.repeat(999)}\n`;
   assert.throws(
     () => prepareLocal(input({ text: long, recipients: ['x@dest.test'] })),
-    (err: Error) => err instanceof PostaError && /Line 9 .* 999 bytes long/.test(err.message),
+    (err: Error) => err instanceof PostaError && /Line 9 .* 999 octets long/.test(err.message),
   );
   const folded = `Subject: ${'y'.repeat(900)}\n ${'y'.repeat(900)}\n${MSG}`;
   assert.ok(prepareLocal(input({ text: folded, recipients: ['x@dest.test'] })));

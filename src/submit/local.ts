@@ -33,7 +33,7 @@ import addressparser from 'nodemailer/lib/addressparser';
 import { domainOf, parseAddress, parseDomain } from '../address/address.ts';
 import { PostaError, UsageError } from '../errors.ts';
 import { readHeader } from '../message/header.ts';
-import { longLine, MAX_LINE_OCTETS } from '../message/lines.ts';
+import { longLine, longLineText } from '../message/lines.ts';
 import { stampMessage } from '../message/stamp.ts';
 import type { DkimKey } from '../dkim/keys.ts';
 import type { LocalUser } from './maildrop.ts';
@@ -225,9 +225,7 @@ export function prepareLocal(input: LocalInput): LocalMessage {
   ]);
   const long = longLine(data);
   if (long) {
-    throw new PostaError(
-      `Line ${long.line} of the message is ${long.length} bytes long, over the limit of ${MAX_LINE_OCTETS} (RFC 5322 section 2.1.1); wrap it, or encode the part as quoted-printable or base64.`,
-    );
+    throw new PostaError(`${longLineText(long)}.`);
   }
   return {
     sender,
