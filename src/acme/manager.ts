@@ -33,8 +33,6 @@ import { configureAcmeHttp, withSignal } from './http.ts';
 
 const run = promisify(execFile);
 
-configureAcmeHttp();
-
 export interface Renewal {
   failures: number;
   lastError?: string | undefined;
@@ -116,6 +114,7 @@ export class AcmeManager {
     /** True when the store holds a certificate from an earlier run. */
     haveCertificate: boolean;
   }) {
+    configureAcmeHttp(); // acme-client has one axios for all: set up on first use, not at import
     this.cfg = o.config;
     this.paths = acmePaths(o.dataDir, o.config.names);
     this.store = o.store;
