@@ -25,7 +25,9 @@ export function listen(server: Server, e: Endpoint, kind: string): Promise<numbe
             ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE'
             : err.code === 'EADDRNOTAVAIL'
               ? 'no network interface has this address'
-              : err.message;
+              : err.code === 'EAFNOSUPPORT'
+                ? `this system has no ${isIP(e.host) === 6 ? 'IPv6' : 'IPv4'} (disabled in the kernel); remove ${formatEndpoint(e)} from posta.toml's [listen]`
+                : err.message;
       reject(new Error(`Cannot listen for ${kind} on ${formatEndpoint(e)}: ${why}.`));
     };
     const sockets = new Set<Socket>();
