@@ -56,7 +56,16 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
   process.umask(0o077);
   const stops: (() => unknown)[] = [];
   const stopAll = async () => {
-    for (const stop of [...stops].reverse()) await stop();
+    // Each stop runs even when an earlier one failed; the first failure is reported.
+    let failure: Error | undefined;
+    for (const stop of [...stops].reverse()) {
+      try {
+        await stop();
+      } catch (err) {
+        failure ??= err as Error;
+      }
+    }
+    if (failure) throw failure;
   };
   try {
     const certs = await certificateSource(config, log);
@@ -87,10 +96,14 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       certificateExpiry: () => certs.store.current.notAfter.getTime() / 1000,
       renewalFailures: () => certs.renewal().failures,
     });
-    // The listeners close together, each giving its connections the same
-    // grace, so a stop takes that grace once, not once per listener.
-    const listening: { close(): Promise<void> }[] = [];
-    stops.push(() => Promise.all(listening.map((l) => l.close())));
+    // The listeners close, and the delivery workers stop, together: each
+    // gives what is in progress the same grace, so a stop takes it once.
+    const draining: { close(): Promise<unknown> }[] = [];
+    stops.push(async () => {
+      const closed = await Promise.allSettled(draining.map((l) => l.close()));
+      const failed = closed.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    });
     const smtp = await startSmtp({
       config,
       directory,
@@ -102,9 +115,9 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       srs,
       metrics,
     });
-    listening.push(smtp);
-    listening.push(await startWeb(config, directory, certs, log));
-    listening.push(await startHttp(config.listen.http, metrics, log));
+    draining.push(smtp);
+    draining.push(await startWeb(config, directory, certs, log));
+    draining.push(await startHttp(config.listen.http, metrics, log));
     certs.start();
     stops.push(() => certs.stop());
     const scheduler = new Scheduler({
@@ -118,7 +131,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       metrics,
     });
     scheduler.start();
-    stops.push(() => scheduler.stop());
+    draining.push({ close: () => scheduler.stop() });
     const started = Date.now();
     const status = (): Status => ({
       version: VERSION,

@@ -451,7 +451,8 @@ export class Scheduler {
         await this.o.spool.record(id, result);
         return;
       } catch (err) {
-        if (i >= RECORD_TRIES - 1) throw err;
+        // Stopped: the queue may be closed already; the recipients stay queued.
+        if (this.stopped || i >= RECORD_TRIES - 1) throw err;
         this.o.log.error(
           { qid: id, err: (err as Error).message },
           'cannot record a delivery; trying again',

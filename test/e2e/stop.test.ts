@@ -1,11 +1,12 @@
 /**
- * SIGTERM while a delivery hangs: the receiving MX (a tarpit on 127.x.y.z:25)
- * greets and then never answers. posta stops within seconds, exit 0, says so
- * in its log, and the message stays queued for the next start.
+ * SIGTERM while a delivery hangs (the receiving MX, a tarpit on 127.x.y.z:25,
+ * greets and then never answers) and a client sits idle on port 25: posta
+ * stops within seconds, exit 0, says so in its log, and the message stays
+ * queued for the next start.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { posta } from '../helpers/posta.ts';
 import { startServer } from '../helpers/server.ts';
 import { startDns, SOA } from '../helpers/dns.ts';
@@ -41,6 +42,12 @@ test('SIGTERM with a delivery stuck at a silent MX stops in seconds and keeps th
     await new Promise((r) => setTimeout(r, 50));
   }
   assert.match(heard, /^EHLO /m, 'posta is in a session with the tarpit');
+
+  // And a client that has said nothing since the greeting: both wait at once.
+  const idle = connect(s.ports.smtp, s.host);
+  idle.on('error', () => {});
+  await new Promise((resolve) => idle.once('data', resolve));
+  t.after(() => idle.destroy());
 
   const started = Date.now();
   await s.stop('SIGTERM');
