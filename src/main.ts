@@ -12,6 +12,7 @@ import { VERSION } from './version.ts';
 import { serviceDir } from './config/paths.ts';
 import { fsErrorSentence } from './fsutil/errors.ts';
 import { actAsOwnerOf } from './cli/privileges.ts';
+import { loadConfig } from './config/load.ts';
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -42,6 +43,14 @@ function globalDir(argv: string[]): string[] {
   return name === undefined ? [] : [name, `--dir=${dir}`, ...after];
 }
 
+/** Where the folder keeps its data (a broken or missing posta.toml: the default), for privileges.ts. */
+function dataDirOf(dir: string): Promise<string> {
+  return loadConfig(dir).then(
+    (c) => c.dataDir,
+    () => join(dir, 'data'),
+  );
+}
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = globalDir(argv);
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -63,7 +72,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${cmd.help}\n`);
     return 0;
   }
-  if (!cmd.asRoot) actAsOwnerOf(args.dir);
+  if (!cmd.asRoot && process.geteuid?.() === 0) actAsOwnerOf(args.dir, await dataDirOf(args.dir));
   return (await cmd.run(args)) ?? 0;
 }
 

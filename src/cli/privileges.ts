@@ -4,22 +4,54 @@
  * writes or creates (accounts, aliases, a new domain's keys, the queue's
  * SQLite journal) is then that user's, as if the user had run the command,
  * and root never follows a path the folder's owner could have swapped for a
- * symlink to /etc. Commands that need root, or must record who ran them,
- * say so (Command.asRoot) and are left alone.
+ * symlink to /etc.
+ *
+ * The switch happens only when the config folder and the data folder (or,
+ * before it exists, the folder it will be made in) have the same owner, and
+ * that owner is not root. Any other layout stays as root set it up: a folder
+ * of alice's whose server root runs (a root-owned data folder), or a
+ * root-owned /etc/posta with a data folder of the service user's.
+ *
+ * Commands that need root, or must record who ran them, say so
+ * (Command.asRoot) and are left alone.
  */
+import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
 
-/** Become the owner of `path` when running as root and `path` belongs to someone else. */
-export function actAsOwnerOf(path: string): void {
+/** Become the common owner of `folders` when running as root and it is not root. */
+export function actAsOwnerOf(...folders: string[]): void {
   if (process.geteuid?.() !== 0 || !process.setuid || !process.setgid) return;
-  let owner;
-  try {
-    owner = statSync(path);
-  } catch {
-    return; // not made yet (init): root makes it, and it is root's
+  const owners = new Set(folders.map(ownerOf));
+  const [uid] = owners;
+  if (owners.size !== 1 || uid === undefined || uid === 0) return;
+  const user = passwd(uid);
+  // The user's own groups, as systemd's User= gives them (ssl-cert, say).
+  if (user && process.initgroups) process.initgroups(user.name, user.gid);
+  else process.setgroups?.([]);
+  process.setgid(user?.gid ?? statSync(folders[0] ?? '/').gid);
+  process.setuid(uid); // for good: real, effective and saved ids
+}
+
+/** The owner of `path`, or of the nearest folder above it that exists. */
+function ownerOf(path: string): number {
+  for (let p = path; ; p = dirname(p)) {
+    try {
+      return statSync(p).uid;
+    } catch {
+      if (dirname(p) === p) return 0;
+    }
   }
-  if (owner.uid === 0) return;
-  process.setgroups?.([]);
-  process.setgid(owner.gid);
-  process.setuid(owner.uid); // for good: real, effective and saved ids
+}
+
+/** The user database's name and primary group of `uid` (NSS, so LDAP users too). */
+function passwd(uid: number): { name: string; gid: number } | undefined {
+  try {
+    const [name, , , gid] = execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8' })
+      .trim()
+      .split(':');
+    return name && gid ? { name, gid: Number(gid) } : undefined;
+  } catch {
+    return undefined;
+  }
 }

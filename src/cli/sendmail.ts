@@ -88,9 +88,9 @@ field and its log: "from userid 33 www-data".`,
     };
     if ((await submitToServer(config.dataDir, input, options)) !== null) return;
     // No server running: queue it ourselves; the server delivers it when it starts.
-    // Root does it as the owner of the data folder, so the queue stays the server's.
+    // Root does it as the folder's owner, so the queue stays the server's.
     const user = thisUser();
-    actAsOwnerOf(config.dataDir);
+    actAsOwnerOf(config.dir, config.dataDir);
     const spool = openQueue(config.dataDir, args);
     try {
       await dropLocal(input, options, user, {

@@ -8,9 +8,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { posta } from '../helpers/posta.ts';
+import { initFolder, posta } from '../helpers/posta.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
 const run = promisify(execFile);
@@ -103,4 +103,28 @@ test('a domain that root adds belongs to the service user, and the server takes 
   });
   assert.equal(await auth('a@other.test', 'other-password'), 0, 'its account logs in');
   assert.ok(!s.logs.some((l) => l.includes('reload failed')), s.logs.join('\n'));
+});
+
+test("root's commands in a folder of another user's whose server root runs stay root", async (t) => {
+  // As when alice owns the folder and root ran `posta serve` there: data/ is root's.
+  const own = await startServer();
+  t.after(() => own.stop());
+  await run('chown', ['nobody:nogroup', own.dir, join(own.dir, 'posta.toml')]);
+  await run('chown', ['-R', 'nobody:nogroup', join(own.dir, 'domains')]);
+  for (const args of [['status'], ['queue', 'list']]) {
+    const r = await posta([...args, '--dir', own.dir]);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+  }
+});
+
+test("root's posta sendmail in the service user's folder, no server yet: the queue it makes is that user's", async () => {
+  const { dir } = await initFolder();
+  await run('chown', ['-R', 'nobody:nogroup', dirname(dir)]);
+  const r = await posta(['sendmail', '-f', 'i@example.test', 'x@dest.test', '--dir', dir], {
+    input: 'Subject: x\n\nx\n',
+  });
+  assert.equal(r.code, 0, r.stderr);
+  for (const f of ['', ...(await readdir(join(dir, 'data'), { recursive: true }))]) {
+    assert.equal((await stat(join(dir, 'data', f))).uid, nobody.uid, `data/${f}`);
+  }
 });
