@@ -150,6 +150,11 @@ for (const [name, listen, want] of [
     /\[listen\] smtp and \[listen\] smtp both list "\[::1\]:25"/,
   ],
   [
+    'one address spelt two ways',
+    'smtp = ["[::0]:25"]\nsubmission = ["[0:0::1]:25"]',
+    /\[listen\] smtp "\[::\]:25" already takes every address on port 25, so \[listen\] submission "\[::1\]:25"/,
+  ],
+  [
     'an address beside the wildcard of its family',
     'smtp = ["0.0.0.0:25"]\nsubmission = ["127.0.0.1:25"]',
     /\[listen\] smtp "0\.0\.0\.0:25" already takes every address on port 25, so \[listen\] submission "127\.0\.0\.1:25" cannot be had too; drop one of them\.$/,

@@ -246,6 +246,9 @@ function valueAt(raw: unknown, path: string[]): unknown {
  * and "127.0.0.1:25"), would fail at start as if another program held it.
  */
 function checkListenersApart(c: ResolvedConfig): void {
+  // One spelling per address ("::0" is "::", "0:0::1" is "::1"), as the URL parser writes it.
+  const canonical = (e: Endpoint) =>
+    isIP(e.host) === 6 ? { ...e, host: new URL(`http://[${e.host}]/`).hostname.slice(1, -1) } : e;
   const all: { key: string; e: Endpoint }[] = [
     ...Object.entries(c.listen).flatMap(([k, list]) =>
       list.map((e) => ({ key: `[listen] ${k}`, e })),
@@ -253,7 +256,9 @@ function checkListenersApart(c: ResolvedConfig): void {
     ...(c.acme?.challenge === 'http-01'
       ? c.acme.httpListen.map((e) => ({ key: '[acme] http_listen', e }))
       : []),
-  ].filter((x) => x.e.port !== 0);
+  ]
+    .filter((x) => x.e.port !== 0)
+    .map((x) => ({ ...x, e: canonical(x.e) }));
   const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
   for (const [i, a] of all.entries()) {
     for (const b of all.slice(i + 1)) {
