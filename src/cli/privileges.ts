@@ -15,43 +15,18 @@
  * Commands that need root, or must record who ran them, say so
  * (Command.asRoot) and are left alone.
  */
-import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { nearestOwner, passwdEntry } from '../fsutil/owner.ts';
 
 /** Become the common owner of `folders` when running as root and it is not root. */
 export function actAsOwnerOf(...folders: string[]): void {
   if (process.geteuid?.() !== 0 || !process.setuid || !process.setgid) return;
-  const owners = new Set(folders.map(ownerOf));
+  const owners = new Set(folders.map((f) => nearestOwner(f).uid));
   const [uid] = owners;
   if (owners.size !== 1 || uid === undefined || uid === 0) return;
-  const user = passwd(uid);
+  const user = passwdEntry(uid);
   // The user's own groups, as systemd's User= gives them (ssl-cert, say).
   if (user && process.initgroups) process.initgroups(user.name, user.gid);
   else process.setgroups?.([]);
-  process.setgid(user?.gid ?? statSync(folders[0] ?? '/').gid);
+  process.setgid(user?.gid ?? nearestOwner(folders[0] ?? '/').gid);
   process.setuid(uid); // for good: real, effective and saved ids
-}
-
-/** The owner of `path`, or of the nearest folder above it that exists. */
-function ownerOf(path: string): number {
-  for (let p = path; ; p = dirname(p)) {
-    try {
-      return statSync(p).uid;
-    } catch {
-      if (dirname(p) === p) return 0;
-    }
-  }
-}
-
-/** The user database's name and primary group of `uid` (NSS, so LDAP users too). */
-function passwd(uid: number): { name: string; gid: number } | undefined {
-  try {
-    const [name, , , gid] = execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8' })
-      .trim()
-      .split(':');
-    return name && gid ? { name, gid: Number(gid) } : undefined;
-  } catch {
-    return undefined;
-  }
 }

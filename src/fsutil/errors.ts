@@ -4,8 +4,7 @@
  * error names the owner of the path (or of the nearest folder above it that
  * exists), since the fix is usually to run posta as that user.
  */
-import { readFileSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { nearestOwner, userName } from './owner.ts';
 
 type FsError = NodeJS.ErrnoException & { path?: string; dest?: string };
 
@@ -37,29 +36,7 @@ export function isFsError(err: unknown): err is FsError {
 
 /** The user that owns `path`, or the folder above it that exists: a name, or "uid N". */
 export function ownerOf(path: string): string {
-  return nearestOwner(path).owner;
-}
-
-function nearestOwner(path: string): { owner: string; of: string } {
-  for (let p = path; ; p = dirname(p)) {
-    try {
-      return { owner: userName(statSync(p).uid), of: p };
-    } catch {
-      if (dirname(p) === p) return { owner: 'root', of: p };
-    }
-  }
-}
-
-function userName(uid: number): string {
-  try {
-    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-      const [name, , id] = line.split(':');
-      if (name && Number(id) === uid) return name;
-    }
-  } catch {
-    // no passwd file to ask
-  }
-  return `uid ${uid}`;
+  return userName(nearestOwner(path).uid);
 }
 
 /**
@@ -74,7 +51,8 @@ export function fsErrorSentence(err: unknown, what?: string): string | undefined
   switch (err.code) {
     case 'EACCES':
     case 'EPERM': {
-      const { owner, of } = nearestOwner(path);
+      const { of, uid } = nearestOwner(path);
+      const owner = userName(uid);
       const as = owner === 'root' ? 'root' : `${owner} (\`sudo -u ${owner} posta ...\`) or as root`;
       return `${cannot}: permission denied (${of === path ? 'it' : of} belongs to ${owner}); run the command as ${as}, or choose another --dir.`;
     }
