@@ -103,7 +103,10 @@ export async function takeToken(dataDir: string, token: unknown): Promise<LocalU
 
 const run = promisify(execFile);
 
-/** The name of `uid` in the user database (NSS), when it has one; asynchronous, as the server asks it (fsutil/owner.ts has the CLI's synchronous twin). */
+/**
+ * The name of `uid` in the user database (NSS), when it has one; asynchronous,
+ * as the server asks it (fsutil/owner.ts has the CLI's synchronous twin).
+ */
 async function userName(uid: number): Promise<string | undefined> {
   try {
     const { stdout } = await run('getent', ['passwd', String(uid)], { timeout: 5000 });
