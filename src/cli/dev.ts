@@ -65,7 +65,7 @@ posta dev: a sandbox on loopback. Mail is accepted, DKIM-signed and captured; no
   config folder   ${dir}
   submission      127.0.0.1:${sub} (STARTTLS)   submissions 127.0.0.1:${base + 465} (TLS)
   inbound SMTP    127.0.0.1:${base + 25}
-  metrics         http://127.0.0.1:${base + 6025}/metrics
+  metrics         http://127.0.0.1:${base + TOP_OFFSET}/metrics
   account         ${user}   password ${password}
   captured mail   ${captured}/*.eml
 
@@ -113,7 +113,7 @@ async function startSandbox(dir: string, base: number, user: string, log: Logger
   const app = await startApp(config, { log, captureDir: captured }).catch((err: Error) => {
     if (!/^Cannot listen/.test(err.message)) throw err;
     throw new PostaError(
-      `${err.message.replace(/\.$/, '')}; pick other ports with --port-base N (now ${base}: ports N+25, N+465, N+587, N+6025).`,
+      `${err.message.replace(/\.$/, '')}; pick other ports with --port-base N (now ${base}: ports N+25, N+465, N+587, N+${TOP_OFFSET}).`,
     );
   });
   return { app, password, captured };
