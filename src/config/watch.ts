@@ -14,18 +14,18 @@ import { CONFIG_FILE, loadConfig } from './load.ts';
 /** Check posta.toml every `ms`; resolves to the function that stops watching. */
 export async function watchConfigFile(dir: string, log: Logger, ms = 2000): Promise<() => void> {
   const file = join(dir, CONFIG_FILE);
-  const read = async () => ({
-    stamp: await fileStamp(file).catch(() => '-'), // before the text: a later write is seen
-    text: await readFile(file, 'utf8').catch(() => null),
-  });
-  const inUse = await read();
-  let seen = inUse.stamp;
+  // The stamp before the text, so a write in between is seen next time.
+  const stampNow = () => fileStamp(file).catch(() => '-');
+  const readText = () => readFile(file, 'utf8').catch(() => null);
+  let seen = await stampNow();
+  const inUse = await readText();
   let busy = false;
   const check = async () => {
-    const now = await read();
-    if (now.stamp === seen) return;
-    seen = now.stamp;
-    if (now.text !== null && now.text === inUse.text) return;
+    const stamp = await stampNow();
+    if (stamp === seen) return; // unchanged: the text is not read
+    seen = stamp;
+    const text = await readText();
+    if (text !== null && text === inUse) return;
     try {
       await loadConfig(dir);
       log.warn({ file }, 'posta.toml changed; restart posta to apply it');
