@@ -95,7 +95,7 @@ export class Scheduler {
    * recipients stay queued, so they are tried again after the restart
    * (delivery is at least once), and a stop stays within seconds.
    */
-  async stop(waitMs = STOP_WAIT_MS): Promise<void> {
+  async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     if (this.fullTimer) clearTimeout(this.fullTimer);
@@ -103,7 +103,7 @@ export class Scheduler {
       let timer: NodeJS.Timeout | undefined;
       const finished = await Promise.race([
         new Promise<boolean>((resolve) => (this.idle = () => resolve(true))),
-        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), waitMs))),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), STOP_WAIT_MS))),
       ]);
       clearTimeout(timer);
       if (!finished) {

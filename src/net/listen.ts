@@ -77,21 +77,18 @@ export async function listenAll(
 
 /**
  * Stop listening on all of `servers`; connections still open after
- * `graceMs` are destroyed. Resolves when each has closed.
+ * CLOSE_GRACE_MS are destroyed. Resolves when each has closed.
  */
-export async function closeAll(
-  servers: readonly Server[],
-  graceMs = CLOSE_GRACE_MS,
-): Promise<void> {
-  await Promise.all(servers.map((s) => closeOne(s, graceMs)));
+export async function closeAll(servers: readonly Server[]): Promise<void> {
+  await Promise.all(servers.map(closeOne));
 }
 
-function closeOne(server: Server, graceMs: number): Promise<void> {
+function closeOne(server: Server): Promise<void> {
   if (!server.listening) return Promise.resolve();
   return new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       for (const s of open.get(server) ?? []) s.destroy();
-    }, graceMs);
+    }, CLOSE_GRACE_MS);
     server.close(() => {
       clearTimeout(timer);
       resolve();
