@@ -196,16 +196,14 @@ test('a broken edit of an aliases file is logged once and the previous aliases s
   const good = await readFile(file, 'utf8');
   const from = s.logs.length;
   await appendFile(file, 'support me@dest.test\n');
-  const failures = () =>
-    s.logs.slice(from).filter((l) => l.includes('config folder reload failed')).length;
-  for (let i = 0; i < 100 && failures() === 0; i++) await sleep(100);
-  assert.equal(failures(), 1);
+  const failures = async () => (await s.logged(from, 'config folder reload failed')).length;
+  assert.equal(await failures(), 1);
   assert.match(
     s.logs.slice(from).join('\n'),
     /aliases line \d+: \\"support me@dest\.test\\" has no colon/,
   );
   await sleep(4500); // two more rounds of checking the folder
-  assert.equal(failures(), 1, 'one error per broken edit, not one per check');
+  assert.equal(await failures(), 1, 'one error per broken edit, not one per check');
   assert.match(await rcpt('sales@example.test'), /^250 /, 'the old aliases are still in force');
   await s.reload(() => writeFile(file, `${good}support: me@dest.test\n`));
   assert.match(await rcpt('support@example.test'), /^250 /, 'the repaired file is read');
@@ -221,10 +219,9 @@ test('a hand-written alias to itself or to a wildcard is logged once; mail to it
   for (const [line, want] of cases) {
     const from = s.logs.length;
     await appendFile(file, line);
-    const failures = () => s.logs.slice(from).filter((l) => l.includes('reload failed'));
-    for (let i = 0; i < 100 && failures().length === 0; i++) await sleep(100);
-    assert.equal(failures().length, 1, line);
-    assert.match(failures().join('\n'), want);
+    const failures = await s.logged(from, 'reload failed');
+    assert.equal(failures.length, 1, line);
+    assert.match(failures.join('\n'), want);
     assert.match(await rcpt('loop@example.test'), /^550 /, 'the file is not in force');
     await writeFile(file, good);
   }
@@ -247,10 +244,9 @@ test('an edit of posta.toml is checked and logged: broken, or valid and needing 
     for (const [text, want] of cases) {
       const from = s.logs.length;
       await writeFile(file, text);
-      const said = () => s.logs.slice(from).filter((l) => l.includes('posta.toml changed'));
-      for (let i = 0; i < 100 && said().length === 0; i++) await sleep(100);
-      assert.equal(said().length, 1, text);
-      assert.match(said()[0] ?? '', want);
+      const said = await s.logged(from, 'posta.toml changed');
+      assert.equal(said.length, 1, text);
+      assert.match(said[0] ?? '', want);
     }
   } finally {
     await writeFile(file, good);

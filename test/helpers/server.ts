@@ -7,6 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { appendFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createInterface } from 'node:readline';
 import { POSTA, initFolder, posta } from './posta.ts';
 import { makeCert } from './certs.ts';
@@ -33,6 +34,8 @@ export interface TestServer {
    * re-read the config folder after it.
    */
   reload(change: () => Promise<unknown>): Promise<void>;
+  /** The log lines from index `from` on that contain `text`, once there is one (at most `ms`). */
+  logged(from: number, text: string, ms?: number): Promise<string[]>;
 }
 
 export async function startServer(
@@ -121,13 +124,13 @@ export async function startServer(
     async reload(change) {
       const from = server.logs.length;
       await change();
-      for (let i = 0; i < 300; i++) {
-        if (server.logs.slice(from).some((l) => l.includes('"msg":"config folder reloaded"'))) {
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error('the server did not re-read the config folder within 15 s');
+      const done = await server.logged(from, '"msg":"config folder reloaded"', 15_000);
+      if (!done.length) throw new Error('the server did not re-read the config folder within 15 s');
+    },
+    async logged(from, text, ms = 10_000) {
+      const lines = () => server.logs.slice(from).filter((l) => l.includes(text));
+      for (let i = 0; i < ms / 50 && lines().length === 0; i++) await sleep(50);
+      return lines();
     },
   };
   server.child = await spawnServe(dir, server.logs, serveOpts);
