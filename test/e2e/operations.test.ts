@@ -52,7 +52,9 @@ async function scrape(): Promise<Record<string, number>> {
       'for fam in text_string_to_metric_families(open(sys.argv[1]).read()):',
       '    for smp in fam.samples:',
       '        labels = ",".join(f"{k}={v}" for k, v in sorted(smp.labels.items()))',
-      '        out[f"{smp.name}{{{labels}}}"] = smp.value',
+      // NaN is valid in the text format (an event-loop lag gauge with no sample yet),
+      // not in JSON: it comes across as null.
+      '        out[f"{smp.name}{{{labels}}}"] = None if smp.value != smp.value else smp.value',
       'print(json.dumps(out))',
     ].join('\n'),
     file,
