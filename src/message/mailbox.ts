@@ -56,7 +56,7 @@ type Token =
   | { kind: 'special'; text: string };
 
 // RFC 5322 §3.2.3 atext, plus any non-ASCII character but spaces (RFC 6532 §3.2).
-const ATEXT = /[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]|[^\x00-\x7f]/u;
+const ATEXT = /[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]|[^\p{ASCII}]/u;
 // Controls (except HTAB) and every space but SP and HTAB (no-break, ideographic, line separator, ...).
 const FORBIDDEN = /[^\P{Cc}\t]|[^\S \t]/u;
 const DOT_ATOM = /^[^.]+(?:\.[^.]+)*$/;
