@@ -113,15 +113,13 @@ function mailbox(
   // addr-spec: atom "@" atom, nothing between them.
   const [a, at, d] = [tokens[first], tokens[first + 1], tokens[first + 2]];
   if (a?.kind === 'atom' && at?.kind === 'special' && at.text === '@') {
-    const next = skipSpace(tokens, first + 3);
-    const after = tokens[next];
+    const address = addrSpec(a, d);
+    if (typeof address === 'string') return address;
+    const after = tokens[skipSpace(tokens, first + 3)];
     if (after !== undefined && !(after.kind === 'special' && after.text === ',')) {
       return `field has an unquoted "@" in its display name; put the name in double quotes, like "Name" <you@example.com>`;
     }
-    const address = addrSpec(a, d);
-    return typeof address === 'string'
-      ? address
-      : { mailbox: { name: '', address: address.text }, next: first + 3 };
+    return { mailbox: { name: '', address: address.text }, next: first + 3 };
   }
   // name-addr: [phrase] "<" addr-spec ">".
   const words: string[] = [];
