@@ -14,18 +14,20 @@ import { Headers } from 'mailsplit';
 import addressparser from 'nodemailer/lib/addressparser';
 
 export interface HeaderInfo {
-  /** Every address of every From field. */
+  /**
+   * Every address of every From field, read leniently (for display, as in
+   * `posta queue show`); the strict reading posta signs by is originator.ts.
+   */
   from: string[];
-  /** How many From fields there are. */
-  fromFields: number;
   messageId: string | undefined;
   hasDate: boolean;
   /** The first Subject, unfolded, as written (encoded words are not decoded). */
   subject: string | undefined;
 }
 
-/** The header block: everything before the first empty line. */
+/** The header block: everything before the first empty line (none when the message starts with it). */
 export function headerBlock(data: Buffer): Buffer {
+  if (data[0] === 13 && data[1] === 10) return data.subarray(0, 0);
   const end = data.indexOf('\r\n\r\n');
   return end < 0 ? data : data.subarray(0, end + 2);
 }
@@ -54,7 +56,6 @@ export function readHeader(data: Buffer): HeaderInfo {
     .trim();
   return {
     from,
-    fromFields: fromFields.length,
     messageId: mid || undefined,
     hasDate: h.hasHeader('date'),
     subject,

@@ -10,9 +10,10 @@
  *    octets, in the header or the body, gets 550 5.6.0 (RFC 5322 §2.1.1) on
  *    every port: posta signs and relays what it takes unchanged, and a strict
  *    receiver would refuse it later.
- * 3. Submission: exactly one From, each of whose addresses the account may use
- *    (header fields read as UTF-8, RFC 6532); Bcc fields removed; Message-ID
- *    and Date added when missing (RFC 6409 §8).
+ * 3. Submission: exactly one From of unambiguous mailboxes, and at most one
+ *    Sender of one, each of whose addresses the account may use (header
+ *    fields read as UTF-8, RFC 6532; originator.ts); Bcc fields removed;
+ *    Message-ID and Date added when missing (RFC 6409 §8).
  * 4. A Received trace field, then DKIM signatures of the From domain's keys.
  * 5. Inbound (25): SPF, DKIM, DMARC and ARC checked (verify/inbound.ts), an
  *    Authentication-Results field and an ARC set of the recipient's domain
@@ -31,8 +32,8 @@ import type { ResolvedConfig } from '../config/load.ts';
 import type { Directory } from '../domains/directory.ts';
 import type { Logger } from '../log/log.ts';
 import { newQueueId, type Spool } from '../queue/spool.ts';
-import { maySendAs, normaliseEnvelope } from './policy.ts';
-import { readHeader, utf8Header } from '../message/header.ts';
+import { checkOriginator } from './originator.ts';
+import { headerBlock, readHeader, utf8Header } from '../message/header.ts';
 import { longLine, longLineText } from '../message/lines.ts';
 import { stampMessage } from '../message/stamp.ts';
 import { SmtpReply } from './reply.ts';
@@ -40,8 +41,6 @@ import type { Verifier } from '../verify/pool.ts';
 import {
   C451LocalError,
   C452StorageFull,
-  C550BadHeader,
-  C550FromNotAllowed,
   C550LineTooLong,
   C552TooBig,
   C554BareLineEnding,
@@ -82,21 +81,8 @@ export async function receive(
 
   const account = source === 'submission' ? accountOf(session) : undefined;
   const header = readHeader(data);
-  let fromDomain: string | undefined;
-  if (account !== undefined) {
-    if (header.fromFields !== 1) {
-      throw C550BadHeader(
-        `The message must have exactly one From field; it has ${header.fromFields}`,
-      );
-    }
-    for (const from of header.from) {
-      const norm = normaliseEnvelope(from, deps.directory);
-      if (norm === null || !maySendAs(account, norm, deps.directory)) {
-        throw C550FromNotAllowed(`${account} may not send with From: ${from}`);
-      }
-      fromDomain ??= domainOf(norm);
-    }
-  }
+  const fromDomain =
+    account === undefined ? undefined : checkOriginator(headerBlock(data), account, deps.directory);
 
   const queueId = newQueueId();
   const secure = session.secure ? 'S' : '';

@@ -22,6 +22,9 @@
  * - Sender: -f, else the first From address, else postmaster@ the first local
  *   domain; it must be an address of a local domain, so `posta sendmail` can
  *   send only as this server's domains, as an account can.
+ * - From and Sender are read strictly, as SMTP submission reads them
+ *   (message/originator.ts): each one unambiguous mailbox, or "root" alone
+ *   as cron writes it; a Sender field must name a local domain.
  * - A missing From field is added with the sender (and -F's full name);
  *   Date and Message-ID are added when missing (RFC 6409 §8), a Received
  *   field naming the submitting user always, then the DKIM signatures of the
@@ -33,6 +36,7 @@ import addressparser from 'nodemailer/lib/addressparser';
 import { domainOf, parseAddress, parseDomain } from '../address/address.ts';
 import { PostaError, UsageError } from '../errors.ts';
 import { readHeader } from '../message/header.ts';
+import { readOriginator } from '../message/originator.ts';
 import { longLine, longLineText } from '../message/lines.ts';
 import { stampMessage } from '../message/stamp.ts';
 import type { DkimKey } from '../dkim/keys.ts';
@@ -112,7 +116,8 @@ export function splitMessage(text: string): { fields: string[]; body: string } {
     }
     if (/^[ \t]/.test(line) && fields.length > 0) {
       fields[fields.length - 1] += `${line}\r\n`;
-    } else if (/^[\x21-\x39\x3b-\x7e]+:/.test(line)) {
+    } else if (/^[\x21-\x39\x3b-\x7e]+[ \t]*:/.test(line)) {
+      // RFC 5322 §4.5.5: a name with spaces before the colon is a field too.
       fields.push(`${line}\r\n`);
     } else {
       break; // not a field: the body starts here, without the empty line
@@ -205,7 +210,7 @@ export function prepareLocal(input: LocalInput): LocalMessage {
     );
   }
 
-  const from = fieldAddresses(fields, ['from']);
+  const from = originator(fields, input.domains, first);
   const wanted = input.sender ?? from[0] ?? `postmaster@${first}`;
   const sender = normaliseAddress(wanted, input.domains, first);
   if (sender === null || !input.domains.includes(domainOf(sender))) {
@@ -233,6 +238,29 @@ export function prepareLocal(input: LocalInput): LocalMessage {
     data,
     fromDomain: firstFrom === null ? undefined : domainOf(firstFrom),
   };
+}
+
+/**
+ * The From addresses, read strictly (message/originator.ts) as for SMTP
+ * submission, but a bare "root" (cron) is an address and From may be
+ * missing; a Sender must be an address of a local domain.
+ */
+function originator(fields: readonly string[], domains: readonly string[], first: string) {
+  const r = readOriginator(Buffer.from(fields.join(''), 'latin1'), {
+    bareLocal: true,
+    fromOptional: true,
+  });
+  if (!r.ok) throw new PostaError(`${r.problem}.`);
+  const { sender } = r.value;
+  if (sender) {
+    const norm = normaliseAddress(sender.address, domains, first);
+    if (norm === null || !domains.includes(domainOf(norm))) {
+      throw new PostaError(
+        `The Sender field <${sender.address}> is not an address of this server's domains (${domains.join(', ')}); use one of them or remove the field.`,
+      );
+    }
+  }
+  return r.value.from.map((m) => m.address);
 }
 
 /** A display name before <addr>: quoted when ASCII, an encoded word (RFC 2047) when not. */
