@@ -10,7 +10,7 @@
  * prints is added to the property's fixed examples (`examples`), so it is
  * checked on every run from then on.
  */
-import fc from 'fast-check';
+import type fc from 'fast-check';
 
 export function budget<T>(defaultRuns: number, examples: T[] = []): fc.Parameters<T> {
   const seconds = Number(process.env.FUZZ_SECONDS ?? 0);

@@ -26,7 +26,7 @@ after(() => rm(dir, { recursive: true, force: true }));
 function keysOf(schema: unknown): Record<string, unknown> {
   let s = schema as { shape?: Record<string, unknown>; _zod?: { def?: { innerType?: unknown } } };
   for (let i = 0; i < 5 && !s.shape && s._zod?.def?.innerType; i++) {
-    s = s._zod.def.innerType as typeof s;
+    s = s._zod.def.innerType;
   }
   return s.shape ?? {};
 }
