@@ -63,7 +63,7 @@ test('longLine agrees with the reference on any buffer', () => {
       const data = Buffer.from(parts.join(''), 'latin1');
       assert.deepEqual(longLine(data), refLongLine(data));
     }),
-    budget(300),
+    budget(100),
   );
 });
 
