@@ -99,13 +99,9 @@ export function parseTarget(domain: string, text: string): string {
   if (t.startsWith('|')) {
     throw new PostaError(`"${t}" is a pipe target; posta forwards to addresses only.`);
   }
-  if (!t.includes('@')) {
-    const lp = parseLocalPart(t);
-    if (!lp.ok) throw new PostaError(`${lp.error}.`);
-    return `${lp.value}@${domain}`;
-  }
-  const a = parseAddress(t);
+  const a = parseAddress(t.includes('@') ? t : `${t}@${domain}`);
   if (!a.ok) throw new PostaError(`${a.error}.`);
+  // A bare "*" is the wildcard too, not the mailbox *@DOMAIN.
   if (a.value.local === CATCH_ALL) {
     throw new PostaError(
       `"${t}" is a wildcard; a target is one address (a catch-all is "*: target" in its own domain).`,

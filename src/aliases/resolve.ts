@@ -25,20 +25,25 @@ export function findAlias(local: string, aliases: readonly Alias[]): Alias | und
 /**
  * The final (non-alias) addresses for `address`, or [] when it has no alias
  * and no catch-all in a local domain. Remote addresses resolve to themselves.
+ * An address is expanded again only when reached at a smaller depth than
+ * before, so a mesh of aliases costs at most (addresses x MAX_DEPTH) lookups,
+ * not (targets ^ MAX_DEPTH).
  */
-export function resolveAddress(address: string, lookup: AliasLookup, depth = 0): string[] {
-  const at = address.lastIndexOf('@');
-  const local = address.slice(0, at);
-  const domain = address.slice(at + 1);
-  const aliases = lookup(domain);
-  if (!aliases) return [address];
-  if (depth >= MAX_DEPTH) return [];
-  const alias = findAlias(local, aliases);
-  if (!alias) return [];
+export function resolveAddress(address: string, lookup: AliasLookup): string[] {
   const out = new Set<string>();
-  for (const t of alias.targets) {
-    if (t === address) continue;
-    for (const r of resolveAddress(t, lookup, depth + 1)) out.add(r);
-  }
+  const seenAt = new Map<string, number>();
+  const walk = (a: string, depth: number): void => {
+    const at = a.lastIndexOf('@');
+    const aliases = lookup(a.slice(at + 1));
+    if (!aliases) {
+      out.add(a);
+      return;
+    }
+    if (depth >= MAX_DEPTH || (seenAt.get(a) ?? Infinity) <= depth) return;
+    seenAt.set(a, depth);
+    const alias = findAlias(a.slice(0, at), aliases);
+    for (const t of alias?.targets ?? []) if (t !== a) walk(t, depth + 1);
+  };
+  walk(address, 0);
   return [...out];
 }

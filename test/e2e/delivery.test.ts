@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { posta } from '../helpers/posta.ts';
-import { dkimpy, startDns, SOA, type DnsServer } from '../helpers/dns.ts';
+import { dkimpy, opendkim, startDns, SOA, type DnsServer } from '../helpers/dns.ts';
 import { randomLoopback } from '../helpers/net.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { startReceiver, type ReceivedMessage, type Receiver } from '../helpers/receiver.ts';
@@ -110,7 +110,7 @@ async function show(id: string): Promise<{
   return JSON.parse(r.stdout) as Awaited<ReturnType<typeof show>>;
 }
 
-test('a submitted message reaches the MX over TLS, with both DKIM signatures valid there', async () => {
+test('a submitted message reaches the MX over TLS, with both DKIM signatures valid there (dkimpy and OpenDKIM)', async () => {
   const id = await submit(s, 'bob@dest.test', 'over tls');
   const m = await rx.arrival(to('bob@dest.test'), 'for bob@dest.test');
   assert.equal(m.tls, true, 'STARTTLS was used');
@@ -121,6 +121,13 @@ test('a submitted message reaches the MX over TLS, with both DKIM signatures val
   assert.equal(v.code, 0, v.out);
   assert.match(v.out, /0 d=example\.test a=ed25519-sha256 ok/);
   assert.match(v.out, /1 d=example\.test a=rsa-sha256 ok/);
+  const o = await opendkim(dkimDns, m.data);
+  assert.equal(o.code, 0, `opendkim-testmsg: ${o.out}`);
+  assert.equal(o.out, '', 'opendkim-testmsg prints only on failure');
+  // and it is really checking: one changed body byte fails it
+  const tampered = Buffer.from(m.data.toString('latin1').replace(/Hello\./, 'Hellp.'), 'latin1');
+  assert.notDeepEqual(tampered, m.data);
+  assert.notEqual((await opendkim(dkimDns, tampered)).code, 0, 'a changed body fails OpenDKIM');
   const log = await show(id);
   assert.equal(log.queued, null, 'the message has left the queue');
   const a = log.attempts.find((x) => x.recipient === 'bob@dest.test');
@@ -176,6 +183,8 @@ test('a 550 at RCPT bounces: one DSN to the sender, signed, quoting the reply', 
   assert.match(text, new RegExp(`^X-Posta-Queue-ID: ${id}`, 'm'));
   const v = await dkimpy(dkimDns, 'dkimverify-all', dsn.data);
   assert.equal(v.code, 0, v.out);
+  const o = await opendkim(dkimDns, dsn.data);
+  assert.equal(o.code, 0, `opendkim-testmsg: ${o.out}`);
   assert.equal(
     (await rx.messages()).filter(dsnFor('reject-gina@dest.test')).length,
     1,

@@ -75,3 +75,34 @@ export function dkimpy(
     child.stdin?.end(message);
   });
 }
+
+/**
+ * OpenDKIM's verifier (opendkim-testmsg, opendkim-tools) on `message`: it
+ * asks the system resolver, so it runs in a mount namespace of its own where
+ * /etc/resolv.conf names `dns` (port 53) and nothing else. Exit code 0 when
+ * every signature verifies; it prints only on failure.
+ */
+export async function opendkim(
+  dns: Pick<DnsServer, 'address' | 'port'>,
+  message: Buffer,
+): Promise<{ code: number; out: string }> {
+  if (dns.port !== 53) throw new Error('opendkim-testmsg asks port 53 only');
+  const conf = join(await tempDir('posta-resolv-'), 'resolv.conf');
+  await writeFile(conf, `nameserver ${dns.address}\noptions attempts:2 timeout:2\n`);
+  return new Promise((resolve) => {
+    const child = execFile(
+      'unshare',
+      [
+        '--mount',
+        '--propagation=private',
+        'sh',
+        '-c',
+        'mount --bind "$1" /etc/resolv.conf && exec opendkim-testmsg',
+        'sh',
+        conf,
+      ],
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, out: stdout + stderr }),
+    );
+    child.stdin?.end(message);
+  });
+}
