@@ -35,6 +35,7 @@ import { PostaError, UsageError } from '../errors.ts';
 import { readHeader } from '../message/header.ts';
 import { longLine, longLineText } from '../message/lines.ts';
 import { stampMessage } from '../message/stamp.ts';
+import { split } from '../message/held.ts';
 import type { DkimKey } from '../dkim/keys.ts';
 import type { LocalUser } from './maildrop.ts';
 
@@ -253,11 +254,11 @@ export interface StampOptions {
 }
 
 /** What submission adds (message/stamp.ts), with a Received field naming the local user. */
-export function stampLocal(
+export async function stampLocal(
   m: LocalMessage,
   o: StampOptions,
-): { data: Buffer; messageId: string | undefined } {
-  return stampMessage(m.data, {
+): Promise<{ data: Buffer; messageId: string | undefined }> {
+  const { message, messageId } = await stampMessage(split(m.data), {
     header: readHeader(m.data),
     complete: true,
     fromDomain: m.fromDomain,
@@ -273,4 +274,5 @@ export function stampLocal(
       userid: o.user.name === undefined ? `${o.user.uid}` : `${o.user.uid} ${o.user.name}`,
     },
   });
+  return { data: Buffer.concat([message.head, message.body as Buffer]), messageId };
 }

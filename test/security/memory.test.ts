@@ -59,7 +59,14 @@ test('a 10 MB header on port 25 is refused with 552 5.3.4 and is not held', asyn
     const before = status(s).rss;
     const c = await openData(s, 1);
     const header = lines('X-Filler: ', 10 * MB, 1);
-    await send(c, Buffer.concat([Buffer.from('From: a@elsewhere.example\r\n'), header, Buffer.from('\r\nbody\r\n')]));
+    await send(
+      c,
+      Buffer.concat([
+        Buffer.from('From: a@elsewhere.example\r\n'),
+        header,
+        Buffer.from('\r\nbody\r\n'),
+      ]),
+    );
     const r = await c.reply(60_000);
     const peak = status(s).hwm;
     report('10 MB header', before, peak);
