@@ -154,9 +154,10 @@ class Reader {
     let held: Held;
     if (this.file && !refuse) {
       const { out } = this.file;
+      failed(this.file);
       out.end();
-      await once(out, 'close');
-      if (this.file.error) throw this.file.error;
+      if (!out.closed) await once(out, 'close');
+      failed(this.file);
       const head = this.head ?? Buffer.alloc(0);
       held = {
         head,
@@ -223,12 +224,17 @@ class Reader {
   private async write(chunk: Buffer): Promise<void> {
     const f = this.file;
     if (!f) return;
-    if (f.error) throw f.error;
+    failed(f);
     if (!f.out.write(chunk)) {
       await Promise.race([once(f.out, 'drain'), once(f.out, 'close')]);
-      if (f.error) throw f.error;
+      failed(f);
     }
   }
+}
+
+/** Throws the temporary file's write error (ENOSPC, say), if there was one. */
+function failed(f: { error: Error | null }): void {
+  if (f.error) throw f.error;
 }
 
 /** The first bare CR, bare LF or NUL in `chunk`, `prev` being the byte before it. */

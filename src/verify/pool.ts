@@ -63,6 +63,7 @@ export class VerifierPool {
   private spawn(): Slot {
     const worker = new Worker(new URL('./worker.ts', import.meta.url), {
       workerData: { servers: this.setup.servers },
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
     });
     const slot: Slot = { worker, pending: new Map() };
     worker.on('message', (m: { id: number; result?: InboundResult; error?: string }) => {

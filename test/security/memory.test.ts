@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { RawSmtp, addCatchAll, readQueue } from '../helpers/smtp.ts';
 
@@ -107,8 +108,11 @@ test('four parallel 45 MB bodies are queued whole, memory stays bounded, NOOP is
     ).finally(() => (done = true));
     // (c) another session is answered throughout (a generous upper bound, not a figure).
     let noops = 0;
+    let slowest = 0;
     while (!done) {
+      const sent = Date.now();
       assert.equal((await other.cmd('NOOP', 3000)).code, 250);
+      slowest = Math.max(slowest, Date.now() - sent);
       noops++;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -116,6 +120,7 @@ test('four parallel 45 MB bodies are queued whole, memory stays bounded, NOOP is
     other.close();
     const peak = status(s).hwm;
     report('4 x 45 MB bodies', before, peak);
+    console.log(`slowest of ${noops} NOOPs meanwhile: ${slowest} ms`);
     for (const r of replies) assert.equal(r.code, 250, r.raw);
     assert.ok(noops > 0);
     const queue = readQueue(s.dir);
@@ -130,6 +135,41 @@ test('four parallel 45 MB bodies are queued whole, memory stays bounded, NOOP is
       assert.ok(want.delete(sha(tail.subarray(start))), `message ${q.id} is not one that was sent`);
     }
     assert.ok(peak - before < 150 * MB, `RSS grew by ${Math.round((peak - before) / MB)} MB`);
+  } finally {
+    await s.stop();
+  }
+});
+
+test('with the memory budget spent, a new DATA gets 452 4.3.1 and the bytes are not held', async () => {
+  // the smallest budget: 1 MiB, about what one message under the spool threshold holds
+  const s = await startServer({ extraToml: `[limits]\ndata_memory = ${MB}` });
+  try {
+    await addCatchAll(s);
+    // A holds about 0.95 MiB in memory and waits before its final dot
+    const a = await openData(s, 1);
+    const held = Buffer.concat([
+      Buffer.from('From: a@elsewhere.example\r\n\r\n'),
+      lines('', 1_000_000, 1),
+    ]);
+    a.write(held);
+    await sleep(1000); // for A's bytes to reach the server
+    // B's header cannot fit beside it
+    const b = await openData(s, 2);
+    await send(b, Buffer.concat([lines('X-Filler: ', 200_000, 2), Buffer.from('\r\nbody\r\n')]));
+    const busy = await b.reply(30_000);
+    assert.equal(busy.code, 452, busy.raw);
+    assert.match(busy.raw, /4\.3\.1 /);
+    a.write('.\r\n');
+    const ok = await a.reply(30_000);
+    assert.equal(ok.code, 250, ok.raw);
+    // A gave its bytes back: the same message from B now goes in
+    assert.equal((await b.cmd('MAIL FROM:<sender@elsewhere.example>')).code, 250);
+    assert.equal((await b.cmd('RCPT TO:<user2@example.test>')).code, 250);
+    assert.equal((await b.cmd('DATA')).code, 354);
+    await send(b, Buffer.concat([lines('X-Filler: ', 200_000, 2), Buffer.from('\r\nbody\r\n')]));
+    assert.equal((await b.reply(30_000)).code, 250);
+    a.close();
+    b.close();
   } finally {
     await s.stop();
   }
