@@ -9,6 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { RawSmtp, addCatchAll, readQueue } from '../helpers/smtp.ts';
@@ -170,6 +172,36 @@ test('with the memory budget spent, a new DATA gets 452 4.3.1 and the bytes are 
     assert.equal((await b.reply(30_000)).code, 250);
     a.close();
     b.close();
+  } finally {
+    await s.stop();
+  }
+});
+
+test('a temporary file goes when its client goes away mid-DATA, and one left by kill -9 at the next start', async () => {
+  const s = await startServer();
+  try {
+    await addCatchAll(s);
+    const incoming = join(s.dir, 'data', 'incoming');
+    const files = async () => readdir(incoming).catch(() => []);
+    const until = async (ok: (n: number) => boolean) => {
+      for (let i = 0; i < 200 && !ok((await files()).length); i++) await sleep(50);
+      return (await files()).length;
+    };
+    const start = async () => {
+      const c = await openData(s, 1);
+      c.write(Buffer.from('From: a@elsewhere.example\r\n\r\n'));
+      c.write(lines('', 5 * MB, 1));
+      assert.equal(await until((n) => n > 0), 1, 'the body is in a temporary file');
+      return c;
+    };
+    (await start()).close();
+    assert.equal(await until((n) => n === 0), 0, 'removed when the client went away');
+    const c = await start();
+    await s.stop('SIGKILL');
+    c.close();
+    assert.equal((await files()).length, 1, 'left by the killed process');
+    await s.restart();
+    assert.equal((await files()).length, 0, 'removed at start');
   } finally {
     await s.stop();
   }
