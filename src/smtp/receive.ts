@@ -80,7 +80,7 @@ export async function receive(
       incoming: incomingDir(deps.config.dataDir),
     });
   } catch (err) {
-    deps.log.error({ err: (err as Error).message }, 'temporary message file failed');
+    deps.log.error({ cid: session.id, err: (err as Error).message }, 'message not read');
     throw storageError(err as Error);
   }
   try {
