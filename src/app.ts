@@ -9,6 +9,7 @@ import { formatEndpoint } from './config/endpoint.ts';
 import { Directory } from './domains/directory.ts';
 import { watchConfigFile } from './config/watch.ts';
 import { Spool } from './queue/spool.ts';
+import { clearIncoming, MemoryBudget } from './smtp/data.ts';
 import { attemptCounts, queueCounts } from './queue/inspect.ts';
 import type { Logger, RecentErrors } from './log/log.ts';
 import { certificateSource, type CertificateSource } from './tls/source.ts';
@@ -87,6 +88,8 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     stops.push(await watchConfigFile(config.dir, log));
     const spool = openSpool(config);
     stops.push(() => spool.close());
+    spool.sweep();
+    clearIncoming(config.dataDir);
     const resolver = opts.captureDir ? offlineResolver() : createResolver(config.dns.servers);
     const srs = new Srs(await loadSrsSecret(config.dir));
     const verifiers = new VerifierPool({ servers: opts.captureDir ? null : config.dns.servers });
@@ -112,6 +115,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       certs: certs.store,
       resolve: resolver.resolve,
       verify: verifiers.verify,
+      budget: new MemoryBudget(config.limits.dataMemory),
       srs,
       metrics,
     });

@@ -30,6 +30,8 @@ export interface ResolvedConfig {
   readonly acme: AcmeConfig | null;
   readonly limits: Readonly<{
     messageSize: number;
+    headerSize: number;
+    dataMemory: number;
     recipients: number;
     connections: number;
     connectionsPerIp: number;
@@ -316,6 +318,8 @@ function resolveConfig(
       : null,
     limits: {
       messageSize: c.limits.message_size,
+      headerSize: c.limits.header_size,
+      dataMemory: c.limits.data_memory,
       recipients: c.limits.recipients,
       connections: c.limits.connections,
       connectionsPerIp: c.limits.connections_per_ip,

@@ -137,6 +137,23 @@ export const ConfigSchema = z.strictObject({
         .min(1024)
         .default(50 * 1024 * 1024)
         .describe('Largest message accepted, in bytes; advertised with SIZE (RFC 1870).'),
+      header_size: z
+        .number()
+        .int()
+        .min(16 * 1024)
+        .max(1024 * 1024)
+        .default(256 * 1024)
+        .describe(
+          'Largest header section accepted, in bytes; a larger one gets 552 5.3.4 (it is held in memory while the message is handled).',
+        ),
+      data_memory: z
+        .number()
+        .int()
+        .min(1024 * 1024)
+        .default(64 * 1024 * 1024)
+        .describe(
+          'Bytes of incoming messages held in memory at once, over all sessions; past it DATA gets 452 4.3.1. A message over 1 MiB is written to a file in the data folder as it arrives and holds only its header in memory.',
+        ),
       recipients: z
         .number()
         .int()

@@ -22,7 +22,7 @@ export class CaptureTransport implements Transport {
     // the groups of a message for several domains may write at the same time.
     const path = join(this.dir, `${job.queueId}.eml`);
     const aside = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-    await writeFile(aside, job.data);
+    await writeFile(aside, job.message.open());
     await rename(aside, path);
     const reply = { code: 250, enhanced: '2.0.0', text: `captured in ${this.dir}` };
     return {

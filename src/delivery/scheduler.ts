@@ -254,8 +254,9 @@ export class Scheduler {
    * forwarded MAX_HOPS times (a loop), fails now.
    */
   private async expand(m: DueMessage, local: string[]): Promise<void> {
-    const data = this.o.spool.data(m.id);
-    if (!data) return;
+    const stored = this.o.spool.message(m.id);
+    if (!stored) return;
+    const data = stored.head;
     const failed: { address: string; outcome: Outcome }[] = [];
     const replacements: { address: string; targets: string[] }[] = [];
     const hops = countReceived(data);
@@ -306,8 +307,9 @@ export class Scheduler {
   }
 
   private async deliverMessage(m: DueMessage, groups: [string, string[]][]): Promise<void> {
-    const data = this.o.spool.data(m.id);
-    if (!data) return; // deleted meanwhile (posta queue delete)
+    const message = this.o.spool.message(m.id);
+    if (!message) return; // deleted meanwhile (posta queue delete)
+    const data = message.head; // what notices quote
     const settled = await Promise.allSettled(
       groups.map(async ([domain, recipients]) => {
         this.perDomain.set(domain, (this.perDomain.get(domain) ?? 0) + 1);
@@ -321,7 +323,7 @@ export class Scheduler {
             sender: m.sender,
             domain,
             recipients,
-            data,
+            message,
             smtpUtf8: m.smtpUtf8,
           });
           const outcomes = recipients.map((address) => ({
@@ -487,7 +489,9 @@ export class Scheduler {
       recipients,
     });
     const keys = this.o.directory.keys(fromDomain);
-    if (keys.length) data = Buffer.concat([Buffer.from(signMessage(data, fromDomain, keys)), data]);
+    if (keys.length) {
+      data = Buffer.concat([Buffer.from(await signMessage(data, fromDomain, keys)), data]);
+    }
     this.o.log.info({ qid: m.id, dsn: id, to: m.sender, action }, 'dsn queued');
     return {
       id,

@@ -168,9 +168,9 @@ export class Session {
    * out, so the caller may try again on a fresh connection.
    */
   async send(
-    m: Pick<Job, 'sender' | 'recipients' | 'data' | 'smtpUtf8'>,
+    m: Pick<Job, 'sender' | 'recipients' | 'message' | 'smtpUtf8'>,
   ): Promise<{ outcomes: Map<string, Outcome>; unsent: boolean }> {
-    const { sender, recipients, data } = m;
+    const { sender, recipients, message } = m;
     // RFC 6531 §3.4: SMTPUTF8 when the header or an envelope address needs it.
     this.smtpUtf8 = m.smtpUtf8 || [sender, ...recipients].some((a) => /[^\x20-\x7e]/.test(a));
     if (this.smtpUtf8 && !this.offersSmtpUtf8) {
@@ -192,10 +192,10 @@ export class Session {
           {
             from: sender === '' ? false : sender,
             to: [...recipients],
-            size: data.length,
+            size: message.size,
             use8BitMime: true,
           },
-          data,
+          message.open(),
           (err, info) => done(err ? { err } : { info }),
         ),
       (err) => ({ err }),

@@ -4,6 +4,7 @@
  * keeps a copy on disk (capture.ts).
  */
 import type { AttemptInfo, Outcome } from './outcome.ts';
+import type { StoredMessage } from '../queue/spool.ts';
 
 export interface Job {
   queueId: string;
@@ -11,7 +12,8 @@ export interface Job {
   /** The recipient domain (A-label, lower case). */
   domain: string;
   recipients: string[];
-  data: Buffer;
+  /** Read back from the spool as a stream, once per attempt. */
+  message: StoredMessage;
   /** The header needs SMTPUTF8 (Envelope.smtpUtf8); non-ASCII addresses need it too. */
   smtpUtf8: boolean;
 }

@@ -4,6 +4,10 @@
  * Returns the DKIM-Signature header lines to put in front of the message,
  * each ending in CRLF.
  *
+ * The message is a Buffer or a held one (message/held.ts) whose body may be
+ * in a file: the body hash is computed over the body as a stream, so a large
+ * message is never read into memory whole.
+ *
  * The canonicalization, body hash and header formatting are mailauth's. Its
  * dkimSign() cannot oversign, so this module drives those parts itself to add
  * From, To, Subject, Date and Message-ID to h= once more than they occur
@@ -20,23 +24,24 @@ import {
   parseHeaders,
 } from 'mailauth/lib/tools.js';
 import type { DkimKey } from './keys.ts';
+import { bodyStream, split, type Held } from '../message/held.ts';
 
 const OVERSIGNED = ['From', 'To', 'Subject', 'Date', 'Message-ID'];
 
-export function signMessage(
-  message: Buffer,
+export async function signMessage(
+  message: Buffer | Held,
   domain: string,
   keys: readonly DkimKey[],
   now = new Date(),
-): string {
+): Promise<string> {
   if (keys.length === 0) return '';
-  const split = message.indexOf('\r\n\r\n');
-  const head = split < 0 ? message : message.subarray(0, split + 2);
-  const body = split < 0 ? Buffer.alloc(0) : message.subarray(split + 4);
+  const held = Buffer.isBuffer(message) ? split(message) : message;
   const hasher = dkimBody('relaxed', 'sha256', false);
-  hasher.update(body);
+  for await (const chunk of bodyStream(held)) hasher.update(chunk as Buffer);
   const bodyHash = hasher.digest('base64');
-  const { parsed } = parseHeaders(head);
+  // the header without the empty line that ends it
+  const end = held.head.indexOf('\r\n\r\n');
+  const { parsed } = parseHeaders(end < 0 ? held.head : held.head.subarray(0, end + 2));
   const lines = getSigningHeaderLines(parsed, defaultDKIMFieldNames);
   const signing = { keys: [lines.keys, ...OVERSIGNED].join(': '), headers: lines.headers };
   const timestamp = Math.floor(now.getTime() / 1000);

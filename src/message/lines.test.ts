@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { longLine } from './lines.ts';
+import { LineLengths, longLine } from './lines.ts';
 
 const x = (n: number) => 'x'.repeat(n);
 
@@ -13,3 +13,24 @@ for (const [name, text, want] of [
 ] as const) {
   test(`longLine: ${name}`, () => assert.deepEqual(longLine(Buffer.from(text)), want));
 }
+
+test('LineLengths agrees with longLine, whatever the chunks', () => {
+  const texts = [
+    `a: b\r\n\r\n${x(998)}\r\n`,
+    `a: b\r\n\r\nok\r\n${x(999)}\r\n`,
+    `a: b\r\n\r\n${x(999)}`,
+    `Subject: ${x(991)}\r\n\r\nb\r\n`,
+  ];
+  for (const text of texts) {
+    const data = Buffer.from(text);
+    for (const size of [1, 2, 7, 500, 5000]) {
+      const l = new LineLengths();
+      for (let i = 0; i < data.length; i += size) l.feed(data.subarray(i, i + size));
+      assert.deepEqual(
+        l.result(),
+        longLine(data),
+        `${JSON.stringify(text.slice(0, 20))} in ${size}s`,
+      );
+    }
+  }
+});

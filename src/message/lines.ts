@@ -24,3 +24,37 @@ export function longLine(data: Buffer): { line: number; length: number } | null 
 export function longLineText(long: { line: number; length: number }): string {
   return `Line ${long.line} of the message is ${long.length} octets long; the limit is ${MAX_LINE_OCTETS} (RFC 5322 section 2.1.1): wrap it, or encode the part as quoted-printable or base64`;
 }
+
+/**
+ * longLine() over a message that arrives in chunks: feed() each chunk, then
+ * result(). It counts a line's octets before its CRLF; a bare LF is refused
+ * on its own (smtp/data.ts), so every LF is taken to end a CRLF.
+ */
+export class LineLengths {
+  private line = 1;
+  /** Octets of the current line so far, its CR included. */
+  private current = 0;
+  private found: { line: number; length: number } | null = null;
+
+  feed(chunk: Buffer): void {
+    if (this.found) return;
+    let start = 0;
+    for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) {
+      const length = this.current + (i - start) - 1;
+      if (length > MAX_LINE_OCTETS) {
+        this.found = { line: this.line, length };
+        return;
+      }
+      this.line++;
+      this.current = 0;
+      start = i + 1;
+    }
+    this.current += chunk.length - start;
+  }
+
+  /** The first line over the limit, as longLine() has it; null when none. */
+  result(): { line: number; length: number } | null {
+    if (this.found) return this.found;
+    return this.current > MAX_LINE_OCTETS ? { line: this.line, length: this.current } : null;
+  }
+}

@@ -11,6 +11,7 @@
  * never touched, so earlier signatures stay valid.
  */
 import { signMessage } from '../dkim/sign.ts';
+import type { Held } from './held.ts';
 import type { DkimKey } from '../dkim/keys.ts';
 import {
   newMessageId,
@@ -32,25 +33,29 @@ export interface Stamp {
   keys: readonly DkimKey[];
 }
 
-export function stampMessage(
-  data: Buffer,
+/** Only the header changes; the body, in memory or in a file, is left as it is. */
+export async function stampMessage(
+  message: Held,
   s: Stamp,
-): { data: Buffer; messageId: string | undefined } {
+): Promise<{ message: Held; messageId: string | undefined }> {
   let prefix = '';
   let messageId = s.header.messageId;
-  let kept = data;
+  let head = message.head;
   if (s.complete) {
-    kept = withoutBcc(data);
+    head = withoutBcc(head);
     if (!messageId) {
       messageId = newMessageId(s.fromDomain ?? s.trace.hostname);
       prefix += `Message-ID: ${messageId}\r\n`;
     }
     if (!s.header.hasDate) prefix += `Date: ${rfc5322Date(s.trace.date)}\r\n`;
   }
-  let out: Buffer = Buffer.concat([Buffer.from(receivedField(s.trace) + prefix), kept]);
+  let out: Held = {
+    head: Buffer.concat([Buffer.from(receivedField(s.trace) + prefix), head]),
+    body: message.body,
+  };
   if (s.fromDomain && s.keys.length) {
-    const signatures = signMessage(out, s.fromDomain, s.keys, s.trace.date);
-    out = Buffer.concat([Buffer.from(signatures), out]);
+    const signatures = await signMessage(out, s.fromDomain, s.keys, s.trace.date);
+    out = { head: Buffer.concat([Buffer.from(signatures), out.head]), body: out.body };
   }
-  return { data: out, messageId };
+  return { message: out, messageId };
 }

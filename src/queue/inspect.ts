@@ -6,7 +6,7 @@
  * finds nothing left to record.
  */
 import type { Db } from '../db/db.ts';
-import { listMessages, type QueuedMessage, type RecipientState } from './spool.ts';
+import { listMessages, storedMessage, type QueuedMessage, type RecipientState } from './spool.ts';
 import { readHeader } from '../message/header.ts';
 
 export interface QueueEntry extends Omit<QueuedMessage, 'recipients'> {
@@ -72,10 +72,9 @@ export function messageDetail(db: Db, id: string): MessageDetail | null {
   if (!queued && attempts.length === 0) return null;
   let subject: string | null = null;
   let from: string[] = [];
-  const row = db.prepare('SELECT data FROM messages WHERE id = ?').get(id) as
-    { data: Uint8Array } | undefined;
-  if (row) {
-    const header = readHeader(Buffer.from(row.data));
+  const stored = storedMessage(db, id);
+  if (stored) {
+    const header = readHeader(stored.head);
     from = header.from;
     subject = header.subject ?? null;
   }

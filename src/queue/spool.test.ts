@@ -1,10 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MIGRATIONS, Spool, newQueueId } from './spool.ts';
+import { MIGRATIONS, PART_SIZE, Spool, newQueueId } from './spool.ts';
+import { deleteMessage } from './inspect.ts';
 import { openDb } from '../db/db.ts';
+
+/** The whole stored message, read back as delivery reads it. */
+async function text(spool: Spool, id: string): Promise<Buffer | null> {
+  const m = spool.message(id);
+  if (!m) return null;
+  const chunks: Buffer[] = [];
+  for await (const c of m.open()) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
 
 const env = (n: number) => ({
   sender: `s${n}@example.test`,
@@ -27,7 +38,7 @@ test('messages enqueued together are committed together and read back whole', as
   const first = list.find((m) => m.id === ids[7]);
   assert.equal(first?.sender, 's7@example.test');
   assert.deepEqual(first?.recipients.sort(), ['r7@example.org', 'x7@example.net']);
-  assert.equal(again.data(ids[7] ?? '')?.toString(), 'message 7\r\n');
+  assert.equal((await text(again, ids[7] ?? ''))?.toString(), 'message 7\r\n');
   again.close();
 });
 
@@ -90,6 +101,35 @@ test('a queue written before the domain index keeps its mail when opened', async
   const spool = new Spool(dir);
   const due = spool.due(Date.now(), 10, new Set(), new Set(), { domains: ['dest.test'] });
   assert.deepEqual(due[0]?.recipients, [{ address: 'b@dest.test', attempts: 0 }]);
-  assert.equal(spool.data('m1')?.toString(), 'x\r\n');
+  assert.equal((await text(spool, 'm1'))?.toString(), 'x\r\n');
+  spool.close();
+});
+
+test('a body in a file is stored in parts, read back whole, and its parts go with the message', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'spool-'));
+  const spool = new Spool(dir);
+  const head = Buffer.from('Received: x\r\nSubject: big\r\n\r\n');
+  const body = Buffer.alloc(Math.round(2.5 * PART_SIZE), 'abcdefgh\r\n');
+  const path = join(dir, 'body.tmp');
+  await writeFile(path, Buffer.concat([Buffer.from('ignored header\r\n\r\n'), body]));
+  const held = { head, body: { path, start: 18, size: body.length } };
+  const id = await spool.enqueue(env(1), held);
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  const back = await text(spool, id);
+  assert.equal(sha(back ?? Buffer.alloc(0)), sha(Buffer.concat([head, body])));
+  assert.equal(spool.message(id)?.head.toString(), head.toString());
+  assert.equal(spool.message(id)?.size, head.length + body.length);
+  assert.equal(spool.list()[0]?.size, head.length + body.length);
+  const parts = () =>
+    (spool.db.prepare('SELECT count(*) AS n FROM message_parts').get() as { n: number }).n;
+  assert.equal(parts(), 3);
+  // parts of a message whose row never committed are swept at start
+  spool.db
+    .prepare("INSERT INTO message_parts (message, seq, data) VALUES ('gone', 0, x'00')")
+    .run();
+  spool.sweep();
+  assert.equal(parts(), 3);
+  assert.ok(deleteMessage(spool.db, id));
+  assert.equal(parts(), 0);
   spool.close();
 });

@@ -18,12 +18,25 @@
  * for good is removed, and the message with its last recipient; every attempt
  * stays in `attempts`, the delivery log that `posta queue show` reads.
  *
+ * Large bodies: a message that arrived through a file (message/held.ts)
+ * is stored as rows of PART_SIZE bytes in `message_parts`, written one row
+ * per statement before the message row, so that neither the write nor its
+ * fsync stalls the event loop for the whole message. The message exists
+ * only once its row is committed (in the group commit, fsync'd before the
+ * 250); parts without a message row (a crash or a refusal in between) are
+ * removed by sweep() at start, and parts go with their message (a trigger).
+ * Delivery streams them back one row at a time.
+ *
  * Delivery is at least once: results of an attempt are committed after the
  * receiving server said 250, so a crash in between sends the message again.
  */
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { open } from 'node:fs/promises';
+import type { BodyFile, Held } from '../message/held.ts';
+import { headerBlock } from '../message/header.ts';
 import { PostaError } from '../errors.ts';
 import { openDb, transaction, type Db } from '../db/db.ts';
 import { fsErrorSentence, ownerOf } from '../fsutil/errors.ts';
@@ -149,7 +162,29 @@ export const MIGRATIONS = [
    CREATE INDEX recipients_due ON recipients(state, next_attempt, domain);
    CREATE INDEX recipients_domain_due ON recipients(state, domain, next_attempt);`,
   `ALTER TABLE messages ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;`,
+  // message parts: large bodies in PART_SIZE rows (data is then empty)
+  `ALTER TABLE messages ADD COLUMN parts INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE message_parts (
+     message TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     data BLOB NOT NULL,
+     PRIMARY KEY (message, seq)
+   );
+   CREATE TRIGGER message_parts_gone AFTER DELETE ON messages
+     BEGIN DELETE FROM message_parts WHERE message = old.id; END;`,
 ];
+
+/** Bytes in one row of message_parts. */
+export const PART_SIZE = 1024 * 1024;
+
+/** A queued message for delivery: its size, header, and the whole as a stream. */
+export interface StoredMessage {
+  size: number;
+  /** The header section, the empty line included (message/held.ts). */
+  head: Buffer;
+  /** The whole message from its start; each call a new stream. */
+  open(): Readable;
+}
 
 /** Time-ordered, unique, safe in file names and logs: 10 chars of time, 8 of randomness. */
 export function newQueueId(now = Date.now()): string {
@@ -225,11 +260,28 @@ export class Spool {
     this.db = openQueueDb(dataDir);
   }
 
-  /** Resolves with the queue id once the message is on disk; rejects on a write error. */
-  async enqueue(envelope: Envelope, data: Buffer, id = newQueueId()): Promise<string> {
-    await this.write(() => this.insert(id, envelope, data, Date.now()));
+  /**
+   * Resolves with the queue id once the message is on disk; rejects on a
+   * write error. A held message with its body in a file goes in as parts.
+   */
+  async enqueue(envelope: Envelope, data: Buffer | Held, id = newQueueId()): Promise<string> {
+    if (Buffer.isBuffer(data)) {
+      await this.write(() => this.insert(id, envelope, data, Date.now()));
+    } else if (Buffer.isBuffer(data.body)) {
+      const whole = Buffer.concat([data.head, data.body]);
+      await this.write(() => this.insert(id, envelope, whole, Date.now()));
+    } else {
+      const { parts, size } = await this.writeParts(id, data, data.body);
+      const empty = Buffer.alloc(0);
+      await this.write(() => this.insert(id, envelope, empty, Date.now(), { parts, size }));
+    }
     this.onEnqueued([id]);
     return id;
+  }
+
+  /** Parts without a message: left by a crash or a refused write; run at start. */
+  sweep(): void {
+    this.db.exec('DELETE FROM message_parts WHERE message NOT IN (SELECT id FROM messages)');
   }
 
   /**
@@ -377,10 +429,9 @@ export class Spool {
     return listMessages(this.db);
   }
 
-  data(id: string): Buffer | null {
-    const row = this.db.prepare('SELECT data FROM messages WHERE id = ?').get(id) as
-      { data: Uint8Array } | undefined;
-    return row ? Buffer.from(row.data) : null;
+  /** A queued message, or null when it is gone (delivered, deleted). */
+  message(id: string): StoredMessage | null {
+    return storedMessage(this.db, id);
   }
 
   /** Forget delivery log lines older than `before`. */
@@ -393,11 +444,66 @@ export class Spool {
     this.db.close();
   }
 
-  private insert(id: string, e: Envelope, data: Buffer, now: number): void {
+  /**
+   * The message as rows of PART_SIZE, each its own statement (and commit),
+   * read from the file between them into one buffer (no garbage per row:
+   * four 45 MB messages at once would otherwise outrun the collector); on an
+   * error none stays.
+   */
+  private async writeParts(
+    id: string,
+    m: Held,
+    body: BodyFile,
+  ): Promise<{ parts: number; size: number }> {
+    const add = this.db.prepare('INSERT INTO message_parts (message, seq, data) VALUES (?, ?, ?)');
+    const buf = Buffer.allocUnsafe(PART_SIZE);
+    let fill = 0;
+    let parts = 0;
+    const full = () => {
+      if (fill < PART_SIZE) return;
+      add.run(id, parts++, buf);
+      fill = 0;
+    };
+    const file = await open(body.path, 'r');
+    try {
+      for (let off = 0; off < m.head.length; full()) {
+        const n = m.head.copy(buf, fill, off);
+        fill += n;
+        off += n;
+      }
+      for (let pos = body.start, left = body.size; left > 0; full()) {
+        const want = Math.min(PART_SIZE - fill, left);
+        const { bytesRead } = await file.read(buf, fill, want, pos);
+        if (bytesRead === 0) throw new Error(`${body.path} is shorter than the message`);
+        fill += bytesRead;
+        pos += bytesRead;
+        left -= bytesRead;
+      }
+      if (fill > 0) add.run(id, parts++, buf.subarray(0, fill));
+    } catch (err) {
+      try {
+        this.db.prepare('DELETE FROM message_parts WHERE message = ?').run(id);
+      } catch {
+        // the sweep at the next start removes them
+      }
+      throw err;
+    } finally {
+      await file.close();
+    }
+    return { parts, size: m.head.length + body.size };
+  }
+
+  private insert(
+    id: string,
+    e: Envelope,
+    data: Buffer,
+    now: number,
+    stored = { parts: 0, size: data.length },
+  ): void {
     this.db
       .prepare(
-        `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data, smtputf8)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data, smtputf8, parts)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         id,
@@ -407,9 +513,10 @@ export class Spool {
         e.account ?? null,
         e.clientIp,
         e.messageId ?? null,
-        data.length,
+        stored.size,
         data,
         Number(e.smtpUtf8 ?? false),
+        stored.parts,
       );
     const add = this.db.prepare(
       'INSERT OR IGNORE INTO recipients (message, address, next_attempt) VALUES (?, ?, ?)',
@@ -480,4 +587,42 @@ export function listMessages(db: Db): QueuedMessage[] {
     size: Number(r.size),
     recipients: r.rcpts ? String(r.rcpts).split(' ') : [],
   }));
+}
+
+/**
+ * A queued message read back: from its row, or its parts one row at a time.
+ * The header is in the first part (it is at most [limits] header_size and
+ * what posta adds, well under PART_SIZE).
+ */
+export function storedMessage(db: Db, id: string): StoredMessage | null {
+  const row = db.prepare('SELECT data, parts, size FROM messages WHERE id = ?').get(id) as
+    { data: Uint8Array; parts: number; size: number } | undefined;
+  if (!row) return null;
+  if (row.parts === 0) {
+    const data = Buffer.from(row.data);
+    return { size: data.length, head: headOf(data), open: () => Readable.from([data]) };
+  }
+  const part = db.prepare('SELECT data FROM message_parts WHERE message = ? AND seq = ?');
+  const read = (seq: number): Buffer => {
+    const p = part.get(id, seq) as { data: Uint8Array } | undefined;
+    if (!p) throw new Error(`part ${seq} of message ${id} is missing (deleted meanwhile?)`);
+    return Buffer.from(p.data.buffer, p.data.byteOffset, p.data.length);
+  };
+  const parts = row.parts;
+  return {
+    size: row.size,
+    head: Buffer.from(headOf(read(0))),
+    open: () =>
+      Readable.from(
+        (function* () {
+          for (let seq = 0; seq < parts; seq++) yield read(seq);
+        })(),
+      ),
+  };
+}
+
+/** The header section with its empty line (message/held.ts has it so). */
+function headOf(data: Buffer): Buffer {
+  const block = headerBlock(data);
+  return block.length === data.length ? block : data.subarray(0, block.length + 2);
 }

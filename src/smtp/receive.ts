@@ -1,15 +1,15 @@
 /**
  * End of DATA: from the bytes a client sent to a message safely in the spool.
  *
- * 1. The body is read whole while it arrives; a bare CR or LF, or a NUL byte,
- *    anywhere in it refuses the message (RFC 5321 §2.3.8, §4.1.4): this is what
- *    makes every SMTP smuggling variant (`\n.\n`, `\r.\r`, `\r\n\0.\r\n`, ...) a
- *    plain rejected message instead of a hidden second transaction, and keeps
- *    bare line endings out of anything posta relays.
- * 2. Size: over the limit gets 552 5.3.4 (RFC 1870 §6.3). A line over 998
- *    octets, in the header or the body, gets 550 5.6.0 (RFC 5322 §2.1.1) on
- *    every port: posta signs and relays what it takes unchanged, and a strict
- *    receiver would refuse it later.
+ * 1. The DATA reader (data.ts) checks the bytes as they arrive and holds
+ *    them with bounded memory: a bare CR or LF, or a NUL byte, anywhere
+ *    refuses the message (RFC 5321 §2.3.8, §4.1.4), which makes every SMTP
+ *    smuggling variant a plain rejected message; a line over 998 octets gets
+ *    550 5.6.0 (RFC 5322 §2.1.1) on every port, since posta signs and relays
+ *    what it takes unchanged; over the size limit (RFC 1870 §6.3) or the
+ *    header limit gets 552 5.3.4; with the memory budget spent, 452 4.3.1.
+ * 2. A large message's body stays in its temporary file from here to the
+ *    spool: only the header section is in memory (message/held.ts).
  * 3. Submission: exactly one From of unambiguous mailboxes, and at most one
  *    Sender of one, each of whose addresses the account may use (header
  *    fields read as UTF-8, RFC 6532; originator.ts); Bcc fields removed;
@@ -34,17 +34,12 @@ import type { Logger } from '../log/log.ts';
 import { newQueueId, type Spool } from '../queue/spool.ts';
 import { checkOriginator } from './originator.ts';
 import { headerBlock, readHeader, utf8Header } from '../message/header.ts';
-import { longLine, longLineText } from '../message/lines.ts';
+import { heldSize, type Held } from '../message/held.ts';
 import { stampMessage } from '../message/stamp.ts';
+import { incomingDir, readData, type MemoryBudget } from './data.ts';
 import { SmtpReply } from './reply.ts';
 import type { Verifier } from '../verify/pool.ts';
-import {
-  C451LocalError,
-  C452StorageFull,
-  C550LineTooLong,
-  C552TooBig,
-  C554BareLineEnding,
-} from './reply.ts';
+import { C451LocalError, C452StorageFull, C552TooBig } from './reply.ts';
 
 export interface ReceiveDeps {
   config: ResolvedConfig;
@@ -53,6 +48,8 @@ export interface ReceiveDeps {
   log: Logger;
   /** Inbound checks (verify/pool.ts). */
   verify: Verifier;
+  /** Bytes of messages in memory, over all sessions (data.ts). */
+  budget: MemoryBudget;
 }
 
 export type Source = 'submission' | 'inbound';
@@ -69,24 +66,45 @@ export async function receive(
   source: Source,
   deps: ReceiveDeps,
 ): Promise<Accepted> {
-  const { data, problem, size } = await readChecked(stream, deps.config.limits.messageSize);
-  if (stream.sizeExceeded || size > deps.config.limits.messageSize) {
-    throw C552TooBig(`Message exceeds the size limit of ${deps.config.limits.messageSize} bytes`);
+  let read;
+  try {
+    read = await readData(stream, {
+      messageSize: deps.config.limits.messageSize,
+      headerSize: deps.config.limits.headerSize,
+      budget: deps.budget,
+      incoming: incomingDir(deps.config.dataDir),
+    });
+  } catch (err) {
+    deps.log.error({ cid: session.id, err: (err as Error).message }, 'message not read');
+    throw storageError(err as Error);
   }
-  if (problem) throw C554BareLineEnding(problem);
-  const long = longLine(data);
-  if (long) {
-    throw C550LineTooLong(longLineText(long));
+  try {
+    if (stream.sizeExceeded) {
+      throw C552TooBig(`Message exceeds the size limit of ${deps.config.limits.messageSize} bytes`);
+    }
+    if (read.refuse) throw read.refuse;
+    return await accept(read.held, session, source, deps);
+  } finally {
+    await read.release();
   }
+}
 
+async function accept(
+  data: Held,
+  session: SMTPServerSession,
+  source: Source,
+  deps: ReceiveDeps,
+): Promise<Accepted> {
   const account = source === 'submission' ? accountOf(session) : undefined;
-  const header = readHeader(data);
+  const header = readHeader(data.head);
   const fromDomain =
-    account === undefined ? undefined : checkOriginator(headerBlock(data), account, deps.directory);
+    account === undefined
+      ? undefined
+      : checkOriginator(headerBlock(data.head), account, deps.directory);
 
   const queueId = newQueueId();
   const secure = session.secure ? 'S' : '';
-  const stamped = stampMessage(data, {
+  const stamped = await stampMessage(data, {
     header,
     complete: account !== undefined,
     fromDomain,
@@ -101,7 +119,7 @@ export async function receive(
       date: new Date(),
     },
   });
-  let message = stamped.data;
+  let message = stamped.message;
   if (source === 'inbound') message = await checkInbound(message, session, queueId, deps);
 
   const envelope = {
@@ -112,7 +130,8 @@ export async function receive(
     clientIp: session.remoteAddress,
     messageId: stamped.messageId,
     // RFC 6531 §3.4: a UTF-8 header travels on with SMTPUTF8.
-    smtpUtf8: (session.envelope.smtpUtf8 === true || account !== undefined) && utf8Header(data),
+    smtpUtf8:
+      (session.envelope.smtpUtf8 === true || account !== undefined) && utf8Header(data.head),
   };
   try {
     await deps.spool.enqueue(envelope, message, queueId);
@@ -120,16 +139,16 @@ export async function receive(
     deps.log.error({ qid: queueId, err: (err as Error).message }, 'queue write failed');
     throw storageError(err as Error);
   }
-  return { queueId, messageId: envelope.messageId, size: message.length };
+  return { queueId, messageId: envelope.messageId, size: heldSize(message) };
 }
 
 /** Verify, refuse or seal mail from another server; returns the message to queue. */
 async function checkInbound(
-  message: Buffer,
+  message: Held,
   session: SMTPServerSession,
   queueId: string,
   deps: ReceiveDeps,
-): Promise<Buffer> {
+): Promise<Held> {
   const first = session.envelope.rcptTo[0]?.address ?? '';
   const domain = domainOf(first);
   const key = deps.directory.keys(domain).find((k) => k.algorithm === 'rsa');
@@ -157,49 +176,7 @@ async function checkInbound(
     const r = checked.refuse;
     throw new SmtpReply(r.code, r.enhanced, r.text);
   }
-  return Buffer.concat([Buffer.from(checked.headers), checked.message]);
-}
-
-/**
- * Reads the whole body, noting the first bare CR, bare LF or NUL. Past
- * `limit` bytes nothing more is kept (the message will be refused with 552),
- * so a client streaming without end cannot fill the memory.
- */
-async function readChecked(
-  stream: Readable,
-  limit: number,
-): Promise<{ data: Buffer; problem: string | null; size: number }> {
-  const chunks: Buffer[] = [];
-  let problem: string | null = null;
-  let prev = 10; // as if after a line end
-  let size = 0;
-  for await (const c of stream) {
-    const chunk = c as Buffer;
-    if (!problem) problem = lineProblem(chunk, prev);
-    if (chunk.length) prev = chunk[chunk.length - 1] ?? prev;
-    size += chunk.length;
-    if (size <= limit) chunks.push(chunk);
-  }
-  if (!problem && prev === 13) problem = 'The message ends in a bare CR';
-  return { data: Buffer.concat(chunks), problem, size };
-}
-
-function lineProblem(chunk: Buffer, prev: number): string | null {
-  if (chunk.indexOf(0) >= 0) return 'The message contains a NUL byte, which SMTP does not allow';
-  for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) {
-    if ((i === 0 ? prev : chunk[i - 1]) !== 13) {
-      return 'The message contains a bare LF; lines must end with CRLF (RFC 5321 section 2.3.8)';
-    }
-  }
-  if (prev === 13 && chunk[0] !== 10) {
-    return 'The message contains a bare CR; lines must end with CRLF (RFC 5321 section 2.3.8)';
-  }
-  for (let i = chunk.indexOf(13); i >= 0 && i < chunk.length - 1; i = chunk.indexOf(13, i + 1)) {
-    if (chunk[i + 1] !== 10) {
-      return 'The message contains a bare CR; lines must end with CRLF (RFC 5321 section 2.3.8)';
-    }
-  }
-  return null;
+  return { head: Buffer.concat([Buffer.from(checked.headers), checked.head]), body: message.body };
 }
 
 function storageError(err: Error): SmtpReply {

@@ -26,6 +26,7 @@ import type { Verifier } from '../verify/pool.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { Srs } from '../srs/srs.ts';
 import { VerifiedCache } from './verified-cache.ts';
+import type { MemoryBudget } from './data.ts';
 
 export type ListenerKind = 'smtp' | 'submission' | 'submissions';
 
@@ -40,6 +41,8 @@ export interface SmtpDeps {
   resolve: ResolveFn;
   /** Inbound SPF/DKIM/DMARC/ARC checks, off the main thread. */
   verify: Verifier;
+  /** Bytes of incoming messages in memory, over all listeners (data.ts). */
+  budget: MemoryBudget;
   metrics: Metrics;
   srs: Srs;
 }

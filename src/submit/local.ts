@@ -39,6 +39,7 @@ import { readHeader } from '../message/header.ts';
 import { readOriginator } from '../message/originator.ts';
 import { longLine, longLineText } from '../message/lines.ts';
 import { stampMessage } from '../message/stamp.ts';
+import { split } from '../message/held.ts';
 import type { DkimKey } from '../dkim/keys.ts';
 import type { LocalUser } from './maildrop.ts';
 
@@ -281,11 +282,11 @@ export interface StampOptions {
 }
 
 /** What submission adds (message/stamp.ts), with a Received field naming the local user. */
-export function stampLocal(
+export async function stampLocal(
   m: LocalMessage,
   o: StampOptions,
-): { data: Buffer; messageId: string | undefined } {
-  return stampMessage(m.data, {
+): Promise<{ data: Buffer; messageId: string | undefined }> {
+  const { message, messageId } = await stampMessage(split(m.data), {
     header: readHeader(m.data),
     complete: true,
     fromDomain: m.fromDomain,
@@ -301,4 +302,5 @@ export function stampLocal(
       userid: o.user.name === undefined ? `${o.user.uid}` : `${o.user.uid} ${o.user.name}`,
     },
   });
+  return { data: Buffer.concat([message.head, message.body as Buffer]), messageId };
 }

@@ -21,9 +21,11 @@ import { domainOf } from '../address/address.ts';
 import { authenticate } from 'mailauth';
 import type { AuthenticateResult, DNSResolver } from 'mailauth';
 import type { ResolveFn } from '../dns/resolver.ts';
+import { messageStream, type Held } from '../message/held.ts';
 
 export interface InboundInput {
-  message: Buffer;
+  /** The header in memory, the body in memory or in a file: read as a stream. */
+  message: Held;
   ip: string;
   helo: string;
   /** The envelope sender; "" for the null sender. */
@@ -40,8 +42,8 @@ export interface InboundInput {
 export interface InboundResult {
   /** Header fields to put on top of the message: ARC set, Authentication-Results. */
   headers: string;
-  /** The message with forged Authentication-Results removed. */
-  message: Buffer;
+  /** The message's header section with forged Authentication-Results removed. */
+  head: Buffer;
   refuse?: { code: number; enhanced: string; text: string };
   /** For the log: pass, fail, none, ... per method. */
   summary: { spf: string; dkim: string; dmarc: string; arc: string };
@@ -50,7 +52,8 @@ export interface InboundResult {
 }
 
 export async function verifyInbound(i: InboundInput): Promise<InboundResult> {
-  const message = stripForgedResults(i.message, i.hostname);
+  const head = stripForgedResults(i.message.head, i.hostname);
+  const message = messageStream({ head, body: i.message.body });
   const result: AuthenticateResult = await authenticate(message, {
     ip: i.ip,
     helo: i.helo,
@@ -71,7 +74,7 @@ export async function verifyInbound(i: InboundInput): Promise<InboundResult> {
   const arc = result.arc ? result.arc.status.result : 'none';
   const out: InboundResult = {
     headers: result.headers,
-    message,
+    head,
     summary: { spf, dkim, dmarc, arc },
   };
   const sealErrors = result.arc ? result.arc.sealErrors : undefined;

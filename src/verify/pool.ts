@@ -5,6 +5,10 @@
  * it, each with its own resolver and DNS cache, and the SMTP thread only
  * waits for the answer.
  *
+ * A large message's body stays in its file (message/held.ts): the worker is
+ * given the path and reads it as a stream, so no copy of it crosses threads;
+ * what comes back is the header only.
+ *
  * A worker that dies fails the checks it was running (the client gets a 451
  * and tries again) and is replaced.
  */
@@ -59,6 +63,7 @@ export class VerifierPool {
   private spawn(): Slot {
     const worker = new Worker(new URL('./worker.ts', import.meta.url), {
       workerData: { servers: this.setup.servers },
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
     });
     const slot: Slot = { worker, pending: new Map() };
     worker.on('message', (m: { id: number; result?: InboundResult; error?: string }) => {
@@ -69,7 +74,7 @@ export class VerifierPool {
         const r = m.result;
         p.resolve({
           ...r,
-          message: Buffer.from(r.message.buffer, r.message.byteOffset, r.message.length),
+          head: Buffer.from(r.head.buffer, r.head.byteOffset, r.head.length),
         });
       } else {
         p.reject(new Error(m.error ?? 'verification failed'));

@@ -18,6 +18,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { verifyInbound } from '../../src/verify/inbound.ts';
+import { split } from '../../src/message/held.ts';
 
 const SUITE = '/usr/share/doc/python3-spf/rfc7208-tests.yml.gz';
 
@@ -124,7 +125,7 @@ function zoneResolver(zonedata: Record<string, Rdata[]> = {}) {
 
 async function spfResult(c: Case, zonedata: Scenario['zonedata']): Promise<string> {
   const r = await verifyInbound({
-    message: Buffer.from('From: someone@from.invalid\r\nSubject: spf\r\n\r\nbody\r\n'),
+    message: split(Buffer.from('From: someone@from.invalid\r\nSubject: spf\r\n\r\nbody\r\n')),
     ip: c.host,
     helo: c.helo,
     sender: c.mailfrom,

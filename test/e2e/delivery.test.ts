@@ -137,6 +137,18 @@ test('a submitted message reaches the MX over TLS, with both DKIM signatures val
   assert.match(a?.reply ?? '', /^250 /);
 });
 
+test('a 2.9 MB message (a file while it arrives, parts in the queue) arrives whole, its DKIM signatures valid', async () => {
+  const text = Array.from({ length: 40_000 }, (_, i) => `line ${i} ${'z'.repeat(60)}`).join('\r\n');
+  await submit(s, 'big@dest.test', 'large', `${text}\r\n`);
+  const m = await rx.arrival(to('big@dest.test'), 'for big@dest.test');
+  assert.ok(m.data.length > 2_800_000, `${m.data.length} bytes arrived`);
+  assert.ok(m.data.toString().includes(`line 39999 ${'z'.repeat(60)}`), 'the end arrived');
+  const v = await dkimpy(dkimDns, 'dkimverify-all', m.data);
+  assert.equal(v.code, 0, v.out);
+  assert.match(v.out, /0 d=example\.test a=ed25519-sha256 ok/);
+  assert.match(v.out, /1 d=example\.test a=rsa-sha256 ok/);
+});
+
 test('the next MX is used when the preferred one does not answer', async () => {
   await submit(s, 'carol@fallback.test', 'fallback');
   await rx.arrival(to('carol@fallback.test'), 'via the second MX');

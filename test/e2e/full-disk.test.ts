@@ -8,11 +8,12 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { posta, tempDir } from '../helpers/posta.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
+import { readQueue } from '../helpers/smtp.ts';
 
 const run = promisify(execFile);
 let s: TestServer | undefined;
@@ -97,5 +98,50 @@ test('a full disk gets 452 4.3.1 at the end of DATA, keeps what it acknowledged,
   const again = await send(s, body);
   assert.equal(again.code, 0, again.out);
   assert.match(again.out, /^<~? +250 2\.0\.0 Ok: queued as \w+$/m);
+  assert.equal(s.child.exitCode, null, 'the server kept running');
+});
+
+test('a full disk with messages over 1 MiB (a temporary file, then the queue in parts) gets 452 and leaves nothing behind', async () => {
+  // the first test's server and mount go first
+  await s?.stop();
+  if (mounted) await run('umount', ['-l', mounted]);
+  mounted = undefined;
+  s = await startServer();
+  await s.stop();
+  const data = join(s.dir, 'data');
+  await rm(data, { recursive: true, force: true });
+  await mkdir(data, { mode: 0o700 });
+  await run('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0700', 'posta-test-big', data]);
+  mounted = data;
+  await s.restart();
+
+  const body = join(await tempDir('posta-full-'), 'body.txt');
+  const text = `${'y'.repeat(74)}\r\n`.repeat(20_000); // 1.5 MB
+  await writeFile(body, text);
+
+  const accepted: string[] = [];
+  let full: { code: number; out: string } | undefined;
+  for (let i = 0; i < 20 && !full; i++) {
+    const r = await send(s, body);
+    const id = /queued as (\w+)/.exec(r.out)?.[1];
+    if (r.code === 0 && id) accepted.push(id);
+    else full = r;
+  }
+  assert.ok(full, `the 8 MB disk never filled: ${accepted.length} messages accepted`);
+  assert.ok(accepted.length > 0, 'messages were accepted before the disk filled');
+  assert.match(full.out, /^<~?\* +452 4\.3\.1 Insufficient storage; try again later$/m);
+  assert.deepEqual(await readdir(join(data, 'incoming')), [], 'no temporary file is left');
+
+  const listed = await posta(['queue', 'list', '--json', '--dir', s.dir]);
+  assert.equal(listed.code, 0, listed.stderr);
+  const queue = JSON.parse(listed.stdout) as Listed[];
+  assert.deepEqual(queue.map((m) => m.id).sort(), [...accepted].sort());
+  const whole = readQueue(s.dir).filter((m) => m.data.includes(`\r\n\r\n${text}`));
+  assert.equal(whole.length, accepted.length, 'every acknowledged message is there whole');
+  assert.equal(new Set(readQueue(s.dir).map((m) => m.data.length)).size, 1);
+
+  await run('mount', ['-o', 'remount,size=64m', data]);
+  const again = await send(s, body);
+  assert.equal(again.code, 0, again.out);
   assert.equal(s.child.exitCode, null, 'the server kept running');
 });

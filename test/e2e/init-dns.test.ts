@@ -217,7 +217,7 @@ test('the printed records load into BIND and DKIM signatures of both keys verify
         'Signed with one key.  Trailing space here:   \r\n\r\n',
     );
     const signed = Buffer.concat([
-      Buffer.from(signMessage(message, 'example.test', [key])),
+      Buffer.from(await signMessage(message, 'example.test', [key])),
       message,
     ]);
     const verify = await runWithInput(

@@ -217,10 +217,21 @@ export function readQueue(dir: string): QueueRow[] {
       data: Uint8Array;
     }[];
     const rcpt = db.prepare('SELECT address FROM recipients WHERE message = ?');
+    // a large message is in rows of message_parts (src/queue/spool.ts)
+    const hasParts = db
+      .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'message_parts'")
+      .get();
+    const parts = hasParts
+      ? db.prepare('SELECT data FROM message_parts WHERE message = ? ORDER BY seq')
+      : null;
+    const text = (m: { id: string; data: Uint8Array }) => {
+      const rows = (parts?.all(m.id) ?? []) as { data: Uint8Array }[];
+      return Buffer.concat([m.data, ...rows.map((r) => r.data)]).toString('latin1');
+    };
     return messages.map((m) => ({
       id: m.id,
       sender: m.sender,
-      data: Buffer.from(m.data).toString('latin1'),
+      data: text(m),
       recipients: (rcpt.all(m.id) as { address: string }[]).map((r) => r.address),
     }));
   } finally {
