@@ -15,6 +15,11 @@
  * Sessions are kept open after a transaction (sessions.ts) and reused by the
  * next message for the same host, so a burst to one domain does not pay a
  * TCP and TLS handshake per message.
+ *
+ * An attempt has a ceiling (`[delivery] attempt_timeout`) over all its hosts:
+ * each reply has its deadline (deadline.ts), and the whole attempt ends,
+ * transient, when the ceiling passes. Stopping posta destroys the sessions
+ * in use, so a receiver that trickles its replies cannot hold a stop.
  */
 import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -41,6 +46,8 @@ export interface MxTransportOptions {
 export class MxTransport implements Transport {
   private readonly o: MxTransportOptions;
   private readonly pool = new SessionPool();
+  /** Sessions in a transaction now; destroyed by close(). */
+  private readonly busy = new Set<Session>();
 
   constructor(o: MxTransportOptions) {
     this.o = o;
@@ -48,18 +55,22 @@ export class MxTransport implements Transport {
 
   close(): void {
     this.pool.close();
+    for (const s of this.busy) s.destroy();
+    this.busy.clear();
   }
 
   async deliver(job: Job): Promise<JobResult> {
+    const until = Date.now() + this.o.delivery.attemptTimeoutMs;
     const relay = this.o.delivery.relay;
     if (relay && (relay.domains.length === 0 || relay.domains.includes(job.domain))) {
-      return this.viaRelay(job, relay);
+      return this.viaRelay(job, relay, until);
     }
     const route = await findRoute(job.domain, this.o.resolver, this.o.delivery.ipFamily);
     if (route.kind === 'fail') return all(job, route.outcome, {});
     const policy = this.o.sts ? await this.o.sts.get(job.domain).catch(() => null) : null;
     let last: { outcome: Outcome; info: AttemptInfo } | null = null;
     for (const host of route.hosts) {
+      if (Date.now() >= until) break;
       if (policy && !policy.allows(host.name)) {
         const why = `MX ${host.name} is not in the MTA-STS policy of ${job.domain}`;
         if (policy.mode === 'enforce') {
@@ -72,7 +83,7 @@ export class MxTransport implements Transport {
         );
       }
       const tls: TlsMode = policy?.mode === 'enforce' ? 'verified' : 'opportunistic';
-      const result = await this.tryHost(job, host, tls);
+      const result = await this.tryHost(job, host, tls, until);
       if ('outcomes' in result) return result;
       last = result;
     }
@@ -87,20 +98,22 @@ export class MxTransport implements Transport {
     job: Job,
     host: Host,
     tls: TlsMode,
+    until: number,
   ): Promise<JobResult | { outcome: Outcome; info: AttemptInfo }> {
     let last: { outcome: Outcome; info: AttemptInfo } | null = null;
     for (const ip of host.addresses) {
       const opts = this.sessionOptions(ip, this.o.port ?? 25, host.name, tls);
-      const result = await this.sendVia(job, opts);
+      const result = await this.sendVia(job, opts, until);
       if ('outcomes' in result) return result;
       last = result;
+      if (Date.now() >= until) break;
     }
     return (
       last ?? { outcome: local('transient', '4.4.1', `${host.name} has no address`), info: {} }
     );
   }
 
-  private async viaRelay(job: Job, relay: RelayConfig): Promise<JobResult> {
+  private async viaRelay(job: Job, relay: RelayConfig, until: number): Promise<JobResult> {
     // The relay is a host, not a mail domain: its A/AAAA, never its MX.
     const ips = isIP(relay.host)
       ? [relay.host]
@@ -129,7 +142,7 @@ export class MxTransport implements Transport {
         relay.host,
         relay.tls === 'tls' ? 'implicit' : 'verified',
       );
-      const result = await this.sendVia(job, { ...opts, auth });
+      const result = await this.sendVia(job, { ...opts, auth }, until);
       if ('outcomes' in result) return result;
       last = result;
     }
@@ -155,6 +168,8 @@ export class MxTransport implements Transport {
       tls,
       localAddress: isIP(ip) === 6 ? d.sourceIpv6 : d.sourceIpv4,
       connectTimeoutMs: d.connectTimeoutMs,
+      replyTimeoutMs: d.replyTimeoutMs,
+      attemptTimeoutMs: d.attemptTimeoutMs,
     };
   }
 
@@ -162,6 +177,7 @@ export class MxTransport implements Transport {
   private async sendVia(
     job: Job,
     opts: SessionOptions,
+    until: number,
   ): Promise<JobResult | { outcome: Outcome; info: AttemptInfo }> {
     const base: AttemptInfo = { mx: opts.servername, ip: opts.ip };
     for (let round = 0; round < 2; round++) {
@@ -169,7 +185,7 @@ export class MxTransport implements Transport {
       const reused = session !== null;
       if (!session) {
         try {
-          session = await Session.open(opts);
+          session = await Session.open(opts, until);
         } catch (err) {
           if (!(err instanceof SessionFailure)) throw err;
           if (err.tlsFailed && opts.tls === 'opportunistic') {
@@ -178,13 +194,16 @@ export class MxTransport implements Transport {
               { qid: job.queueId, mx: opts.servername, ip: opts.ip, err: err.message },
               'TLS handshake failed; retrying without STARTTLS',
             );
-            return this.sendVia(job, { ...opts, tls: 'none' });
+            return this.sendVia(job, { ...opts, tls: 'none' }, until);
           }
           return { outcome: err.outcome, info: base };
         }
       }
       const info: AttemptInfo = { ...base, ...session.info, reused };
-      const { outcomes, unsent } = await session.send(job);
+      this.busy.add(session);
+      const { outcomes, unsent } = await session
+        .send(job, until)
+        .finally(() => this.busy.delete(session));
       if (session.usable) this.pool.give(opts, session);
       else session.close();
       // A kept-open connection the server had closed meanwhile: try once more on a new one.
