@@ -30,6 +30,8 @@ import { local, type AttemptInfo, type Outcome } from './outcome.ts';
 import { findRoute, hostAddresses, type Host } from './route.ts';
 import { Session, SessionFailure, type SessionOptions, type TlsMode } from './session.ts';
 import { SessionPool } from './sessions.ts';
+import { selfOf, withoutSelf, type Self } from './self.ts';
+import type { Endpoint } from '../config/endpoint.ts';
 import type { StsPolicies } from './sts.ts';
 import type { Job, JobResult, Transport } from './transport.ts';
 
@@ -39,6 +41,8 @@ export interface MxTransportOptions {
   resolver: Resolver;
   sts: StsPolicies | null;
   log: Logger;
+  /** posta's own SMTP listen addresses, to find itself among MX hosts (RFC 5321 §5.1). */
+  listen: readonly Endpoint[];
   /** Port of receiving servers; 25 except in tests of the bench. */
   port?: number;
 }
@@ -48,9 +52,14 @@ export class MxTransport implements Transport {
   private readonly pool = new SessionPool();
   /** Sessions in a transaction now; destroyed by close(). */
   private readonly busy = new Set<Session>();
+  private readonly self: Self;
 
   constructor(o: MxTransportOptions) {
     this.o = o;
+    this.self = selfOf(o.hostname, o.listen, [
+      o.delivery.sourceIpv4 ?? '',
+      o.delivery.sourceIpv6 ?? '',
+    ]);
   }
 
   close(): void {
@@ -67,9 +76,17 @@ export class MxTransport implements Transport {
     }
     const route = await findRoute(job.domain, this.o.resolver, this.o.delivery.ipFamily);
     if (route.kind === 'fail') return all(job, route.outcome, {});
+    // RFC 5321 §5.1: drop this server and the MX hosts it is preferred to.
+    const { hosts, looped } = withoutSelf(route.hosts, this.self);
+    if (looped && hosts.length === 0) {
+      // Permanent, as Postfix has it: DNS sends the mail back here, and
+      // trying again would only loop again until someone fixes the MX.
+      const text = `mail for ${job.domain} loops back to myself (MX points to this server)`;
+      return all(job, local('permanent', '5.4.6', text), {});
+    }
     const policy = this.o.sts ? await this.o.sts.get(job.domain).catch(() => null) : null;
     let last: { outcome: Outcome; info: AttemptInfo } | null = null;
-    for (const host of route.hosts) {
+    for (const host of hosts) {
       if (Date.now() >= until) break;
       if (policy && !policy.allows(host.name)) {
         const why = `MX ${host.name} is not in the MTA-STS policy of ${job.domain}`;
