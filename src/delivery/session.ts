@@ -116,7 +116,7 @@ export class Session {
     conn.on('error', () => (this.broken = true));
     conn.on('end', () => (this.broken = true));
     const internals = conn as unknown as ConnectionInternals;
-    const write = internals._sendCommand;
+    const write = internals._sendCommand.bind(conn);
     internals._sendCommand = (str, logStr) =>
       write(
         this.smtpUtf8 && /^MAIL FROM:/i.test(str) && !/ SMTPUTF8\b/i.test(str)

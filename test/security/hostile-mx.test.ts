@@ -151,7 +151,7 @@ let s: TestServer;
 const mxs: Record<string, Mx> = {};
 
 before(async () => {
-  cert = await makeCert(await tempDir('posta-hostile-'), ['mx.hostile.test']);
+  cert = await makeCert(await tempDir('posta-hostile-'), 'mx.hostile.test');
   const trickling = new WeakSet<Conn>();
   mxs.endless = await hostileMx((line, c) => {
     if (trickling.has(c)) return true; // DATA, pipelined: no answer before the endless one ends
