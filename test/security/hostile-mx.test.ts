@@ -18,7 +18,7 @@ import { makeCert } from '../helpers/certs.ts';
 import { startDns, SOA, type DnsServer } from '../helpers/dns.ts';
 import { randomLoopback } from '../helpers/net.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
-import { submit } from '../helpers/smtp.ts';
+import { plain, RawSmtp, submit } from '../helpers/smtp.ts';
 
 /** What a hostile MX does with one command line; true when it handled it. */
 type Hook = (line: string, c: Conn) => boolean;
@@ -338,6 +338,30 @@ for (const domain of ['self.test', 'selfip.test']) {
       shown.attempts[0]?.reply,
       `550 5.4.6 mail for ${domain} loops back to myself (MX points to this server)`,
     );
+  });
+}
+
+// An A-label that is not valid IDNA (RFC 5891 §5.4): smtp-server decodes
+// xn--a to U+0080 and xn--a-ecp to "a⒈"; the reply must quote what was received.
+for (const port of ['smtp', 'submissions'] as const) {
+  test(`an invalid A-label in RCPT TO on ${port} is refused as received, not decoded`, async () => {
+    const c = await RawSmtp.connect(s.host, s.ports[port], { tls: port === 'submissions' });
+    try {
+      await c.reply();
+      await c.cmd('EHLO client.test');
+      if (port === 'submissions') {
+        assert.equal((await c.cmd(`AUTH PLAIN ${plain(s.user, s.password)}`)).code, 235);
+      }
+      assert.equal((await c.cmd(`MAIL FROM:<${s.user}>`)).code, 250);
+      for (const to of ['bob@xn--a.test', 'bob@xn--abc.test', 'bob@xn--a-ecp.test']) {
+        const r = await c.cmd(`RCPT TO:<${to}>`);
+        assert.equal(r.code, 550, r.raw);
+        assert.ok(r.raw.includes(`<${to}>`), r.raw);
+        assert.ok(/^[\x20-\x7e\r\n]*$/.test(r.raw), `ASCII only: ${JSON.stringify(r.raw)}`);
+      }
+    } finally {
+      c.close();
+    }
   });
 }
 
