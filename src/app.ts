@@ -234,6 +234,7 @@ function transport(
   if (opts.captureDir) return new CaptureTransport(opts.captureDir);
   return new MxTransport({
     hostname: config.hostname,
+    listen: config.listen.smtp,
     delivery: config.delivery,
     resolver,
     sts: config.delivery.mtaSts ? new StsPolicies(spool.db, resolver.resolve) : null,

@@ -5,6 +5,8 @@
  * - Domains are stored as lower-case A-labels (IDNA, RFC 5890): `Bücher.Example`
  *   becomes `xn--bcher-kva.example`. A domain needs two or more labels of
  *   letters, digits and inner hyphens, 63 bytes each, 253 in all (RFC 1035 §2.3.4).
+ *   An "xn--" label must be a valid A-label, one that decodes and encodes back
+ *   to itself (RFC 5891 §5.4); node:url passes invalid ones through unchanged.
  * - Local parts are NFC-normalised and lower-cased, as chasquid does: posta treats
  *   `I@example.com` and `i@example.com` as one account. Only dot-atom local parts
  *   (RFC 5322 §3.4.1) are accepted for accounts and aliases; UTF-8 is allowed
@@ -41,6 +43,13 @@ export function parseDomain(input: string): Parsed<string> {
     return {
       ok: false,
       error: `"${input}" is not a valid domain name: use letters, digits and hyphens, like mail.example.com`,
+    };
+  }
+  const bad = labels.find((l) => !validALabel(l));
+  if (bad) {
+    return {
+      ok: false,
+      error: `"${input}" is not a valid domain name: ${bad} is not a valid A-label`,
     };
   }
   if (/^[0-9]+$/.test(labels.at(-1) ?? '')) {
@@ -88,6 +97,13 @@ export function localPartOf(address: string): string {
 
 export function formatAddress(a: Address): string {
   return `${a.local}@${a.domain}`;
+}
+
+/** RFC 5891 §5.4: an "xn--" label decodes to U-labels that encode back to it. */
+export function validALabel(label: string): boolean {
+  if (!label.toLowerCase().startsWith('xn--')) return true;
+  const u = domainToUnicode(label);
+  return u !== '' && u !== label && domainToASCII(u) === label.toLowerCase();
 }
 
 /** The domain as a person reads it (U-labels), for messages and listings. */

@@ -76,6 +76,10 @@ export interface DeliveryConfig {
   /** 0: never. */
   readonly delayWarningMs: number;
   readonly connectTimeoutMs: number;
+  /** The longest wait for one whole reply; each command's RFC 5321 §4.5.3.2 time when shorter. */
+  readonly replyTimeoutMs: number;
+  /** The ceiling on one delivery attempt, all hosts included. */
+  readonly attemptTimeoutMs: number;
   readonly mtaSts: boolean;
   readonly relay: RelayConfig | null;
 }
@@ -354,6 +358,8 @@ function resolveDelivery(
     lifetimeMs: d.lifetime * 1000,
     delayWarningMs: d.delay_warning * 1000,
     connectTimeoutMs: d.connect_timeout * 1000,
+    replyTimeoutMs: d.reply_timeout * 1000,
+    attemptTimeoutMs: d.attempt_timeout * 1000,
     mtaSts: d.mta_sts,
     relay: relay && {
       host: relay.host,

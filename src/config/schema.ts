@@ -303,6 +303,20 @@ export const ConfigSchema = z.strictObject({
         .min(1)
         .default(30)
         .describe('Seconds to wait for a TCP connection to a receiving server.'),
+      reply_timeout: z
+        .number()
+        .min(1)
+        .default(600)
+        .describe(
+          "Most seconds to wait for a receiving server's whole reply to one command, however slowly it comes; each command's own time in RFC 5321 §4.5.3.2 (5 minutes for MAIL and RCPT, 2 for DATA, 10 after the message) applies when shorter.",
+        ),
+      attempt_timeout: z
+        .number()
+        .min(1)
+        .default(1800)
+        .describe(
+          'Most seconds one delivery attempt of a message may take, over all MX hosts tried; past it the attempt is deferred.',
+        ),
       mta_sts: z
         .boolean()
         .default(true)

@@ -15,6 +15,11 @@
  * Sessions are kept open after a transaction (sessions.ts) and reused by the
  * next message for the same host, so a burst to one domain does not pay a
  * TCP and TLS handshake per message.
+ *
+ * An attempt has a ceiling (`[delivery] attempt_timeout`) over all its hosts:
+ * each reply has its deadline (deadline.ts), and the whole attempt ends,
+ * transient, when the ceiling passes. Stopping posta destroys the sessions
+ * in use, so a receiver that trickles its replies cannot hold a stop.
  */
 import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -25,6 +30,8 @@ import { local, type AttemptInfo, type Outcome } from './outcome.ts';
 import { findRoute, hostAddresses, type Host } from './route.ts';
 import { Session, SessionFailure, type SessionOptions, type TlsMode } from './session.ts';
 import { SessionPool } from './sessions.ts';
+import { selfOf, withoutSelf, type Self } from './self.ts';
+import type { Endpoint } from '../config/endpoint.ts';
 import type { StsPolicies } from './sts.ts';
 import type { Job, JobResult, Transport } from './transport.ts';
 
@@ -34,6 +41,8 @@ export interface MxTransportOptions {
   resolver: Resolver;
   sts: StsPolicies | null;
   log: Logger;
+  /** posta's own SMTP listen addresses, to find itself among MX hosts (RFC 5321 §5.1). */
+  listen: readonly Endpoint[];
   /** Port of receiving servers; 25 except in tests of the bench. */
   port?: number;
 }
@@ -41,25 +50,44 @@ export interface MxTransportOptions {
 export class MxTransport implements Transport {
   private readonly o: MxTransportOptions;
   private readonly pool = new SessionPool();
+  /** Sessions in a transaction now; destroyed by close(). */
+  private readonly busy = new Set<Session>();
+  private readonly self: Self;
 
   constructor(o: MxTransportOptions) {
     this.o = o;
+    this.self = selfOf(o.hostname, o.listen, [
+      o.delivery.sourceIpv4 ?? '',
+      o.delivery.sourceIpv6 ?? '',
+    ]);
   }
 
   close(): void {
     this.pool.close();
+    for (const s of this.busy) s.destroy();
+    this.busy.clear();
   }
 
   async deliver(job: Job): Promise<JobResult> {
+    const until = Date.now() + this.o.delivery.attemptTimeoutMs;
     const relay = this.o.delivery.relay;
     if (relay && (relay.domains.length === 0 || relay.domains.includes(job.domain))) {
-      return this.viaRelay(job, relay);
+      return this.viaRelay(job, relay, until);
     }
     const route = await findRoute(job.domain, this.o.resolver, this.o.delivery.ipFamily);
     if (route.kind === 'fail') return all(job, route.outcome, {});
+    // RFC 5321 §5.1: drop this server and the MX hosts it is preferred to.
+    const { hosts, looped } = withoutSelf(route.hosts, this.self);
+    if (looped && hosts.length === 0) {
+      // Permanent, as Postfix has it: DNS sends the mail back here, and
+      // trying again would only loop again until someone fixes the MX.
+      const text = `mail for ${job.domain} loops back to myself (MX points to this server)`;
+      return all(job, local('permanent', '5.4.6', text), {});
+    }
     const policy = this.o.sts ? await this.o.sts.get(job.domain).catch(() => null) : null;
     let last: { outcome: Outcome; info: AttemptInfo } | null = null;
-    for (const host of route.hosts) {
+    for (const host of hosts) {
+      if (Date.now() >= until) break;
       if (policy && !policy.allows(host.name)) {
         const why = `MX ${host.name} is not in the MTA-STS policy of ${job.domain}`;
         if (policy.mode === 'enforce') {
@@ -72,7 +100,7 @@ export class MxTransport implements Transport {
         );
       }
       const tls: TlsMode = policy?.mode === 'enforce' ? 'verified' : 'opportunistic';
-      const result = await this.tryHost(job, host, tls);
+      const result = await this.tryHost(job, host, tls, until);
       if ('outcomes' in result) return result;
       last = result;
     }
@@ -87,20 +115,22 @@ export class MxTransport implements Transport {
     job: Job,
     host: Host,
     tls: TlsMode,
+    until: number,
   ): Promise<JobResult | { outcome: Outcome; info: AttemptInfo }> {
     let last: { outcome: Outcome; info: AttemptInfo } | null = null;
     for (const ip of host.addresses) {
       const opts = this.sessionOptions(ip, this.o.port ?? 25, host.name, tls);
-      const result = await this.sendVia(job, opts);
+      const result = await this.sendVia(job, opts, until);
       if ('outcomes' in result) return result;
       last = result;
+      if (Date.now() >= until) break;
     }
     return (
       last ?? { outcome: local('transient', '4.4.1', `${host.name} has no address`), info: {} }
     );
   }
 
-  private async viaRelay(job: Job, relay: RelayConfig): Promise<JobResult> {
+  private async viaRelay(job: Job, relay: RelayConfig, until: number): Promise<JobResult> {
     // The relay is a host, not a mail domain: its A/AAAA, never its MX.
     const ips = isIP(relay.host)
       ? [relay.host]
@@ -129,7 +159,7 @@ export class MxTransport implements Transport {
         relay.host,
         relay.tls === 'tls' ? 'implicit' : 'verified',
       );
-      const result = await this.sendVia(job, { ...opts, auth });
+      const result = await this.sendVia(job, { ...opts, auth }, until);
       if ('outcomes' in result) return result;
       last = result;
     }
@@ -155,6 +185,8 @@ export class MxTransport implements Transport {
       tls,
       localAddress: isIP(ip) === 6 ? d.sourceIpv6 : d.sourceIpv4,
       connectTimeoutMs: d.connectTimeoutMs,
+      replyTimeoutMs: d.replyTimeoutMs,
+      attemptTimeoutMs: d.attemptTimeoutMs,
     };
   }
 
@@ -162,6 +194,7 @@ export class MxTransport implements Transport {
   private async sendVia(
     job: Job,
     opts: SessionOptions,
+    until: number,
   ): Promise<JobResult | { outcome: Outcome; info: AttemptInfo }> {
     const base: AttemptInfo = { mx: opts.servername, ip: opts.ip };
     for (let round = 0; round < 2; round++) {
@@ -169,7 +202,7 @@ export class MxTransport implements Transport {
       const reused = session !== null;
       if (!session) {
         try {
-          session = await Session.open(opts);
+          session = await Session.open(opts, until);
         } catch (err) {
           if (!(err instanceof SessionFailure)) throw err;
           if (err.tlsFailed && opts.tls === 'opportunistic') {
@@ -178,13 +211,16 @@ export class MxTransport implements Transport {
               { qid: job.queueId, mx: opts.servername, ip: opts.ip, err: err.message },
               'TLS handshake failed; retrying without STARTTLS',
             );
-            return this.sendVia(job, { ...opts, tls: 'none' });
+            return this.sendVia(job, { ...opts, tls: 'none' }, until);
           }
           return { outcome: err.outcome, info: base };
         }
       }
       const info: AttemptInfo = { ...base, ...session.info, reused };
-      const { outcomes, unsent } = await session.send(job);
+      this.busy.add(session);
+      const { outcomes, unsent } = await session
+        .send(job, until)
+        .finally(() => this.busy.delete(session));
       if (session.usable) this.pool.give(opts, session);
       else session.close();
       // A kept-open connection the server had closed meanwhile: try once more on a new one.

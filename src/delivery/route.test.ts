@@ -64,15 +64,19 @@ const cases: [string, string, Awaited<ReturnType<typeof findRoute>> | RegExp][] 
       kind: 'hosts',
       implicit: false,
       hosts: [
-        { name: 'a.multi.test', addresses: ['2001:db8::1', '192.0.2.1'] },
-        { name: 'b.multi.test', addresses: ['192.0.2.2'] },
+        { name: 'a.multi.test', addresses: ['2001:db8::1', '192.0.2.1'], priority: 10 },
+        { name: 'b.multi.test', addresses: ['192.0.2.2'], priority: 20 },
       ],
     },
   ],
   [
     'no MX: the domain itself (implicit MX)',
     'implicit.test',
-    { kind: 'hosts', implicit: true, hosts: [{ name: 'implicit.test', addresses: ['192.0.2.3'] }] },
+    {
+      kind: 'hosts',
+      implicit: true,
+      hosts: [{ name: 'implicit.test', addresses: ['192.0.2.3'], priority: 0 }],
+    },
   ],
   ['null MX fails for good', 'null.test', /^permanent 5\.1\.10 /],
   ['NXDOMAIN fails for good', 'nx.test', /^permanent 5\.1\.2 /],
@@ -84,7 +88,7 @@ const cases: [string, string, Awaited<ReturnType<typeof findRoute>> | RegExp][] 
     {
       kind: 'hosts',
       implicit: false,
-      hosts: [{ name: 'ok.flaky.test', addresses: ['192.0.2.4'] }],
+      hosts: [{ name: 'ok.flaky.test', addresses: ['192.0.2.4'], priority: 20 }],
     },
   ],
 ];

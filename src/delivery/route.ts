@@ -6,7 +6,7 @@
  * - RFC 7505: a single MX of "." is a null MX: the domain takes no mail, so
  *   delivery fails permanently at once.
  * - A domain that does not exist (NXDOMAIN) fails permanently; a DNS server
- *   that fails (SERVFAIL, timeout) only defers.
+ *   that fails (SERVFAIL, timeout) and a CNAME loop only defer.
  * - Each host's addresses are ordered by `[delivery] ip_family`; the families
  *   not wanted are left out.
  */
@@ -17,6 +17,8 @@ import { local, type Outcome } from './outcome.ts';
 export interface Host {
   name: string;
   addresses: string[];
+  /** The MX preference (0 for an implicit MX). */
+  priority: number;
 }
 
 export type Route =
@@ -46,19 +48,22 @@ export async function findRoute(
     return fail('permanent', '5.1.10', `${domain} accepts no mail (null MX, RFC 7505)`);
   }
   const implicit = mxs.length === 0;
-  const names = implicit
-    ? [domain]
+  const ordered = implicit
+    ? [{ name: domain, priority: 0 }]
     : mxs
         .filter((m) => m.exchange !== '' && m.exchange !== '.')
         .map((m) => ({ ...m, r: random() }))
         .sort((a, b) => a.priority - b.priority || a.r - b.r)
-        .map((m) => m.exchange.toLowerCase().replace(/\.$/, ''));
+        .map((m) => ({ name: m.exchange.toLowerCase().replace(/\.$/, ''), priority: m.priority }));
+  const names = [...new Set(ordered.map((m) => m.name))];
   const hosts: Host[] = [];
   let temporary: unknown = null;
-  for (const name of [...new Set(names)]) {
+  for (const name of names) {
     try {
       const addresses = await hostAddresses(name, resolver, family);
-      if (addresses.length) hosts.push({ name, addresses });
+      const priority = ordered.find((m) => m.name === name)?.priority ?? 0;
+      if (addresses.length) hosts.push({ name, addresses, priority });
+      else if (await cnameLoop(name, resolver)) temporary = loopError(name);
     } catch (err) {
       if (dnsFailure(err) === 'temporary') temporary = err;
     }
@@ -110,6 +115,33 @@ function orEmpty(err: unknown): string[] | Error {
 
 function familyText(family: IpFamily): string {
   return family === 'ipv4-only' ? 'IPv4' : family === 'ipv6-only' ? 'IPv6' : 'IP';
+}
+
+/**
+ * A name whose CNAMEs go round in a circle (or on past MAX_CNAMES) has no
+ * address, but only for now: a resolver answers such a loop with SERVFAIL
+ * (RFC 1034 §3.6.2 asks resolvers to detect it), so it defers like one.
+ */
+const MAX_CNAMES = 8;
+
+async function cnameLoop(name: string, resolver: Resolver): Promise<boolean> {
+  const seen = new Set<string>([name]);
+  let at = name;
+  for (let i = 0; i < MAX_CNAMES; i++) {
+    const next = await resolver
+      .resolve(at, 'CNAME')
+      .then((r) => (r as string[])[0]?.toLowerCase().replace(/\.$/, ''))
+      .catch(() => undefined);
+    if (!next) return false;
+    if (seen.has(next)) return true;
+    seen.add(next);
+    at = next;
+  }
+  return true;
+}
+
+function loopError(name: string): Error {
+  return new Error(`the CNAME records of ${name} form a loop`);
 }
 
 function errText(err: unknown): string {

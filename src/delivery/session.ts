@@ -8,6 +8,13 @@
  * (RFC 3207 §6, STARTTLS response injection), caps the size of a reply
  * (maxResponseSize), and reports each RCPT refusal separately.
  *
+ * What it lacks is a deadline for a whole reply (RFC 5321 §4.5.3.2): its
+ * socketTimeout is an idle timer that every byte resets. deadline.ts keeps
+ * one per command, fed by wrapping nodemailer's command writer, reply reader
+ * and message stream (the same way SMTPUTF8 is added to MAIL FROM); a missed
+ * deadline, or the attempt's ceiling, fails the session and destroys the
+ * connection.
+ *
  * SMTPUTF8 (RFC 6531 §3.4): a message whose header is UTF-8 (Job.smtpUtf8)
  * or whose envelope has a non-ASCII address goes with the SMTPUTF8 parameter
  * of MAIL FROM. nodemailer adds it only for non-ASCII addresses, so the
@@ -31,12 +38,18 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SMTPConnectionSendInfo } from 'nodemailer/lib/smtp-connection';
 import { fromReply, local, parseReply, type Outcome } from './outcome.ts';
 import { connectionStep } from './step.ts';
+import { commandOf, ReplyDeadlines } from './deadline.ts';
 import type { Job } from './transport.ts';
 
-/** nodemailer internals the session relies on: the EHLO keywords, and the command writer. */
+/** nodemailer internals the session relies on: EHLO keywords, command writer, reply reader. */
 interface ConnectionInternals {
   _supportedExtensions: string[];
+  _responseQueue: string[];
+  _socket: { destroy(): void } | null | false;
   _sendCommand(str: string, logStr?: string): void;
+  _processResponse(): unknown;
+  _createSendStream(callback: unknown): NodeJS.ReadableStream;
+  _onError(err: Error, type: string, data: false, command: string): void;
 }
 
 export type TlsMode = 'opportunistic' | 'verified' | 'implicit' | 'none';
@@ -51,6 +64,10 @@ export interface SessionOptions {
   tls: TlsMode;
   localAddress?: string;
   connectTimeoutMs: number;
+  /** The longest wait for one reply (`[delivery] reply_timeout`), below the RFC times. */
+  replyTimeoutMs: number;
+  /** The ceiling on one attempt (`[delivery] attempt_timeout`), for its text. */
+  attemptTimeoutMs: number;
   auth?: { user: string; pass: string };
 }
 
@@ -79,16 +96,23 @@ export class Session {
   messages = 0;
   lastUsed = Date.now();
   private conn: SMTPConnection;
+  private deadlines: ReplyDeadlines;
   private broken = false;
   /** After a refused transaction the server may keep state: RSET first (RFC 5321 §4.1.1.5). */
   private dirty = false;
   /** The transaction under way needs SMTPUTF8 on its MAIL FROM. */
   private smtpUtf8 = false;
 
-  private constructor(conn: SMTPConnection, options: SessionOptions, info: TlsInfo) {
+  private constructor(
+    conn: SMTPConnection,
+    options: SessionOptions,
+    info: TlsInfo,
+    deadlines: ReplyDeadlines,
+  ) {
     this.conn = conn;
     this.options = options;
     this.info = info;
+    this.deadlines = deadlines;
     conn.on('error', () => (this.broken = true));
     conn.on('end', () => (this.broken = true));
     const internals = conn as unknown as ConnectionInternals;
@@ -111,7 +135,8 @@ export class Session {
     return !this.broken && !this.conn.destroyed;
   }
 
-  static async open(o: SessionOptions): Promise<Session> {
+  /** Open a session for an attempt that must be over by `until` (epoch ms). */
+  static async open(o: SessionOptions, until: number): Promise<Session> {
     // RFC 6066 §3: SNI names a host, never an address (a relay given as an IP).
     const servername = isIP(o.servername) ? undefined : o.servername;
     const conn = new SMTPConnection({
@@ -129,15 +154,18 @@ export class Session {
         rejectUnauthorized: o.tls !== 'opportunistic',
         minVersion: o.tls === 'opportunistic' ? 'TLSv1' : 'TLSv1.2',
       },
-      connectionTimeout: o.connectTimeoutMs,
+      connectionTimeout: Math.max(1, Math.min(o.connectTimeoutMs, until - Date.now())),
       // RFC 5321 §4.5.3.2.1 asks 5 minutes for the greeting; nodemailer 10
       // counts it (and STARTTLS) within the setup budget of connectionTimeout.
       greetingTimeout: 5 * 60_000,
+      // An idle timer only; the deadlines of deadline.ts bound each whole reply.
       socketTimeout: 10 * 60_000, // RFC 5321 §4.5.3.2.6, the longest wait
       maxResponseSize: MAX_RESPONSE,
       logger: false,
     });
     conn.on('error', () => {}); // after setup, failures reach the send callbacks
+    const deadlines = watchReplies(conn, o);
+    deadlines.begin(until, o.attemptTimeoutMs);
     try {
       await connectionStep(
         conn,
@@ -155,8 +183,9 @@ export class Session {
           (done) => conn.login({ user: auth.user, pass: auth.pass }, done),
           (err) => setupFailure(err, o, conn),
         );
-      return new Session(conn, o, info);
+      return new Session(conn, o, info, deadlines);
     } catch (err) {
+      deadlines.stop();
       conn.close();
       throw err;
     }
@@ -168,6 +197,18 @@ export class Session {
    * out, so the caller may try again on a fresh connection.
    */
   async send(
+    m: Pick<Job, 'sender' | 'recipients' | 'message' | 'smtpUtf8'>,
+    until: number,
+  ): Promise<{ outcomes: Map<string, Outcome>; unsent: boolean }> {
+    this.deadlines.begin(until, this.options.attemptTimeoutMs);
+    try {
+      return await this.transaction(m);
+    } finally {
+      this.deadlines.end();
+    }
+  }
+
+  private async transaction(
     m: Pick<Job, 'sender' | 'recipients' | 'message' | 'smtpUtf8'>,
   ): Promise<{ outcomes: Map<string, Outcome>; unsent: boolean }> {
     const { sender, recipients, message } = m;
@@ -223,6 +264,9 @@ export class Session {
       if (reply && reply.code >= 400) {
         rest = fromReply(reply);
         if (reply.code === 421) this.broken = true;
+      } else if (err.deadline) {
+        this.broken = true;
+        rest = local('transient', '4.4.2', err.message);
       } else {
         this.broken = true;
         unsent = err.command !== 'DATA' && err.command !== 'DATA-STREAM';
@@ -256,9 +300,12 @@ export class Session {
     onFail: (err: SendError) => T,
   ): Promise<T> {
     return new Promise<T>((resolve) => {
+      // nodemailer closes the connection (and emits 'end') just before it
+      // calls back with the reply that made it close (a 421): wait a turn,
+      // so that the reply, not "closed the connection", is what is kept.
       const fail = (err?: Error) => {
         this.broken = true;
-        resolve(onFail(err ?? new Error('the server closed the connection')));
+        setImmediate(() => resolve(onFail(err ?? new Error('the server closed the connection'))));
       };
       this.conn.once('error', fail);
       this.conn.once('end', fail);
@@ -272,9 +319,66 @@ export class Session {
 
   close(): void {
     this.broken = true;
+    this.deadlines.stop();
     this.conn.quit();
     setTimeout(() => this.conn.close(), 1000).unref();
   }
+
+  /** Drop the connection now, mid-transaction if need be (posta is stopping). */
+  destroy(): void {
+    this.broken = true;
+    this.deadlines.stop();
+    this.conn.close();
+    const socket = (this.conn as unknown as ConnectionInternals)._socket;
+    if (socket) socket.destroy();
+  }
+}
+
+/**
+ * Feed the deadlines from nodemailer: each command written, each whole reply
+ * read (a multi-line reply is whole at its last line), and the message
+ * stream's blocks and end. A missed one fails the session with its text and
+ * destroys the socket.
+ */
+function watchReplies(conn: SMTPConnection, o: SessionOptions): ReplyDeadlines {
+  const internals = conn as unknown as ConnectionInternals;
+  const deadlines = new ReplyDeadlines({
+    replyMs: o.replyTimeoutMs,
+    server: o.servername,
+    onMiss: (text) => {
+      internals._onError(
+        Object.assign(new Error(text), { deadline: true }),
+        'ETIMEDOUT',
+        false,
+        'CONN',
+      );
+      if (internals._socket) internals._socket.destroy();
+    },
+  });
+  const write = internals._sendCommand.bind(conn);
+  internals._sendCommand = (str, logStr) => {
+    deadlines.expect(commandOf(str));
+    write(str, logStr);
+  };
+  const read = internals._processResponse.bind(conn);
+  internals._processResponse = () => {
+    const next = internals._responseQueue[0]?.trim();
+    if (next && !/^\d{3}-/.test(next.split('\n').at(-1) ?? '')) deadlines.replied();
+    return read();
+  };
+  const stream = internals._createSendStream.bind(conn);
+  internals._createSendStream = (callback) => {
+    const s = stream(callback);
+    deadlines.expect('a data block');
+    s.on('data', () => deadlines.progress());
+    s.once('end', () => {
+      deadlines.replied();
+      deadlines.expect('the end of data');
+    });
+    return s;
+  };
+  conn.once('end', () => deadlines.stop());
+  return deadlines;
 }
 
 interface SendError extends Error {
@@ -282,6 +386,8 @@ interface SendError extends Error {
   response?: string;
   responseCode?: number;
   command?: string;
+  /** A deadline of deadline.ts was missed; the message says which. */
+  deadline?: boolean;
   rejectedErrors?: { recipient?: string; response?: string; responseCode?: number }[];
 }
 
@@ -300,6 +406,7 @@ function setupFailure(err: unknown, o: SessionOptions, conn: SMTPConnection): Se
   const inTls = conn.upgrading === true || conn.secure;
   const reply = parseReply(e.response, e.responseCode);
   const where = `${o.servername} [${o.ip}]:${o.port}`;
+  if (e.deadline) return new SessionFailure(local('transient', '4.4.2', e.message));
   if (reply && reply.code >= 400) {
     return new SessionFailure(fromReply({ ...reply, text: `${where} said: ${reply.text}` }));
   }

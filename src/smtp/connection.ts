@@ -11,6 +11,9 @@
  *   every 421 closes the connection (RFC 5321 §3.8).
  * - AUTH is left out of the EHLO reply until the connection is encrypted.
  * - A whole-session time limit, beside smtp-server's per-command idle timeout.
+ * - An address whose domain has "xn--" labels reaches posta as it was sent:
+ *   smtp-server decodes them (punycode, no IDNA check), which turns an invalid
+ *   A-label into another name or control characters (xn--a is U+0080).
  *
  * These need the connection object, which smtp-server's options do not expose,
  * hence the subclasses (through smtp-server's public, typed connect()).
@@ -50,6 +53,18 @@ class StrictConnection extends SMTPConnection {
       write(chunk, encoding, next);
     };
     return parser;
+  }
+
+  override _parseAddressCommand(name: string, command: Buffer | string) {
+    const parsed = super._parseAddressCommand(name, command);
+    // Only when the received domain has an A-label: valid ones are checked
+    // again by parseDomain (address.ts), invalid ones then refused as sent.
+    const sent = /^[^:]*:\s*<([^<>]*)@([^<>@]*)>/.exec(command.toString())?.[2];
+    if (parsed && parsed.address && sent && /(^|\.)xn--/i.test(sent)) {
+      const at = parsed.address.lastIndexOf('@');
+      parsed.address = `${parsed.address.slice(0, at)}@${sent}`;
+    }
+    return parsed;
   }
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
