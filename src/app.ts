@@ -19,7 +19,9 @@ import { startHttp01 } from './acme/http01.ts';
 import { startSmtp, type Listener } from './smtp/server.ts';
 import { createResolver, offlineResolver, type Resolver } from './dns/resolver.ts';
 import { Srs, loadSrsSecret } from './srs/srs.ts';
-import { VerifierPool } from './verify/pool.ts';
+import { poolVerifier } from './verify/pool.ts';
+import { poolSigner } from './dkim/pool.ts';
+import { WorkerPool } from './workers/pool.ts';
 import { StsPolicies } from './delivery/sts.ts';
 import { MxTransport } from './delivery/mx.ts';
 import { CaptureTransport } from './delivery/capture.ts';
@@ -89,8 +91,8 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     stops.push(() => spool.close());
     const resolver = opts.captureDir ? offlineResolver() : createResolver(config.dns.servers);
     const srs = new Srs(await loadSrsSecret(config.dir));
-    const verifiers = new VerifierPool({ servers: opts.captureDir ? null : config.dns.servers });
-    stops.push(() => verifiers.close());
+    const workers = new WorkerPool({ servers: opts.captureDir ? null : config.dns.servers });
+    stops.push(() => workers.close());
     const metrics = new Metrics({
       queue: () => spool.stats(),
       certificateExpiry: () => certs.store.current.notAfter.getTime() / 1000,
@@ -111,7 +113,8 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       log,
       certs: certs.store,
       resolve: resolver.resolve,
-      verify: verifiers.verify,
+      verify: poolVerifier(workers),
+      sign: poolSigner(workers),
       srs,
       metrics,
     });

@@ -21,12 +21,15 @@ import {
 } from 'mailauth/lib/tools.js';
 import type { DkimKey } from './keys.ts';
 
+/** What signing needs of a key (a DkimKey is one; a worker thread gets just these). */
+export type SigningKey = Pick<DkimKey, 'selector' | 'algorithm' | 'privateKey'>;
+
 const OVERSIGNED = ['From', 'To', 'Subject', 'Date', 'Message-ID'];
 
 export function signMessage(
   message: Buffer,
   domain: string,
-  keys: readonly DkimKey[],
+  keys: readonly SigningKey[],
   now = new Date(),
 ): string {
   if (keys.length === 0) return '';

@@ -12,6 +12,7 @@
  */
 import { signMessage } from '../dkim/sign.ts';
 import type { DkimKey } from '../dkim/keys.ts';
+import type { Signer } from '../dkim/pool.ts';
 import {
   newMessageId,
   receivedField,
@@ -30,12 +31,17 @@ export interface Stamp {
   /** The From domain, when it is one of ours; its keys sign. */
   fromDomain?: string;
   keys: readonly DkimKey[];
+  /** Who computes the signatures: the worker threads (dkim/pool.ts); by default this thread. */
+  sign?: Signer;
 }
 
-export function stampMessage(
+const inThread: Signer = (message, domain, keys, now) =>
+  Promise.resolve(signMessage(message, domain, keys, now));
+
+export async function stampMessage(
   data: Buffer,
   s: Stamp,
-): { data: Buffer; messageId: string | undefined } {
+): Promise<{ data: Buffer; messageId: string | undefined }> {
   let prefix = '';
   let messageId = s.header.messageId;
   let kept = data;
@@ -49,7 +55,7 @@ export function stampMessage(
   }
   let out: Buffer = Buffer.concat([Buffer.from(receivedField(s.trace) + prefix), kept]);
   if (s.fromDomain && s.keys.length) {
-    const signatures = signMessage(out, s.fromDomain, s.keys, s.trace.date);
+    const signatures = await (s.sign ?? inThread)(out, s.fromDomain, s.keys, s.trace.date);
     out = Buffer.concat([Buffer.from(signatures), out]);
   }
   return { data: out, messageId };

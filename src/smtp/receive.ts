@@ -37,6 +37,7 @@ import { longLine, longLineText } from '../message/lines.ts';
 import { stampMessage } from '../message/stamp.ts';
 import { SmtpReply } from './reply.ts';
 import type { Verifier } from '../verify/pool.ts';
+import type { Signer } from '../dkim/pool.ts';
 import {
   C451LocalError,
   C452StorageFull,
@@ -54,6 +55,8 @@ export interface ReceiveDeps {
   log: Logger;
   /** Inbound checks (verify/pool.ts). */
   verify: Verifier;
+  /** DKIM signing, off the main thread (dkim/pool.ts). */
+  sign: Signer;
 }
 
 export type Source = 'submission' | 'inbound';
@@ -100,7 +103,8 @@ export async function receive(
 
   const queueId = newQueueId();
   const secure = session.secure ? 'S' : '';
-  const stamped = stampMessage(data, {
+  const stamped = await stampMessage(data, {
+    sign: deps.sign,
     header,
     complete: account !== undefined,
     fromDomain,

@@ -43,7 +43,7 @@ export async function dropLocal(
   const queueId = newQueueId();
   const { fromDomain } = message;
   const keys = fromDomain && ctx.domains.includes(fromDomain) ? await ctx.keys(fromDomain) : [];
-  const { data, messageId } = stampLocal(message, {
+  const { data, messageId } = await stampLocal(message, {
     hostname: ctx.hostname,
     queueId,
     date: new Date(),

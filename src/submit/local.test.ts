@@ -108,14 +108,16 @@ const input = (over: Partial<LocalInput> & { text: string }): LocalInput => ({
 });
 
 /** The message as queued: stamped (no keys), as text. */
-const stamped = (m: ReturnType<typeof prepareLocal>) =>
-  stampLocal(m, {
-    hostname: 'h.test',
-    queueId: 'Q',
-    date: new Date(),
-    keys: [],
-    user: { uid: 0, name: 'root' },
-  }).data.toString();
+const stamped = async (m: ReturnType<typeof prepareLocal>) =>
+  (
+    await stampLocal(m, {
+      hostname: 'h.test',
+      queueId: 'Q',
+      date: new Date(),
+      keys: [],
+      user: { uid: 0, name: 'root' },
+    })
+  ).data.toString();
 
 const MSG = [
   'From: Me <me@example.test>',
@@ -129,7 +131,7 @@ const MSG = [
   '',
 ].join('\n');
 
-test('-t takes To, Cc and Bcc, adds command-line recipients, removes Bcc', () => {
+test('-t takes To, Cc and Bcc, adds command-line recipients, removes Bcc', async () => {
   const m = prepareLocal(input({ text: MSG, fromHeaders: true, recipients: ['extra@dest.test'] }));
   assert.deepEqual(m.recipients, [
     'extra@dest.test',
@@ -141,7 +143,7 @@ test('-t takes To, Cc and Bcc, adds command-line recipients, removes Bcc', () =>
   ]);
   assert.equal(m.sender, 'me@example.test');
   assert.equal(m.fromDomain, 'example.test');
-  const text = stamped(m);
+  const text = await stamped(m);
   const head = text.slice(0, text.indexOf('\r\n\r\n'));
   assert.doesNotMatch(head, /^Bcc:/im);
   assert.doesNotMatch(text, /also@dest/);
@@ -149,10 +151,10 @@ test('-t takes To, Cc and Bcc, adds command-line recipients, removes Bcc', () =>
   assert.doesNotMatch(text.replace(/\r\n/g, ''), /\n/, 'only CRLF line ends');
 });
 
-test('without -t only the command line counts; Bcc is removed all the same', () => {
+test('without -t only the command line counts; Bcc is removed all the same', async () => {
   const m = prepareLocal(input({ text: MSG, recipients: ['x@dest.test'] }));
   assert.deepEqual(m.recipients, ['x@dest.test']);
-  assert.doesNotMatch(stamped(m), /^Bcc: hidden/im);
+  assert.doesNotMatch(await stamped(m), /^Bcc: hidden/im);
 });
 
 test('a line over 998 octets is refused, a folded long header is not', () => {
@@ -223,7 +225,7 @@ test('no recipients is a usage error; a bad one is named', () => {
   );
 });
 
-test('stampLocal adds Message-ID, Date, Received and DKIM signatures in front', () => {
+test('stampLocal adds Message-ID, Date, Received and DKIM signatures in front', async () => {
   const m = prepareLocal(
     input({ text: 'From: i@example.test\nSubject: s\n\nhi\n', recipients: ['r@dest.test'] }),
   );
@@ -237,7 +239,7 @@ test('stampLocal adds Message-ID, Date, Received and DKIM signatures in front', 
   };
   const date = new Date('2026-01-02T03:04:05Z');
   const user = { uid: 33, name: 'www-data' };
-  const out = stampLocal(m, {
+  const out = await stampLocal(m, {
     hostname: 'mail.example.test',
     queueId: 'Q1',
     date,
@@ -262,7 +264,7 @@ test('stampLocal adds Message-ID, Date, Received and DKIM signatures in front', 
       recipients: ['r@dest.test'],
     }),
   );
-  const again = stampLocal(kept, {
+  const again = await stampLocal(kept, {
     hostname: 'mail.example.test',
     queueId: 'Q2',
     date,

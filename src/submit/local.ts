@@ -256,7 +256,7 @@ export interface StampOptions {
 export function stampLocal(
   m: LocalMessage,
   o: StampOptions,
-): { data: Buffer; messageId: string | undefined } {
+): Promise<{ data: Buffer; messageId: string | undefined }> {
   return stampMessage(m.data, {
     header: readHeader(m.data),
     complete: true,
