@@ -29,7 +29,6 @@ import type { Logger } from '../log/log.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { newQueueId, type Attempt, type DueMessage, type Spool } from '../queue/spool.ts';
 import { buildDsn, type FailedRecipient } from '../bounce/dsn.ts';
-import { signMessage } from '../dkim/sign.ts';
 import { utf8Header } from '../message/header.ts';
 import { formatReply, type AttemptInfo, type Outcome } from './outcome.ts';
 import type { Transport } from './transport.ts';
@@ -487,7 +486,10 @@ export class Scheduler {
       recipients,
     });
     const keys = this.o.directory.keys(fromDomain);
-    if (keys.length) data = Buffer.concat([Buffer.from(signMessage(data, fromDomain, keys)), data]);
+    if (keys.length) {
+      const { signMessage } = await import('../dkim/sign.ts'); // loaded by the first bounce
+      data = Buffer.concat([Buffer.from(signMessage(data, fromDomain, keys)), data]);
+    }
     this.o.log.info({ qid: m.id, dsn: id, to: m.sender, action }, 'dsn queued');
     return {
       id,

@@ -10,7 +10,6 @@
  * Nothing else in the message is changed, and mail from other servers is
  * never touched, so earlier signatures stay valid.
  */
-import { signMessage } from '../dkim/sign.ts';
 import type { DkimKey } from '../dkim/keys.ts';
 import type { Signer } from '../dkim/pool.ts';
 import {
@@ -35,8 +34,9 @@ export interface Stamp {
   sign?: Signer;
 }
 
-const inThread: Signer = (message, domain, keys, now) =>
-  Promise.resolve(signMessage(message, domain, keys, now));
+/** Signing on this thread (posta sendmail), loaded when first used. */
+const inThread: Signer = async (message, domain, keys, now) =>
+  (await import('../dkim/sign.ts')).signMessage(message, domain, keys, now);
 
 export async function stampMessage(
   data: Buffer,
