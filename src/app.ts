@@ -27,7 +27,7 @@ import { MxTransport } from './delivery/mx.ts';
 import { CaptureTransport } from './delivery/capture.ts';
 import { Scheduler } from './delivery/scheduler.ts';
 import type { Transport } from './delivery/transport.ts';
-import { Metrics } from './metrics/metrics.ts';
+import { noMetrics } from './metrics/off.ts';
 import { startControl, type Status } from './status/control.ts';
 import { startLocalSubmission } from './submit/socket.ts';
 import { VERSION } from './version.ts';
@@ -93,11 +93,14 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     const srs = new Srs(await loadSrsSecret(config.dir));
     const workers = new WorkerPool({ servers: opts.captureDir ? null : config.dns.servers });
     stops.push(() => workers.close());
-    const metrics = new Metrics({
-      queue: () => spool.stats(),
-      certificateExpiry: () => certs.store.current.notAfter.getTime() / 1000,
-      renewalFailures: () => certs.renewal().failures,
-    });
+    // prom-client loads only when an http listener serves /metrics.
+    const metrics = config.listen.http.length
+      ? new (await import('./metrics/metrics.ts')).Metrics({
+          queue: () => spool.stats(),
+          certificateExpiry: () => certs.store.current.notAfter.getTime() / 1000,
+          renewalFailures: () => certs.renewal().failures,
+        })
+      : noMetrics;
     // The listeners close, and the delivery workers stop, together: each
     // gives what is in progress the same grace, so a stop takes it once.
     const draining: { close(): Promise<unknown> }[] = [];

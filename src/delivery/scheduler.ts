@@ -34,7 +34,8 @@ import { formatReply, type AttemptInfo, type Outcome } from './outcome.ts';
 import type { Transport } from './transport.ts';
 import { isSrs, type Srs } from '../srs/srs.ts';
 import { domainOf, localPartOf } from '../address/address.ts';
-import { domainClass, type Metrics } from '../metrics/metrics.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { domainClass } from '../metrics/domain-class.ts';
 
 export interface SchedulerOptions {
   spool: Spool;
