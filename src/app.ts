@@ -20,13 +20,15 @@ import { startHttp01 } from './acme/http01.ts';
 import { startSmtp, type Listener } from './smtp/server.ts';
 import { createResolver, offlineResolver, type Resolver } from './dns/resolver.ts';
 import { Srs, loadSrsSecret } from './srs/srs.ts';
-import { VerifierPool } from './verify/pool.ts';
+import { poolVerifier } from './verify/pool.ts';
+import { poolSigner } from './dkim/pool.ts';
+import { WorkerPool } from './workers/pool.ts';
 import { StsPolicies } from './delivery/sts.ts';
 import { MxTransport } from './delivery/mx.ts';
 import { CaptureTransport } from './delivery/capture.ts';
 import { Scheduler } from './delivery/scheduler.ts';
 import type { Transport } from './delivery/transport.ts';
-import { Metrics } from './metrics/metrics.ts';
+import { noMetrics } from './metrics/off.ts';
 import { startControl, type Status } from './status/control.ts';
 import { startLocalSubmission } from './submit/socket.ts';
 import { VERSION } from './version.ts';
@@ -92,13 +94,16 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     clearIncoming(config.dataDir);
     const resolver = opts.captureDir ? offlineResolver() : createResolver(config.dns.servers);
     const srs = new Srs(await loadSrsSecret(config.dir));
-    const verifiers = new VerifierPool({ servers: opts.captureDir ? null : config.dns.servers });
-    stops.push(() => verifiers.close());
-    const metrics = new Metrics({
-      queue: () => spool.stats(),
-      certificateExpiry: () => certs.store.current.notAfter.getTime() / 1000,
-      renewalFailures: () => certs.renewal().failures,
-    });
+    const workers = new WorkerPool({ servers: opts.captureDir ? null : config.dns.servers });
+    stops.push(() => workers.close());
+    // prom-client loads only when an http listener serves /metrics.
+    const metrics = config.listen.http.length
+      ? new (await import('./metrics/metrics.ts')).Metrics({
+          queue: () => spool.stats(),
+          certificateExpiry: () => certs.store.current.notAfter.getTime() / 1000,
+          renewalFailures: () => certs.renewal().failures,
+        })
+      : noMetrics;
     // The listeners close, and the delivery workers stop, together: each
     // gives what is in progress the same grace, so a stop takes it once.
     const draining: { close(): Promise<unknown> }[] = [];
@@ -114,7 +119,8 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       log,
       certs: certs.store,
       resolve: resolver.resolve,
-      verify: verifiers.verify,
+      verify: poolVerifier(workers),
+      sign: poolSigner(workers),
       budget: new MemoryBudget(config.limits.dataMemory),
       srs,
       metrics,

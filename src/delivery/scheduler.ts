@@ -29,13 +29,13 @@ import type { Logger } from '../log/log.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { newQueueId, type Attempt, type DueMessage, type Spool } from '../queue/spool.ts';
 import { buildDsn, type FailedRecipient } from '../bounce/dsn.ts';
-import { signMessage } from '../dkim/sign.ts';
 import { utf8Header } from '../message/header.ts';
 import { formatReply, type AttemptInfo, type Outcome } from './outcome.ts';
 import type { Transport } from './transport.ts';
 import { isSrs, type Srs } from '../srs/srs.ts';
 import { domainOf, localPartOf } from '../address/address.ts';
-import { domainClass, type Metrics } from '../metrics/metrics.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { domainClass } from '../metrics/domain-class.ts';
 
 export interface SchedulerOptions {
   spool: Spool;
@@ -490,6 +490,7 @@ export class Scheduler {
     });
     const keys = this.o.directory.keys(fromDomain);
     if (keys.length) {
+      const { signMessage } = await import('../dkim/sign.ts'); // loaded by the first bounce
       data = Buffer.concat([Buffer.from(await signMessage(data, fromDomain, keys)), data]);
     }
     this.o.log.info({ qid: m.id, dsn: id, to: m.sender, action }, 'dsn queued');

@@ -10,7 +10,6 @@
  * that fails either is skipped and, if none is left, the message waits. In
  * "testing" the same checks are only noted.
  */
-import { getPolicy, validateMx } from 'mailauth/lib/mta-sts.js';
 import type { DNSResolver, MTASTSPolicy } from 'mailauth';
 import type { Db } from '../db/db.ts';
 import type { ResolveFn } from '../dns/resolver.ts';
@@ -52,6 +51,8 @@ export class StsPolicies {
       .prepare('SELECT policy, checked_at FROM sts_policies WHERE domain = ?')
       .get(domain) as { policy: string; checked_at: number } | undefined;
     let known: MTASTSPolicy | null = row ? (JSON.parse(row.policy) as MTASTSPolicy) : null;
+    // mailauth (and its dependencies) load on the first delivery, not at start.
+    const { getPolicy, validateMx } = await import('mailauth/lib/mta-sts.js');
     if (!known || !row || Date.now() - row.checked_at > RECHECK_MS) {
       const result = await getPolicy(domain, known, {
         resolver: this.resolve as DNSResolver,

@@ -26,12 +26,15 @@ import {
 import type { DkimKey } from './keys.ts';
 import { bodyStream, split, type Held } from '../message/held.ts';
 
+/** What signing needs of a key (a DkimKey is one; a worker thread gets just these). */
+export type SigningKey = Pick<DkimKey, 'selector' | 'algorithm' | 'privateKey'>;
+
 const OVERSIGNED = ['From', 'To', 'Subject', 'Date', 'Message-ID'];
 
 export async function signMessage(
   message: Buffer | Held,
   domain: string,
-  keys: readonly DkimKey[],
+  keys: readonly SigningKey[],
   now = new Date(),
 ): Promise<string> {
   if (keys.length === 0) return '';

@@ -5,8 +5,12 @@
  * Message bodies are never logged. The last errors are kept in memory for
  * `posta status`.
  */
+import { createRequire } from 'node:module';
 import pino from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
+
+// pino-pretty is loaded only for a terminal: a service logging JSON never pays for it.
+const require = createRequire(import.meta.url);
 
 export type Logger = pino.Logger;
 
@@ -47,7 +51,7 @@ export function createLogger(
     },
     opts.destination ??
       (process.stdout.isTTY
-        ? pretty({
+        ? (require('pino-pretty') as typeof PinoPretty)({
             colorize: true,
             singleLine: true,
             translateTime: 'SYS:HH:MM:ss',

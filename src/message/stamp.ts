@@ -10,7 +10,7 @@
  * Nothing else in the message is changed, and mail from other servers is
  * never touched, so earlier signatures stay valid.
  */
-import { signMessage } from '../dkim/sign.ts';
+import type { Signer } from '../dkim/pool.ts';
 import type { Held } from './held.ts';
 import type { DkimKey } from '../dkim/keys.ts';
 import {
@@ -31,7 +31,13 @@ export interface Stamp {
   /** The From domain, when it is one of ours; its keys sign. */
   fromDomain?: string;
   keys: readonly DkimKey[];
+  /** Who computes the signatures: the worker threads (dkim/pool.ts); by default this thread. */
+  sign?: Signer;
 }
+
+/** Signing on this thread (posta sendmail), loaded when first used. */
+const inThread: Signer = async (message, domain, keys, now) =>
+  (await import('../dkim/sign.ts')).signMessage(message, domain, keys, now);
 
 /** Only the header changes; the body, in memory or in a file, is left as it is. */
 export async function stampMessage(
@@ -54,7 +60,7 @@ export async function stampMessage(
     body: message.body,
   };
   if (s.fromDomain && s.keys.length) {
-    const signatures = await signMessage(out, s.fromDomain, s.keys, s.trace.date);
+    const signatures = await (s.sign ?? inThread)(out, s.fromDomain, s.keys, s.trace.date);
     out = { head: Buffer.concat([Buffer.from(signatures), out.head]), body: out.body };
   }
   return { message: out, messageId };

@@ -2,23 +2,11 @@
  * Prometheus metrics (prom-client, text format on GET /metrics of the http
  * listener). One registry per server, passed to what counts; nothing global.
  *
- * Recipient domains are reported by class (google, microsoft, yahoo, apple,
- * other), never by name: a label per domain would grow without bound.
+ * Recipient domains are reported by class (domain-class.ts), never by name.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export type DomainClass = 'google' | 'microsoft' | 'yahoo' | 'apple' | 'other';
-
-const CLASSES: [RegExp, DomainClass][] = [
-  [/^(gmail\.com|googlemail\.com)$/, 'google'],
-  [/^(outlook\.[a-z.]+|hotmail\.[a-z.]+|live\.[a-z.]+|msn\.com)$/, 'microsoft'],
-  [/^(yahoo\.[a-z.]+|ymail\.com|aol\.com)$/, 'yahoo'],
-  [/^(icloud\.com|me\.com|mac\.com)$/, 'apple'],
-];
-
-export function domainClass(domain: string): DomainClass {
-  return CLASSES.find(([re]) => re.test(domain))?.[1] ?? 'other';
-}
+export { domainClass, type DomainClass } from './domain-class.ts';
 
 export class Metrics {
   readonly registry = new Registry();

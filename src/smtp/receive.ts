@@ -39,6 +39,7 @@ import { stampMessage } from '../message/stamp.ts';
 import { incomingDir, readData, type MemoryBudget } from './data.ts';
 import { SmtpReply } from './reply.ts';
 import type { Verifier } from '../verify/pool.ts';
+import type { Signer } from '../dkim/pool.ts';
 import { C451LocalError, C452StorageFull, C552TooBig } from './reply.ts';
 
 export interface ReceiveDeps {
@@ -50,6 +51,8 @@ export interface ReceiveDeps {
   verify: Verifier;
   /** Bytes of messages in memory, over all sessions (data.ts). */
   budget: MemoryBudget;
+  /** DKIM signing, off the main thread (dkim/pool.ts). */
+  sign: Signer;
 }
 
 export type Source = 'submission' | 'inbound';
@@ -105,6 +108,7 @@ async function accept(
   const queueId = newQueueId();
   const secure = session.secure ? 'S' : '';
   const stamped = await stampMessage(data, {
+    sign: deps.sign,
     header,
     complete: account !== undefined,
     fromDomain,

@@ -23,6 +23,7 @@ import { C421Busy, C454AuthThrottled, C535AuthFailed, C554Listed, SmtpReply } fr
 import { listedIn } from '../verify/dnsbl.ts';
 import type { ResolveFn } from '../dns/resolver.ts';
 import type { Verifier } from '../verify/pool.ts';
+import type { Signer } from '../dkim/pool.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { Srs } from '../srs/srs.ts';
 import { VerifiedCache } from './verified-cache.ts';
@@ -43,6 +44,8 @@ export interface SmtpDeps {
   verify: Verifier;
   /** Bytes of incoming messages in memory, over all listeners (data.ts). */
   budget: MemoryBudget;
+  /** DKIM signing of submitted mail, off the main thread. */
+  sign: Signer;
   metrics: Metrics;
   srs: Srs;
 }

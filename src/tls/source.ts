@@ -6,10 +6,9 @@
 import { PostaError } from '../errors.ts';
 import type { ResolvedConfig } from '../config/load.ts';
 import type { Logger } from '../log/log.ts';
-import { AcmeManager, existingCertificate, type Renewal } from '../acme/manager.ts';
+import type { Renewal } from '../acme/manager.ts';
 import { Challenges } from '../acme/challenges.ts';
 import { loadCertificate } from './certs.ts';
-import { selfSignedCertificate } from './selfsigned.ts';
 import { CertStore, filesStamp } from './store.ts';
 
 const FILE_CHECK_MS = 2000;
@@ -48,6 +47,9 @@ export async function certificateSource(
     };
   }
   if (config.acme) {
+    // acme-client and the certificate generator load only for [acme].
+    const { AcmeManager, existingCertificate } = await import('../acme/manager.ts');
+    const { selfSignedCertificate } = await import('./selfsigned.ts');
     const existing = await existingCertificate(config.dataDir, config.acme.names);
     if (!existing) {
       log.warn(

@@ -1,22 +1,57 @@
 /**
  * Password hashes: scrypt from node:crypto (RFC 7914) in a PHC-style string,
- *   $scrypt$ln=17,r=8,p=1$SALT$HASH   (SALT and HASH unpadded base64)
- * N = 2^17, r = 8, p = 1 is OWASP's recommendation for scrypt: ~128 MiB and a
- * few hundred milliseconds per hash, run on libuv's thread pool so the event
- * loop stays free. Parameters travel with each hash, so raising them later
- * leaves existing hashes valid.
+ *   $scrypt$ln=14,r=8,p=5$SALT$HASH   (SALT and HASH unpadded base64)
+ * N = 2^14, r = 8, p = 5 is one of OWASP's equally strong scrypt settings
+ * (beside N = 2^17, p = 1): 16 MiB instead of 128 MiB per hash, so a burst of
+ * logins does not take hundreds of MiB, for the same defence. It runs on
+ * libuv's thread pool so the event loop stays free. Parameters travel with
+ * each hash, so hashes made with other ones stay valid.
+ *
+ * Memory is bounded: hashes run at once only while their scrypt memory
+ * stays within MEMORY_BUDGET (a bigger one runs alone), and the same
+ * password checked against the same hash by several sessions at once (an
+ * application opening 20 connections) is computed once.
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 
-const DEFAULT = { ln: 17, r: 8, p: 1 };
+const DEFAULT = { ln: 14, r: 8, p: 5 };
+const MEMORY_BUDGET = 64 * 1024 * 1024;
 const KEYLEN = 32;
 
+let inUse = 0;
+const waiting: { bytes: number; start: () => void }[] = [];
+
+const fits = (bytes: number) => inUse === 0 || inUse + bytes <= MEMORY_BUDGET;
+
+/** Runs `fn` once its memory fits beside the hashes running (or nothing runs), in order of arrival. */
+async function withMemory<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
+  // A waiter is woken with its memory already counted.
+  if (waiting.length || !fits(bytes))
+    await new Promise<void>((start) => waiting.push({ bytes, start }));
+  else inUse += bytes;
+  try {
+    return await fn();
+  } finally {
+    inUse -= bytes;
+    while (waiting[0] && fits(waiting[0].bytes)) {
+      const next = waiting.shift()!;
+      inUse += next.bytes;
+      next.start();
+    }
+  }
+}
+
 function scryptAsync(password: string, salt: Buffer, opts: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scrypt(password.normalize('NFC'), salt, KEYLEN, opts, (err, key) =>
-      err ? reject(err) : resolve(key),
-    );
-  });
+  const bytes = 128 * (opts.N ?? 0) * (opts.r ?? 0);
+  return withMemory(
+    bytes,
+    () =>
+      new Promise((resolve, reject) => {
+        scrypt(password.normalize('NFC'), salt, KEYLEN, opts, (err, key) =>
+          err ? reject(err) : resolve(key),
+        );
+      }),
+  );
 }
 
 function options(ln: number, r: number, p: number): ScryptOptions {
@@ -37,8 +72,20 @@ export function isPasswordHash(text: string): boolean {
   return FORMAT.test(text);
 }
 
+const inFlight = new Map<string, Promise<boolean>>();
+
 /** True when `password` matches `hash`; false for a wrong password or a malformed hash. */
-export async function verifyPassword(password: string, hash: string): Promise<boolean> {
+export function verifyPassword(password: string, hash: string): Promise<boolean> {
+  const id = `${hash}\0${password}`;
+  let p = inFlight.get(id);
+  if (!p) {
+    p = check(password, hash).finally(() => inFlight.delete(id));
+    inFlight.set(id, p);
+  }
+  return p;
+}
+
+async function check(password: string, hash: string): Promise<boolean> {
   const m = FORMAT.exec(hash);
   if (!m) return false;
   const [ln, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];

@@ -1,0 +1,51 @@
+/**
+ * A worker thread of pool.ts. Each job kind's code is imported on its first
+ * job: a thread that only signs never loads the SPF/DMARC/ARC verifier, nor
+ * makes a resolver.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Endpoint } from '../config/endpoint.ts';
+import type { SignRequest } from '../dkim/pool.ts';
+import type { VerifyRequest } from '../verify/pool.ts';
+import type { BodyFile, Held } from '../message/held.ts';
+
+const { servers } = workerData as { servers: Endpoint[] | null };
+
+type Handler = (input: never) => Promise<unknown>;
+
+const handlers: Record<string, () => Promise<Handler>> = {
+  async sign() {
+    const { signMessage } = await import('../dkim/sign.ts');
+    return (r: SignRequest) => signMessage(held(r.message), r.domain, r.keys, new Date(r.time));
+  },
+  async verify() {
+    const { verifyInbound } = await import('../verify/inbound.ts');
+    const { createResolver, offlineResolver } = await import('../dns/resolver.ts');
+    const resolver = servers ? createResolver(servers) : offlineResolver();
+    return (r: VerifyRequest) =>
+      verifyInbound({ ...r, message: held(r.message), resolve: resolver.resolve });
+  },
+};
+/** Structured clone gives Uint8Arrays back as such; a body in a file stays a path. */
+function held(m: { head: Uint8Array; body: Uint8Array | BodyFile }): Held {
+  const body = m.body instanceof Uint8Array ? Buffer.from(m.body) : m.body;
+  return { head: Buffer.from(m.head), body };
+}
+
+const loaded = new Map<string, Promise<Handler>>();
+
+parentPort?.on('message', (m: { id: number; kind: string; input: never }) => {
+  const load = handlers[m.kind];
+  if (!load) {
+    parentPort?.postMessage({ id: m.id, error: `no such job: ${m.kind}` });
+    return;
+  }
+  let handler = loaded.get(m.kind);
+  if (!handler) loaded.set(m.kind, (handler = load()));
+  handler
+    .then((h) => h(m.input))
+    .then(
+      (result) => parentPort?.postMessage({ id: m.id, result }),
+      (err: Error) => parentPort?.postMessage({ id: m.id, error: err.message }),
+    );
+});
