@@ -14,7 +14,7 @@ import type { Spool } from '../queue/spool.ts';
 import type { Logger } from '../log/log.ts';
 import type { CertStore } from '../tls/store.ts';
 import { parseAddress } from '../address/address.ts';
-import { verifyOrDelay, verifyPassword } from '../users/hash.ts';
+import { isHeavy, verifyOrDelay, verifyPassword } from '../users/hash.ts';
 import { HashBusy, HashGate } from '../users/gate.ts';
 import { upgradeHash } from '../users/accounts.ts';
 import { PostaSMTPServer } from './connection.ts';
@@ -286,7 +286,12 @@ async function authenticate(
   }
   const user = `${a.value.local}@${a.value.domain}`;
   if (verified.has(user, password, account.hash)) return user;
-  if (!(await gate.run(() => verifyPassword(password, account.hash)))) return null;
+  if (
+    !(await gate.run(() => verifyPassword(password, account.hash), {
+      heavy: isHeavy(account.hash),
+    }))
+  )
+    return null;
   verified.add(user, password, account.hash);
   // An older hash (scrypt) is replaced now that the password is known; the
   // login does not wait for it, and a failure leaves it for the next login.

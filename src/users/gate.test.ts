@@ -25,3 +25,38 @@ test('at most `slots` run at once, `queue` wait, the rest are refused', async ()
   assert.equal(results.filter((r) => r === 'done').length, 5);
   assert.equal(results.filter((r) => r instanceof HashBusy).length, 2);
 });
+
+test('heavy hashes run one at a time, beside the others', async () => {
+  const gate = new HashGate({ slots: 3, queue: 10 });
+  let heavy = 0;
+  let most = 0;
+  let light = 0;
+  const opens: (() => void)[] = [];
+  const wait = () => new Promise<void>((r) => opens.push(r));
+  const jobs = [
+    ...Array.from({ length: 3 }, () =>
+      gate.run(
+        async () => {
+          most = Math.max(most, ++heavy);
+          await wait();
+          heavy--;
+        },
+        { heavy: true },
+      ),
+    ),
+    gate.run(async () => {
+      light++;
+      await wait();
+    }),
+  ];
+  while (opens.length < 2) await new Promise((r) => setImmediate(r));
+  assert.equal(light, 1, 'a light hash runs while a heavy one does');
+  let done = false;
+  const all = Promise.all(jobs).then(() => (done = true));
+  while (!done) {
+    opens.shift()?.();
+    await new Promise((r) => setImmediate(r));
+  }
+  await all;
+  assert.equal(most, 1);
+});

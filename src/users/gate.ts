@@ -4,6 +4,8 @@
  * HashBusy. Each argon2id hash takes its memory (19 MiB) for its whole run,
  * so this bounds what an AUTH flood can make the server hold, whatever the
  * number of connections; the refusals become 454 4.7.0 at the SMTP boundary.
+ * A heavy hash (the scrypt at 128 MiB of hashes from before argon2id) also
+ * waits for a single heavy slot, so at most one of those runs at a time.
  */
 import { availableParallelism } from 'node:os';
 
@@ -23,13 +25,21 @@ export class HashGate {
   private readonly queue: number;
   private running = 0;
   private readonly waiting: (() => void)[] = [];
+  private readonly heavy: HashGate | null;
 
   constructor(opts: { slots?: number; queue?: number } = {}) {
     this.slots = opts.slots ?? defaultSlots();
     this.queue = opts.queue ?? 32;
+    this.heavy = this.slots > 1 ? new HashGate({ slots: 1, queue: this.queue }) : null;
   }
 
-  async run<T>(fn: () => Promise<T>): Promise<T> {
+  async run<T>(fn: () => Promise<T>, opts: { heavy?: boolean } = {}): Promise<T> {
+    const heavy = this.heavy;
+    // A heavy one waits for its own slot first, holding none of the others meanwhile.
+    return opts.heavy && heavy ? heavy.run(() => this.enter(fn)) : this.enter(fn);
+  }
+
+  private async enter<T>(fn: () => Promise<T>): Promise<T> {
     if (this.running >= this.slots) {
       if (this.waiting.length >= this.queue) throw new HashBusy();
       await new Promise<void>((resolve) => this.waiting.push(resolve));

@@ -85,6 +85,12 @@ export function needsRehash(hash: string): boolean {
   );
 }
 
+/** True for a hash that takes much more memory than today's (scrypt at N >= 2^15: 32 MiB and up). */
+export function isHeavy(hash: string): boolean {
+  const s = SCRYPT.exec(hash);
+  return s !== null && Number(s[1]) >= 15;
+}
+
 /** True when `password` matches `hash`; false for a wrong password or a malformed hash. */
 export async function verifyPassword(password: string, hash: string): Promise<boolean> {
   const got = await derive(password, hash);

@@ -163,3 +163,32 @@ test('a scrypt hash from before still logs in and is rewritten as argon2id', asy
   await s.logged(from, '"msg":"config folder reloaded"', 15_000);
   assert.deepEqual(await auth(s, [{ ...login, password: 'wrong-password' }, login]), [535, 235]);
 });
+
+test('parallel wrong passwords against a scrypt hash from before run one scrypt at a time', async (t) => {
+  const s = await startServer();
+  t.after(() => s.stop());
+  const users = join(s.dir, 'domains/example.test/users');
+  const salt = randomBytes(16);
+  const key = scryptSync('old-password-2', salt, 32, { N: 2 ** 17, r: 8, p: 1, maxmem: 2 ** 28 });
+  const old = `$scrypt$ln=17,r=8,p=1$${salt.toString('base64url')}$${key.toString('base64url')}`;
+  await s.reload(() => appendFile(users, `old2 ${old}\n`));
+  const pid = s.child.pid ?? 0;
+  const net = otherNet(s, 70);
+  await auth(s, [{ src: `127.${net}.250.1`, user: 'warm@example.test', password: 'x' }]);
+  const before = await procKb(pid, 'VmRSS');
+  await writeFile(`/proc/${pid}/clear_refs`, '5');
+  const codes = await auth(
+    s,
+    Array.from({ length: PER_ACCOUNT }, (_, i) => ({
+      src: `127.${net}.${i + 1}.4`,
+      user: 'old2@example.test',
+      password: `wrong-${i}`,
+    })),
+  );
+  const peak = await procKb(pid, 'VmHWM');
+  const growthMb = (peak - before) / 1024;
+  t.diagnostic(`RSS before ${Math.round(before / 1024)} MB, peak ${Math.round(peak / 1024)} MB`);
+  assert.equal(count(codes, 535), PER_ACCOUNT, String(codes));
+  // one scrypt at N = 2^17 holds 128 MiB; two at once would pass 256
+  assert.ok(growthMb < 200, `RSS grew by ${growthMb.toFixed(0)} MB`);
+});
