@@ -11,7 +11,8 @@ export const user: Command = {
        posta user del ADDRESS
        posta user list [DOMAIN]
 
-Accounts live in domains/DOMAIN/users as scrypt hashes. Without --password the
+Accounts live in domains/DOMAIN/users as argon2id hashes (older scrypt ones are
+upgraded at the account's next login, or by passwd). Without --password the
 password is asked for on the terminal (no echo), or read from the first line of
 standard input. --send-as-domain lets the account send as any address of its
 domain; otherwise it may send only as itself.`,

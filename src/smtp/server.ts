@@ -14,7 +14,9 @@ import type { Spool } from '../queue/spool.ts';
 import type { Logger } from '../log/log.ts';
 import type { CertStore } from '../tls/store.ts';
 import { parseAddress } from '../address/address.ts';
-import { verifyOrDelay, verifyPassword } from '../users/hash.ts';
+import { isHeavy, verifyOrDelay, verifyPassword } from '../users/hash.ts';
+import { HashBusy, HashGate } from '../users/gate.ts';
+import { upgradeHash } from '../users/accounts.ts';
 import { PostaSMTPServer } from './connection.ts';
 import { AuthThrottle } from './throttle.ts';
 import { checkInboundRecipient, checkSender, checkSubmissionRecipient } from './policy.ts';
@@ -67,6 +69,7 @@ const AUTH_FAILURES_PER_SESSION = 3;
 export async function startSmtp(deps: SmtpDeps): Promise<SmtpListeners> {
   const throttle = new AuthThrottle();
   const verified = new VerifiedCache();
+  const gate = new HashGate();
   const perIp = new Map<string, number>();
   const servers: PostaSMTPServer[] = [];
   const listeners: Listener[] = [];
@@ -78,10 +81,13 @@ export async function startSmtp(deps: SmtpDeps): Promise<SmtpListeners> {
   try {
     for (const kind of ['smtp', 'submission', 'submissions'] as const) {
       for (const endpoint of deps.config.listen[kind]) {
-        const server = new PostaSMTPServer(options(kind, deps, { throttle, verified, perIp }), {
-          maxErrors: deps.config.limits.errorsPerSession,
-          sessionTimeoutMs: deps.config.limits.sessionTimeoutMs,
-        });
+        const server = new PostaSMTPServer(
+          options(kind, deps, { throttle, verified, gate, perIp }),
+          {
+            maxErrors: deps.config.limits.errorsPerSession,
+            sessionTimeoutMs: deps.config.limits.sessionTimeoutMs,
+          },
+        );
         server.on('error', (err: Error) => deps.log.warn({ err: err.message, kind }, 'smtp error'));
         const port = await listen(server.server, endpoint, kind);
         servers.push(server);
@@ -103,6 +109,7 @@ export async function startSmtp(deps: SmtpDeps): Promise<SmtpListeners> {
 interface Shared {
   throttle: AuthThrottle;
   verified: VerifiedCache;
+  gate: HashGate;
   perIp: Map<string, number>;
 }
 
@@ -173,7 +180,6 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
       const ip = session.remoteAddress;
       const name = auth.username ?? '';
       const fail = async (reply: SmtpReply) => {
-        shared.throttle.fail(ip, name);
         const n = (sessionFailures.get(session.id) ?? 0) + 1;
         sessionFailures.set(session.id, n);
         log.info({ cid: session.id, ip, user: name, method: auth.method }, 'auth failed');
@@ -185,17 +191,25 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
             : reply,
         );
       };
-      if (shared.throttle.blocked(ip, name)) {
+      // Counted before the hash runs, so parallel attempts cannot overrun a limit.
+      const attempt = shared.throttle.begin(ip, name);
+      if (!attempt) {
         log.info({ cid: session.id, ip, user: name }, 'auth throttled');
         return callback(C454AuthThrottled('Too many failed authentications; try again later'));
       }
-      authenticate(directory, shared.verified, name, auth.password ?? '')
+      authenticate(deps, shared, name, auth.password ?? '')
         .then(async (user) => {
           if (!user) return fail(C535AuthFailed('Authentication credentials invalid'));
+          attempt.succeeded();
           log.info({ cid: session.id, ip, user, method: auth.method }, 'auth ok');
           callback(null, { user });
         })
-        .catch((err: Error) => callback(err));
+        .catch((err: Error) => {
+          if (!(err instanceof HashBusy)) return callback(err);
+          attempt.cancelled();
+          log.info({ cid: session.id, ip, user: name }, 'auth busy');
+          callback(C454AuthThrottled('Too many logins at once; busy; try again later'));
+        });
     },
 
     onMailFrom(address, session, callback) {
@@ -262,22 +276,39 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
   };
 }
 
+/** The account's address when the password is right; hashing waits for the gate. */
 async function authenticate(
-  directory: Directory,
-  verified: VerifiedCache,
+  deps: SmtpDeps,
+  shared: Shared,
   name: string,
   password: string,
 ): Promise<string | null> {
+  const { gate, verified } = shared;
   const a = parseAddress(name);
-  const account = a.ok ? directory.account(a.value.local, a.value.domain) : undefined;
+  const account = a.ok ? deps.directory.account(a.value.local, a.value.domain) : undefined;
   if (!a.ok || !account) {
-    await verifyOrDelay(password, undefined);
+    await gate.run(() => verifyOrDelay(password, undefined));
     return null;
   }
   const user = `${a.value.local}@${a.value.domain}`;
   if (verified.has(user, password, account.hash)) return user;
-  if (!(await verifyPassword(password, account.hash))) return null;
+  if (
+    !(await gate.run(() => verifyPassword(password, account.hash), {
+      heavy: isHeavy(account.hash),
+    }))
+  )
+    return null;
   verified.add(user, password, account.hash);
+  // An older hash (scrypt) is replaced now that the password is known; the
+  // login does not wait for it, and a failure leaves it for the next login.
+  upgradeHash(deps.config.dir, a.value, password, account.hash, gate).then(
+    (hash) => {
+      if (!hash) return;
+      verified.add(user, password, hash);
+      deps.log.info({ user }, 'password hash upgraded');
+    },
+    (err: Error) => deps.log.warn({ user, err: err.message }, 'password hash upgrade failed'),
+  );
   return user;
 }
 

@@ -1,16 +1,29 @@
 /**
- * Throttling of failed AUTH attempts, in the spirit of mox: failures are
- * counted in a sliding minute per client address and per wider prefix (an
- * attacker with a whole /24 or /48 gets more, but not unbounded, tries), and
- * per account name. Past a limit, AUTH is refused before the password is even
- * checked. The answer never depends on whether the account exists.
+ * Throttling of AUTH attempts, in the spirit of mox: attempts are counted in
+ * a sliding minute per client address and per wider prefix (an attacker with
+ * a whole /24 or /48 gets more, but not unbounded, tries), and per account
+ * name. Past a limit, AUTH is refused before the password is even checked.
+ * The answer never depends on whether the account exists.
+ *
+ * An attempt is counted when it starts (`begin` reserves a slot under every
+ * limit before the password is hashed), so parallel attempts cannot overrun a
+ * limit while their hashes run; a success gives its slots back, a failure
+ * keeps them for the minute.
+ *
+ * The per-account limit must not let anyone lock the owner out: a source
+ * (its /24, or /64 for IPv6) that logged in to an account is remembered for
+ * TRUST_MS (30 days from its last login, in memory, at most MAX_TRUSTED
+ * pairs, the least recently used forgotten first) and is not held to that
+ * account's limit. The per-source limits hold for everyone.
  */
 import { isIPv4 } from 'node:net';
 import { ipv6Groups } from '../address/ip.ts';
 
 const WINDOW_MS = 60_000;
+export const TRUST_MS = 30 * 24 * 3600_000;
+const MAX_TRUSTED = 10_000;
 
-// [prefix length, failures allowed per minute] for IPv4 and IPv6.
+// [prefix length, attempts allowed per minute] for IPv4 and IPv6.
 const V4 = [
   [32, 10],
   [24, 30],
@@ -21,51 +34,100 @@ const V6 = [
   [48, 30],
   [32, 90],
 ] as const;
-const PER_ACCOUNT = 20;
+export const PER_ACCOUNT = 20;
+
+/** One attempt in progress: say how it ended. */
+export interface Attempt {
+  /** The password was right: give the slots back and remember the source. */
+  succeeded(): void;
+  /** The attempt was never checked (the server was busy): give the slots back. */
+  cancelled(): void;
+}
 
 export class AuthThrottle {
-  private readonly failures = new Map<string, number[]>();
+  private readonly attempts = new Map<string, number[]>();
+  private readonly trusted = new Map<string, number>();
   private readonly now: () => number;
 
   constructor(now: () => number = Date.now) {
     this.now = now;
   }
 
-  /** True when this client or account has failed too often to try again now. */
-  blocked(ip: string, account: string): boolean {
-    return this.keys(ip, account).some(([key, limit]) => this.count(key) >= limit);
+  /** Reserve an attempt for this client and account; null when it has tried too often to try now. */
+  begin(ip: string, account: string): Attempt | null {
+    const keys = this.keys(ip, account);
+    if (keys.some(([key, limit]) => this.count(key) >= limit)) return null;
+    const t = this.now();
+    for (const [key] of keys) {
+      const list = this.attempts.get(key) ?? [];
+      list.push(t);
+      this.attempts.set(key, list);
+    }
+    if (this.attempts.size > 100_000) this.prune();
+    const release = () => {
+      for (const [key] of keys) {
+        const list = this.attempts.get(key);
+        const at = list?.indexOf(t) ?? -1;
+        if (list && at >= 0) list.splice(at, 1);
+      }
+    };
+    return {
+      succeeded: () => {
+        release();
+        this.trust(ip, account);
+      },
+      cancelled: release,
+    };
   }
 
-  fail(ip: string, account: string): void {
-    const t = this.now();
-    for (const [key] of this.keys(ip, account)) {
-      const list = this.failures.get(key) ?? [];
-      list.push(t);
-      this.failures.set(key, list);
+  private trust(ip: string, account: string): void {
+    const key = this.trustKey(ip, account);
+    this.trusted.delete(key); // re-inserted last: the map's order is least recently used first
+    this.trusted.set(key, this.now() + TRUST_MS);
+    for (const old of this.trusted.keys()) {
+      if (this.trusted.size <= MAX_TRUSTED) break;
+      this.trusted.delete(old);
     }
-    if (this.failures.size > 100_000) this.prune();
+  }
+
+  private isTrusted(ip: string, account: string): boolean {
+    const key = this.trustKey(ip, account);
+    const until = this.trusted.get(key);
+    if (until !== undefined && until <= this.now()) this.trusted.delete(key);
+    return until !== undefined && until > this.now();
+  }
+
+  private trustKey(ip: string, account: string): string {
+    const { addr, v4 } = plain(ip);
+    const len = v4 ? 24 : 64;
+    return `${account.toLowerCase()}\0${prefix(addr, len, v4)}/${len}`;
   }
 
   private count(key: string): number {
     const since = this.now() - WINDOW_MS;
-    const list = (this.failures.get(key) ?? []).filter((t) => t > since);
-    if (list.length) this.failures.set(key, list);
-    else this.failures.delete(key);
+    const list = (this.attempts.get(key) ?? []).filter((t) => t > since);
+    if (list.length) this.attempts.set(key, list);
+    else this.attempts.delete(key);
     return list.length;
   }
 
   private prune(): void {
-    for (const key of [...this.failures.keys()]) this.count(key);
+    for (const key of [...this.attempts.keys()]) this.count(key);
   }
 
   private keys(ip: string, account: string): [string, number][] {
-    const v4 = isIPv4(ip.replace(/^::ffff:/, ''));
-    const addr = ip.replace(/^::ffff:/, '');
+    const { addr, v4 } = plain(ip);
     const prefixes = (v4 ? V4 : V6).map(
       ([len, limit]) => [`ip:${prefix(addr, len, v4)}/${len}`, limit] as [string, number],
     );
+    if (this.isTrusted(ip, account)) return prefixes;
     return [...prefixes, [`account:${account.toLowerCase()}`, PER_ACCOUNT]];
   }
+}
+
+function plain(ip: string): { addr: string; v4: boolean } {
+  const addr = ip.replace(/^::ffff:/, '');
+  return { addr, v4: isIPv4(addr) };
 }
 
 function prefix(ip: string, len: number, v4: boolean): string {

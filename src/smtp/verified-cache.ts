@@ -1,7 +1,7 @@
 /**
  * A memory of recently verified (account, password) pairs, so that an
- * application that logs in for every message does not pay a full scrypt
- * (about a third of a second of CPU) each time. Only a keyed HMAC of the
+ * application that logs in for every message does not pay a full password hash
+ * (argon2id, or scrypt for hashes not yet upgraded) each time. Only a keyed HMAC of the
  * password is kept, under a random key that never leaves the process; an entry
  * lasts 15 minutes and dies with a password change (the hash is in the key).
  */

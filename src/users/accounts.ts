@@ -7,7 +7,8 @@ import { PostaError } from '../errors.ts';
 import { formatAddress, parseAddress, type Address } from '../address/address.ts';
 import { requireConfigFolder, requireDomain, usersFile } from '../config/paths.ts';
 import { listDomains } from '../config/load.ts';
-import { hashPassword, verifyOrDelay } from './hash.ts';
+import { hashPassword, needsRehash, verifyOrDelay } from './hash.ts';
+import type { HashGate } from './gate.ts';
 import { editUsers, readUsers, type Account } from './userdb.ts';
 
 export function parseAccountAddress(text: string): Address {
@@ -61,6 +62,30 @@ export async function changePassword(
     const existing = users.get(a.local);
     if (!existing) throw noSuchUser(a);
     users.set({ ...existing, hash });
+  });
+}
+
+/**
+ * After a good login with a hash of an older scheme (`needsRehash`), write the
+ * password's hash with today's parameters, as `posta user passwd` writes it
+ * (same lock, atomic replace keeping the file's owner and mode). Nothing is
+ * written when the hash in the file is no longer `oldHash` (changed meanwhile).
+ * The new hash, or null when there was nothing to do.
+ */
+export async function upgradeHash(
+  dir: string,
+  a: Address,
+  password: string,
+  oldHash: string,
+  gate: HashGate,
+): Promise<string | null> {
+  if (!needsRehash(oldHash)) return null;
+  const hash = await gate.run(() => hashPassword(password));
+  return editUsers(usersFile(dir, a.domain), (users) => {
+    const existing = users.get(a.local);
+    if (existing?.hash !== oldHash) return null;
+    users.set({ ...existing, hash });
+    return hash;
   });
 }
 

@@ -1,98 +1,121 @@
 /**
- * Password hashes: scrypt from node:crypto (RFC 7914) in a PHC-style string,
- *   $scrypt$ln=14,r=8,p=5$SALT$HASH   (SALT and HASH unpadded base64)
- * N = 2^14, r = 8, p = 5 is one of OWASP's equally strong scrypt settings
- * (beside N = 2^17, p = 1): 16 MiB instead of 128 MiB per hash, so a burst of
- * logins does not take hundreds of MiB, for the same defence. It runs on
- * libuv's thread pool so the event loop stays free. Parameters travel with
- * each hash, so hashes made with other ones stay valid.
+ * Password hashes in PHC strings. New hashes are argon2id (RFC 9106) from
+ * node:crypto:
+ *   $argon2id$v=19$m=19456,t=2,p=1$SALT$HASH   (SALT and HASH unpadded base64, as PHC)
+ * m = 19 MiB, t = 2, p = 1 is the first of OWASP's equivalent argon2id
+ * settings, chosen because it needs the least memory: with the hashing gate
+ * (gate.ts) at most a few run at once, so an AUTH flood costs tens of MiB, which
+ * a 1 GB VPS survives, where the scrypt N = 2^17 used before cost 128 MiB per
+ * attempt. About 40 ms of CPU, on libuv's thread pool.
  *
- * Memory is bounded: hashes run at once only while their scrypt memory
- * stays within MEMORY_BUDGET (a bigger one runs alone), and the same
- * password checked against the same hash by several sessions at once (an
- * application opening 20 connections) is computed once.
+ * Hashes made before stay valid and are read as well:
+ *   $scrypt$ln=17,r=8,p=1$SALT$HASH   (unpadded base64url; RFC 7914)
+ * `needsRehash` tells which ones posta replaces on the next good login.
+ * Parameters travel with each hash, so changing them later leaves old hashes valid.
  */
-import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import {
+  argon2,
+  randomBytes,
+  scrypt,
+  timingSafeEqual,
+  type Argon2Parameters,
+  type ScryptOptions,
+} from 'node:crypto';
 
-const DEFAULT = { ln: 14, r: 8, p: 5 };
-const MEMORY_BUDGET = 64 * 1024 * 1024;
+export interface Argon2Params {
+  /** Memory in KiB. */
+  m: number;
+  t: number;
+  p: number;
+}
+
+export const DEFAULT: Argon2Params = { m: 19_456, t: 2, p: 1 };
 const KEYLEN = 32;
 
-let inUse = 0;
-const waiting: { bytes: number; start: () => void }[] = [];
+// What a hand-edited users file may ask for: more than 256 MiB a hash would
+// let one line of the file take the server's memory.
+const MAX_M = 256 * 1024;
 
-const fits = (bytes: number) => inUse === 0 || inUse + bytes <= MEMORY_BUDGET;
-
-/** Runs `fn` once its memory fits beside the hashes running (or nothing runs), in order of arrival. */
-async function withMemory<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
-  // A waiter is woken with its memory already counted.
-  if (waiting.length || !fits(bytes))
-    await new Promise<void>((start) => waiting.push({ bytes, start }));
-  else inUse += bytes;
-  try {
-    return await fn();
-  } finally {
-    inUse -= bytes;
-    while (waiting[0] && fits(waiting[0].bytes)) {
-      const next = waiting.shift()!;
-      inUse += next.bytes;
-      next.start();
-    }
-  }
+function argon2Async(password: string, salt: Buffer, params: Argon2Params): Promise<Buffer> {
+  const parameters: Argon2Parameters = {
+    message: password.normalize('NFC'),
+    nonce: salt,
+    memory: params.m,
+    passes: params.t,
+    parallelism: params.p,
+    tagLength: KEYLEN,
+  };
+  return new Promise((resolve, reject) => {
+    argon2('argon2id', parameters, (err, key) => (err ? reject(err) : resolve(key)));
+  });
 }
 
-function scryptAsync(password: string, salt: Buffer, opts: ScryptOptions): Promise<Buffer> {
-  const bytes = 128 * (opts.N ?? 0) * (opts.r ?? 0);
-  return withMemory(
-    bytes,
-    () =>
-      new Promise((resolve, reject) => {
-        scrypt(password.normalize('NFC'), salt, KEYLEN, opts, (err, key) =>
-          err ? reject(err) : resolve(key),
-        );
-      }),
-  );
-}
-
-function options(ln: number, r: number, p: number): ScryptOptions {
+function scryptAsync(password: string, salt: Buffer, ln: number, r: number, p: number) {
   const N = 2 ** ln;
-  return { N, r, p, maxmem: 256 * N * r + 1024 * 1024 };
+  const opts: ScryptOptions = { N, r, p, maxmem: 256 * N * r + 1024 * 1024 };
+  return new Promise<Buffer>((resolve, reject) => {
+    scrypt(password.normalize('NFC'), salt, KEYLEN, opts, (err, key) =>
+      err ? reject(err) : resolve(key),
+    );
+  });
 }
+
+const b64 = (b: Buffer) => b.toString('base64').replace(/=+$/, '');
 
 export async function hashPassword(password: string, params = DEFAULT): Promise<string> {
   const salt = randomBytes(16);
-  const key = await scryptAsync(password, salt, options(params.ln, params.r, params.p));
-  return `$scrypt$ln=${params.ln},r=${params.r},p=${params.p}$${salt.toString('base64url')}$${key.toString('base64url')}`;
+  const key = await argon2Async(password, salt, params);
+  return `$argon2id$v=19$m=${params.m},t=${params.t},p=${params.p}$${b64(salt)}$${b64(key)}`;
 }
 
-const FORMAT =
+const ARGON2 =
+  /^\$argon2id\$v=19\$m=(\d{1,7}),t=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/]{11,})\$([A-Za-z0-9+/]{16,})$/;
+const SCRYPT =
   /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9_-]+)\$([A-Za-z0-9_-]+)$/;
 
 export function isPasswordHash(text: string): boolean {
-  return FORMAT.test(text);
+  return ARGON2.test(text) || SCRYPT.test(text);
 }
 
-const inFlight = new Map<string, Promise<boolean>>();
+/** True for a hash not made with today's scheme and parameters: replace it on the next good login. */
+export function needsRehash(hash: string): boolean {
+  const m = ARGON2.exec(hash);
+  return (
+    !m || Number(m[1]) !== DEFAULT.m || Number(m[2]) !== DEFAULT.t || Number(m[3]) !== DEFAULT.p
+  );
+}
+
+/** True for a hash that takes much more memory than today's (scrypt at N >= 2^15: 32 MiB and up). */
+export function isHeavy(hash: string): boolean {
+  const s = SCRYPT.exec(hash);
+  return s !== null && Number(s[1]) >= 15;
+}
 
 /** True when `password` matches `hash`; false for a wrong password or a malformed hash. */
-export function verifyPassword(password: string, hash: string): Promise<boolean> {
-  const id = `${hash}\0${password}`;
-  let p = inFlight.get(id);
-  if (!p) {
-    p = check(password, hash).finally(() => inFlight.delete(id));
-    inFlight.set(id, p);
-  }
-  return p;
+export async function verifyPassword(password: string, hash: string): Promise<boolean> {
+  const got = await derive(password, hash);
+  return got !== null && got.want.length === got.key.length && timingSafeEqual(got.want, got.key);
 }
 
-async function check(password: string, hash: string): Promise<boolean> {
-  const m = FORMAT.exec(hash);
-  if (!m) return false;
-  const [ln, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  if (ln < 10 || ln > 22 || r < 1 || p < 1) return false;
-  const want = Buffer.from(m[5] ?? '', 'base64url');
-  const got = await scryptAsync(password, Buffer.from(m[4] ?? '', 'base64url'), options(ln, r, p));
-  return want.length === got.length && timingSafeEqual(want, got);
+async function derive(
+  password: string,
+  hash: string,
+): Promise<{ want: Buffer; key: Buffer } | null> {
+  const a = ARGON2.exec(hash);
+  if (a) {
+    const [m, t, p] = [Number(a[1]), Number(a[2]), Number(a[3])];
+    if (m < 8 * p || m > MAX_M || t < 1 || p < 1) return null;
+    const want = Buffer.from(a[5] ?? '', 'base64');
+    const key = await argon2Async(password, Buffer.from(a[4] ?? '', 'base64'), { m, t, p });
+    return { want, key };
+  }
+  const s = SCRYPT.exec(hash);
+  if (!s) return null;
+  const [ln, r, p] = [Number(s[1]), Number(s[2]), Number(s[3])];
+  if (ln < 10 || ln > 22 || r < 1 || p < 1 || 128 * 2 ** ln * r > MAX_M * 1024) return null;
+  const want = Buffer.from(s[5] ?? '', 'base64url');
+  const key = await scryptAsync(password, Buffer.from(s[4] ?? '', 'base64url'), ln, r, p);
+  return { want, key };
 }
 
 // A hash of a password nobody knows, verified when there is no account, so a

@@ -27,7 +27,7 @@ type Line = { kind: 'text'; text: string } | { kind: 'account'; account: Account
 
 export const USERS_HEADER = [
   '# posta sending accounts, one a line: LOCAL-PART PASSWORD-HASH [send-as=domain]',
-  '# Manage with `posta user add|del|passwd`. The hashes are scrypt; the passwords are not stored.',
+  '# Manage with `posta user add|del|passwd`. The hashes are argon2id; the passwords are not stored.',
 ];
 
 export class UserFile {

@@ -72,7 +72,7 @@ test('user add, authenticate, passwd, list, del', async () => {
   }
   assert.match(
     await readFile(join(dir, 'domains/example.test/users'), 'utf8'),
-    /^i \$scrypt\$ln=14,r=8,p=5\$/m,
+    /^i \$argon2id\$v=19\$m=19456,t=2,p=1\$/m,
   );
 });
 

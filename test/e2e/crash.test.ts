@@ -151,7 +151,7 @@ async function killRounds(s: TestServer, acked: Acked[], to?: string): Promise<n
         to,
       ),
     );
-    // AUTH (scrypt at N = 2^17) takes most of a second of CPU per client;
+    // AUTH (argon2id, or scrypt before) takes CPU per client;
     // wait until half the clients have a message through (the others are
     // still logging in or sending), then kill at a random moment mid-load
     await Promise.race([loadIsFlowing, sleep(MAX_ROUND_MS / 2)]);
