@@ -26,6 +26,7 @@ import type { Verifier } from '../verify/pool.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { Srs } from '../srs/srs.ts';
 import { VerifiedCache } from './verified-cache.ts';
+import { clientNetwork } from '../address/ip.ts';
 
 export type ListenerKind = 'smtp' | 'submission' | 'submissions';
 
@@ -62,6 +63,7 @@ export async function startSmtp(deps: SmtpDeps): Promise<SmtpListeners> {
   const throttle = new AuthThrottle();
   const verified = new VerifiedCache();
   const perIp = new Map<string, number>();
+  const perNetwork = new Map<string, number>();
   const servers: PostaSMTPServer[] = [];
   const listeners: Listener[] = [];
 
@@ -72,9 +74,22 @@ export async function startSmtp(deps: SmtpDeps): Promise<SmtpListeners> {
   try {
     for (const kind of ['smtp', 'submission', 'submissions'] as const) {
       for (const endpoint of deps.config.listen[kind]) {
-        const server = new PostaSMTPServer(options(kind, deps, { throttle, verified, perIp }), {
-          maxErrors: deps.config.limits.errorsPerSession,
-          sessionTimeoutMs: deps.config.limits.sessionTimeoutMs,
+        const limits = deps.config.limits;
+        const shared = { throttle, verified, perIp, perNetwork };
+        const server = new PostaSMTPServer(options(kind, deps, shared), {
+          maxErrors: limits.errorsPerSession,
+          sessionTimeoutMs: limits.sessionTimeoutMs,
+          commandTimeoutMs: limits.commandTimeoutMs,
+          preMailTimeoutMs: limits.preMailTimeoutMs,
+          stressTimeoutMs: limits.stressTimeoutMs,
+          maxClients: limits.connections,
+          onStress: (on, connections) =>
+            deps.log.warn(
+              { kind, port: endpoint.port, connections, limit: limits.connections },
+              on
+                ? `stress mode on: every timeout is ${limits.stressTimeoutMs / 1000} s`
+                : 'stress mode off',
+            ),
         });
         server.on('error', (err: Error) => deps.log.warn({ err: err.message, kind }, 'smtp error'));
         const port = await listen(server.server, endpoint, kind);
@@ -98,6 +113,8 @@ interface Shared {
   throttle: AuthThrottle;
   verified: VerifiedCache;
   perIp: Map<string, number>;
+  /** Connections per /24 or /64 (clientNetwork). */
+  perNetwork: Map<string, number>;
 }
 
 function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServerOptions {
@@ -122,6 +139,8 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
     size: config.limits.messageSize,
     maxRecipients: config.limits.recipients,
     maxClients: config.limits.connections,
+    // The idle timeouts are connection.ts's; this one bounds the TLS handshake
+    // of port 465 and the wait for a half-closed client.
     socketTimeout: config.limits.commandTimeoutMs,
     // On stop, sessions still open after this get 421 and are closed.
     closeTimeout: CLOSE_GRACE_MS,
@@ -132,11 +151,16 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
 
     onConnect(session, callback) {
       const ip = session.remoteAddress;
-      const n = (shared.perIp.get(ip) ?? 0) + 1;
-      shared.perIp.set(ip, n);
+      const net = clientNetwork(ip);
+      const n = add(shared.perIp, ip, 1);
+      const m = add(shared.perNetwork, net, 1);
       counted.add(session.id);
       if (n > config.limits.connectionsPerIp) {
         return callback(C421Busy('Too many connections from your address; try again later'));
+      }
+      if (m > config.limits.connectionsPerPrefix) {
+        log.info({ cid: session.id, ip, network: net, kind }, 'refused: too many from network');
+        return callback(C421Busy(`Too many connections from ${net}; try again later`));
       }
       log.debug({ cid: session.id, ip, kind }, 'connect');
       deps.metrics.connections.inc({ listener: kind });
@@ -156,10 +180,8 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
       // onConnect (closed within its 100 ms early-talker wait, or refused by
       // maxClients); only those counted may be taken off.
       if (!counted.delete(session.id)) return;
-      const ip = session.remoteAddress;
-      const n = (shared.perIp.get(ip) ?? 1) - 1;
-      if (n > 0) shared.perIp.set(ip, n);
-      else shared.perIp.delete(ip);
+      add(shared.perIp, session.remoteAddress, -1);
+      add(shared.perNetwork, clientNetwork(session.remoteAddress), -1);
       sessionFailures.delete(session.id);
     },
 
@@ -254,6 +276,14 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
         });
     },
   };
+}
+
+/** Adds `d` to a count, dropping it at 0; returns the new count. */
+function add(counts: Map<string, number>, key: string, d: number): number {
+  const n = (counts.get(key) ?? 0) + d;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
+  return n;
 }
 
 async function authenticate(
