@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import { PostaError } from '../errors.ts';
 import { openDb, transaction, type Db } from '../db/db.ts';
 import { fsErrorSentence, ownerOf } from '../fsutil/errors.ts';
+import type { SenderAuth } from '../verify/inbound.ts';
 
 export interface Envelope {
   /** The envelope sender; "" for the null sender (bounces). */
@@ -45,6 +46,12 @@ export interface Envelope {
    * need it too; delivery sees those itself.
    */
   smtpUtf8?: boolean;
+  /**
+   * Mail from another server (port 25): what was verified of its sender (SPF,
+   * aligned DKIM). A DSN goes only to a verified sender; mail of our own
+   * accounts has none and always gets its DSNs.
+   */
+  senderAuth?: SenderAuth;
 }
 
 export interface QueuedMessage extends Envelope {
@@ -83,6 +90,8 @@ export interface DueMessage {
   source: Envelope['source'];
   warned: boolean;
   smtpUtf8: boolean;
+  /** See Envelope.senderAuth; null for our own mail (and mail queued before it was recorded). */
+  senderAuth: SenderAuth | null;
   recipients: { address: string; attempts: number }[];
 }
 
@@ -149,6 +158,9 @@ export const MIGRATIONS = [
    CREATE INDEX recipients_due ON recipients(state, next_attempt, domain);
    CREATE INDEX recipients_domain_due ON recipients(state, domain, next_attempt);`,
   `ALTER TABLE messages ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;`,
+  // backscatter (issue 12): the sender verification of inbound mail, as JSON
+  // {"spf": ..., "dkim": ...}; NULL for posta's own mail
+  `ALTER TABLE messages ADD COLUMN sender_auth TEXT;`,
 ];
 
 /** Time-ordered, unique, safe in file names and logs: 10 chars of time, 8 of randomness. */
@@ -199,13 +211,14 @@ interface DueRow {
   source: string;
   warned: number;
   smtputf8: number;
+  sender_auth: string | null;
 }
 
 /** Due recipients, oldest first, without busy messages and full domains; `and` narrows it. */
 function dueQuery(and: string, index?: string): string {
   const recipients = index ? `recipients r INDEXED BY ${index}` : 'recipients r';
   return `SELECT r.message, r.address, r.attempts, r.next_attempt, m.created_at, m.sender, m.source, m.warned,
-                 m.smtputf8
+                 m.smtputf8, m.sender_auth
             FROM ${recipients} JOIN messages m ON m.id = r.message
            WHERE r.state = 'queued' AND r.next_attempt <= ?
              AND r.message NOT IN (SELECT value FROM json_each(?))
@@ -348,6 +361,7 @@ export class Spool {
           source: r.source as Envelope['source'],
           warned: r.warned === 1,
           smtpUtf8: r.smtputf8 === 1,
+          senderAuth: r.sender_auth === null ? null : (JSON.parse(r.sender_auth) as SenderAuth),
           recipients: [],
         };
         out.set(r.message, m);
@@ -396,8 +410,9 @@ export class Spool {
   private insert(id: string, e: Envelope, data: Buffer, now: number): void {
     this.db
       .prepare(
-        `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data, smtputf8)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data, smtputf8,
+                               sender_auth)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         id,
@@ -410,6 +425,7 @@ export class Spool {
         data.length,
         data,
         Number(e.smtpUtf8 ?? false),
+        e.senderAuth ? JSON.stringify(e.senderAuth) : null,
       );
     const add = this.db.prepare(
       'INSERT OR IGNORE INTO recipients (message, address, next_attempt) VALUES (?, ?, ?)',

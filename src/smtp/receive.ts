@@ -37,6 +37,7 @@ import { longLine, longLineText } from '../message/lines.ts';
 import { stampMessage } from '../message/stamp.ts';
 import { SmtpReply } from './reply.ts';
 import type { Verifier } from '../verify/pool.ts';
+import type { SenderAuth } from '../verify/inbound.ts';
 import {
   C451LocalError,
   C452StorageFull,
@@ -116,7 +117,10 @@ export async function receive(
     },
   });
   let message = stamped.data;
-  if (source === 'inbound') message = await checkInbound(message, session, queueId, deps);
+  let senderAuth: SenderAuth | undefined;
+  if (source === 'inbound') {
+    ({ message, senderAuth } = await checkInbound(message, session, queueId, deps));
+  }
 
   const envelope = {
     sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
@@ -127,6 +131,7 @@ export async function receive(
     messageId: stamped.messageId,
     // RFC 6531 §3.4: a UTF-8 header travels on with SMTPUTF8.
     smtpUtf8: (session.envelope.smtpUtf8 === true || account !== undefined) && utf8Header(data),
+    senderAuth,
   };
   try {
     await deps.spool.enqueue(envelope, message, queueId);
@@ -143,7 +148,7 @@ async function checkInbound(
   session: SMTPServerSession,
   queueId: string,
   deps: ReceiveDeps,
-): Promise<Buffer> {
+): Promise<{ message: Buffer; senderAuth: SenderAuth }> {
   const first = session.envelope.rcptTo[0]?.address ?? '';
   const domain = domainOf(first);
   const key = deps.directory.keys(domain).find((k) => k.algorithm === 'rsa');
@@ -171,7 +176,10 @@ async function checkInbound(
     const r = checked.refuse;
     throw new SmtpReply(r.code, r.enhanced, r.text);
   }
-  return Buffer.concat([Buffer.from(checked.headers), checked.message]);
+  return {
+    message: Buffer.concat([Buffer.from(checked.headers), checked.message]),
+    senderAuth: checked.senderAuth,
+  };
 }
 
 /**
