@@ -77,9 +77,10 @@ function signed(from: string): Promise<string> {
     'import dkim,sys; m=sys.stdin.buffer.read();' +
     ' sys.stdout.buffer.write(dkim.sign(m, b"sel", b"signed.test", sys.argv[1].encode()) + m)';
   return new Promise((resolve, reject) => {
-    const child = execFile('/usr/bin/python3', ['-c', code, dkimKey], (err, stdout) =>
-      err ? reject(err) : resolve(stdout),
-    );
+    const child = execFile('/usr/bin/python3', ['-c', code, dkimKey], (err, stdout) => {
+      if (err) reject(new Error(`dkimpy could not sign: ${err.message}`));
+      else resolve(stdout);
+    });
     child.stdin?.end(plainMessage(from));
   });
 }
