@@ -16,7 +16,8 @@
  *   - each command line must be complete within the timeout from the previous
  *     one (a client trickling a byte now and then does not extend it): the
  *     pre-MAIL timeout until a transaction starts (after the greeting, between
- *     messages), the command timeout inside one (RFC 5321 §4.5.3.2);
+ *     messages) unless the client has logged in, the command timeout inside
+ *     one (RFC 5321 §4.5.3.2);
  *   - DATA gets the timeout plus one second per MIN_DATA_RATE octets that
  *     arrived, and the timeout since the last byte, whichever ends first;
  *   - stress: while the listener holds more than half of its `connections`,
@@ -75,7 +76,10 @@ class StrictConnection extends SMTPConnection {
   /** The idle timeout that applies now. */
   private timeoutMs(): number {
     if (this.owner.stressed) return this.limits.stressTimeoutMs;
-    return this.session.envelope?.mailFrom
+    // RFC 5321 §4.5.3.2.7 asks for 5 minutes; a client that has neither logged
+    // in nor started a transaction gets the shorter pre-MAIL timeout (Postfix
+    // and postscreen cut such clients short as well).
+    return this.session.envelope?.mailFrom || this.session.user
       ? this.limits.commandTimeoutMs
       : this.limits.preMailTimeoutMs;
   }

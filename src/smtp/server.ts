@@ -141,7 +141,7 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
     maxClients: config.limits.connections,
     // The idle timeouts are connection.ts's; this one bounds the TLS handshake
     // of port 465 and the wait for a half-closed client.
-    socketTimeout: config.limits.commandTimeoutMs,
+    socketTimeout: config.limits.preMailTimeoutMs,
     // On stop, sessions still open after this get 421 and are closed.
     closeTimeout: CLOSE_GRACE_MS,
     authMethods: ['PLAIN', 'LOGIN'],
