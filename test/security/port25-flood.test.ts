@@ -57,6 +57,17 @@ function memory(pid: number): { rss: number; hwm: number } {
   return { rss: Math.round(kb('VmRSS') / 1024), hwm: Math.round(kb('VmHWM') / 1024) };
 }
 
+/**
+ * The soft limit on open files of a process. Node raises its own to the hard
+ * limit when it starts, so the test process and posta each hold 1,000
+ * sockets wherever the hard limit allows it.
+ */
+function openFiles(pid: number | 'self'): number {
+  const limits = readFileSync(`/proc/${pid}/limits`, 'utf8');
+  const soft = /^Max open files\s+(\S+)/m.exec(limits)?.[1] ?? '0';
+  return soft === 'unlimited' ? Infinity : Number(soft);
+}
+
 /** One message on port 25 from a fresh connection, retrying a 421 greeting until `ms` is up. */
 async function deliverWithin(s: TestServer, ms: number): Promise<{ reply: string; tries: number }> {
   const deadline = Date.now() + ms;
@@ -85,6 +96,12 @@ test('1,000 idle connections from 50 addresses: another network still delivers, 
   const s = await server();
   await addCatchAll(s);
   const pid = s.child.pid!;
+  for (const p of ['self', pid] as const) {
+    assert.ok(
+      openFiles(p) >= 1200,
+      `${p}: raise the hard limit on open files (ulimit -Hn) to 1200`,
+    );
+  }
   const before = memory(pid);
   // 50 addresses in 50 different /24 networks, 20 connections each
   // (connections_per_ip): 1,000, the default [limits] connections.
