@@ -265,6 +265,11 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
         })
         .catch((err: Error) => {
           stream.resume(); // drain what is left, so the session can go on
+          if ((err as { code?: string }).code === 'ECONNECTION') {
+            // the client left or was cut off (a DATA timeout): nothing to answer
+            log.info({ cid: session.id }, 'connection closed during DATA');
+            return callback(err);
+          }
           if (!(err instanceof SmtpReply)) {
             log.error({ cid: session.id, err: err.message }, 'data failed');
             return callback(
