@@ -9,3 +9,14 @@ export function ipv6Groups(address: string): string[] {
     tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
   return groups.map((g) => g.toLowerCase().padStart(4, '0'));
 }
+
+/**
+ * The network a client address belongs to, for connection limits: its /24
+ * for IPv4 (an IPv4-mapped IPv6 address counts as IPv4), its /64 for IPv6,
+ * the smallest block one host is usually given.
+ */
+export function clientNetwork(address: string): string {
+  const v4 = address.replace(/^::ffff:/i, '');
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(v4)) return `${v4.split('.').slice(0, 3).join('.')}.0/24`;
+  return `${ipv6Groups(address.replace(/%.*$/, '')).slice(0, 4).join(':')}::/64`;
+}

@@ -35,7 +35,10 @@ export interface ResolvedConfig {
     recipients: number;
     connections: number;
     connectionsPerIp: number;
+    connectionsPerPrefix: number;
     commandTimeoutMs: number;
+    preMailTimeoutMs: number;
+    stressTimeoutMs: number;
     sessionTimeoutMs: number;
     errorsPerSession: number;
   }>;
@@ -327,7 +330,10 @@ function resolveConfig(
       recipients: c.limits.recipients,
       connections: c.limits.connections,
       connectionsPerIp: c.limits.connections_per_ip,
+      connectionsPerPrefix: c.limits.connections_per_prefix,
       commandTimeoutMs: c.limits.command_timeout * 1000,
+      preMailTimeoutMs: c.limits.pre_mail_timeout * 1000,
+      stressTimeoutMs: c.limits.stress_timeout * 1000,
       sessionTimeoutMs: c.limits.session_timeout * 1000,
       errorsPerSession: c.limits.errors_per_session,
     },

@@ -169,12 +169,36 @@ export const ConfigSchema = z.strictObject({
         .min(1)
         .default(20)
         .describe('Most connections at once from one client address.'),
+      connections_per_prefix: z
+        .number()
+        .int()
+        .min(1)
+        .default(50)
+        .describe(
+          'Most connections at once from one network: an IPv4 /24 or an IPv6 /64 (one host may hold a whole /64).',
+        ),
       command_timeout: z
         .number()
         .int()
         .min(10)
         .default(300)
         .describe('Seconds a client may stay silent (RFC 5321 section 4.5.3.2 says 5 minutes).'),
+      pre_mail_timeout: z
+        .number()
+        .int()
+        .min(5)
+        .default(30)
+        .describe(
+          'Seconds a client may take for each command before it starts a message with MAIL: after the greeting and between messages.',
+        ),
+      stress_timeout: z
+        .number()
+        .int()
+        .min(1)
+        .default(10)
+        .describe(
+          'Seconds every timeout shrinks to while a listener holds more than half of `connections` (as Postfix does under stress); DATA must then also average 500 bytes a second after it.',
+        ),
       session_timeout: z
         .number()
         .int()

@@ -426,14 +426,21 @@ export class Scheduler {
   ): Promise<void> {
     const d = this.o.delivery;
     const notices = [];
-    if (r.failed.length && m.sender !== '')
-      notices.push(await this.notice(m, data, 'failed', r.failed));
+    const unverified = unverifiedSender(m);
+    const bounce = m.sender !== '' && unverified === null;
+    if (r.failed.length && bounce) notices.push(await this.notice(m, data, 'failed', r.failed));
     const warn =
       d.delayWarningMs > 0 &&
       !m.warned &&
       r.delayed.length > 0 &&
       Date.now() - m.createdAt >= d.delayWarningMs;
-    if (warn && m.sender !== '') notices.push(await this.notice(m, data, 'delayed', r.delayed));
+    if (warn && bounce) notices.push(await this.notice(m, data, 'delayed', r.delayed));
+    if (unverified !== null && (r.failed.length || warn)) {
+      this.o.log.info(
+        { qid: m.id, to: m.sender, action: r.failed.length ? 'failed' : 'delayed' },
+        `no bounce: sender not verified (${unverified})`,
+      );
+    }
     if (r.attempts.length === 0 && notices.length === 0 && !warn) return;
     await this.recordWithRetry(m.id, {
       attempts: r.attempts,
@@ -542,6 +549,20 @@ export class Scheduler {
     if (kind === 'delivered') this.o.log.info(fields, event);
     else this.o.log.warn(fields, event);
   }
+}
+
+/**
+ * Why mail from another server may not be bounced to its envelope sender, or
+ * null when it may: a sender that neither passed SPF nor has an aligned DKIM
+ * pass may be forged, and a DSN to it is backscatter that lands on whoever
+ * was forged (RFC 5321 §6.2 lets a server drop such a notice). Our own mail
+ * (submission, sendmail, the API) always may.
+ */
+function unverifiedSender(m: DueMessage): string | null {
+  const a = m.senderAuth;
+  if (m.source !== 'inbound' || a === null) return null;
+  if (a.spf === 'pass' || a.dkim === 'pass') return null;
+  return `SPF ${a.spf}, DKIM ${a.dkim}`;
 }
 
 /** The mail-log event (and metric label) of each attempt outcome. */

@@ -40,6 +40,7 @@ import { headerBlock } from '../message/header.ts';
 import { PostaError } from '../errors.ts';
 import { openDb, transaction, type Db } from '../db/db.ts';
 import { fsErrorSentence, ownerOf } from '../fsutil/errors.ts';
+import type { SenderAuth } from '../verify/inbound.ts';
 
 export interface Envelope {
   /** The envelope sender; "" for the null sender (bounces). */
@@ -58,6 +59,12 @@ export interface Envelope {
    * need it too; delivery sees those itself.
    */
   smtpUtf8?: boolean;
+  /**
+   * Mail from another server (port 25): what was verified of its sender (SPF,
+   * aligned DKIM). A DSN goes only to a verified sender; mail of our own
+   * accounts has none and always gets its DSNs.
+   */
+  senderAuth?: SenderAuth;
 }
 
 export interface QueuedMessage extends Envelope {
@@ -96,6 +103,8 @@ export interface DueMessage {
   source: Envelope['source'];
   warned: boolean;
   smtpUtf8: boolean;
+  /** See Envelope.senderAuth; null for our own mail (and mail queued before it was recorded). */
+  senderAuth: SenderAuth | null;
   recipients: { address: string; attempts: number }[];
 }
 
@@ -172,6 +181,9 @@ export const MIGRATIONS = [
    );
    CREATE TRIGGER message_parts_gone AFTER DELETE ON messages
      BEGIN DELETE FROM message_parts WHERE message = old.id; END;`,
+  // backscatter (issue 12): the sender verification of inbound mail, as JSON
+  // {"spf": ..., "dkim": ...}; NULL for posta's own mail
+  `ALTER TABLE messages ADD COLUMN sender_auth TEXT;`,
 ];
 
 /** Bytes in one row of message_parts. */
@@ -234,13 +246,14 @@ interface DueRow {
   source: string;
   warned: number;
   smtputf8: number;
+  sender_auth: string | null;
 }
 
 /** Due recipients, oldest first, without busy messages and full domains; `and` narrows it. */
 function dueQuery(and: string, index?: string): string {
   const recipients = index ? `recipients r INDEXED BY ${index}` : 'recipients r';
   return `SELECT r.message, r.address, r.attempts, r.next_attempt, m.created_at, m.sender, m.source, m.warned,
-                 m.smtputf8
+                 m.smtputf8, m.sender_auth
             FROM ${recipients} JOIN messages m ON m.id = r.message
            WHERE r.state = 'queued' AND r.next_attempt <= ?
              AND r.message NOT IN (SELECT value FROM json_each(?))
@@ -400,6 +413,7 @@ export class Spool {
           source: r.source as Envelope['source'],
           warned: r.warned === 1,
           smtpUtf8: r.smtputf8 === 1,
+          senderAuth: r.sender_auth === null ? null : (JSON.parse(r.sender_auth) as SenderAuth),
           recipients: [],
         };
         out.set(r.message, m);
@@ -502,8 +516,9 @@ export class Spool {
   ): void {
     this.db
       .prepare(
-        `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data, smtputf8, parts)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data, smtputf8, parts,
+                               sender_auth)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         id,
@@ -517,6 +532,7 @@ export class Spool {
         data,
         Number(e.smtpUtf8 ?? false),
         stored.parts,
+        e.senderAuth ? JSON.stringify(e.senderAuth) : null,
       );
     const add = this.db.prepare(
       'INSERT OR IGNORE INTO recipients (message, address, next_attempt) VALUES (?, ?, ?)',

@@ -40,6 +40,7 @@ import { incomingDir, readData, type MemoryBudget } from './data.ts';
 import { SmtpReply } from './reply.ts';
 import type { Verifier } from '../verify/pool.ts';
 import type { Signer } from '../dkim/pool.ts';
+import type { SenderAuth } from '../verify/inbound.ts';
 import { C451LocalError, C452StorageFull, C552TooBig } from './reply.ts';
 
 export interface ReceiveDeps {
@@ -124,7 +125,10 @@ async function accept(
     },
   });
   let message = stamped.message;
-  if (source === 'inbound') message = await checkInbound(message, session, queueId, deps);
+  let senderAuth: SenderAuth | undefined;
+  if (source === 'inbound') {
+    ({ message, senderAuth } = await checkInbound(message, session, queueId, deps));
+  }
 
   const envelope = {
     sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
@@ -136,6 +140,7 @@ async function accept(
     // RFC 6531 §3.4: a UTF-8 header travels on with SMTPUTF8.
     smtpUtf8:
       (session.envelope.smtpUtf8 === true || account !== undefined) && utf8Header(data.head),
+    senderAuth,
   };
   try {
     await deps.spool.enqueue(envelope, message, queueId);
@@ -152,7 +157,7 @@ async function checkInbound(
   session: SMTPServerSession,
   queueId: string,
   deps: ReceiveDeps,
-): Promise<Held> {
+): Promise<{ message: Held; senderAuth: SenderAuth }> {
   const first = session.envelope.rcptTo[0]?.address ?? '';
   const domain = domainOf(first);
   const key = deps.directory.keys(domain).find((k) => k.algorithm === 'rsa');
@@ -180,7 +185,13 @@ async function checkInbound(
     const r = checked.refuse;
     throw new SmtpReply(r.code, r.enhanced, r.text);
   }
-  return { head: Buffer.concat([Buffer.from(checked.headers), checked.head]), body: message.body };
+  return {
+    message: {
+      head: Buffer.concat([Buffer.from(checked.headers), checked.head]),
+      body: message.body,
+    },
+    senderAuth: checked.senderAuth,
+  };
 }
 
 function storageError(err: Error): SmtpReply {

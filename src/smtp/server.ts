@@ -30,6 +30,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import type { Srs } from '../srs/srs.ts';
 import { VerifiedCache } from './verified-cache.ts';
 import type { MemoryBudget } from './data.ts';
+import { clientNetwork } from '../address/ip.ts';
 
 export type ListenerKind = 'smtp' | 'submission' | 'submissions';
 
@@ -71,6 +72,7 @@ export async function startSmtp(deps: SmtpDeps): Promise<SmtpListeners> {
   const verified = new VerifiedCache();
   const gate = new HashGate();
   const perIp = new Map<string, number>();
+  const perNetwork = new Map<string, number>();
   const servers: PostaSMTPServer[] = [];
   const listeners: Listener[] = [];
 
@@ -81,13 +83,23 @@ export async function startSmtp(deps: SmtpDeps): Promise<SmtpListeners> {
   try {
     for (const kind of ['smtp', 'submission', 'submissions'] as const) {
       for (const endpoint of deps.config.listen[kind]) {
-        const server = new PostaSMTPServer(
-          options(kind, deps, { throttle, verified, gate, perIp }),
-          {
-            maxErrors: deps.config.limits.errorsPerSession,
-            sessionTimeoutMs: deps.config.limits.sessionTimeoutMs,
-          },
-        );
+        const limits = deps.config.limits;
+        const shared = { throttle, verified, gate, perIp, perNetwork };
+        const server = new PostaSMTPServer(options(kind, deps, shared), {
+          maxErrors: limits.errorsPerSession,
+          sessionTimeoutMs: limits.sessionTimeoutMs,
+          commandTimeoutMs: limits.commandTimeoutMs,
+          preMailTimeoutMs: limits.preMailTimeoutMs,
+          stressTimeoutMs: limits.stressTimeoutMs,
+          maxClients: limits.connections,
+          onStress: (on, connections) =>
+            deps.log.warn(
+              { kind, port: endpoint.port, connections, limit: limits.connections },
+              on
+                ? `stress mode on: every timeout is ${limits.stressTimeoutMs / 1000} s`
+                : 'stress mode off',
+            ),
+        });
         server.on('error', (err: Error) => deps.log.warn({ err: err.message, kind }, 'smtp error'));
         const port = await listen(server.server, endpoint, kind);
         servers.push(server);
@@ -111,6 +123,8 @@ interface Shared {
   verified: VerifiedCache;
   gate: HashGate;
   perIp: Map<string, number>;
+  /** Connections per /24 or /64 (clientNetwork). */
+  perNetwork: Map<string, number>;
 }
 
 function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServerOptions {
@@ -135,7 +149,9 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
     size: config.limits.messageSize,
     maxRecipients: config.limits.recipients,
     maxClients: config.limits.connections,
-    socketTimeout: config.limits.commandTimeoutMs,
+    // The idle timeouts are connection.ts's; this one bounds the TLS handshake
+    // of port 465 and the wait for a half-closed client.
+    socketTimeout: config.limits.preMailTimeoutMs,
     // On stop, sessions still open after this get 421 and are closed.
     closeTimeout: CLOSE_GRACE_MS,
     authMethods: ['PLAIN', 'LOGIN'],
@@ -145,11 +161,16 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
 
     onConnect(session, callback) {
       const ip = session.remoteAddress;
-      const n = (shared.perIp.get(ip) ?? 0) + 1;
-      shared.perIp.set(ip, n);
+      const net = clientNetwork(ip);
+      const n = add(shared.perIp, ip, 1);
+      const m = add(shared.perNetwork, net, 1);
       counted.add(session.id);
       if (n > config.limits.connectionsPerIp) {
         return callback(C421Busy('Too many connections from your address; try again later'));
+      }
+      if (m > config.limits.connectionsPerPrefix) {
+        log.info({ cid: session.id, ip, network: net, kind }, 'refused: too many from network');
+        return callback(C421Busy(`Too many connections from ${net}; try again later`));
       }
       log.debug({ cid: session.id, ip, kind }, 'connect');
       deps.metrics.connections.inc({ listener: kind });
@@ -169,10 +190,8 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
       // onConnect (closed within its 100 ms early-talker wait, or refused by
       // maxClients); only those counted may be taken off.
       if (!counted.delete(session.id)) return;
-      const ip = session.remoteAddress;
-      const n = (shared.perIp.get(ip) ?? 1) - 1;
-      if (n > 0) shared.perIp.set(ip, n);
-      else shared.perIp.delete(ip);
+      add(shared.perIp, session.remoteAddress, -1);
+      add(shared.perNetwork, clientNetwork(session.remoteAddress), -1);
       sessionFailures.delete(session.id);
     },
 
@@ -263,6 +282,11 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
         })
         .catch((err: Error) => {
           stream.resume(); // drain what is left, so the session can go on
+          if ((err as { code?: string }).code === 'ECONNECTION') {
+            // the client left or was cut off (a DATA timeout): nothing to answer
+            log.info({ cid: session.id }, 'connection closed during DATA');
+            return callback(err);
+          }
           if (!(err instanceof SmtpReply)) {
             log.error({ cid: session.id, err: err.message }, 'data failed');
             return callback(
@@ -274,6 +298,14 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
         });
     },
   };
+}
+
+/** Adds `d` to a count, dropping it at 0; returns the new count. */
+function add(counts: Map<string, number>, key: string, d: number): number {
+  const n = (counts.get(key) ?? 0) + d;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
+  return n;
 }
 
 /** The account's address when the password is right; hashing waits for the gate. */

@@ -28,6 +28,12 @@ declare module 'mailauth/lib/tools.js' {
     values: Record<string, unknown>,
     folded: boolean,
   ): string;
+  /** A domain of `domainList` that aligns with `domain` (same Organizational Domain unless strict), else false. */
+  export function getAlignment(
+    domain: string,
+    domainList: string[],
+    strict: boolean,
+  ): { domain: string } | false;
   /** The module object itself, whose getPrivateKey src/verify/seal-key.ts wraps. */
   const tools: { getPrivateKey: (key: unknown) => KeyObject };
   export default tools;

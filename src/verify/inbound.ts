@@ -14,11 +14,15 @@
  * - Mail From one of our own domains must pass DMARC, whatever policy the
  *   domain publishes: posta would otherwise forward a forgery with an SRS
  *   sender of that same domain, and it would pass DMARC at the receiver.
+ * - Whether the envelope sender is verified, for bounces (no backscatter):
+ *   SPF passed for its domain, or a passing DKIM signature's domain aligns
+ *   with it (same Organizational Domain, as DMARC's relaxed alignment).
  */
 // first: it must run before mailauth's signer loads (see the file)
 import { sealKey } from './seal-key.ts';
 import { domainOf } from '../address/address.ts';
 import { authenticate } from 'mailauth';
+import { getAlignment } from 'mailauth/lib/tools.js';
 import type { AuthenticateResult, DNSResolver } from 'mailauth';
 import type { ResolveFn } from '../dns/resolver.ts';
 import { messageStream, type Held } from '../message/held.ts';
@@ -49,6 +53,15 @@ export interface InboundResult {
   summary: { spf: string; dkim: string; dmarc: string; arc: string };
   /** Why a requested ARC seal was not added (the message goes on unsealed). */
   sealError?: string;
+  /** The envelope sender's SPF result, and "pass" when a DKIM pass aligns with its domain. */
+  senderAuth: SenderAuth;
+}
+
+/** What was verified of an inbound envelope sender; a bounce goes to it only if either passed. */
+export interface SenderAuth {
+  spf: string;
+  /** pass (aligned with the sender's domain), unaligned (a pass of another domain), fail, none... */
+  dkim: string;
 }
 
 export async function verifyInbound(i: InboundInput): Promise<InboundResult> {
@@ -76,6 +89,7 @@ export async function verifyInbound(i: InboundInput): Promise<InboundResult> {
     headers: result.headers,
     head,
     summary: { spf, dkim, dmarc, arc },
+    senderAuth: { spf, dkim: senderDkim(i.sender, result) },
   };
   const sealErrors = result.arc ? result.arc.sealErrors : undefined;
   if (sealErrors?.length) {
@@ -106,6 +120,16 @@ export async function verifyInbound(i: InboundInput): Promise<InboundResult> {
         };
   }
   return out;
+}
+
+/** The DKIM result for the envelope sender: pass only for a signature aligned with its domain. */
+function senderDkim(sender: string, result: AuthenticateResult): string {
+  const passed = result.dkim.results.filter((r) => r.status.result === 'pass');
+  const domain = sender.includes('@') ? domainOf(sender) : '';
+  const signers = passed.map((r) => r.signingDomain).filter((d): d is string => !!d);
+  if (domain && signers.length && getAlignment(domain, signers, false)) return 'pass';
+  if (passed.length) return 'unaligned';
+  return result.dkim.results[0]?.status.result ?? 'none';
 }
 
 /** Drop Authentication-Results fields whose authserv-id is our hostname. */
