@@ -221,7 +221,7 @@ function machine(): string[] {
   return [
     `${os}, Linux ${sh('uname', ['-r'])}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ` +
       `${(totalmem() / 1024 ** 3).toFixed(1)} GiB RAM`,
-    `${tmpdir()} (queues and posta's data/) on ${sh('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', tmpdir()])}`,
+    `${tmpdir()} (queues and posta's data/) on ${sh('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', tmpdir()]).replace(/\s+/g, ' ')}`,
     `Node ${process.version}; Postfix ${version('postfix')}, OpenDKIM ${version('opendkim')}, ` +
       `chasquid ${version('chasquid')} (Debian packages, dpkg -x)`,
     `load average at start: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
