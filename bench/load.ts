@@ -1,41 +1,69 @@
 /**
- * The load generator shared by the acceptance and end-to-end benches: N
- * parallel SMTP sessions sending 5 KB messages with pipelined MAIL/RCPT/DATA,
- * plus the small helpers both print with.
+ * The load generator: N parallel SMTP sessions, each sending messages of a
+ * given size with pipelined MAIL/RCPT/DATA, a fixed number per connection
+ * before QUIT and a new connection; on submission with STARTTLS and AUTH
+ * PLAIN first. Latency is from MAIL to the 250 after the final ".".
+ * Also: many idle TLS connections held open, and the helpers the report
+ * prints with.
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { ROOT } from '../test/helpers/posta.ts';
 
-export const MESSAGE_BYTES = 5 * 1024;
-
-export interface Result {
-  server: string;
+export interface Load {
+  host: string;
+  port: number;
   sessions: number;
-  messages: number;
   seconds: number;
-  p50?: number;
-  p99?: number;
-  note?: string;
+  bytes: number;
+  from: string;
+  to: string;
+  /** Messages per connection before QUIT (then a new connection). */
+  perConnection: number;
+  /** STARTTLS first. */
+  tls: boolean;
+  /** AUTH PLAIN with these (after STARTTLS). */
+  auth?: { user: string; password: string };
 }
 
-export function message(i: number): string {
+export interface LoadResult {
+  accepted: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+  /** 4xx/5xx replies to the end of DATA (counted, not fatal), with the first one. */
+  refused: number;
+  firstRefusal?: string;
+  /** Sessions that failed (a closed connection, a reply timeout), with the first error. */
+  errors: number;
+  firstError?: string;
+}
+
+const bodies = new Map<number, string>();
+
+export function message(bytes: number, from: string, to: string, id: string): string {
   const head = [
-    'From: bench <bench@remote.example>',
-    'To: rcpt@example.test',
-    `Subject: bench ${i}`,
-    `Message-ID: <bench-${i}-${process.pid}@remote.example>`,
+    `From: bench <${from}>`,
+    `To: <${to}>`,
+    `Subject: bench ${id}`,
+    `Message-ID: <bench-${id}@bench.example>`,
+    `Date: ${new Date().toUTCString()}`,
     '',
     '',
   ].join('\r\n');
-  const line = 'y'.repeat(78) + '\r\n';
-  return head + line.repeat(Math.ceil((MESSAGE_BYTES - head.length) / line.length));
+  let body = bodies.get(bytes);
+  if (body === undefined) {
+    const line = 'y'.repeat(78) + '\r\n';
+    body = line.repeat(Math.max(1, Math.ceil((bytes - 200) / line.length)));
+    bodies.set(bytes, body);
+  }
+  return head + body;
 }
 
-/** Replies from one SMTP session, one complete reply (last line) at a time. */
-function replies(sock: Socket) {
+type Next = () => Promise<string>;
+
+/** Replies from one socket, one complete reply (its last line) at a time. */
+function replies(sock: Socket | TLSSocket): Next {
   let buf = '';
   const queue: string[] = [];
   const waiting: { resolve: (line: string) => void; reject: (err: Error) => void }[] = [];
@@ -47,7 +75,7 @@ function replies(sock: Socket) {
   sock.on('error', fail);
   sock.on('close', () => fail(new Error('the server closed the connection')));
   sock.on('data', (d: Buffer) => {
-    buf += d.toString();
+    buf += d.toString('latin1');
     let nl: number;
     while ((nl = buf.indexOf('\r\n')) >= 0) {
       const line = buf.slice(0, nl);
@@ -58,115 +86,142 @@ function replies(sock: Socket) {
       else queue.push(line);
     }
   });
-  return (): Promise<string> => {
+  return () => {
     const q = queue.shift();
     if (q !== undefined) return Promise.resolve(q);
     if (failed) return Promise.reject(failed);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('reply timeout')), 10_000);
+      const t = setTimeout(() => reject(new Error('reply timeout (30 s)')), 30_000);
       waiting.push({
-        resolve: (l) => {
-          clearTimeout(t);
-          resolve(l);
-        },
-        reject: (err) => {
-          clearTimeout(t);
-          reject(err);
-        },
+        resolve: (l) => (clearTimeout(t), resolve(l)),
+        reject: (err) => (clearTimeout(t), reject(err)),
       });
     });
   };
 }
 
-async function expect(next: () => Promise<string>, code: string): Promise<string> {
+async function expect(next: Next, code: string, what: string): Promise<string> {
   const line = await next();
-  if (!line.startsWith(code)) throw new Error(`expected ${code}, got: ${line}`);
+  if (!line.startsWith(code)) throw new Error(`${what}: expected ${code}, got: ${line}`);
   return line;
 }
 
-/** One session: pipelined MAIL/RCPT/DATA, then the body; latency is MAIL to the 250 after ".". */
-async function session(
-  host: string,
-  port: number,
-  deadline: number,
-  latencies: number[],
-  deferred: string[],
-  id: number,
-): Promise<void> {
-  const sock = connect(port, host);
+/** Connects, greets, and on submission upgrades with STARTTLS and authenticates. */
+async function open(
+  l: Pick<Load, 'host' | 'port' | 'auth' | 'tls'>,
+): Promise<{ sock: Socket; next: Next }> {
+  let sock: Socket = connect(l.port, l.host);
   sock.setNoDelay(true);
-  try {
-    await talk(sock, deadline, latencies, deferred, id);
-  } finally {
-    sock.destroy();
+  let next = replies(sock);
+  await expect(next, '220', 'greeting');
+  sock.write('EHLO bench.example\r\n');
+  await expect(next, '250', 'EHLO');
+  if (!l.tls) return { sock, next };
+  sock.write('STARTTLS\r\n');
+  await expect(next, '220', 'STARTTLS');
+  sock.removeAllListeners('data');
+  sock.removeAllListeners('close');
+  sock.removeAllListeners('error');
+  const secure = tlsConnect({ socket: sock, rejectUnauthorized: false, servername: 'bench' });
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('TLS handshake timeout (30 s)')), 30_000);
+    secure.once('secureConnect', () => (clearTimeout(t), resolve()));
+    secure.once('error', (err: Error) => (clearTimeout(t), reject(err)));
+  }).catch((err: unknown) => {
+    secure.destroy();
+    throw err;
+  });
+  sock = secure;
+  next = replies(sock);
+  sock.write('EHLO bench.example\r\n');
+  await expect(next, '250', 'EHLO after STARTTLS');
+  if (l.auth) {
+    const token = Buffer.from(`\0${l.auth.user}\0${l.auth.password}`).toString('base64');
+    sock.write(`AUTH PLAIN ${token}\r\n`);
+    await expect(next, '235', 'AUTH');
   }
+  return { sock, next };
 }
 
-async function talk(
-  sock: Socket,
-  deadline: number,
-  latencies: number[],
-  deferred: string[],
-  id: number,
-): Promise<void> {
-  const next = replies(sock);
-  await expect(next, '220');
-  sock.write('EHLO bench.example\r\n');
-  await expect(next, '250');
-  for (let i = 0; Date.now() < deadline && i < 1_000_000; i++) {
-    const t0 = performance.now();
-    sock.write('MAIL FROM:<bench@remote.example>\r\nRCPT TO:<rcpt@example.test>\r\nDATA\r\n');
-    await expect(next, '250');
-    await expect(next, '250');
-    await expect(next, '354');
-    sock.write(`${message(id * 1_000_000 + i)}.\r\n`);
-    const reply = await next();
-    if (reply.startsWith('250')) latencies.push(performance.now() - t0);
-    else if (reply.startsWith('4')) deferred.push(reply);
-    else throw new Error(`expected 250, got: ${reply}`);
+async function session(l: Load, deadline: number, r: LoadResult, lat: number[], id: number) {
+  for (let conn = 0; Date.now() < deadline; conn++) {
+    const { sock, next } = await open(l);
+    try {
+      for (let i = 0; i < l.perConnection && Date.now() < deadline; i++) {
+        const t0 = performance.now();
+        sock.write(`MAIL FROM:<${l.from}>\r\nRCPT TO:<${l.to}>\r\nDATA\r\n`);
+        await expect(next, '250', 'MAIL');
+        await expect(next, '250', 'RCPT');
+        await expect(next, '354', 'DATA');
+        sock.write(`${message(l.bytes, l.from, l.to, `${process.pid}-${id}-${conn}-${i}`)}.\r\n`);
+        const reply = await next();
+        if (reply.startsWith('250')) lat.push(performance.now() - t0);
+        else {
+          r.refused++;
+          r.firstRefusal ??= reply;
+          sock.write('RSET\r\n');
+          await expect(next, '250', 'RSET');
+        }
+      }
+      sock.write('QUIT\r\n');
+      await next().catch(() => '');
+    } finally {
+      sock.destroy();
+    }
   }
-  sock.write('QUIT\r\n');
-  await next().catch(() => '');
 }
 
 export function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
 }
 
-/** `sessions` parallel sessions to host:port for `seconds`; latencies from MAIL to the 250. */
-export async function measure(
-  name: string,
-  host: string,
-  port: number,
-  sessions: number,
-  seconds: number,
-): Promise<Result> {
-  const latencies: number[] = [];
-  const deferred: string[] = [];
+/** Runs the load for `seconds`; a failed session is counted and started again. */
+export async function runLoad(l: Load): Promise<LoadResult> {
+  const lat: number[] = [];
+  const r: LoadResult = { accepted: 0, seconds: 0, p50: NaN, p99: NaN, refused: 0, errors: 0 };
   const start = performance.now();
-  const deadline = Date.now() + seconds * 1000;
+  const deadline = Date.now() + l.seconds * 1000;
   await Promise.all(
-    Array.from({ length: sessions }, (_, n) =>
-      session(host, port, deadline, latencies, deferred, n),
-    ),
+    Array.from({ length: l.sessions }, async (_, n) => {
+      while (Date.now() < deadline) {
+        try {
+          await session(l, deadline, r, lat, n);
+        } catch (err) {
+          r.errors++;
+          r.firstError ??= (err as Error).message;
+          await sleep(100);
+        }
+      }
+    }),
   );
-  const elapsed = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    server: name,
-    sessions,
-    messages: latencies.length,
-    seconds: elapsed,
-    p50: pct(latencies, 50),
-    p99: pct(latencies, 99),
-    note: deferred.length ? `${deferred.length} deferred: ${deferred[0]}` : undefined,
-  };
+  r.seconds = (performance.now() - start) / 1000;
+  lat.sort((a, b) => a - b);
+  r.accepted = lat.length;
+  r.p50 = pct(lat, 50);
+  r.p99 = pct(lat, 99);
+  return r;
 }
 
-/** Where `dpkg -x postfix_*.deb DIR` put Postfix, if anywhere. */
-export function postfixRoot(): string | undefined {
-  const candidates = [process.env.POSTFIX_ROOT, join(ROOT, 'bench/.peers/postfix'), '/'];
-  return candidates.find((d) => d && existsSync(join(d, 'usr/sbin/smtp-sink')));
+/** Opens `count` connections through STARTTLS and leaves them idle; returns how many made it. */
+export async function idleTls(
+  host: string,
+  port: number,
+  count: number,
+): Promise<{ open: number; firstError?: string; close(): void }> {
+  const socks: Socket[] = [];
+  let firstError: string | undefined;
+  for (let i = 0; i < count; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, count - i) }, async () => {
+        try {
+          socks.push((await open({ host, port, tls: true })).sock);
+        } catch (err) {
+          firstError ??= (err as Error).message;
+        }
+      }),
+    );
+  }
+  return { open: socks.length, firstError, close: () => socks.forEach((s) => s.destroy()) };
 }
 
 /** Rows of cells as aligned columns: the columns in `left` are left-aligned. */
@@ -182,9 +237,14 @@ export function columns(rows: string[][], left: number[]): string {
     .join('\n');
 }
 
-/** Resolves once host:port takes connections; rejects when `gone()` says the server exited, or after 5 s. */
-export async function waitForPort(host: string, port: number, gone: () => boolean): Promise<void> {
-  for (let i = 0; i < 50; i++) {
+/** Resolves once host:port takes connections; rejects when `gone()` says the server exited, or after `ms`. */
+export async function waitForPort(
+  host: string,
+  port: number,
+  gone: () => boolean,
+  ms = 20_000,
+): Promise<void> {
+  for (let t = 0; t < ms; t += 100) {
     if (gone()) throw new Error('it exited');
     const ok = await new Promise<boolean>((resolve) => {
       const sock = connect(port, host);
