@@ -38,6 +38,10 @@ export function poolSigner(pool: WorkerPool): Signer {
       })),
       time: now.getTime(),
     };
-    return (await pool.run({ kind: 'sign', input })) as string;
+    return (await pool.run({
+      kind: 'sign',
+      input,
+      large: !Buffer.isBuffer(input.message.body),
+    })) as string;
   };
 }

@@ -18,7 +18,7 @@ import { isHeavy, verifyOrDelay, verifyPassword } from '../users/hash.ts';
 import { HashBusy, HashGate } from '../users/gate.ts';
 import { upgradeHash } from '../users/accounts.ts';
 import { PostaSMTPServer } from './connection.ts';
-import { AuthThrottle } from './throttle.ts';
+import { AuthThrottle, type Attempt } from './throttle.ts';
 import { checkInboundRecipient, checkSender, checkSubmissionRecipient } from './policy.ts';
 import { receive, type Source } from './receive.ts';
 import { C421Busy, C454AuthThrottled, C535AuthFailed, C554Listed, SmtpReply } from './reply.ts';
@@ -210,25 +210,35 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
             : reply,
         );
       };
+      const check = (attempt: Attempt) =>
+        authenticate(deps, shared, name, auth.password ?? '')
+          .then(async (user) => {
+            if (!user) {
+              attempt.failed();
+              return fail(C535AuthFailed('Authentication credentials invalid'));
+            }
+            attempt.succeeded();
+            log.info({ cid: session.id, ip, user, method: auth.method }, 'auth ok');
+            callback(null, { user });
+          })
+          .catch((err: Error) => {
+            attempt.cancelled();
+            if (!(err instanceof HashBusy)) return callback(err);
+            log.info({ cid: session.id, ip, user: name }, 'auth busy');
+            callback(C454AuthThrottled('Too many logins at once; busy; try again later'));
+          });
       // Counted before the hash runs, so parallel attempts cannot overrun a limit.
-      const attempt = shared.throttle.begin(ip, name);
-      if (!attempt) {
-        log.info({ cid: session.id, ip, user: name }, 'auth throttled');
-        return callback(C454AuthThrottled('Too many failed authentications; try again later'));
-      }
-      authenticate(deps, shared, name, auth.password ?? '')
-        .then(async (user) => {
-          if (!user) return fail(C535AuthFailed('Authentication credentials invalid'));
-          attempt.succeeded();
-          log.info({ cid: session.id, ip, user, method: auth.method }, 'auth ok');
-          callback(null, { user });
-        })
-        .catch((err: Error) => {
-          if (!(err instanceof HashBusy)) return callback(err);
-          attempt.cancelled();
+      void shared.throttle.begin(ip, name).then((attempt) => {
+        if (attempt === 'busy') {
           log.info({ cid: session.id, ip, user: name }, 'auth busy');
-          callback(C454AuthThrottled('Too many logins at once; busy; try again later'));
-        });
+          return callback(C454AuthThrottled('Too many logins at once; busy; try again later'));
+        }
+        if (!attempt) {
+          log.info({ cid: session.id, ip, user: name }, 'auth throttled');
+          return callback(C454AuthThrottled('Too many failed authentications; try again later'));
+        }
+        void check(attempt);
+      });
     },
 
     onMailFrom(address, session, callback) {

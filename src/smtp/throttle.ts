@@ -8,7 +8,10 @@
  * An attempt is counted when it starts (`begin` reserves a slot under every
  * limit before the password is hashed), so parallel attempts cannot overrun a
  * limit while their hashes run; a success gives its slots back, a failure
- * keeps them for the minute.
+ * keeps them for the minute. Only failures refuse: an attempt that finds a
+ * limit taken up by attempts still in progress waits for them to end (an
+ * application opening 20 connections at once with the right password must
+ * not be refused), and is refused only if they failed.
  *
  * The per-account limit must not let anyone lock the owner out: a source
  * (its /24, or /64 for IPv6) that logged in to an account is remembered for
@@ -40,12 +43,20 @@ export const PER_ACCOUNT = 20;
 export interface Attempt {
   /** The password was right: give the slots back and remember the source. */
   succeeded(): void;
+  /** The password was wrong: the slots stay taken for the minute. */
+  failed(): void;
   /** The attempt was never checked (the server was busy): give the slots back. */
   cancelled(): void;
 }
 
+/** Attempts waiting for others to end, over all clients; past it, begin() says busy. */
+const MAX_WAITING = 256;
+
 export class AuthThrottle {
   private readonly attempts = new Map<string, number[]>();
+  /** Of `attempts`, those still in progress, per key. */
+  private readonly pending = new Map<string, number>();
+  private waiting: (() => void)[] = [];
   private readonly trusted = new Map<string, number>();
   private readonly now: () => number;
 
@@ -53,30 +64,59 @@ export class AuthThrottle {
     this.now = now;
   }
 
-  /** Reserve an attempt for this client and account; null when it has tried too often to try now. */
-  begin(ip: string, account: string): Attempt | null {
-    const keys = this.keys(ip, account);
-    if (keys.some(([key, limit]) => this.count(key) >= limit)) return null;
+  /**
+   * Reserve an attempt for this client and account: null when it has failed
+   * too often to try now, 'busy' when too many attempts wait already.
+   */
+  async begin(ip: string, account: string): Promise<Attempt | null | 'busy'> {
+    for (;;) {
+      const keys = this.keys(ip, account);
+      const counts = keys.map(([key, limit]): [number, number, number] => [
+        this.count(key),
+        this.pending.get(key) ?? 0,
+        limit,
+      ]);
+      if (counts.some(([n, p, limit]) => n - p >= limit)) return null;
+      if (!counts.some(([n, , limit]) => n >= limit)) return this.reserve(ip, account, keys);
+      // the limit is taken up by attempts in progress: wait for one to end
+      if (this.waiting.length >= MAX_WAITING) return 'busy';
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+  }
+
+  private reserve(ip: string, account: string, keys: [string, number][]): Attempt {
     const t = this.now();
     for (const [key] of keys) {
       const list = this.attempts.get(key) ?? [];
       list.push(t);
       this.attempts.set(key, list);
+      this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
     }
     if (this.attempts.size > 100_000) this.prune();
-    const release = () => {
+    let settled = false;
+    const settle = (release: boolean) => {
+      if (settled) return;
+      settled = true;
       for (const [key] of keys) {
+        const p = (this.pending.get(key) ?? 1) - 1;
+        if (p > 0) this.pending.set(key, p);
+        else this.pending.delete(key);
+        if (!release) continue;
         const list = this.attempts.get(key);
         const at = list?.indexOf(t) ?? -1;
         if (list && at >= 0) list.splice(at, 1);
       }
+      const woken = this.waiting;
+      this.waiting = [];
+      for (const wake of woken) wake();
     };
     return {
       succeeded: () => {
-        release();
+        settle(true);
         this.trust(ip, account);
       },
-      cancelled: release,
+      failed: () => settle(false),
+      cancelled: () => settle(true),
     };
   }
 

@@ -17,7 +17,11 @@ export type Verifier = (input: VerifyRequest) => Promise<InboundResult>;
 
 export function poolVerifier(pool: WorkerPool): Verifier {
   return async (input) => {
-    const r = (await pool.run({ kind: 'verify', input })) as InboundResult;
+    const r = (await pool.run({
+      kind: 'verify',
+      input,
+      large: !Buffer.isBuffer(input.message.body),
+    })) as InboundResult;
     return { ...r, head: Buffer.from(r.head.buffer, r.head.byteOffset, r.head.length) };
   };
 }
