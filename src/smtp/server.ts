@@ -333,13 +333,10 @@ async function authenticate(
     return null;
   }
   const user = `${a.value.local}@${a.value.domain}`;
-  if (verified.has(user, password, account.hash)) return user;
-  if (
-    !(await gate.run(() => verifyPassword(password, account.hash), {
-      heavy: isHeavy(account.hash),
-    }))
-  )
-    return null;
+  const right = await verified.verify(user, password, account.hash, () =>
+    gate.run(() => verifyPassword(password, account.hash), { heavy: isHeavy(account.hash) }),
+  );
+  if (!right) return null;
   verified.add(user, password, account.hash);
   // An older hash (scrypt) is replaced now that the password is known; the
   // login does not wait for it, and a failure leaves it for the next login.

@@ -4,6 +4,9 @@
  * (argon2id, or scrypt for hashes not yet upgraded) each time. Only a keyed HMAC of the
  * password is kept, under a random key that never leaves the process; an entry
  * lasts 15 minutes and dies with a password change (the hash is in the key).
+ *
+ * The same check started by many sessions at once (an application opening
+ * 20 connections) is computed once: the later ones wait for the first.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 
@@ -13,6 +16,24 @@ const MAX = 10_000;
 export class VerifiedCache {
   private readonly key = randomBytes(32);
   private readonly entries = new Map<string, number>();
+  private readonly running = new Map<string, Promise<boolean>>();
+
+  /** Whether `password` is right for `hash`: remembered, joined to a check running, or `compute`d. */
+  verify(
+    user: string,
+    password: string,
+    hash: string,
+    compute: () => Promise<boolean>,
+  ): Promise<boolean> {
+    if (this.has(user, password, hash)) return Promise.resolve(true);
+    const id = this.id(user, password, hash);
+    let check = this.running.get(id);
+    if (!check) {
+      check = compute().finally(() => this.running.delete(id));
+      this.running.set(id, check);
+    }
+    return check;
+  }
 
   private id(user: string, password: string, hash: string): string {
     return createHmac('sha256', this.key).update(`${user}\0${hash}\0${password}`).digest('base64');
