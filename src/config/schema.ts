@@ -141,7 +141,8 @@ export const ConfigSchema = z.strictObject({
         .number()
         .int()
         .min(16 * 1024)
-        .max(1024 * 1024)
+        // below the spool's 1 MiB part, with room for the fields posta adds on top
+        .max(960 * 1024)
         .default(256 * 1024)
         .describe(
           'Largest header section accepted, in bytes; a larger one gets 552 5.3.4 (it is held in memory while the message is handled).',

@@ -286,7 +286,21 @@ export class Spool {
     } else {
       const { parts, size } = await this.writeParts(id, data, data.body);
       const empty = Buffer.alloc(0);
-      await this.write(() => this.insert(id, envelope, empty, Date.now(), { parts, size }));
+      try {
+        await this.write(() => {
+          // The row commits only with every part beside it: a sweep by another
+          // process on this folder, say, must make this a 451, not a torn message.
+          const have = this.db
+            .prepare('SELECT count(*) AS n FROM message_parts WHERE message = ?')
+            .get(id) as { n: number };
+          if (have.n !== parts) throw new Error(`message ${id} lost parts before its commit`);
+          this.insert(id, envelope, empty, Date.now(), { parts, size });
+        });
+      } catch (err) {
+        // a refused or failed commit (a full disk) leaves no parts behind
+        this.db.prepare('DELETE FROM message_parts WHERE message = ?').run(id);
+        throw err;
+      }
     }
     this.onEnqueued([id]);
     return id;

@@ -69,7 +69,6 @@ export interface DataLimits {
 
 export interface DataResult {
   held: Held;
-  size: number;
   /** Why the message is refused; null when it may go on. */
   refuse: SmtpReply | null;
   /** Gives the memory back and removes the temporary file: call it when done. */
@@ -167,7 +166,7 @@ class Reader {
       held = split(Buffer.concat(this.chunks));
       this.chunks = [];
     }
-    return { held, size: this.size, refuse, release: () => this.release() };
+    return { held, refuse, release: () => this.release() };
   }
 
   async release(): Promise<void> {
@@ -226,7 +225,16 @@ class Reader {
     if (!f) return;
     failed(f);
     if (!f.out.write(chunk)) {
-      await Promise.race([once(f.out, 'drain'), once(f.out, 'close')]);
+      // one drain or close, and no listener left behind for the one that did not come
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          f.out.off('drain', done);
+          f.out.off('close', done);
+          resolve();
+        };
+        f.out.on('drain', done);
+        f.out.on('close', done);
+      });
       failed(f);
     }
   }

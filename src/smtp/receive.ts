@@ -79,6 +79,8 @@ export async function receive(
       incoming: incomingDir(deps.config.dataDir),
     });
   } catch (err) {
+    // the client went away (or posta closed it at a timeout): nobody to answer
+    if ((err as { code?: string }).code === 'ECONNECTION') throw err;
     deps.log.error({ cid: session.id, err: (err as Error).message }, 'message not read');
     throw storageError(err as Error);
   }

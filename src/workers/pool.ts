@@ -7,9 +7,11 @@
  * worker loads the code of a job kind only when it first gets one.
  *
  * A job goes to the least busy thread. Jobs on a large message (its body in
- * a file, message/held.ts) run one at a time: each streams tens of MB
- * through a thread's heap, and measured with four 45 MB bodies at once, two
- * threads doing it together peaked 120 MB above one doing them in turn.
+ * a file, message/held.ts) run one at a time per kind: each streams tens of
+ * MB through a thread's heap, and measured with four 45 MB bodies at once,
+ * two threads doing it together peaked 120 MB above one doing them in turn.
+ * One waits at most LARGE_WAIT_MS for its turn (a check may wait on slow DNS
+ * meanwhile), then fails: the client gets a 451 and tries again.
  * A thread that dies fails the jobs it
  * was running (the SMTP client gets a 451 and tries again) and is replaced on
  * demand.
@@ -17,6 +19,9 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Endpoint } from '../config/endpoint.ts';
+
+const LARGE_WAIT_MS = 60_000;
+const ignore = (): void => undefined;
 
 export interface WorkerSetup {
   /** DNS servers as [dns] servers has them; null: the sandbox, no DNS at all. */
@@ -53,15 +58,25 @@ export class WorkerPool {
     this.size = Math.max(1, size);
   }
 
-  private large: Promise<unknown> = Promise.resolve();
+  /** Per kind, the end of the last large job queued. */
+  private readonly large = new Map<Job['kind'], Promise<void>>();
 
   run(job: Job): Promise<unknown> {
     if (!job.large) return this.start(job);
-    const done = this.large.then(
-      () => this.start(job),
-      () => this.start(job),
-    );
-    this.large = done.catch(() => undefined);
+    const prev = this.large.get(job.kind) ?? Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), LARGE_WAIT_MS);
+      timer.unref();
+    });
+    const done = Promise.race([prev, late]).then((turn) => {
+      clearTimeout(timer);
+      if (turn === 'late') throw new Error('too many large messages are being handled');
+      return this.start(job);
+    });
+    // the next one waits for this one and for those before it, run or not
+    const settled = (): Promise<void> => done.then(ignore, ignore);
+    this.large.set(job.kind, prev.then(settled, settled));
     return done;
   }
 
