@@ -62,7 +62,10 @@ export class MxTransport implements Transport {
     ]);
   }
 
+  private closed = false;
+
   close(): void {
+    this.closed = true;
     this.pool.close();
     for (const s of this.busy) s.destroy();
     this.busy.clear();
@@ -215,6 +218,11 @@ export class MxTransport implements Transport {
           }
           return { outcome: err.outcome, info: base };
         }
+      }
+      if (this.closed) {
+        // stopped while this session was opening: no transaction on it now
+        session.destroy();
+        return { outcome: local('transient', '4.4.2', 'posta is stopping'), info: base };
       }
       const info: AttemptInfo = { ...base, ...session.info, reused };
       this.busy.add(session);
