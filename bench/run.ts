@@ -267,9 +267,8 @@ async function main(): Promise<void> {
     notes.push(
       'peak PSS is of the whole tree at that time: Postfix keeps idle smtpd processes of earlier ' +
         'rows for up to 100 s, so its later rows count them too',
-      'the taskset runs start a fresh posta and give it one discarded N=1 row first: a fresh ' +
-        'posta under 20 sessions at once (20 AUTHs together) accepted only a few dozen messages ' +
-        'in its first seconds, with ~650 MiB PSS',
+      'the taskset runs start a fresh posta and give it one discarded N=1 row first, so the ' +
+        'code it loads on first use and its worker threads are started in both',
     );
     notes.push(
       'posta has no switch to turn its port 25 checks off ([inbound] has only dmarc_reject and ' +
