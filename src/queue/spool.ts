@@ -20,8 +20,8 @@
  *
  * Large bodies: a message that arrived through a file (message/held.ts)
  * is stored as rows of PART_SIZE bytes in `message_parts`, written one row
- * per statement before the message row, so that neither the write nor its
- * fsync stalls the event loop for the whole message. The message exists
+ * per statement (without an fsync of its own) before the message row, so
+ * that the write does not stall the event loop for the whole message. The message exists
  * only once its row is committed (in the group commit, fsync'd before the
  * 250); parts without a message row (a crash or a refusal in between) are
  * removed by sweep() at start, and parts go with their message (a trigger).
@@ -29,6 +29,15 @@
  *
  * Delivery is at least once: results of an attempt are committed after the
  * receiving server said 250, so a crash in between sends the message again.
+ *
+ * What need not survive a power cut commits without its own fsync
+ * (synchronous=NORMAL, for that commit only): the results of an attempt
+ * that creates no message (a DSN does), and the parts of a large body. In WAL
+ * mode such a commit survives kill -9 (it is in the WAL, in the OS's cache),
+ * and the next fsync'd commit, which comes after it in the same WAL, makes it
+ * durable too: a message row's commit makes its parts durable with it. A
+ * power cut can lose only results not yet followed by such a commit, and then
+ * the message is delivered again, which at least once allows.
  */
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
@@ -205,6 +214,8 @@ export function newQueueId(now = Date.now()): string {
 
 interface Pending {
   write: () => void;
+  /** Must be on disk when it resolves (fsync'd): a new message. */
+  durable: boolean;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -350,7 +361,7 @@ export class Spool {
         )
         .run(id, id);
       for (const n of result.notices) this.insert(n.id, n.envelope, n.data, Date.now());
-    });
+    }, result.notices.length > 0);
     if (result.notices.length) this.onEnqueued(result.notices.map((n) => n.id));
   }
 
@@ -489,7 +500,7 @@ export class Spool {
     let parts = 0;
     const full = () => {
       if (fill < PART_SIZE) return;
-      add.run(id, parts++, buf);
+      this.relaxed(() => add.run(id, parts++, buf));
       fill = 0;
     };
     const file = await open(body.path, 'r');
@@ -507,7 +518,7 @@ export class Spool {
         pos += bytesRead;
         left -= bytesRead;
       }
-      if (fill > 0) add.run(id, parts++, buf.subarray(0, fill));
+      if (fill > 0) this.relaxed(() => add.run(id, parts++, buf.subarray(0, fill)));
     } catch (err) {
       try {
         this.db.prepare('DELETE FROM message_parts WHERE message = ?').run(id);
@@ -554,9 +565,9 @@ export class Spool {
     for (const r of e.recipients) add.run(id, r, now);
   }
 
-  private write(fn: () => void): Promise<void> {
+  private write(fn: () => void, durable = true): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ write: fn, resolve, reject });
+      this.pending.push({ write: fn, durable, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.commit());
@@ -564,26 +575,39 @@ export class Spool {
     });
   }
 
+  /** Runs `fn`'s commits without an fsync of their own (see the top of this file). */
+  private readonly relaxed = (fn: () => void): void => {
+    this.db.exec('PRAGMA synchronous = NORMAL');
+    try {
+      fn();
+    } finally {
+      this.db.exec('PRAGMA synchronous = FULL');
+    }
+  };
+
   private commit(): void {
     this.scheduled = false;
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
     const failed = new Map<Pending, Error>();
+    const durable = batch.some((p) => p.durable);
     try {
-      transaction(this.db, () => {
-        for (const p of batch) {
-          this.db.exec('SAVEPOINT w');
-          try {
-            p.write();
-            this.db.exec('RELEASE w');
-          } catch (err) {
-            this.db.exec('ROLLBACK TO w');
-            this.db.exec('RELEASE w');
-            failed.set(p, err as Error);
+      (durable ? (fn: () => void) => fn() : this.relaxed)(() =>
+        transaction(this.db, () => {
+          for (const p of batch) {
+            this.db.exec('SAVEPOINT w');
+            try {
+              p.write();
+              this.db.exec('RELEASE w');
+            } catch (err) {
+              this.db.exec('ROLLBACK TO w');
+              this.db.exec('RELEASE w');
+              failed.set(p, err as Error);
+            }
           }
-        }
-      });
+        }),
+      );
     } catch (err) {
       for (const p of batch) p.reject(err as Error);
       return;
