@@ -37,11 +37,10 @@ import { headerBlock, readHeader, utf8Header } from '../message/header.ts';
 import { heldSize, type Held } from '../message/held.ts';
 import { stampMessage } from '../message/stamp.ts';
 import { incomingDir, readData, type MemoryBudget } from './data.ts';
-import { SmtpReply } from './reply.ts';
 import type { Verifier } from '../verify/pool.ts';
 import type { Signer } from '../dkim/pool.ts';
 import type { SenderAuth } from '../verify/inbound.ts';
-import { C451LocalError, C452StorageFull, C552TooBig } from './reply.ts';
+import { C451LocalError, C452StorageFull, C552TooBig, SmtpReply } from './reply.ts';
 
 export interface ReceiveDeps {
   config: ResolvedConfig;

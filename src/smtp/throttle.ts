@@ -20,7 +20,7 @@
  * account's limit. The per-source limits hold for everyone.
  */
 import { isIPv4 } from 'node:net';
-import { ipv6Groups } from '../address/ip.ts';
+import { clientNetwork, ipv6Groups } from '../address/ip.ts';
 
 const WINDOW_MS = 60_000;
 export const TRUST_MS = 30 * 24 * 3600_000;
@@ -138,9 +138,7 @@ export class AuthThrottle {
   }
 
   private trustKey(ip: string, account: string): string {
-    const { addr, v4 } = plain(ip);
-    const len = v4 ? 24 : 64;
-    return `${account.toLowerCase()}\0${prefix(addr, len, v4)}/${len}`;
+    return `${account.toLowerCase()}\0${clientNetwork(ip)}`;
   }
 
   private count(key: string): number {
