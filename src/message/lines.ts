@@ -4,6 +4,9 @@
  * folded header field is several lines and fine; one physical line over the
  * limit is refused by strict receivers, so posta refuses it before it
  * acknowledges (and signs) the message, rather than bounce it later.
+ *
+ * And line endings (RFC 5321 §2.3.8): only CRLF ends a line, in commands
+ * and in DATA; a bare LF or CR is what SMTP smuggling hides behind.
  */
 export const MAX_LINE_OCTETS = 998;
 
@@ -57,4 +60,19 @@ export class LineLengths {
     if (this.found) return this.found;
     return this.current > MAX_LINE_OCTETS ? { line: this.line, length: this.current } : null;
   }
+}
+
+/**
+ * The first kind of bare line ending in `chunk` ('LF': an LF not after CR,
+ * `prev` being the byte before the chunk; 'CR': a CR not before LF, a CR at
+ * the very end left to the next chunk); null when there is none.
+ */
+export function bareLineEnding(chunk: Buffer, prev: number): 'LF' | 'CR' | null {
+  for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) {
+    if ((i === 0 ? prev : chunk[i - 1]) !== 13) return 'LF';
+  }
+  for (let i = chunk.indexOf(13); i >= 0 && i < chunk.length - 1; i = chunk.indexOf(13, i + 1)) {
+    if (chunk[i + 1] !== 10) return 'CR';
+  }
+  return null;
 }

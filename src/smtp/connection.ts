@@ -36,6 +36,7 @@ import type { Socket } from 'node:net';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { bareLineEnding } from '../message/lines.ts';
 
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 
@@ -164,7 +165,7 @@ class StrictConnection extends SMTPConnection {
       encoding: BufferEncoding,
       next: (err?: Error | null) => void,
     ) => {
-      if (!parser._dataMode && !parser.isClosed && hasBareLineEnding(chunk, last)) {
+      if (!parser._dataMode && !parser.isClosed && bareLineEnding(chunk, last) !== null) {
         parser.isClosed = true;
         this.send(500, '5.5.2 Line endings must be CRLF (RFC 5321 section 2.3.8); closing');
         this.close();
@@ -214,17 +215,6 @@ class StrictConnection extends SMTPConnection {
       this.close();
     }
   }
-}
-
-/** In command mode: an LF not after CR, or a CR not before LF (a CR at the very end may be split). */
-function hasBareLineEnding(chunk: Buffer, prev: number): boolean {
-  for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) {
-    if ((i === 0 ? prev : chunk[i - 1]) !== 13) return true;
-  }
-  for (let i = chunk.indexOf(13); i >= 0 && i < chunk.length - 1; i = chunk.indexOf(13, i + 1)) {
-    if (chunk[i + 1] !== 10) return true;
-  }
-  return false;
 }
 
 export class PostaSMTPServer extends SMTPServer {

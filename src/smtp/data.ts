@@ -26,7 +26,7 @@ import { rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { LineLengths, longLineText } from '../message/lines.ts';
+import { LineLengths, bareLineEnding, longLineText } from '../message/lines.ts';
 import { split, type Held } from '../message/held.ts';
 import {
   C452Busy,
@@ -248,18 +248,13 @@ function failed(f: { error: Error | null }): void {
 /** The first bare CR, bare LF or NUL in `chunk`, `prev` being the byte before it. */
 function lineProblem(chunk: Buffer, prev: number): string | null {
   if (chunk.indexOf(0) >= 0) return 'The message contains a NUL byte, which SMTP does not allow';
-  for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) {
-    if ((i === 0 ? prev : chunk[i - 1]) !== 13) {
-      return 'The message contains a bare LF; lines must end with CRLF (RFC 5321 section 2.3.8)';
-    }
+  const bare = bareLineEnding(chunk, prev);
+  if (bare === 'LF') {
+    return 'The message contains a bare LF; lines must end with CRLF (RFC 5321 section 2.3.8)';
   }
-  if (prev === 13 && chunk[0] !== 10) {
+  // a CR that ended the chunk before must be followed by this one's LF
+  if (bare === 'CR' || (prev === 13 && chunk[0] !== 10)) {
     return 'The message contains a bare CR; lines must end with CRLF (RFC 5321 section 2.3.8)';
-  }
-  for (let i = chunk.indexOf(13); i >= 0 && i < chunk.length - 1; i = chunk.indexOf(13, i + 1)) {
-    if (chunk[i + 1] !== 10) {
-      return 'The message contains a bare CR; lines must end with CRLF (RFC 5321 section 2.3.8)';
-    }
   }
   return null;
 }
