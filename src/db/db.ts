@@ -4,7 +4,7 @@
  * a crash or power loss. Schema changes are numbered migrations applied in
  * order at open, tracked by PRAGMA user_version.
  */
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { makeDirs } from '../fsutil/mkdir.ts';
@@ -48,4 +48,18 @@ export function transaction<T>(db: Db, fn: () => T): T {
     if (db.isTransaction) db.exec('ROLLBACK');
     throw err;
   }
+}
+
+const statements = new WeakMap<Db, Map<string, StatementSync>>();
+
+/**
+ * `sql` prepared once per connection and kept: the server runs the same few
+ * statements for every message, and preparing one costs more than running it.
+ */
+export function prepared(db: Db, sql: string): StatementSync {
+  let cache = statements.get(db);
+  if (!cache) statements.set(db, (cache = new Map<string, StatementSync>()));
+  let s = cache.get(sql);
+  if (!s) cache.set(sql, (s = db.prepare(sql)));
+  return s;
 }

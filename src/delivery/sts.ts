@@ -11,7 +11,7 @@
  * "testing" the same checks are only noted.
  */
 import type { DNSResolver, MTASTSPolicy } from 'mailauth';
-import type { Db } from '../db/db.ts';
+import { prepared, type Db } from '../db/db.ts';
 import type { ResolveFn } from '../dns/resolver.ts';
 
 export type StsMode = 'enforce' | 'testing' | 'none';
@@ -47,9 +47,10 @@ export class StsPolicies {
   }
 
   private async lookup(domain: string): Promise<StsPolicy> {
-    const row = this.db
-      .prepare('SELECT policy, checked_at FROM sts_policies WHERE domain = ?')
-      .get(domain) as { policy: string; checked_at: number } | undefined;
+    const row = prepared(
+      this.db,
+      'SELECT policy, checked_at FROM sts_policies WHERE domain = ?',
+    ).get(domain) as { policy: string; checked_at: number } | undefined;
     let known: MTASTSPolicy | null = row ? (JSON.parse(row.policy) as MTASTSPolicy) : null;
     // mailauth (and its dependencies) load on the first delivery, not at start.
     const { getPolicy, validateMx } = await import('mailauth/lib/mta-sts.js');
@@ -60,12 +61,11 @@ export class StsPolicies {
       });
       known = result.policy;
       const stored: MTASTSPolicy = { ...known, error: undefined };
-      this.db
-        .prepare(
-          `INSERT INTO sts_policies (domain, policy, checked_at) VALUES (?, ?, ?)
-           ON CONFLICT(domain) DO UPDATE SET policy = excluded.policy, checked_at = excluded.checked_at`,
-        )
-        .run(domain, JSON.stringify(stored), Date.now());
+      prepared(
+        this.db,
+        `INSERT INTO sts_policies (domain, policy, checked_at) VALUES (?, ?, ?)
+         ON CONFLICT(domain) DO UPDATE SET policy = excluded.policy, checked_at = excluded.checked_at`,
+      ).run(domain, JSON.stringify(stored), Date.now());
     }
     const policy = known;
     if (!policy || policy.mode === 'none') return NONE;
