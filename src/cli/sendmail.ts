@@ -106,7 +106,7 @@ field and its log: "from userid 33 www-data".`,
           }),
       });
     } finally {
-      spool.close();
+      await spool.close();
     }
   },
 };

@@ -31,7 +31,7 @@ test('messages enqueued together are committed together and read back whole', as
     Array.from({ length: 50 }, (_, n) => spool.enqueue(env(n), Buffer.from(`message ${n}\r\n`))),
   );
   assert.equal(new Set(ids).size, 50);
-  spool.close();
+  await spool.close();
   const again = new Spool(dir);
   const list = again.list();
   assert.equal(list.length, 50);
@@ -39,7 +39,7 @@ test('messages enqueued together are committed together and read back whole', as
   assert.equal(first?.sender, 's7@example.test');
   assert.deepEqual(first?.recipients.sort(), ['r7@example.org', 'x7@example.net']);
   assert.equal((await text(again, ids[7] ?? ''))?.toString(), 'message 7\r\n');
-  again.close();
+  await again.close();
 });
 
 test('queue ids sort by time and are unique', () => {
@@ -80,7 +80,7 @@ test('due work of one domain or message is found however large the backlog of an
   const byMessage = spool.due(now, 10, none, none, { messages: [small, backlog[299] ?? ''] });
   assert.deepEqual(byMessage.map((m) => m.id).sort(), [small, backlog[299]].sort());
   assert.deepEqual(spool.due(now, 10, none, new Set(['small.test']), { messages: [small] }), []);
-  spool.close();
+  await spool.close();
 });
 
 test('a queue written before the domain index keeps its mail when opened', async () => {
@@ -102,7 +102,7 @@ test('a queue written before the domain index keeps its mail when opened', async
   const due = spool.due(Date.now(), 10, new Set(), new Set(), { domains: ['dest.test'] });
   assert.deepEqual(due[0]?.recipients, [{ address: 'b@dest.test', attempts: 0 }]);
   assert.equal((await text(spool, 'm1'))?.toString(), 'x\r\n');
-  spool.close();
+  await spool.close();
 });
 
 test('a body in a file is stored in parts, read back whole, and its parts go with the message', async () => {
@@ -131,5 +131,5 @@ test('a body in a file is stored in parts, read back whole, and its parts go wit
   assert.equal(parts(), 3);
   assert.ok(deleteMessage(spool.db, id));
   assert.equal(parts(), 0);
-  spool.close();
+  await spool.close();
 });

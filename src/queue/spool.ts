@@ -3,15 +3,18 @@
  * each recipient is delivered or bounced.
  *
  * Invariant: enqueue() resolves only after the message and its envelope are
- * committed with an fsync (db.ts: WAL, synchronous=FULL). The SMTP layer
- * replies 250 only then, so an acknowledged message survives kill -9 or a
- * power cut; an unacknowledged one is either wholly there or not at all.
+ * committed and the WAL file holding the commit is fdatasync'd (WAL mode,
+ * synchronous=NORMAL for this connection, and the sync in wal-sync.ts, off
+ * the event loop). The SMTP layer replies 250 only then, so an acknowledged
+ * message survives kill -9 or a power cut; an unacknowledged one is either
+ * wholly there or not at all.
  *
  * Group commit: every write (a new message, the results of a delivery
  * attempt) is queued and the writes of one turn of the event loop are
- * committed in one transaction, one fsync for all of them, so throughput does
- * not collapse to one fsync per message. Each write runs in its own savepoint,
- * so one failing write does not take the others down with it.
+ * committed in one transaction, and a durable one waits for one sync with
+ * all the commits made while the previous sync ran, so throughput does not
+ * collapse to one fsync per message. Each write runs in its own savepoint, so
+ * one failing write does not take the others down with it.
  *
  * Recipients: a row per recipient still to be delivered, with its attempt
  * count and next attempt time. A recipient that is delivered or has failed
@@ -30,14 +33,13 @@
  * Delivery is at least once: results of an attempt are committed after the
  * receiving server said 250, so a crash in between sends the message again.
  *
- * What need not survive a power cut commits without its own fsync
- * (synchronous=NORMAL, for that commit only): the results of an attempt
- * that creates no message (a DSN does), and the parts of a large body. In WAL
- * mode such a commit survives kill -9 (it is in the WAL, in the OS's cache),
- * and the next fsync'd commit, which comes after it in the same WAL, makes it
- * durable too: a message row's commit makes its parts durable with it. A
- * power cut can lose only results not yet followed by such a commit, and then
- * the message is delivered again, which at least once allows.
+ * What need not survive a power cut waits for no sync: the results of an
+ * attempt that creates no message (a DSN does), and the parts of a large
+ * body. In WAL mode such a commit survives kill -9 (it is in the WAL, in the
+ * OS's cache), and the next sync, of the same WAL, makes it durable too: a
+ * message row's sync makes its parts durable with it. A power cut can lose
+ * only results not yet followed by a sync, and then the message is delivered
+ * again, which at least once allows.
  */
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
@@ -47,9 +49,10 @@ import { open } from 'node:fs/promises';
 import type { BodyFile, Held } from '../message/held.ts';
 import { headerBlock } from '../message/header.ts';
 import { PostaError } from '../errors.ts';
-import { openDb, transaction, type Db } from '../db/db.ts';
+import { openDb, prepared, transaction, type Db } from '../db/db.ts';
 import { fsErrorSentence, ownerOf } from '../fsutil/errors.ts';
 import type { SenderAuth } from '../verify/inbound.ts';
+import { WalSync } from './wal-sync.ts';
 
 export interface Envelope {
   /** The envelope sender; "" for the null sender (bounces). */
@@ -280,8 +283,13 @@ export class Spool {
   /** Called with the ids of new messages once committed, so delivery can start at once. */
   onEnqueued: (ids: string[]) => void = () => {};
 
+  private readonly wal: WalSync;
+
   constructor(dataDir: string) {
     this.db = openQueueDb(dataDir);
+    // durable writes are synced by this.wal, off the event loop (wal-sync.ts)
+    this.db.exec('PRAGMA synchronous = NORMAL');
+    this.wal = new WalSync(join(dataDir, 'queue.db-wal'));
   }
 
   /**
@@ -301,15 +309,16 @@ export class Spool {
         await this.write(() => {
           // The row commits only with every part beside it: a sweep by another
           // process on this folder, say, must make this a 451, not a torn message.
-          const have = this.db
-            .prepare('SELECT count(*) AS n FROM message_parts WHERE message = ?')
-            .get(id) as { n: number };
+          const have = prepared(
+            this.db,
+            'SELECT count(*) AS n FROM message_parts WHERE message = ?',
+          ).get(id) as { n: number };
           if (have.n !== parts) throw new Error(`message ${id} lost parts before its commit`);
           this.insert(id, envelope, empty, Date.now(), { parts, size });
         });
       } catch (err) {
         // a refused or failed commit (a full disk) leaves no parts behind
-        this.db.prepare('DELETE FROM message_parts WHERE message = ?').run(id);
+        prepared(this.db, 'DELETE FROM message_parts WHERE message = ?').run(id);
         throw err;
       }
     }
@@ -329,14 +338,16 @@ export class Spool {
    */
   async record(id: string, result: AttemptResult): Promise<void> {
     await this.write(() => {
-      const log = this.db.prepare(
+      const log = prepared(
+        this.db,
         `INSERT INTO attempts (message, recipient, at, duration_ms, outcome, reply, mx, ip, tls, tls_verified)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
-      const retry = this.db.prepare(
+      const retry = prepared(
+        this.db,
         'UPDATE recipients SET attempts = attempts + 1, next_attempt = ?, last_reply = ? WHERE message = ? AND address = ?',
       );
-      const done = this.db.prepare('DELETE FROM recipients WHERE message = ? AND address = ?');
+      const done = prepared(this.db, 'DELETE FROM recipients WHERE message = ? AND address = ?');
       for (const a of result.attempts) {
         log.run(
           id,
@@ -354,12 +365,11 @@ export class Spool {
         if (next === undefined) done.run(id, a.recipient);
         else retry.run(next, a.reply, id, a.recipient);
       }
-      if (result.warned) this.db.prepare('UPDATE messages SET warned = 1 WHERE id = ?').run(id);
-      this.db
-        .prepare(
-          'DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM recipients WHERE message = ?)',
-        )
-        .run(id, id);
+      if (result.warned) prepared(this.db, 'UPDATE messages SET warned = 1 WHERE id = ?').run(id);
+      prepared(
+        this.db,
+        'DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM recipients WHERE message = ?)',
+      ).run(id, id);
       for (const n of result.notices) this.insert(n.id, n.envelope, n.data, Date.now());
     }, result.notices.length > 0);
     if (result.notices.length) this.onEnqueued(result.notices.map((n) => n.id));
@@ -376,8 +386,9 @@ export class Spool {
   ): Promise<void> {
     await this.write(() => {
       const now = Date.now();
-      const drop = this.db.prepare('DELETE FROM recipients WHERE message = ? AND address = ?');
-      const add = this.db.prepare(
+      const drop = prepared(this.db, 'DELETE FROM recipients WHERE message = ? AND address = ?');
+      const add = prepared(
+        this.db,
         'INSERT OR IGNORE INTO recipients (message, address, next_attempt) VALUES (?, ?, ?)',
       );
       for (const r of replacements) {
@@ -385,7 +396,7 @@ export class Spool {
         for (const t of r.targets) add.run(id, t, now);
       }
       if (sender !== undefined) {
-        this.db.prepare('UPDATE messages SET sender = ? WHERE id = ?').run(sender, id);
+        prepared(this.db, 'UPDATE messages SET sender = ? WHERE id = ?').run(sender, id);
       }
     });
   }
@@ -413,14 +424,14 @@ export class Spool {
     const excluded = [JSON.stringify([...busy]), JSON.stringify([...fullDomains])];
     let rows: DueRow[];
     if (scope === undefined) {
-      rows = this.db.prepare(dueQuery('')).all(now, ...excluded, limit) as unknown as DueRow[];
+      rows = prepared(this.db, dueQuery('')).all(now, ...excluded, limit) as unknown as DueRow[];
     } else {
       // One query per domain or message, each an ordered range of an index
       // ((state, domain, next_attempt) or the primary key), stopping at `limit`.
       const one =
         'domains' in scope
-          ? this.db.prepare(dueQuery('AND r.domain = ?', 'recipients_domain_due'))
-          : this.db.prepare(dueQuery('AND r.message = ?', 'sqlite_autoindex_recipients_1'));
+          ? prepared(this.db, dueQuery('AND r.domain = ?', 'recipients_domain_due'))
+          : prepared(this.db, dueQuery('AND r.message = ?', 'sqlite_autoindex_recipients_1'));
       const values = 'domains' in scope ? scope.domains : scope.messages;
       rows = values
         .flatMap((v) => one.all(now, ...excluded, v, limit) as unknown as DueRow[])
@@ -450,17 +461,19 @@ export class Spool {
 
   /** Messages in the queue and the age of the oldest, for metrics. */
   stats(now = Date.now()): { messages: number; oldestSeconds: number } {
-    const row = this.db
-      .prepare('SELECT count(*) AS n, min(created_at) AS oldest FROM messages')
-      .get() as { n: number; oldest: number | null };
+    const row = prepared(
+      this.db,
+      'SELECT count(*) AS n, min(created_at) AS oldest FROM messages',
+    ).get() as { n: number; oldest: number | null };
     return { messages: row.n, oldestSeconds: row.oldest ? (now - row.oldest) / 1000 : 0 };
   }
 
   /** The earliest next attempt of any recipient, or null when the queue is empty. */
   nextDue(): number | null {
-    const row = this.db
-      .prepare("SELECT min(next_attempt) AS t FROM recipients WHERE state = 'queued'")
-      .get() as { t: number | null };
+    const row = prepared(
+      this.db,
+      "SELECT min(next_attempt) AS t FROM recipients WHERE state = 'queued'",
+    ).get() as { t: number | null };
     return row.t;
   }
 
@@ -475,12 +488,14 @@ export class Spool {
 
   /** Forget delivery log lines older than `before`. */
   prune(before: number): void {
-    this.db.prepare('DELETE FROM attempts WHERE at < ?').run(before);
+    prepared(this.db, 'DELETE FROM attempts WHERE at < ?').run(before);
   }
 
-  close(): void {
+  /** Commits what is pending; resolves when its sync is done and the files are closed. */
+  async close(): Promise<void> {
     if (this.pending.length) this.commit();
     this.db.close();
+    await this.wal.close();
   }
 
   /**
@@ -494,13 +509,16 @@ export class Spool {
     m: Held,
     body: BodyFile,
   ): Promise<{ parts: number; size: number }> {
-    const add = this.db.prepare('INSERT INTO message_parts (message, seq, data) VALUES (?, ?, ?)');
+    const add = prepared(
+      this.db,
+      'INSERT INTO message_parts (message, seq, data) VALUES (?, ?, ?)',
+    );
     const buf = Buffer.allocUnsafe(PART_SIZE);
     let fill = 0;
     let parts = 0;
     const full = () => {
       if (fill < PART_SIZE) return;
-      this.relaxed(() => add.run(id, parts++, buf));
+      add.run(id, parts++, buf);
       fill = 0;
     };
     const file = await open(body.path, 'r');
@@ -518,10 +536,10 @@ export class Spool {
         pos += bytesRead;
         left -= bytesRead;
       }
-      if (fill > 0) this.relaxed(() => add.run(id, parts++, buf.subarray(0, fill)));
+      if (fill > 0) add.run(id, parts++, buf.subarray(0, fill));
     } catch (err) {
       try {
-        this.db.prepare('DELETE FROM message_parts WHERE message = ?').run(id);
+        prepared(this.db, 'DELETE FROM message_parts WHERE message = ?').run(id);
       } catch {
         // the sweep at the next start removes them
       }
@@ -539,27 +557,27 @@ export class Spool {
     now: number,
     stored = { parts: 0, size: data.length },
   ): void {
-    this.db
-      .prepare(
-        `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data, smtputf8, parts,
+    prepared(
+      this.db,
+      `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data, smtputf8, parts,
                                sender_auth)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        id,
-        now,
-        e.sender,
-        e.source,
-        e.account ?? null,
-        e.clientIp,
-        e.messageId ?? null,
-        stored.size,
-        data,
-        Number(e.smtpUtf8 ?? false),
-        stored.parts,
-        e.senderAuth ? JSON.stringify(e.senderAuth) : null,
-      );
-    const add = this.db.prepare(
+    ).run(
+      id,
+      now,
+      e.sender,
+      e.source,
+      e.account ?? null,
+      e.clientIp,
+      e.messageId ?? null,
+      stored.size,
+      data,
+      Number(e.smtpUtf8 ?? false),
+      stored.parts,
+      e.senderAuth ? JSON.stringify(e.senderAuth) : null,
+    );
+    const add = prepared(
+      this.db,
       'INSERT OR IGNORE INTO recipients (message, address, next_attempt) VALUES (?, ?, ?)',
     );
     for (const r of e.recipients) add.run(id, r, now);
@@ -575,48 +593,45 @@ export class Spool {
     });
   }
 
-  /** Runs `fn`'s commits without an fsync of their own (see the top of this file). */
-  private readonly relaxed = (fn: () => void): void => {
-    this.db.exec('PRAGMA synchronous = NORMAL');
-    try {
-      fn();
-    } finally {
-      this.db.exec('PRAGMA synchronous = FULL');
-    }
-  };
-
   private commit(): void {
     this.scheduled = false;
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
     const failed = new Map<Pending, Error>();
-    const durable = batch.some((p) => p.durable);
     try {
-      (durable ? (fn: () => void) => fn() : this.relaxed)(() =>
-        transaction(this.db, () => {
-          for (const p of batch) {
-            this.db.exec('SAVEPOINT w');
-            try {
-              p.write();
-              this.db.exec('RELEASE w');
-            } catch (err) {
-              this.db.exec('ROLLBACK TO w');
-              this.db.exec('RELEASE w');
-              failed.set(p, err as Error);
-            }
+      transaction(this.db, () => {
+        for (const p of batch) {
+          this.db.exec('SAVEPOINT w');
+          try {
+            p.write();
+            this.db.exec('RELEASE w');
+          } catch (err) {
+            this.db.exec('ROLLBACK TO w');
+            this.db.exec('RELEASE w');
+            failed.set(p, err as Error);
           }
-        }),
-      );
+        }
+      });
     } catch (err) {
       for (const p of batch) p.reject(err as Error);
       return;
     }
-    for (const p of batch) {
+    const settle = (p: Pending) => {
       const err = failed.get(p);
       if (err) p.reject(err);
       else p.resolve();
-    }
+    };
+    const durable = batch.filter((p) => p.durable && !failed.has(p));
+    for (const p of batch) if (!p.durable || failed.has(p)) settle(p);
+    if (durable.length === 0) return;
+    this.wal.sync().then(
+      () => durable.forEach(settle),
+      (err: Error) => {
+        const e = new Error(`the queue could not be synced to disk: ${err.message}`);
+        for (const p of durable) p.reject(e);
+      },
+    );
   }
 }
 
@@ -649,14 +664,14 @@ export function listMessages(db: Db): QueuedMessage[] {
  * what posta adds, well under PART_SIZE).
  */
 export function storedMessage(db: Db, id: string): StoredMessage | null {
-  const row = db.prepare('SELECT data, parts, size FROM messages WHERE id = ?').get(id) as
+  const row = prepared(db, 'SELECT data, parts, size FROM messages WHERE id = ?').get(id) as
     { data: Uint8Array; parts: number; size: number } | undefined;
   if (!row) return null;
   if (row.parts === 0) {
-    const data = Buffer.from(row.data);
+    const data = Buffer.from(row.data.buffer, row.data.byteOffset, row.data.length);
     return { size: data.length, head: headOf(data), open: () => Readable.from([data]) };
   }
-  const part = db.prepare('SELECT data FROM message_parts WHERE message = ? AND seq = ?');
+  const part = prepared(db, 'SELECT data FROM message_parts WHERE message = ? AND seq = ?');
   const read = (seq: number): Buffer => {
     const p = part.get(id, seq) as { data: Uint8Array } | undefined;
     if (!p) throw new Error(`part ${seq} of message ${id} is missing (deleted meanwhile?)`);

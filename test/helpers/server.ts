@@ -67,6 +67,8 @@ export async function startServer(
      * it (as `posta install-service` gives it to its service user).
      */
     asNobody?: boolean;
+    /** A command in front of `posta serve` (strace and its options, say). */
+    wrap?: string[];
   } = {},
 ): Promise<TestServer> {
   const domain = opts.domain ?? 'example.test';
@@ -100,7 +102,7 @@ export async function startServer(
   const added = await posta(['user', 'add', user, '--password', password, '--dir', dir]);
   if (added.code !== 0) throw new Error(added.stderr);
   if (opts.asNobody) await execFileP('chown', ['-R', 'nobody:nogroup', dirname(dir)]);
-  const serveOpts = { env: opts.env, asNobody: opts.asNobody };
+  const serveOpts = { env: opts.env, asNobody: opts.asNobody, wrap: opts.wrap };
   const server: TestServer = {
     dir,
     host,
@@ -140,9 +142,9 @@ export async function startServer(
 async function spawnServe(
   dir: string,
   logs: string[],
-  opts: { env?: Record<string, string>; asNobody?: boolean },
+  opts: { env?: Record<string, string>; asNobody?: boolean; wrap?: string[] },
 ): Promise<ChildProcess> {
-  const serve = [POSTA, 'serve', '--dir', dir];
+  const serve = [...(opts.wrap ?? []), POSTA, 'serve', '--dir', dir];
   const [command = POSTA, ...argv] = opts.asNobody
     ? ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', ...serve]
     : serve;

@@ -28,6 +28,7 @@ peers=(
   "python3-yaml|python3 module yaml (reads the SPF suite)|$py -c 'import yaml'"
   "python3-spf|RFC 7208 SPF test suite (rfc7208-tests.yml.gz)|test -r /usr/share/doc/python3-spf/rfc7208-tests.yml.gz"
   "opendkim-tools|opendkim-testmsg (DKIM verification by OpenDKIM)|command -v opendkim-testmsg"
+  "strace|strace may trace (the order of fsync and 250 in durability.test.ts)|strace -f -qq -e trace=fsync -o /dev/null true"
   "bind9-utils|named-checkzone|command -v named-checkzone"
   "openssl|openssl|command -v openssl"
   "pebble|pebble (ACME test CA)|command -v pebble"
