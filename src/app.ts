@@ -4,6 +4,7 @@
  * later one fails to start). No logic.
  */
 import { PostaError } from './errors.ts';
+import { useCompileCache, saveCompileCache } from './compile-cache.ts';
 import type { ResolvedConfig } from './config/load.ts';
 import { formatEndpoint } from './config/endpoint.ts';
 import { Directory } from './domains/directory.ts';
@@ -90,6 +91,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     stops.push(await watchConfigFile(config.dir, log));
     const spool = openSpool(config);
     stops.push(() => spool.close());
+    useCompileCache(config.dataDir);
     spool.sweep();
     clearIncoming(config.dataDir);
     const resolver = opts.captureDir ? offlineResolver() : createResolver(config.dns.servers);
@@ -196,6 +198,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       return null;
     });
     if (sendmail) stops.push(() => sendmail.close());
+    saveCompileCache();
     return { listeners: smtp.listeners, spool, stop: stopAll };
   } catch (err) {
     await stopAll();

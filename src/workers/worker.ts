@@ -8,6 +8,7 @@ import type { Endpoint } from '../config/endpoint.ts';
 import type { SignRequest } from '../dkim/pool.ts';
 import type { VerifyRequest } from '../verify/pool.ts';
 import type { BodyFile, Held } from '../message/held.ts';
+import { saveCompileCache } from '../compile-cache.ts';
 
 const { servers } = workerData as { servers: Endpoint[] | null };
 
@@ -41,7 +42,14 @@ parentPort?.on('message', (m: { id: number; kind: string; input: never }) => {
     return;
   }
   let handler = loaded.get(m.kind);
-  if (!handler) loaded.set(m.kind, (handler = load()));
+  if (!handler) {
+    loaded.set(m.kind, (handler = load()));
+    // the next start's threads read this kind's code compiled (compile-cache.ts)
+    void handler.then(
+      () => saveCompileCache(),
+      () => undefined,
+    );
+  }
   handler
     .then((h) => h(m.input))
     .then(
