@@ -45,7 +45,11 @@ export interface ResolvedConfig {
   readonly mtaSts: { readonly mode: StsMode; readonly maxAge: number };
   readonly dns: { readonly servers: readonly Endpoint[] };
   readonly delivery: DeliveryConfig;
-  readonly inbound: { readonly dmarcReject: boolean; readonly dnsbl: readonly string[] };
+  readonly inbound: {
+    readonly checks: boolean;
+    readonly dmarcReject: boolean;
+    readonly dnsbl: readonly string[];
+  };
   /** Local domains: one folder each under domains/, as A-labels. */
   readonly domains: readonly string[];
 }
@@ -340,7 +344,11 @@ function resolveConfig(
     mtaSts: { mode: c.mta_sts.mode, maxAge: c.mta_sts.max_age },
     dns: { servers: eps(c.dns.servers) },
     delivery: resolveDelivery(file, c.delivery, abs),
-    inbound: { dmarcReject: c.inbound.dmarc_reject, dnsbl: c.inbound.dnsbl },
+    inbound: {
+      checks: c.inbound.checks,
+      dmarcReject: c.inbound.dmarc_reject,
+      dnsbl: c.inbound.dnsbl,
+    },
     domains,
   });
 }

@@ -235,6 +235,12 @@ export const ConfigSchema = z.strictObject({
     .describe('The MTA-STS policy posta serves at https://mta-sts.DOMAIN/.well-known/mta-sts.txt.'),
   inbound: z
     .strictObject({
+      checks: z
+        .boolean()
+        .default(true)
+        .describe(
+          'Check SPF, DKIM, DMARC and ARC of mail arriving on port 25, write the result in Authentication-Results and ARC-seal it. Off only when a filter in front of posta checks it: mail is then forwarded as it came, dmarc_reject does nothing, and no DSN goes back to its unverified sender.',
+        ),
       dmarc_reject: z
         .boolean()
         .default(true)

@@ -15,10 +15,11 @@
  *    fields read as UTF-8, RFC 6532; originator.ts); Bcc fields removed;
  *    Message-ID and Date added when missing (RFC 6409 §8).
  * 4. A Received trace field, then DKIM signatures of the From domain's keys.
- * 5. Inbound (25): SPF, DKIM, DMARC and ARC checked (verify/inbound.ts), an
- *    Authentication-Results field and an ARC set of the recipient's domain
- *    added on top; DMARC p=reject failures refused.
- * 6. The spool commits (fsync) and only then does the client get 250. It
+ * 5. Inbound (25), unless [inbound] checks = false: SPF, DKIM, DMARC and
+ *    ARC checked (verify/inbound.ts), an Authentication-Results field and an
+ *    ARC set of the recipient's domain added on top; DMARC p=reject failures
+ *    refused.
+ * 6. The spool commits (synced, queue/wal-sync.ts) and only then does the client get 250. It
  *    notes whether the next hop must get SMTPUTF8: when the header is UTF-8
  *    and the client asked for SMTPUTF8 or is one of our accounts (RFC 6531
  *    §3.4); delivery adds it for non-ASCII addresses by itself.
@@ -127,8 +128,11 @@ async function accept(
   });
   let message = stamped.message;
   let senderAuth: SenderAuth | undefined;
-  if (source === 'inbound') {
+  if (source === 'inbound' && deps.config.inbound.checks) {
     ({ message, senderAuth } = await checkInbound(message, session, queueId, deps));
+  } else if (source === 'inbound') {
+    // [inbound] checks = false: nothing verified its sender, so no DSN goes to it
+    senderAuth = { spf: 'unchecked', dkim: 'unchecked' };
   }
 
   const envelope = {

@@ -327,3 +327,45 @@ test('an alias loop is refused on port 25 and ends with one DSN from submission'
   );
   assert.equal(dsns.length, 1, 'one DSN');
 });
+
+test('[inbound] checks = false: the DMARC failure is forwarded as it came, with SRS, unsealed', async () => {
+  const off = await startServer({
+    dns: dns.endpoint,
+    extraToml: '[inbound]\nchecks = false',
+  });
+  try {
+    const added = await posta([
+      'alias',
+      'add',
+      'unchecked@example.test',
+      'plain@gmail.test',
+      '--dir',
+      off.dir,
+    ]);
+    assert.equal(added.code, 0, added.stderr);
+    await off.logged(0, 'config folder reloaded');
+    const forged = Buffer.from(
+      'From: Alice <alice@origin.test>\r\nTo: unchecked@example.test\r\nSubject: unchecked\r\n\r\nunsigned\r\n',
+    );
+    const c = await RawSmtp.connect(off.host, off.ports.smtp);
+    try {
+      assert.equal((await c.reply()).code, 220);
+      assert.equal((await c.cmd('EHLO mx.origin.test')).code, 250);
+      assert.equal((await c.cmd('MAIL FROM:<alice@origin.test>')).code, 250);
+      assert.equal((await c.cmd('RCPT TO:<unchecked@example.test>')).code, 250);
+      assert.equal((await c.cmd('DATA')).code, 354);
+      c.write(forged);
+      const r = await c.cmd('.');
+      assert.equal(r.code, 250, r.raw);
+    } finally {
+      c.close();
+    }
+    const m = await rx.arrival((x) => x.rcptTos.includes('plain@gmail.test'), 'unchecked forward');
+    assert.match(m.mailFrom, /^SRS0=.*=origin\.test=alice@example\.test$/);
+    const text = m.data.toString();
+    assert.doesNotMatch(text, /^(Authentication-Results|ARC-Seal|ARC-Message-Signature):/im);
+    assert.match(text, /Subject: unchecked\r\n/);
+  } finally {
+    await off.stop();
+  }
+});
