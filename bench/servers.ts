@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { makeCert } from '../test/helpers/certs.ts';
 import { POSTA, ROOT, initFolder, posta } from '../test/helpers/posta.ts';
 import { Tree, traced, tree } from './proc.ts';
-import { waitForPort } from './load.ts';
+import { runLoad, waitForPort } from './load.ts';
 
 export const PEERS = process.env.BENCH_PEERS ?? join(ROOT, 'bench/.peers');
 export const PASSWORD = 'correct horse battery';
@@ -29,7 +29,8 @@ export interface Server {
   host: string;
   /** Port 25 (relaying rcpt@example.test to sink@dest.test), when this server is in that mode. */
   smtp?: number;
-  submission: number;
+  /** Submission, when this server is in that mode. */
+  submission?: number;
   /** AUTH on submission; absent when the server takes submission without it (labelled). */
   auth?: { user: string; password: string };
   /** How it stores an accepted message and anything else a reader of the figures needs. */
@@ -50,7 +51,8 @@ async function started(child: ChildProcess, host: string, port: number, what: st
   });
 }
 
-async function stopAll(children: ChildProcess[], dir: string): Promise<void> {
+/** Stops the servers, then removes `dir` if given. */
+async function stopAll(children: ChildProcess[], dir?: string): Promise<void> {
   for (const child of children) {
     if (child.exitCode !== null || child.signalCode !== null) continue;
     const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -61,7 +63,7 @@ async function stopAll(children: ChildProcess[], dir: string): Promise<void> {
     await Promise.race([exited, sleep(8000)]);
     if (child.exitCode === null) child.kill('SIGKILL');
   }
-  await rm(dir, { recursive: true, force: true });
+  if (dir) await rm(dir, { recursive: true, force: true });
 }
 
 function passwdId(file: string, name: string): number {
@@ -77,6 +79,8 @@ export interface PostaOptions {
   name: string;
   /** taskset -c CPUS, when given. */
   cpus?: string;
+  /** [inbound] checks = false, and port 25 only. */
+  checks?: false;
 }
 
 /**
@@ -107,6 +111,7 @@ export async function startPosta(o: PostaOptions): Promise<Server> {
       'connections = 1200',
       'connections_per_ip = 1200',
       'connections_per_prefix = 1200',
+      ...(o.checks === false ? ['[inbound]', 'checks = false'] : []),
       '[delivery]',
       'concurrency = 64',
       'connections_per_domain = 32',
@@ -120,8 +125,53 @@ export async function startPosta(o: PostaOptions): Promise<Server> {
     const r = await posta([...args, '--dir', dir]);
     if (r.code !== 0) throw new Error(`posta ${args[0]} add failed: ${r.stderr}`);
   }
-  const t = traced([POSTA, 'serve', '--dir', dir], join(dir, 'fsync.strace'), {
-    prefix: o.cpus ? ['taskset', '-c', o.cpus] : [],
+  // First a run as after installing: it fills data/compile-cache, as any
+  // posta has it from its second start on (src/compile-cache.ts).
+  const first = await launch(dir, join(dir, 'first.strace'), o.cpus);
+  for (const submission of [true, false]) {
+    await runLoad({
+      host: o.host,
+      port: submission ? 587 : 25,
+      sessions: 1,
+      seconds: 1,
+      bytes: 5120,
+      perConnection: 10,
+      ...(submission
+        ? { tls: true, auth: { user: USER, password: PASSWORD }, from: USER, to: 'sink@dest.test' }
+        : { tls: false, from: 'bench@remote.example', to: 'rcpt@example.test' }),
+    });
+  }
+  await sleep(2000); // the deliveries
+  await stopAll([first.t.child]);
+  const { t, problems } = await launch(dir, join(dir, 'fsync.strace'), o.cpus);
+  return {
+    name: o.name,
+    host: o.host,
+    smtp: 25,
+    submission: o.checks === false ? undefined : 587,
+    auth: { user: USER, password: PASSWORD },
+    notes: [
+      'the 250 after the commit to data/queue.db and an fdatasync of its WAL (group commit); ' +
+        'started a second time, as after a restart (the first run fills its compile cache); ' +
+        (o.checks === false
+          ? 'port 25 with [inbound] checks = false: no SPF/DKIM/DMARC/ARC checks, no ARC seal'
+          : 'DKIM RSA-2048 + Ed25519 on submission; SPF/DKIM/DMARC/ARC checks and an ARC seal on port 25'),
+    ],
+    tree: new Tree([t.child]),
+    fsyncs: t.fsyncs,
+    problems: () => problems,
+    stop: () => stopAll([t.child], join(dir, '..')),
+  };
+}
+
+/** `posta serve` on `dir` under strace, once it is ready. */
+async function launch(
+  dir: string,
+  log: string,
+  cpus: string | undefined,
+): Promise<{ t: ReturnType<typeof traced>; problems: string[] }> {
+  const t = traced([POSTA, 'serve', '--dir', dir], log, {
+    prefix: cpus ? ['taskset', '-c', cpus] : [],
   });
   const problems: string[] = [];
   let stderr = '';
@@ -133,21 +183,7 @@ export async function startPosta(o: PostaOptions): Promise<Server> {
       else if (/"level":(40|50|60)/.test(line) && problems.length < 20) problems.push(line);
     });
   });
-  return {
-    name: o.name,
-    host: o.host,
-    smtp: 25,
-    submission: 587,
-    auth: { user: USER, password: PASSWORD },
-    notes: [
-      'the 250 after the commit to data/queue.db, fsync on (synchronous=FULL, group commit); ' +
-        'DKIM RSA-2048 + Ed25519 on submission; SPF/DKIM/DMARC/ARC checks and an ARC seal on port 25',
-    ],
-    tree: new Tree([t.child]),
-    fsyncs: t.fsyncs,
-    problems: () => problems,
-    stop: () => stopAll([t.child], join(dir, '..')),
-  };
+  return { t, problems };
 }
 
 /** The unpacked Postfix, or why it is missing. */
