@@ -152,7 +152,8 @@ export async function startPosta(o: PostaOptions): Promise<Server> {
     auth: { user: USER, password: PASSWORD },
     notes: [
       'the 250 after the commit to data/queue.db and an fdatasync of its WAL (group commit); ' +
-        'started a second time, as after a restart (the first run fills its compile cache); ' +
+        'started a second time, as after a restart, and with NODE_COMPILE_CACHE as its systemd unit ' +
+        'sets it (the first run fills the cache); ' +
         (o.checks === false
           ? 'port 25 with [inbound] checks = false: no SPF/DKIM/DMARC/ARC checks, no ARC seal'
           : 'DKIM RSA-2048 + Ed25519 on submission; SPF/DKIM/DMARC/ARC checks and an ARC seal on port 25'),
@@ -172,6 +173,8 @@ async function launch(
 ): Promise<{ t: ReturnType<typeof traced>; problems: string[] }> {
   const t = traced([POSTA, 'serve', '--dir', dir], log, {
     prefix: cpus ? ['taskset', '-c', cpus] : [],
+    // as the systemd unit (contrib/posta.service) starts it
+    env: { ...process.env, NODE_COMPILE_CACHE: join(dir, 'data/compile-cache') },
   });
   const problems: string[] = [];
   let stderr = '';

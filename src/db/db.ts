@@ -1,8 +1,10 @@
 /**
  * The runtime database: node:sqlite in WAL mode with synchronous=FULL, so a
  * committed transaction is on disk (fsync'd) before commit returns and survives
- * a crash or power loss. Schema changes are numbered migrations applied in
- * order at open, tracked by PRAGMA user_version.
+ * a crash or power loss. (The server's spool relaxes this for its own
+ * connection and syncs the WAL itself, off the event loop: queue/wal-sync.ts.)
+ * Schema changes are numbered migrations applied in order at open, tracked by
+ * PRAGMA user_version.
  */
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { chmodSync } from 'node:fs';

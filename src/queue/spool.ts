@@ -253,6 +253,7 @@ export function openQueueDbIfAny(dataDir: string): Db {
 interface DueRow {
   message: string;
   address: string;
+  domain: string;
   attempts: number;
   next_attempt: number;
   created_at: number;
@@ -263,11 +264,18 @@ interface DueRow {
   sender_auth: string | null;
 }
 
+const DUE_COLUMNS = `r.message, r.address, r.domain, r.attempts, r.next_attempt, m.created_at, m.sender,
+                     m.source, m.warned, m.smtputf8, m.sender_auth`;
+
+/** The due recipients of one message. */
+const DUE_OF_MESSAGE = `SELECT ${DUE_COLUMNS}
+                          FROM recipients r JOIN messages m ON m.id = r.message
+                         WHERE r.message = ? AND r.state = 'queued' AND r.next_attempt <= ?`;
+
 /** Due recipients, oldest first, without busy messages and full domains; `and` narrows it. */
 function dueQuery(and: string, index?: string): string {
   const recipients = index ? `recipients r INDEXED BY ${index}` : 'recipients r';
-  return `SELECT r.message, r.address, r.attempts, r.next_attempt, m.created_at, m.sender, m.source, m.warned,
-                 m.smtputf8, m.sender_auth
+  return `SELECT ${DUE_COLUMNS}
             FROM ${recipients} JOIN messages m ON m.id = r.message
            WHERE r.state = 'queued' AND r.next_attempt <= ?
              AND r.message NOT IN (SELECT value FROM json_each(?))
@@ -421,20 +429,27 @@ export class Spool {
     fullDomains: ReadonlySet<string> = new Set(),
     scope?: { domains: readonly string[] } | { messages: readonly string[] },
   ): DueMessage[] {
-    const excluded = [JSON.stringify([...busy]), JSON.stringify([...fullDomains])];
+    const excluded = () => [JSON.stringify([...busy]), JSON.stringify([...fullDomains])];
     let rows: DueRow[];
     if (scope === undefined) {
-      rows = prepared(this.db, dueQuery('')).all(now, ...excluded, limit) as unknown as DueRow[];
+      rows = prepared(this.db, dueQuery('')).all(now, ...excluded(), limit) as unknown as DueRow[];
+    } else if ('domains' in scope) {
+      // One query per domain, each an ordered range of the index
+      // (state, domain, next_attempt), stopping at `limit`.
+      const one = prepared(this.db, dueQuery('AND r.domain = ?', 'recipients_domain_due'));
+      const args = excluded();
+      rows = scope.domains
+        .flatMap((v) => one.all(now, ...args, v, limit) as unknown as DueRow[])
+        .sort((a, b) => a.next_attempt - b.next_attempt || a.message.localeCompare(b.message))
+        .slice(0, limit);
     } else {
-      // One query per domain or message, each an ordered range of an index
-      // ((state, domain, next_attempt) or the primary key), stopping at `limit`.
-      const one =
-        'domains' in scope
-          ? prepared(this.db, dueQuery('AND r.domain = ?', 'recipients_domain_due'))
-          : prepared(this.db, dueQuery('AND r.message = ?', 'sqlite_autoindex_recipients_1'));
-      const values = 'domains' in scope ? scope.domains : scope.messages;
-      rows = values
-        .flatMap((v) => one.all(now, ...excluded, v, limit) as unknown as DueRow[])
+      // A message's few recipients through the primary key; what is busy or
+      // full is left out here, cheaper than the query's JSON lists (a query
+      // for every new message, so it shows in the profile)
+      const one = prepared(this.db, DUE_OF_MESSAGE);
+      rows = scope.messages
+        .flatMap((v) => one.all(v, now) as unknown as DueRow[])
+        .filter((r) => !busy.has(r.message) && !fullDomains.has(r.domain))
         .sort((a, b) => a.next_attempt - b.next_attempt || a.message.localeCompare(b.message))
         .slice(0, limit);
     }

@@ -14,11 +14,11 @@
  * Syncs coalesce: while one runs, every commit joins the next one, which
  * starts when it ends; so under load one fdatasync covers many messages.
  */
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 
 export class WalSync {
   private readonly path: string;
-  private file: { handle: FileHandle; ino: number } | null = null;
+  private file: FileHandle | null = null;
   private running: Promise<void> | null = null;
   private queued: Promise<void> | null = null;
 
@@ -49,20 +49,13 @@ export class WalSync {
     await Promise.allSettled([this.queued, this.running]);
     const f = this.file;
     this.file = null;
-    await f?.handle.close();
+    await f?.close();
   }
 
   private async run(): Promise<void> {
-    // SQLite keeps the WAL while posta's connection is open; should it have
-    // been replaced all the same, sync the file that is there now
-    const { ino } = await stat(this.path);
-    let file = this.file;
-    if (file?.ino !== ino) {
-      this.file = null;
-      await file?.handle.close();
-      const handle = await open(this.path, 'r');
-      this.file = file = { handle, ino: (await handle.stat()).ino };
-    }
-    await file.handle.datasync();
+    // SQLite keeps the WAL file (and its inode) while posta's connection is
+    // open, so one handle serves; fdatasync flushes the file whoever wrote it
+    this.file ??= await open(this.path, 'r');
+    await this.file.datasync();
   }
 }

@@ -262,6 +262,10 @@ test('install-service writes a unit systemd-analyze accepts', async () => {
   assert.match(r.stdout, /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
   assert.match(r.stdout, new RegExp(`^ExecStart=.*/bin/posta serve --dir ${s.dir}$`, 'm'));
   assert.match(r.stdout, new RegExp(`^ReadWritePaths=${s.dir}/data$`, 'm'));
+  assert.match(
+    r.stdout,
+    new RegExp(`^Environment=NODE_COMPILE_CACHE=${s.dir}/data/compile-cache$`, 'm'),
+  );
   const unit = join(await tempDir('posta-unit-'), 'posta.service');
   await writeFile(unit, r.stdout);
   const verify = await run('systemd-analyze', ['verify', unit]).catch(
