@@ -32,6 +32,7 @@
  *   handshake failed, when nothing requires TLS (RFC 7435 opportunistic
  *   security prefers plaintext delivery to none at all).
  */
+import type { Transform } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
@@ -39,6 +40,7 @@ import type { SMTPConnectionSendInfo } from 'nodemailer/lib/smtp-connection';
 import { fromReply, local, parseReply, type Outcome } from './outcome.ts';
 import { connectionStep } from './step.ts';
 import { commandOf, ReplyDeadlines } from './deadline.ts';
+import { fastDotStuffing } from './dot-stuff.ts';
 import type { Job } from './transport.ts';
 
 /** nodemailer internals the session relies on: EHLO keywords, command writer, reply reader. */
@@ -369,6 +371,7 @@ function watchReplies(conn: SMTPConnection, o: SessionOptions): ReplyDeadlines {
   const stream = internals._createSendStream.bind(conn);
   internals._createSendStream = (callback) => {
     const s = stream(callback);
+    fastDotStuffing(s as Transform);
     deadlines.expect('a data block');
     s.on('data', () => deadlines.progress());
     s.once('end', () => {
