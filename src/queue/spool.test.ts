@@ -4,7 +4,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MIGRATIONS, PART_SIZE, Spool, newQueueId } from './spool.ts';
+import { DUE_OF_MESSAGE, MIGRATIONS, PART_SIZE, Spool, newQueueId } from './spool.ts';
 import { deleteMessage } from './inspect.ts';
 import { openDb } from '../db/db.ts';
 
@@ -131,5 +131,15 @@ test('a body in a file is stored in parts, read back whole, and its parts go wit
   assert.equal(parts(), 3);
   assert.ok(deleteMessage(spool.db, id));
   assert.equal(parts(), 0);
+  await spool.close();
+});
+
+test("a new message's due recipients are read through the primary key, not the due index", async () => {
+  const spool = new Spool(await mkdtemp(join(tmpdir(), 'spool-')));
+  const plan = spool.db.prepare(`EXPLAIN QUERY PLAN ${DUE_OF_MESSAGE}`).all('m', 0) as {
+    detail: string;
+  }[];
+  // with the due index, each new message would walk the whole due backlog
+  assert.match(plan.map((p) => p.detail).join('\n'), /sqlite_autoindex_recipients_1 \(message=\?/);
   await spool.close();
 });

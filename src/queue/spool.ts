@@ -25,7 +25,7 @@
  * is stored as rows of PART_SIZE bytes in `message_parts`, written one row
  * per statement (without an fsync of its own) before the message row, so
  * that the write does not stall the event loop for the whole message. The message exists
- * only once its row is committed (in the group commit, fsync'd before the
+ * only once its row is committed (in the group commit, synced before the
  * 250); parts without a message row (a crash or a refusal in between) are
  * removed by sweep() at start, and parts go with their message (a trigger).
  * Delivery streams them back one row at a time.
@@ -267,9 +267,10 @@ interface DueRow {
 const DUE_COLUMNS = `r.message, r.address, r.domain, r.attempts, r.next_attempt, m.created_at, m.sender,
                      m.source, m.warned, m.smtputf8, m.sender_auth`;
 
-/** The due recipients of one message. */
-const DUE_OF_MESSAGE = `SELECT ${DUE_COLUMNS}
-                          FROM recipients r JOIN messages m ON m.id = r.message
+/** The due recipients of one message, through the primary key whatever the backlog. */
+export const DUE_OF_MESSAGE = `SELECT ${DUE_COLUMNS}
+                          FROM recipients r INDEXED BY sqlite_autoindex_recipients_1
+                          JOIN messages m ON m.id = r.message
                          WHERE r.message = ? AND r.state = 'queued' AND r.next_attempt <= ?`;
 
 /** Due recipients, oldest first, without busy messages and full domains; `and` narrows it. */
@@ -305,11 +306,14 @@ export class Spool {
    * write error. A held message with its body in a file goes in as parts.
    */
   async enqueue(envelope: Envelope, data: Buffer | Held, id = newQueueId()): Promise<string> {
-    if (Buffer.isBuffer(data)) {
-      await this.write(() => this.insert(id, envelope, data, Date.now()));
-    } else if (Buffer.isBuffer(data.body)) {
-      const whole = Buffer.concat([data.head, data.body]);
-      await this.write(() => this.insert(id, envelope, whole, Date.now()));
+    if (Buffer.isBuffer(data) || Buffer.isBuffer(data.body)) {
+      const whole = Buffer.isBuffer(data) ? data : Buffer.concat([data.head, data.body as Buffer]);
+      try {
+        await this.write(() => this.insert(id, envelope, whole, Date.now()));
+      } catch (err) {
+        if (err instanceof SyncFailed) this.forget(id);
+        throw err;
+      }
     } else {
       const { parts, size } = await this.writeParts(id, data, data.body);
       const empty = Buffer.alloc(0);
@@ -327,11 +331,25 @@ export class Spool {
       } catch (err) {
         // a refused or failed commit (a full disk) leaves no parts behind
         prepared(this.db, 'DELETE FROM message_parts WHERE message = ?').run(id);
+        if (err instanceof SyncFailed) this.forget(id);
         throw err;
       }
     }
     this.onEnqueued([id]);
     return id;
+  }
+
+  /**
+   * A message committed whose sync failed: gone, so that what the client was
+   * told to send again (a 451) is not delivered as well (its parts and
+   * recipients go with it).
+   */
+  private forget(id: string): void {
+    try {
+      prepared(this.db, 'DELETE FROM messages WHERE id = ?').run(id);
+    } catch {
+      // the disk refuses this too: the commit did not happen either
+    }
   }
 
   /** Parts without a message: left by a crash or a refused write; run at start. */
@@ -509,8 +527,9 @@ export class Spool {
   /** Commits what is pending; resolves when its sync is done and the files are closed. */
   async close(): Promise<void> {
     if (this.pending.length) this.commit();
-    this.db.close();
+    // the last sync first: closing the last connection may remove the WAL
     await this.wal.close();
+    this.db.close();
   }
 
   /**
@@ -643,9 +662,18 @@ export class Spool {
     this.wal.sync().then(
       () => durable.forEach(settle),
       (err: Error) => {
-        const e = new Error(`the queue could not be synced to disk: ${err.message}`);
+        const e = new SyncFailed(err);
         for (const p of durable) p.reject(e);
       },
+    );
+  }
+}
+
+/** A durable write was committed, but the WAL could not be synced (wal-sync.ts). */
+export class SyncFailed extends Error {
+  constructor(cause: Error) {
+    super(
+      `the queue could not be synced to disk (${cause.message}); restart posta once the disk is fixed`,
     );
   }
 }

@@ -15,12 +15,15 @@
  * starts when it ends; so under load one fdatasync covers many messages.
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { fsyncDir } from '../fsutil/atomic.ts';
 
 export class WalSync {
   private readonly path: string;
   private file: FileHandle | null = null;
   private running: Promise<void> | null = null;
   private queued: Promise<void> | null = null;
+  private failed: Error | null = null;
 
   /** `path`: the WAL file, queue.db-wal. */
   constructor(path: string) {
@@ -53,9 +56,21 @@ export class WalSync {
   }
 
   private async run(): Promise<void> {
-    // SQLite keeps the WAL file (and its inode) while posta's connection is
-    // open, so one handle serves; fdatasync flushes the file whoever wrote it
-    this.file ??= await open(this.path, 'r');
-    await this.file.datasync();
+    // A failed fdatasync may have dropped the pages it did not write (Linux
+    // marks them clean): no later sync can vouch for them, so none succeeds.
+    if (this.failed) throw this.failed;
+    try {
+      if (!this.file) {
+        // SQLite keeps the WAL file (and its inode) while posta's connection
+        // is open, so one handle serves; fdatasync flushes the file whoever
+        // wrote it. The folder once, for the WAL's name in it (FULL did that).
+        this.file = await open(this.path, 'r');
+        await fsyncDir(dirname(this.path));
+      }
+      await this.file.datasync();
+    } catch (err) {
+      this.failed = err as Error;
+      throw err;
+    }
   }
 }

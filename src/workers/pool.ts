@@ -1,7 +1,8 @@
 /**
  * The worker threads that do posta's CPU-heavy steps off the SMTP event loop:
  * DKIM signing of submitted mail and the inbound checks with the ARC seal
- * (worker.ts runs both). One pool for both, sized to the cores, and started
+ * (worker.ts runs both). One pool for both, one thread fewer than the cores
+ * (the SMTP thread keeps one busy under load; at least one), and started
  * lazily: a thread is spawned only when every running one is busy, so an idle
  * server, or one whose port 25 takes no mail, pays for no threads, and a
  * worker loads the code of a job kind only when it first gets one.
