@@ -306,37 +306,48 @@ export class Spool {
    * write error. A held message with its body in a file goes in as parts.
    */
   async enqueue(envelope: Envelope, data: Buffer | Held, id = newQueueId()): Promise<string> {
-    if (Buffer.isBuffer(data) || Buffer.isBuffer(data.body)) {
-      const whole = Buffer.isBuffer(data) ? data : Buffer.concat([data.head, data.body as Buffer]);
-      try {
+    try {
+      if (Buffer.isBuffer(data)) {
+        await this.write(() => this.insert(id, envelope, data, Date.now()));
+      } else if (Buffer.isBuffer(data.body)) {
+        const whole = Buffer.concat([data.head, data.body]);
         await this.write(() => this.insert(id, envelope, whole, Date.now()));
-      } catch (err) {
-        if (err instanceof SyncFailed) this.forget(id);
-        throw err;
+      } else {
+        await this.enqueueParts(id, envelope, data, data.body);
       }
-    } else {
-      const { parts, size } = await this.writeParts(id, data, data.body);
-      const empty = Buffer.alloc(0);
-      try {
-        await this.write(() => {
-          // The row commits only with every part beside it: a sweep by another
-          // process on this folder, say, must make this a 451, not a torn message.
-          const have = prepared(
-            this.db,
-            'SELECT count(*) AS n FROM message_parts WHERE message = ?',
-          ).get(id) as { n: number };
-          if (have.n !== parts) throw new Error(`message ${id} lost parts before its commit`);
-          this.insert(id, envelope, empty, Date.now(), { parts, size });
-        });
-      } catch (err) {
-        // a refused or failed commit (a full disk) leaves no parts behind
-        prepared(this.db, 'DELETE FROM message_parts WHERE message = ?').run(id);
-        if (err instanceof SyncFailed) this.forget(id);
-        throw err;
-      }
+    } catch (err) {
+      if (err instanceof SyncFailed) this.forget(id);
+      throw err;
     }
     this.onEnqueued([id]);
     return id;
+  }
+
+  /** A body in a file: its parts first, then the message row once they are all there. */
+  private async enqueueParts(
+    id: string,
+    envelope: Envelope,
+    m: Held,
+    body: BodyFile,
+  ): Promise<void> {
+    const { parts, size } = await this.writeParts(id, m, body);
+    const empty = Buffer.alloc(0);
+    try {
+      await this.write(() => {
+        // The row commits only with every part beside it: a sweep by another
+        // process on this folder, say, must make this a 451, not a torn message.
+        const have = prepared(
+          this.db,
+          'SELECT count(*) AS n FROM message_parts WHERE message = ?',
+        ).get(id) as { n: number };
+        if (have.n !== parts) throw new Error(`message ${id} lost parts before its commit`);
+        this.insert(id, envelope, empty, Date.now(), { parts, size });
+      });
+    } catch (err) {
+      // a refused or failed commit (a full disk) leaves no parts behind
+      prepared(this.db, 'DELETE FROM message_parts WHERE message = ?').run(id);
+      throw err;
+    }
   }
 
   /**
@@ -348,7 +359,7 @@ export class Spool {
     try {
       prepared(this.db, 'DELETE FROM messages WHERE id = ?').run(id);
     } catch {
-      // the disk refuses this too: the commit did not happen either
+      // the disk refuses this too: the message stays and is delivered as well
     }
   }
 
@@ -651,16 +662,16 @@ export class Spool {
       for (const p of batch) p.reject(err as Error);
       return;
     }
-    const settle = (p: Pending) => {
+    const durable: Pending[] = [];
+    for (const p of batch) {
       const err = failed.get(p);
       if (err) p.reject(err);
+      else if (p.durable) durable.push(p);
       else p.resolve();
-    };
-    const durable = batch.filter((p) => p.durable && !failed.has(p));
-    for (const p of batch) if (!p.durable || failed.has(p)) settle(p);
+    }
     if (durable.length === 0) return;
     this.wal.sync().then(
-      () => durable.forEach(settle),
+      () => durable.forEach((p) => p.resolve()),
       (err: Error) => {
         const e = new SyncFailed(err);
         for (const p of durable) p.reject(e);

@@ -54,7 +54,6 @@ export class WorkerPool {
   private next = 0;
   private closed = false;
 
-  // one thread fewer than the cores: the SMTP thread keeps one busy under load
   constructor(setup: WorkerSetup, size = availableParallelism() - 1) {
     this.setup = setup;
     this.size = Math.max(1, size);
