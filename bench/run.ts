@@ -18,7 +18,7 @@ import {
   DNS_ADDRESS,
   PEERS,
   SINK_ADDRESS,
-  USER,
+  modeMail,
   startChasquid,
   startPostfix,
   startPosta,
@@ -117,9 +117,7 @@ async function row(s: Server, sink: Sink, mode: string, bytes: number, n: number
     seconds: SECONDS,
     bytes,
     perConnection: PER_CONNECTION,
-    ...(submission
-      ? { tls: true, auth: s.auth, from: USER, to: 'sink@dest.test' }
-      : { tls: false, from: 'bench@remote.example', to: 'rcpt@example.test' }),
+    ...modeMail(submission, s.auth),
   });
   const deadline = Date.now() + DRAIN_SECONDS * 1000;
   while (got < load.accepted && Date.now() < deadline) await sleep(20);

@@ -17,12 +17,25 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { makeCert } from '../test/helpers/certs.ts';
 import { POSTA, ROOT, initFolder, posta } from '../test/helpers/posta.ts';
 import { Tree, traced, tree } from './proc.ts';
-import { runLoad, waitForPort } from './load.ts';
+import { runLoad, waitForPort, type Load } from './load.ts';
 
 export const PEERS = process.env.BENCH_PEERS ?? join(ROOT, 'bench/.peers');
 export const PASSWORD = 'correct horse battery';
 /** The account every server's submission port takes, and the sender of its mail. */
 export const USER = 'i@example.test';
+
+/**
+ * The mail of each mode: on submission STARTTLS (+ AUTH when given) from the
+ * account to sink@dest.test; on port 25 plaintext to the forwarded address.
+ */
+export function modeMail(
+  submission: boolean,
+  auth?: Server['auth'],
+): Pick<Load, 'tls' | 'auth' | 'from' | 'to'> {
+  return submission
+    ? { tls: true, auth, from: USER, to: 'sink@dest.test' }
+    : { tls: false, from: 'bench@remote.example', to: 'rcpt@example.test' };
+}
 
 export interface Server {
   name: string;
@@ -136,9 +149,7 @@ export async function startPosta(o: PostaOptions): Promise<Server> {
       seconds: 1,
       bytes: 5120,
       perConnection: 10,
-      ...(submission
-        ? { tls: true, auth: { user: USER, password: PASSWORD }, from: USER, to: 'sink@dest.test' }
-        : { tls: false, from: 'bench@remote.example', to: 'rcpt@example.test' }),
+      ...modeMail(submission, { user: USER, password: PASSWORD }),
     });
   }
   await sleep(2000); // the deliveries
