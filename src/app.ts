@@ -17,6 +17,9 @@ import { certificateSource, type CertificateSource } from './tls/source.ts';
 import { certificateCovers } from './tls/certs.ts';
 import { startHttps } from './web/https.ts';
 import { startHttp } from './web/http.ts';
+import { createApi, type ApiHandler } from './api/http.ts';
+import { KeyStore } from './keys/keys.ts';
+import { Quotas } from './keys/quota.ts';
 import { startHttp01 } from './acme/http01.ts';
 import { startSmtp, type Listener } from './smtp/server.ts';
 import { createResolver, offlineResolver, type Resolver } from './dns/resolver.ts';
@@ -114,6 +117,19 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       const failed = closed.find((r) => r.status === 'rejected');
       if (failed) throw failed.reason;
     });
+    const budget = new MemoryBudget(config.limits.dataMemory);
+    const sign = poolSigner(workers);
+    const api = createApi({
+      hostname: config.hostname,
+      messageSize: config.limits.messageSize,
+      directory,
+      spool,
+      sign,
+      quotas: new Quotas(spool.db),
+      keys: new KeyStore(spool.db),
+      budget,
+      log,
+    });
     const smtp = await startSmtp({
       config,
       directory,
@@ -122,14 +138,14 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       certs: certs.store,
       resolve: resolver.resolve,
       verify: poolVerifier(workers),
-      sign: poolSigner(workers),
-      budget: new MemoryBudget(config.limits.dataMemory),
+      sign,
+      budget,
       srs,
       metrics,
     });
     draining.push(smtp);
-    draining.push(await startWeb(config, directory, certs, log));
-    draining.push(await startHttp(config.listen.http, metrics, log));
+    draining.push(await startWeb(config, directory, certs, log, api));
+    draining.push(await startHttp(config.listen.http, metrics, log, api));
     certs.start();
     stops.push(() => certs.stop());
     const scheduler = new Scheduler({
@@ -221,8 +237,9 @@ async function startWeb(
   directory: Directory,
   certs: CertificateSource,
   log: Logger,
+  api: ApiHandler,
 ): Promise<{ close(): Promise<void> }> {
-  const deps = { config, domains: () => directory.names(), certs: certs.store, log };
+  const deps = { config, domains: () => directory.names(), certs: certs.store, log, api };
   const https = await startHttps({ ...deps, challenges: certs.challenges });
   if (config.acme?.challenge !== 'http-01') return https;
   const http = await startHttp01(config.acme.httpListen, certs.challenges, log).catch(

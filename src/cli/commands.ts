@@ -40,6 +40,11 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./authenticate.ts')).authenticate,
   },
   {
+    name: 'key',
+    summary: 'access keys for the SES APIs and SMTP AUTH: create, list, revoke',
+    load: async () => (await import('./key.ts')).key,
+  },
+  {
     name: 'alias',
     summary: 'manage aliases and the catch-all: add, del, list',
     load: async () => (await import('./alias.ts')).alias,

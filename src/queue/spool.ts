@@ -53,6 +53,7 @@ import { openDb, prepared, transaction, type Db } from '../db/db.ts';
 import { fsErrorSentence, ownerOf } from '../fsutil/errors.ts';
 import type { SenderAuth } from '../verify/inbound.ts';
 import { WalSync } from './wal-sync.ts';
+import { countSend, pruneSends } from '../keys/usage.ts';
 
 export interface Envelope {
   /** The envelope sender; "" for the null sender (bounces). */
@@ -77,6 +78,10 @@ export interface Envelope {
    * accounts has none and always gets its DSNs.
    */
   senderAuth?: SenderAuth;
+  /** Sent through the API (or SMTP AUTH) with this access key: it counts in the key's quota. */
+  apiKey?: string;
+  /** The SES tags it was sent with (EmailTags, X-SES-MESSAGE-TAGS, the configuration set). */
+  tags?: Record<string, string[]>;
 }
 
 export interface QueuedMessage extends Envelope {
@@ -196,6 +201,26 @@ export const MIGRATIONS = [
   // backscatter (issue 12): the sender verification of inbound mail, as JSON
   // {"spf": ..., "dkim": ...}; NULL for posta's own mail
   `ALTER TABLE messages ADD COLUMN sender_auth TEXT;`,
+  // the SES APIs (issue 14): access keys (api/keys.ts), what each key sent per
+  // minute (its quota), and per message the key and the tags it was sent with
+  `CREATE TABLE api_keys (
+     id TEXT PRIMARY KEY,
+     secret TEXT NOT NULL,
+     name TEXT NOT NULL,
+     domains TEXT NOT NULL,
+     rate INTEGER NOT NULL,
+     daily INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     revoked_at INTEGER
+   );
+   CREATE TABLE key_sends (
+     key TEXT NOT NULL,
+     minute INTEGER NOT NULL,
+     count INTEGER NOT NULL,
+     PRIMARY KEY (key, minute)
+   ) WITHOUT ROWID;
+   ALTER TABLE messages ADD COLUMN api_key TEXT;
+   ALTER TABLE messages ADD COLUMN tags TEXT;`,
 ];
 
 /** Bytes in one row of message_parts. */
@@ -533,6 +558,7 @@ export class Spool {
   /** Forget delivery log lines older than `before`. */
   prune(before: number): void {
     prepared(this.db, 'DELETE FROM attempts WHERE at < ?').run(before);
+    pruneSends(this.db);
   }
 
   /** Commits what is pending; resolves when its sync is done and the files are closed. */
@@ -605,8 +631,8 @@ export class Spool {
     prepared(
       this.db,
       `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data, smtputf8, parts,
-                               sender_auth)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                               sender_auth, api_key, tags)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       id,
       now,
@@ -620,7 +646,11 @@ export class Spool {
       Number(e.smtpUtf8 ?? false),
       stored.parts,
       e.senderAuth ? JSON.stringify(e.senderAuth) : null,
+      e.apiKey ?? null,
+      e.tags ? JSON.stringify(e.tags) : null,
     );
+    // the key's use commits with what it sent: the quota cannot drift from the queue
+    if (e.apiKey) countSend(this.db, e.apiKey, e.recipients.length, now);
     const add = prepared(
       this.db,
       'INSERT OR IGNORE INTO recipients (message, address, next_attempt) VALUES (?, ?, ?)',

@@ -1,18 +1,23 @@
 /**
- * The http listener ([listen] http, 127.0.0.1:8025 by default): Prometheus
- * metrics at GET /metrics (text format 0.0.4) and GET /healthz; GET / is a
- * short page saying the dashboard is not built yet and pointing at those. It
- * listens on loopback by default; put it elsewhere only behind a firewall.
+ * The http listener ([listen] http, 127.0.0.1:8025 by default): the SES
+ * APIs (api/http.ts), Prometheus metrics at GET /metrics (text format 0.0.4)
+ * and GET /healthz; GET / is a short page saying the dashboard is not built
+ * yet and pointing at those. It listens on loopback by default; applications
+ * on other hosts reach the APIs over the https listener.
  */
 import { createServer } from 'node:http';
 import type { Endpoint } from '../config/endpoint.ts';
 import type { Logger } from '../log/log.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { listenAll } from '../net/listen.ts';
+import type { ApiHandler } from '../api/http.ts';
 
 /** What GET / answers until the dashboard exists. */
 const INDEX = `posta: the web dashboard is not built yet.
 
+POST /v2/email/outbound-emails, POST / (Action=SendRawEmail, ...)
+               the Amazon SES v2 and v1 APIs, signed with an access key
+               from \`posta key create\`
 GET /metrics   Prometheus metrics (queue, deliveries, certificate expiry, ...)
 GET /healthz   "ok" while the server runs
 
@@ -23,12 +28,14 @@ export async function startHttp(
   endpoints: readonly Endpoint[],
   metrics: Metrics,
   log: Logger,
+  api: ApiHandler,
 ): Promise<{ close(): Promise<void> }> {
   return listenAll(
     endpoints,
     'http',
     () =>
       createServer((req, res) => {
+        if (api(req, res)) return;
         if (req.method === 'GET' && req.url === '/metrics') {
           metrics.registry.metrics().then(
             (text) =>

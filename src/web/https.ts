@@ -10,6 +10,8 @@
  *   client's ALPN list, so for those few seconds an ordinary client asking
  *   for that name gets the challenge certificate too.
  *
+ * - The SES APIs (api/http.ts), over TLS for applications on other hosts.
+ *
  * Everything else is 404. The certificate is the CertStore's, so renewals
  * apply to new connections at once.
  */
@@ -20,6 +22,7 @@ import type { Logger } from '../log/log.ts';
 import { stsPolicy } from '../mtasts/policy.ts';
 import type { CertStore } from '../tls/store.ts';
 import type { Challenges } from '../acme/challenges.ts';
+import type { ApiHandler } from '../api/http.ts';
 
 export interface HttpsDeps {
   config: ResolvedConfig;
@@ -28,6 +31,7 @@ export interface HttpsDeps {
   certs: CertStore;
   challenges: Challenges;
   log: Logger;
+  api: ApiHandler;
 }
 
 export async function startHttps(deps: HttpsDeps): Promise<{ close(): Promise<void> }> {
@@ -47,6 +51,7 @@ export async function startHttps(deps: HttpsDeps): Promise<{ close(): Promise<vo
           minVersion: 'TLSv1.2',
         },
         (req, res) => {
+          if (deps.api(req, res)) return;
           const host = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
           const domain = host.startsWith('mta-sts.') ? host.slice(8) : '';
           const ok =

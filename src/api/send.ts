@@ -1,0 +1,254 @@
+/**
+ * The send service of the HTTP APIs: a whole RFC 5322 message and an access
+ * key in, a message safely in the queue out, with its MessageId (the queue
+ * id). SES v2 and v1, Raw or built from Simple fields (compose.ts), and the
+ * Resend API all end here; it does what SMTP submission does to a message
+ * (smtp/receive.ts), with the key in place of the account:
+ *
+ * - line ends become CRLF; a NUL byte, a line over 998 octets (RFC 5322
+ *   §2.1.1) or a message over [limits] message_size is refused;
+ * - the X-SES-* parameter headers (X-SES-CONFIGURATION-SET,
+ *   X-SES-MESSAGE-TAGS, the *-ARN ones, X-SES-LIST-MANAGEMENT-OPTIONS) are
+ *   read and removed, as SES does;
+ * - From and Sender are read strictly (message/originator.ts) and must be
+ *   of the key's domains, which must be this server's; so must the envelope
+ *   sender (FromEmailAddress / Source, else the From address);
+ * - recipients are the given envelope (Destination: Bcc lives only there),
+ *   else the To, Cc and Bcc fields; at most 50, as SES allows;
+ * - the key's quota is taken (keys/quota.ts);
+ * - Bcc fields removed, Message-ID and Date added when missing, a Received
+ *   field, the DKIM signatures of the From domain (message/stamp.ts);
+ * - enqueued: fsync'd before the MessageId is returned.
+ */
+import addressparser from 'nodemailer/lib/addressparser';
+import { Headers } from 'mailsplit';
+import { domainOf } from '../address/address.ts';
+import type { Directory } from '../domains/directory.ts';
+import type { Signer } from '../dkim/pool.ts';
+import type { Logger } from '../log/log.ts';
+import { headerBlock, readHeader, utf8Header } from '../message/header.ts';
+import { split } from '../message/held.ts';
+import { longLine, longLineText } from '../message/lines.ts';
+import { readOriginator } from '../message/originator.ts';
+import { stampMessage } from '../message/stamp.ts';
+import { newQueueId, type Envelope, type Spool } from '../queue/spool.ts';
+import { fieldAddresses, normaliseAddress, splitMessage } from '../submit/local.ts';
+import type { ApiKey } from '../keys/keys.ts';
+import type { Quotas } from '../keys/quota.ts';
+import { ApiError } from './errors.ts';
+
+/** SES's limit of recipients per message (To, Cc and Bcc together). */
+export const MAX_RECIPIENTS = 50;
+
+export interface SendDeps {
+  hostname: string;
+  messageSize: number;
+  directory: Directory;
+  spool: Spool;
+  sign: Signer;
+  quotas: Quotas;
+  log: Logger;
+}
+
+export interface SendInput {
+  key: ApiKey;
+  /** The message as the client gave it. */
+  raw: Buffer;
+  /** FromEmailAddress / Source: the envelope sender, "Name <a@b>" or "a@b". */
+  from?: string | undefined;
+  /** The envelope recipients; when absent, the To, Cc and Bcc fields. */
+  destinations?: string[] | undefined;
+  tags?: Record<string, string[]>;
+  clientIp: string;
+  /** "HTTP" or "HTTPS", for the Received field. */
+  protocol: string;
+  /** A lower size limit than [limits] message_size (SES v1: 10 MB). */
+  maxSize?: number;
+}
+
+const SES_HEADERS = [
+  'x-ses-configuration-set',
+  'x-ses-message-tags',
+  'x-ses-source-arn',
+  'x-ses-from-arn',
+  'x-ses-return-path-arn',
+  'x-ses-list-management-options',
+];
+
+export async function sendMessage(
+  deps: SendDeps,
+  input: SendInput,
+): Promise<{ messageId: string }> {
+  if (input.raw.includes(0)) {
+    throw new ApiError(
+      'bad-request',
+      'The message contains a NUL byte; encode binary parts (base64).',
+    );
+  }
+  let text = input.raw.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
+  if (!text.endsWith('\r\n')) text += '\r\n';
+  const { fields } = splitMessage(text);
+  const tags = { ...input.tags };
+  let data: Buffer = Buffer.from(text, 'latin1');
+  const params = fields.filter((f) => SES_HEADERS.includes(fieldName(f)));
+  if (params.length) {
+    for (const f of params) readSesHeader(fieldName(f), fieldValue(f), tags);
+    data = withoutFields(data, SES_HEADERS);
+  }
+  const limit = Math.min(input.maxSize ?? Infinity, deps.messageSize);
+  if (data.length > limit) {
+    throw new ApiError('rejected', `Message length is more than ${limit} bytes long.`);
+  }
+  const long = longLine(data);
+  if (long) throw new ApiError('rejected', `${longLineText(long)}.`);
+
+  const message = split(data);
+  const key = input.key;
+  const fromDomain = checkFrom(message.head, key, deps.directory);
+  const sender = envelopeSender(input.from, message.head, key, deps.directory);
+  const recipients = envelopeRecipients(input.destinations, fields, deps.directory);
+
+  const refused = deps.quotas.take(key, recipients.length);
+  if (refused) throw new ApiError(refused.kind, refused.message);
+  const queueId = newQueueId();
+  try {
+    const stamped = await stampMessage(message, {
+      sign: deps.sign,
+      header: readHeader(message.head),
+      complete: true,
+      fromDomain,
+      keys: deps.directory.keys(fromDomain),
+      trace: {
+        helo: 'api',
+        clientIp: input.clientIp,
+        hostname: deps.hostname,
+        protocol: input.protocol,
+        tls: undefined,
+        queueId,
+        date: new Date(),
+      },
+    });
+    const envelope: Envelope = {
+      sender,
+      recipients,
+      source: 'submission',
+      account: key.id,
+      clientIp: input.clientIp,
+      messageId: stamped.messageId,
+      smtpUtf8: utf8Header(message.head),
+      apiKey: key.id,
+      tags,
+    };
+    await deps.spool.enqueue(envelope, stamped.message, queueId);
+  } catch (err) {
+    deps.quotas.giveBack(key, recipients.length);
+    deps.log.error(
+      { qid: queueId, key: key.id, err: (err as Error).message },
+      'API send not queued',
+    );
+    throw new ApiError('unavailable', 'posta could not store the message; try again later.');
+  }
+  deps.log.info(
+    { qid: queueId, key: key.id, from: sender, rcpts: recipients.length },
+    'API send queued',
+  );
+  return { messageId: queueId };
+}
+
+function fieldName(field: string): string {
+  return field.slice(0, field.indexOf(':')).trim().toLowerCase();
+}
+
+function fieldValue(field: string): string {
+  return Buffer.from(field.slice(field.indexOf(':') + 1), 'latin1')
+    .toString('utf8')
+    .replace(/\r\n/g, '')
+    .trim();
+}
+
+/** X-SES-MESSAGE-TAGS: "name0=value0, name1=value1"; the configuration set is the tag SES gives it. */
+function readSesHeader(name: string, value: string, tags: Record<string, string[]>): void {
+  if (name === 'x-ses-configuration-set') tags['ses:configuration-set'] = [value];
+  if (name !== 'x-ses-message-tags') return;
+  for (const pair of value.split(',')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) continue;
+    const [k, v] = [pair.slice(0, eq).trim(), pair.slice(eq + 1).trim()];
+    tags[k] = [...(tags[k] ?? []), v];
+  }
+}
+
+function withoutFields(data: Buffer, names: readonly string[]): Buffer {
+  const end = data.indexOf('\r\n\r\n');
+  const h = new Headers(data.subarray(0, end < 0 ? data.length : end + 2));
+  for (const n of names) h.remove(n);
+  return Buffer.concat([h.build(), end < 0 ? Buffer.alloc(0) : data.subarray(end + 4)]);
+}
+
+function notVerified(address: string, key: ApiKey): ApiError {
+  return new ApiError(
+    'rejected',
+    `Email address is not verified. The following identities failed the check: ${address} (access key ${key.id} may send from ${key.domains.join(', ')} only)`,
+  );
+}
+
+/** May the key send from this address: one of its domains, and still one of ours? */
+function mayUse(address: string, key: ApiKey, dir: Directory): boolean {
+  const domain = domainOf(address);
+  return key.domains.includes(domain) && dir.isLocal(domain);
+}
+
+/** From and Sender read strictly, each of the key's domains; the From domain, which signs. */
+function checkFrom(head: Buffer, key: ApiKey, dir: Directory): string {
+  const r = readOriginator(headerBlock(head));
+  if (!r.ok) throw new ApiError('rejected', `${r.problem}.`);
+  const all = [...r.value.from, ...(r.value.sender ? [r.value.sender] : [])];
+  for (const m of all) {
+    const norm = normaliseAddress(m.address, dir.names(), undefined);
+    if (norm === null || !mayUse(norm, key, dir)) throw notVerified(m.address, key);
+  }
+  return domainOf(normaliseAddress(r.value.from[0]?.address ?? '', dir.names(), undefined) ?? '');
+}
+
+function envelopeSender(
+  given: string | undefined,
+  head: Buffer,
+  key: ApiKey,
+  dir: Directory,
+): string {
+  const address = given === undefined ? (readHeader(head).from[0] ?? '') : parseOne(given);
+  const norm = normaliseAddress(address, dir.names(), undefined);
+  if (norm === null) throw new ApiError('bad-request', `Invalid email address <${address}>.`);
+  if (!mayUse(norm, key, dir)) throw notVerified(address, key);
+  return norm;
+}
+
+/** The address of "Name <a@b>" or "a@b". */
+function parseOne(value: string): string {
+  const [first] = addressparser(value, { flatten: true });
+  return (first?.address ?? '').trim();
+}
+
+function envelopeRecipients(
+  given: string[] | undefined,
+  fields: readonly string[],
+  dir: Directory,
+): string[] {
+  const listed = given ? given.map(parseOne) : fieldAddresses(fields, ['to', 'cc', 'bcc']);
+  const out: string[] = [];
+  for (const r of listed) {
+    const norm = normaliseAddress(r, dir.names(), undefined);
+    if (norm === null) throw new ApiError('bad-request', `Invalid email address <${r}>.`);
+    if (!out.includes(norm)) out.push(norm);
+  }
+  if (out.length === 0) {
+    throw new ApiError(
+      'bad-request',
+      'The message has no recipients: give Destination or To/Cc/Bcc fields.',
+    );
+  }
+  if (out.length > MAX_RECIPIENTS) {
+    throw new ApiError('bad-request', `Recipient count exceeds ${MAX_RECIPIENTS}.`);
+  }
+  return out;
+}

@@ -1,0 +1,247 @@
+/**
+ * Amazon SES API v2 (rest-json, API version 2019-09-27) as the SDKs send it
+ * (research/ses-api.md §1): the wire format only; sending is send.ts's.
+ *
+ * - POST /v2/email/outbound-emails: SendEmail with Raw or Simple content.
+ * - GET /v2/email/account: GetAccount, the key's quota in SendQuota.
+ *
+ * Errors: status, `x-amzn-ErrorType: <Code>` and {"message"} (with
+ * "__type"), the shape from which the JS SDK and botocore pick the modeled
+ * exception; the codes are SES's, so TooManyRequestsException (429) is
+ * retried by the SDKs, and a skewed clock's InvalidSignatureException makes
+ * them correct their clock from the Date header and sign again.
+ */
+import { sentLast24Hours } from '../keys/usage.ts';
+import { compose, type Attachment } from './compose.ts';
+import { ApiError } from './errors.ts';
+import type { ApiDeps, ApiReply, ApiRequest } from './http.ts';
+import { sendMessage } from './send.ts';
+
+const JSON_TYPE = { 'content-type': 'application/json' };
+
+function ok(body: unknown): ApiReply {
+  return { status: 200, headers: JSON_TYPE, body: JSON.stringify(body) };
+}
+
+/** The code and status each failure has in SES v2. */
+const CODES: Record<string, [number, string]> = {
+  rejected: [400, 'MessageRejected'],
+  'bad-request': [400, 'BadRequestException'],
+  rate: [429, 'TooManyRequestsException'],
+  daily: [400, 'LimitExceededException'],
+  'not-found': [404, 'NotFoundException'],
+  exists: [400, 'AlreadyExistsException'],
+  unavailable: [500, 'InternalServiceErrorException'],
+  'auth:missing': [403, 'MissingAuthenticationTokenException'],
+  'auth:incomplete': [400, 'IncompleteSignatureException'],
+  'auth:unknown-key': [403, 'UnrecognizedClientException'],
+  'auth:expired': [403, 'InvalidSignatureException'],
+  'auth:mismatch': [403, 'InvalidSignatureException'],
+};
+
+export function v2Error(err: ApiError): ApiReply {
+  const [status, code] = CODES[err.kind === 'auth' ? `auth:${err.detail}` : err.kind] ?? [
+    500,
+    'InternalServiceErrorException',
+  ];
+  return {
+    status,
+    headers: { ...JSON_TYPE, 'x-amzn-errortype': code },
+    body: JSON.stringify({ __type: code, message: err.message }),
+  };
+}
+
+export async function sesV2(req: ApiRequest, deps: ApiDeps): Promise<ApiReply> {
+  const op = `${req.method} ${req.route.replace(/\/+$/, '')}`;
+  switch (op) {
+    case 'POST /v2/email/outbound-emails':
+      return ok(await sendEmail(req, deps));
+    case 'GET /v2/email/account':
+      return ok(getAccount(req, deps));
+    default:
+      return {
+        status: 404,
+        headers: { ...JSON_TYPE, 'x-amzn-errortype': 'UnknownOperationException' },
+        body: JSON.stringify({
+          __type: 'UnknownOperationException',
+          message: `posta does not implement ${op} of SES v2.`,
+        }),
+      };
+  }
+}
+
+// ---- reading the JSON body: each member checked for its type, SES's names in errors
+
+type Json = Record<string, unknown>;
+
+function parse(body: Buffer): Json {
+  try {
+    const v: unknown = JSON.parse(body.toString('utf8') || '{}');
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Json;
+  } catch {
+    // below
+  }
+  throw new ApiError('bad-request', 'The request body is not a JSON object.');
+}
+
+function obj(o: Json, name: string, path: string): Json | undefined {
+  const v = o[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw bad(`${path}${name} must be an object`);
+  return v as Json;
+}
+
+function str(o: Json, name: string, path: string): string | undefined {
+  const v = o[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw bad(`${path}${name} must be a string`);
+  return v;
+}
+
+function need<T>(v: T | undefined, what: string): T {
+  if (v === undefined) throw bad(`${what} is required`);
+  return v;
+}
+
+function strings(o: Json, name: string, path: string): string[] {
+  const v = o[name];
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) {
+    throw bad(`${path}${name} must be a list of strings`);
+  }
+  return v as string[];
+}
+
+function list(o: Json, name: string, path: string): Json[] {
+  const v = o[name];
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || v.some((e) => !e || typeof e !== 'object')) {
+    throw bad(`${path}${name} must be a list of objects`);
+  }
+  return v as Json[];
+}
+
+function bad(text: string): ApiError {
+  return new ApiError('bad-request', `${text}.`);
+}
+
+function base64(text: string, what: string): Buffer {
+  const clean = text.replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean)) throw bad(`${what} must be base64`);
+  return Buffer.from(clean, 'base64');
+}
+
+// ---- operations
+
+async function sendEmail(req: ApiRequest, deps: ApiDeps): Promise<{ MessageId: string }> {
+  const b = parse(req.body);
+  if (b.EndpointId !== undefined) {
+    throw bad('EndpointId (multi-region endpoints) is not supported by posta');
+  }
+  const content = need(obj(b, 'Content', ''), 'Content');
+  const destination = obj(b, 'Destination', '');
+  const to = destination ? strings(destination, 'ToAddresses', 'Destination.') : [];
+  const cc = destination ? strings(destination, 'CcAddresses', 'Destination.') : [];
+  const bcc = destination ? strings(destination, 'BccAddresses', 'Destination.') : [];
+  const from = str(b, 'FromEmailAddress', '');
+  const feedback = str(b, 'FeedbackForwardingEmailAddress', '');
+  const replyTo = strings(b, 'ReplyToAddresses', '');
+  const tags: Record<string, string[]> = {};
+  for (const t of list(b, 'EmailTags', '')) {
+    const name = need(str(t, 'Name', 'EmailTags[].'), 'EmailTags[].Name');
+    tags[name] = [
+      ...(tags[name] ?? []),
+      need(str(t, 'Value', 'EmailTags[].'), 'EmailTags[].Value'),
+    ];
+  }
+  const set = str(b, 'ConfigurationSetName', '');
+  if (set !== undefined) tags['ses:configuration-set'] = [set];
+
+  const kinds = ['Raw', 'Simple', 'Template'].filter((k) => content[k] !== undefined);
+  if (kinds.length !== 1) throw bad('Content must have exactly one of Raw, Simple and Template');
+  let raw: Buffer;
+  const destinations = destination ? [...to, ...cc, ...bcc] : undefined;
+  if (content.Raw !== undefined) {
+    const r = need(obj(content, 'Raw', 'Content.'), 'Content.Raw');
+    raw = base64(need(str(r, 'Data', 'Content.Raw.'), 'Content.Raw.Data'), 'Content.Raw.Data');
+  } else if (content.Simple !== undefined) {
+    const s = need(obj(content, 'Simple', 'Content.'), 'Content.Simple');
+    const subject = need(obj(s, 'Subject', 'Content.Simple.'), 'Content.Simple.Subject');
+    const body = need(obj(s, 'Body', 'Content.Simple.'), 'Content.Simple.Body');
+    const part = (name: string) => {
+      const p = obj(body, name, 'Content.Simple.Body.');
+      return (
+        p &&
+        need(str(p, 'Data', `Content.Simple.Body.${name}.`), `Content.Simple.Body.${name}.Data`)
+      );
+    };
+    raw = await compose({
+      from: need(from, 'FromEmailAddress'),
+      to,
+      cc,
+      replyTo,
+      subject: need(str(subject, 'Data', 'Content.Simple.Subject.'), 'Content.Simple.Subject.Data'),
+      text: part('Text'),
+      html: part('Html'),
+      headers: list(s, 'Headers', 'Content.Simple.').map((h) => ({
+        name: need(str(h, 'Name', 'Headers[].'), 'Headers[].Name'),
+        value: need(str(h, 'Value', 'Headers[].'), 'Headers[].Value'),
+      })),
+      attachments: list(s, 'Attachments', 'Content.Simple.').map(attachment),
+    });
+  } else {
+    throw bad('Template content is not supported by posta yet; send Simple or Raw content');
+  }
+  const { messageId } = await sendMessage(deps, {
+    key: req.key,
+    raw,
+    from: feedback ?? from,
+    destinations,
+    tags,
+    clientIp: req.clientIp,
+    protocol: req.protocol,
+  });
+  return { MessageId: messageId };
+}
+
+function attachment(a: Json): Attachment {
+  const p = 'Attachments[].';
+  const encoding = str(a, 'ContentTransferEncoding', p);
+  const encodings: Record<string, string> = {
+    BASE64: 'base64',
+    QUOTED_PRINTABLE: 'quoted-printable',
+    SEVEN_BIT: '7bit',
+  };
+  if (encoding !== undefined && !(encoding in encodings)) {
+    throw bad(`${p}ContentTransferEncoding must be BASE64, QUOTED_PRINTABLE or SEVEN_BIT`);
+  }
+  const disposition = str(a, 'ContentDisposition', p);
+  if (disposition !== undefined && disposition !== 'ATTACHMENT' && disposition !== 'INLINE') {
+    throw bad(`${p}ContentDisposition must be ATTACHMENT or INLINE`);
+  }
+  return {
+    filename: need(str(a, 'FileName', p), `${p}FileName`),
+    content: base64(need(str(a, 'RawContent', p), `${p}RawContent`), `${p}RawContent`),
+    contentType: str(a, 'ContentType', p),
+    disposition: disposition?.toLowerCase(),
+    contentId: str(a, 'ContentId', p),
+    transferEncoding: encoding === undefined ? undefined : encodings[encoding],
+    description: str(a, 'ContentDescription', p),
+  };
+}
+
+function getAccount(req: ApiRequest, deps: ApiDeps): Json {
+  return {
+    DedicatedIpAutoWarmupEnabled: false,
+    EnforcementStatus: 'HEALTHY',
+    ProductionAccessEnabled: true,
+    SendingEnabled: true,
+    SendQuota: {
+      Max24HourSend: req.key.daily,
+      MaxSendRate: req.key.rate,
+      SentLast24Hours: sentLast24Hours(deps.spool.db, req.key.id),
+    },
+    // no suppression list yet: nothing is suppressed for any reason
+    SuppressionAttributes: { SuppressedReasons: [] },
+  };
+}
