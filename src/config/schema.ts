@@ -71,11 +71,11 @@ export const ConfigSchema = z.strictObject({
       ),
       http: endpoints(
         ['127.0.0.1:8025'],
-        'HTTP: Prometheus /metrics and /healthz (the dashboard at / is not built yet).',
+        'HTTP: the SES APIs for applications on this machine, Prometheus /metrics and /healthz (the dashboard at / is not built yet).',
       ),
       https: endpoints(
         ['0.0.0.0:443', '[::]:443'],
-        'HTTPS: the MTA-STS policy of every domain at https://mta-sts.DOMAIN/, and ACME tls-alpn-01.',
+        'HTTPS: the SES APIs, the MTA-STS policy of every domain at https://mta-sts.DOMAIN/, and ACME tls-alpn-01.',
       ),
     })
     .prefault({})

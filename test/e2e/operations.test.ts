@@ -91,19 +91,20 @@ test('/metrics parses as Prometheus text and its counters move when mail flows',
   assert.equal(delta('posta_delivery_latency_seconds_count{domain_class=other}'), 1);
 });
 
-test('/ on the http listener says the dashboard is not built yet and points at /metrics', async () => {
+test('/ on the http listener says the dashboard is not built yet and points at the SES APIs and /metrics', async () => {
   const res = await fetch(`http://${s.host}:${s.ports.http}/`);
   assert.equal(res.status, 200);
   const text = await res.text();
   assert.match(text, /^posta: the web dashboard is not built yet\./);
   assert.match(text, /^GET \/metrics +Prometheus metrics/m);
+  assert.match(text, /^POST \/v2\/email\/outbound-emails/m);
   assert.equal((await fetch(`http://${s.host}:${s.ports.http}/nothing`)).status, 404);
   // The posta.toml that init writes promises no more than that.
   const fresh = await initFolder('example.org');
   const written = await readFile(join(fresh.dir, 'posta.toml'), 'utf8');
   assert.match(
     written,
-    /^# HTTP: Prometheus \/metrics and \/healthz \(the dashboard at \/ is not built yet\)\.$/m,
+    /^# HTTP: the SES APIs for applications on this machine, Prometheus \/metrics and \/healthz \(the dashboard at \/ is not built yet\)\.$/m,
   );
   assert.doesNotMatch(written, /HTTP API, dashboard/);
 });
