@@ -45,6 +45,16 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./key.ts')).key,
   },
   {
+    name: 'suppress',
+    summary: 'the suppression list of each domain: add, del, list',
+    load: async () => (await import('./suppress.ts')).suppress,
+  },
+  {
+    name: 'events',
+    summary: 'what happened to each message: Send, Delivery, DeliveryDelay, Bounce',
+    load: async () => (await import('./events.ts')).events,
+  },
+  {
     name: 'alias',
     summary: 'manage aliases and the catch-all: add, del, list',
     load: async () => (await import('./alias.ts')).alias,

@@ -36,6 +36,8 @@ import { isSrs, type Srs } from '../srs/srs.ts';
 import { domainOf, localPartOf } from '../address/address.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { domainClass } from '../metrics/domain-class.ts';
+import { outcomeWrites, type OutcomeWrites } from '../events/outcomes.ts';
+import { suppressed } from '../suppression/suppression.ts';
 
 export interface SchedulerOptions {
   spool: Spool;
@@ -310,6 +312,7 @@ export class Scheduler {
     const message = this.o.spool.message(m.id);
     if (!message) return; // deleted meanwhile (posta queue delete)
     const data = message.head; // what notices quote
+    const suppressedNow = new Set<string>();
     const settled = await Promise.allSettled(
       groups.map(async ([domain, recipients]) => {
         this.perDomain.set(domain, (this.perDomain.get(domain) ?? 0) + 1);
@@ -318,17 +321,28 @@ export class Scheduler {
         }
         const started = Date.now();
         try {
-          const r = await this.o.transport.deliver({
-            queueId: m.id,
-            sender: m.sender,
-            domain,
-            recipients,
-            message,
-            smtpUtf8: m.smtpUtf8,
-          });
+          // suppressed recipients are never tried (suppression/suppression.ts)
+          const blocked = recipients.filter((r) => this.isSuppressed(m, r));
+          for (const r of blocked) suppressedNow.add(r);
+          const tried = recipients.filter((r) => !suppressedNow.has(r));
+          const r = tried.length
+            ? await this.o.transport.deliver({
+                queueId: m.id,
+                sender: m.sender,
+                domain,
+                recipients: tried,
+                message,
+                smtpUtf8: m.smtpUtf8,
+              })
+            : { outcomes: new Map<string, Outcome>(), info: {} };
           const outcomes = recipients.map((address) => ({
             address,
-            outcome: r.outcomes.get(address) ?? unknownOutcome,
+            outcome: suppressedNow.has(address)
+              ? permanent(
+                  '5.1.1',
+                  `<${address}> is on the suppression list of ${domainOf(m.sender)}; posta did not send to it (posta suppress del ${address} --domain ${domainOf(m.sender)})`,
+                )
+              : (r.outcomes.get(address) ?? unknownOutcome),
           }));
           const a = this.assess(m, outcomes, r.info, Date.now() - started);
           // Delivered and deferred recipients are written down at once;
@@ -341,6 +355,7 @@ export class Scheduler {
               retry: a.retry,
               notices: [],
               warned: false,
+              ...this.outcomes(m, now, suppressedNow),
             });
           }
           return a;
@@ -352,11 +367,16 @@ export class Scheduler {
       }),
     );
     const done = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    await this.report(m, data, {
-      attempts: done.flatMap((a) => a.attempts.filter((x) => FINAL_FAILURE.has(x.outcome))),
-      failed: done.flatMap((a) => a.failed),
-      delayed: done.flatMap((a) => a.delayed),
-    });
+    await this.report(
+      m,
+      data,
+      {
+        attempts: done.flatMap((a) => a.attempts.filter((x) => FINAL_FAILURE.has(x.outcome))),
+        failed: done.flatMap((a) => a.failed),
+        delayed: done.flatMap((a) => a.delayed),
+      },
+      suppressedNow,
+    );
     // Every group has ended before the message is released; then report a failure.
     const failure = settled.find((r) => r.status === 'rejected');
     if (failure) throw failure.reason;
@@ -423,6 +443,7 @@ export class Scheduler {
     m: DueMessage,
     data: Buffer,
     r: { attempts: Attempt[]; failed: FailedRecipient[]; delayed: FailedRecipient[] },
+    suppressedNow: ReadonlySet<string> = new Set(),
   ): Promise<void> {
     const d = this.o.delivery;
     const notices = [];
@@ -447,7 +468,34 @@ export class Scheduler {
       retry: new Map(),
       notices,
       warned: warn,
+      ...this.outcomes(m, r.attempts, suppressedNow),
     });
+  }
+
+  /** Our senders' mail: the events of these attempts, and the hard bounces to suppress. */
+  private outcomes(
+    m: DueMessage,
+    attempts: Attempt[],
+    suppressedNow: ReadonlySet<string>,
+  ): OutcomeWrites | Record<string, never> {
+    if (m.source !== 'submission' || attempts.length === 0) return {};
+    return outcomeWrites(
+      {
+        message: m.id,
+        createdAt: m.createdAt,
+        domain: domainOf(m.sender),
+        hostname: this.o.hostname,
+        expiresAt: m.createdAt + this.o.delivery.lifetimeMs,
+        suppressed: suppressedNow,
+      },
+      attempts,
+    );
+  }
+
+  /** Is this recipient of our senders' mail on the sending domain's suppression list? */
+  private isSuppressed(m: DueMessage, address: string): boolean {
+    if (m.source !== 'submission' || m.sender === '') return false;
+    return suppressed(this.o.spool.db, domainOf(m.sender), address) !== undefined;
   }
 
   /**

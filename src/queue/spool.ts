@@ -54,6 +54,15 @@ import { fsErrorSentence, ownerOf } from '../fsutil/errors.ts';
 import type { SenderAuth } from '../verify/inbound.ts';
 import { WalSync } from './wal-sync.ts';
 import { countSend, pruneSends } from '../keys/usage.ts';
+import {
+  headerList,
+  insertEvent,
+  insertMail,
+  pruneEvents,
+  type NewEvent,
+} from '../events/events.ts';
+import type { OutcomeWrites } from '../events/outcomes.ts';
+import { suppress } from '../suppression/suppression.ts';
 
 export interface Envelope {
   /** The envelope sender; "" for the null sender (bounces). */
@@ -133,6 +142,10 @@ export interface AttemptResult {
   /** Messages made by posta (bounces, warnings) to enqueue in the same commit. */
   notices: { id: string; envelope: Envelope; data: Buffer }[];
   warned?: boolean;
+  /** The events of these attempts (events/outcomes.ts), committed with them. */
+  events?: NewEvent[];
+  /** Addresses that bounced hard, for their domain's suppression list. */
+  suppress?: OutcomeWrites['suppress'];
 }
 
 export const MIGRATIONS = [
@@ -221,6 +234,35 @@ export const MIGRATIONS = [
    ) WITHOUT ROWID;
    ALTER TABLE messages ADD COLUMN api_key TEXT;
    ALTER TABLE messages ADD COLUMN tags TEXT;`,
+  // events of our senders' mail and the suppression list (events/, suppression/)
+  `CREATE TABLE mail_log (
+     message TEXT PRIMARY KEY,
+     created_at INTEGER NOT NULL,
+     sender TEXT NOT NULL,
+     api_key TEXT,
+     tags TEXT NOT NULL,
+     recipients TEXT NOT NULL,
+     headers TEXT NOT NULL
+   );
+   CREATE INDEX mail_log_created ON mail_log(created_at);
+   CREATE TABLE events (
+     id INTEGER PRIMARY KEY,
+     message TEXT NOT NULL,
+     type TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     recipients TEXT NOT NULL,
+     detail TEXT NOT NULL
+   );
+   CREATE INDEX events_message ON events(message);
+   CREATE INDEX events_at ON events(at);
+   CREATE TABLE suppressed (
+     domain TEXT NOT NULL,
+     address TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     message TEXT,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (domain, address)
+   ) WITHOUT ROWID;`,
 ];
 
 /** Bytes in one row of message_parts. */
@@ -333,10 +375,10 @@ export class Spool {
   async enqueue(envelope: Envelope, data: Buffer | Held, id = newQueueId()): Promise<string> {
     try {
       if (Buffer.isBuffer(data)) {
-        await this.write(() => this.insert(id, envelope, data, Date.now()));
+        await this.write(() => this.insert(id, envelope, data, Date.now(), headerBlock(data)));
       } else if (Buffer.isBuffer(data.body)) {
         const whole = Buffer.concat([data.head, data.body]);
-        await this.write(() => this.insert(id, envelope, whole, Date.now()));
+        await this.write(() => this.insert(id, envelope, whole, Date.now(), data.head));
       } else {
         await this.enqueueParts(id, envelope, data, data.body);
       }
@@ -366,7 +408,7 @@ export class Spool {
           'SELECT count(*) AS n FROM message_parts WHERE message = ?',
         ).get(id) as { n: number };
         if (have.n !== parts) throw new Error(`message ${id} lost parts before its commit`);
-        this.insert(id, envelope, empty, Date.now(), { parts, size });
+        this.insert(id, envelope, empty, Date.now(), m.head, { parts, size });
       });
     } catch (err) {
       // a refused or failed commit (a full disk) leaves no parts behind
@@ -432,7 +474,9 @@ export class Spool {
         this.db,
         'DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM recipients WHERE message = ?)',
       ).run(id, id);
-      for (const n of result.notices) this.insert(n.id, n.envelope, n.data, Date.now());
+      for (const n of result.notices) this.insert(n.id, n.envelope, n.data, Date.now(), n.data);
+      for (const e of result.events ?? []) insertEvent(this.db, e);
+      for (const x of result.suppress ?? []) suppress(this.db, x);
     }, result.notices.length > 0);
     if (result.notices.length) this.onEnqueued(result.notices.map((n) => n.id));
   }
@@ -559,6 +603,7 @@ export class Spool {
   prune(before: number): void {
     prepared(this.db, 'DELETE FROM attempts WHERE at < ?').run(before);
     pruneSends(this.db);
+    pruneEvents(this.db, before);
   }
 
   /** Commits what is pending; resolves when its sync is done and the files are closed. */
@@ -626,6 +671,8 @@ export class Spool {
     e: Envelope,
     data: Buffer,
     now: number,
+    /** The header section (for the events' mail record). */
+    head: Buffer,
     stored = { parts: 0, size: data.length },
   ): void {
     prepared(
@@ -651,6 +698,27 @@ export class Spool {
     );
     // the key's use commits with what it sent: the quota cannot drift from the queue
     if (e.apiKey) countSend(this.db, e.apiKey, e.recipients.length, now);
+    // our senders' mail has events: Send now, the outcomes as they come
+    if (e.source === 'submission') {
+      const { headers, truncated } = headerList(head);
+      insertMail(this.db, {
+        message: id,
+        createdAt: now,
+        sender: e.sender,
+        apiKey: e.apiKey ?? null,
+        tags: e.tags ?? {},
+        recipients: e.recipients,
+        headers,
+        headersTruncated: truncated,
+      });
+      insertEvent(this.db, {
+        message: id,
+        type: 'Send',
+        at: now,
+        recipients: e.recipients,
+        detail: {},
+      });
+    }
     const add = prepared(
       this.db,
       'INSERT OR IGNORE INTO recipients (message, address, next_attempt) VALUES (?, ?, ?)',

@@ -1,0 +1,178 @@
+/**
+ * What happened to each message posta's own senders sent (SMTP submission,
+ * `posta sendmail`, the APIs), as SES reports it: Send when it is queued,
+ * then per recipient Delivery, DeliveryDelay or Bounce (Permanent or
+ * Transient, with SES's subtypes). Events are written in the transaction
+ * that records the outcome (queue/spool.ts), so an event exists exactly when
+ * its outcome does; they are the durable log that `posta events` reads and
+ * webhooks are sent from.
+ *
+ * mail_log keeps, per message, what an SES event's `mail` object says
+ * (sender, recipients, tags, key, header fields), for as long as its events,
+ * since the message row itself goes with its last recipient.
+ *
+ * Tables (queue.db):
+ *   mail_log(message, created_at, sender, api_key, tags, recipients, headers)
+ *   events(id, message, type, at, recipients, detail)  -- JSON in the last three
+ */
+import { prepared, type Db } from '../db/db.ts';
+
+export type EventType = 'Send' | 'Delivery' | 'DeliveryDelay' | 'Bounce' | 'Reject' | 'Complaint';
+
+export interface NewEvent {
+  message: string;
+  type: EventType;
+  at: number;
+  recipients: string[];
+  /** The SES sub-object of the event (bounce, delivery, deliveryDelay, ...), without mail. */
+  detail: Record<string, unknown>;
+}
+
+export interface StoredEvent extends NewEvent {
+  id: number;
+}
+
+export interface MailRecord {
+  message: string;
+  createdAt: number;
+  sender: string;
+  apiKey: string | null;
+  tags: Record<string, string[]>;
+  recipients: string[];
+  /** The message's header fields, in order, as SES lists them; at most MAX_HEADERS. */
+  headers: { name: string; value: string }[];
+  headersTruncated: boolean;
+}
+
+/** SES gives the first header fields, each shortened; so does posta. */
+const MAX_HEADERS = 50;
+const MAX_VALUE = 2000;
+
+/** The header fields of a header block (RFC 5322 §2.2, unfolded), for mail_log. */
+export function headerList(head: Buffer): { headers: MailRecord['headers']; truncated: boolean } {
+  const end = head.indexOf('\r\n\r\n');
+  const text = (end < 0 ? head : head.subarray(0, end)).toString('utf8');
+  const fields: { name: string; value: string }[] = [];
+  for (const line of text.split('\r\n')) {
+    const last = fields[fields.length - 1];
+    if (/^[ \t]/.test(line) && last) last.value += line;
+    else {
+      const colon = line.indexOf(':');
+      if (colon > 0)
+        fields.push({ name: line.slice(0, colon), value: line.slice(colon + 1).trim() });
+    }
+  }
+  let truncated = fields.length > MAX_HEADERS;
+  const headers = fields.slice(0, MAX_HEADERS).map((f) => {
+    if (f.value.length <= MAX_VALUE) return f;
+    truncated = true;
+    return { name: f.name, value: f.value.slice(0, MAX_VALUE) };
+  });
+  return { headers, truncated };
+}
+
+export function insertMail(db: Db, m: MailRecord): void {
+  prepared(
+    db,
+    `INSERT OR REPLACE INTO mail_log (message, created_at, sender, api_key, tags, recipients, headers)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  ).run(
+    m.message,
+    m.createdAt,
+    m.sender,
+    m.apiKey,
+    JSON.stringify(m.tags),
+    JSON.stringify(m.recipients),
+    JSON.stringify({ list: m.headers, truncated: m.headersTruncated }),
+  );
+}
+
+/** True when the message is one whose events are kept (one of our senders'). */
+export function hasMail(db: Db, message: string): boolean {
+  return prepared(db, 'SELECT 1 FROM mail_log WHERE message = ?').get(message) !== undefined;
+}
+
+export function insertEvent(db: Db, e: NewEvent): void {
+  prepared(
+    db,
+    'INSERT INTO events (message, type, at, recipients, detail) VALUES (?, ?, ?, ?, ?)',
+  ).run(e.message, e.type, e.at, JSON.stringify(e.recipients), JSON.stringify(e.detail));
+}
+
+interface EventRow {
+  id: number;
+  message: string;
+  type: string;
+  at: number;
+  recipients: string;
+  detail: string;
+}
+
+function fromRow(r: EventRow): StoredEvent {
+  return {
+    id: r.id,
+    message: r.message,
+    type: r.type as EventType,
+    at: r.at,
+    recipients: JSON.parse(r.recipients) as string[],
+    detail: JSON.parse(r.detail) as Record<string, unknown>,
+  };
+}
+
+/** Events in order: of one message, or after event `after`, at most `limit`. */
+export function listEvents(
+  db: Db,
+  o: { message?: string; after?: number; limit?: number } = {},
+): StoredEvent[] {
+  const limit = o.limit ?? 1000;
+  const rows =
+    o.message !== undefined
+      ? prepared(db, 'SELECT * FROM events WHERE message = ? ORDER BY id LIMIT ?').all(
+          o.message,
+          limit,
+        )
+      : prepared(db, 'SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?').all(
+          o.after ?? 0,
+          limit,
+        );
+  return (rows as unknown as EventRow[]).map(fromRow);
+}
+
+/** The newest event's id (0 when there is none). */
+export function lastEventId(db: Db): number {
+  const r = prepared(db, 'SELECT coalesce(max(id), 0) AS id FROM events').get() as { id: number };
+  return r.id;
+}
+
+interface MailRow {
+  message: string;
+  created_at: number;
+  sender: string;
+  api_key: string | null;
+  tags: string;
+  recipients: string;
+  headers: string;
+}
+
+export function mailRecord(db: Db, message: string): MailRecord | undefined {
+  const r = prepared(db, 'SELECT * FROM mail_log WHERE message = ?').get(message) as
+    MailRow | undefined;
+  if (!r) return undefined;
+  const h = JSON.parse(r.headers) as { list: MailRecord['headers']; truncated: boolean };
+  return {
+    message: r.message,
+    createdAt: r.created_at,
+    sender: r.sender,
+    apiKey: r.api_key,
+    tags: JSON.parse(r.tags) as Record<string, string[]>,
+    recipients: JSON.parse(r.recipients) as string[],
+    headers: h.list,
+    headersTruncated: h.truncated,
+  };
+}
+
+/** Events and mail records older than `before` go, as the delivery log does. */
+export function pruneEvents(db: Db, before: number): void {
+  prepared(db, 'DELETE FROM events WHERE at < ?').run(before);
+  prepared(db, 'DELETE FROM mail_log WHERE created_at < ?').run(before);
+}

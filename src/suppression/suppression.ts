@@ -1,0 +1,107 @@
+/**
+ * The suppression list, per sending domain, as SES keeps it per account: an
+ * address that bounced hard (or complained, or was added by hand or through
+ * PutSuppressedDestination) gets no more mail from that domain. A message to
+ * it is still accepted (with its MessageId), but the suppressed recipient is
+ * never tried: the scheduler fails it at once with a Bounce event of subtype
+ * OnAccountSuppressionList, and the sender gets a DSN, on every path (the
+ * APIs and SMTP).
+ *
+ * What suppresses by itself: a permanent failure whose enhanced status says
+ * the address is bad (RFC 3463 §3.2: X.1.x, and 5.2.1 "mailbox disabled");
+ * a full mailbox, a message refused as spam or for its size does not.
+ *
+ * Table suppressed (queue.db): domain, address, reason (BOUNCE | COMPLAINT),
+ * message (what caused it, when known), created_at.
+ */
+import { prepared, type Db } from '../db/db.ts';
+
+export type SuppressionReason = 'BOUNCE' | 'COMPLAINT';
+
+export interface Suppressed {
+  domain: string;
+  address: string;
+  reason: SuppressionReason;
+  message: string | null;
+  createdAt: number;
+}
+
+/** Does a permanent failure with this enhanced status make the address one to suppress? */
+export function suppressesAddress(enhanced: string): boolean {
+  return /^5\.1\.\d+$/.test(enhanced) || enhanced === '5.2.1';
+}
+
+/** Addresses are compared lower-cased, as SES does. */
+function norm(address: string): string {
+  return address.toLowerCase();
+}
+
+export function suppress(
+  db: Db,
+  s: { domain: string; address: string; reason: SuppressionReason; message?: string | null },
+  now = Date.now(),
+): void {
+  prepared(
+    db,
+    `INSERT INTO suppressed (domain, address, reason, message, created_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (domain, address) DO UPDATE SET reason = excluded.reason,
+         message = excluded.message, created_at = excluded.created_at`,
+  ).run(s.domain, norm(s.address), s.reason, s.message ?? null, now);
+}
+
+/** False when it was not on the list. */
+export function unsuppress(db: Db, domain: string, address: string): boolean {
+  return (
+    prepared(db, 'DELETE FROM suppressed WHERE domain = ? AND address = ?').run(
+      domain,
+      norm(address),
+    ).changes > 0
+  );
+}
+
+interface Row {
+  domain: string;
+  address: string;
+  reason: string;
+  message: string | null;
+  created_at: number;
+}
+
+function fromRow(r: Row): Suppressed {
+  return {
+    domain: r.domain,
+    address: r.address,
+    reason: r.reason as SuppressionReason,
+    message: r.message,
+    createdAt: r.created_at,
+  };
+}
+
+export function suppressed(db: Db, domain: string, address: string): Suppressed | undefined {
+  const r = prepared(db, 'SELECT * FROM suppressed WHERE domain = ? AND address = ?').get(
+    domain,
+    norm(address),
+  ) as Row | undefined;
+  return r && fromRow(r);
+}
+
+/** The list of `domains`, newest first, optionally of one reason and a time range. */
+export function listSuppressed(
+  db: Db,
+  o: { domains: string[]; reason?: SuppressionReason; from?: number; to?: number },
+): Suppressed[] {
+  const rows = prepared(
+    db,
+    `SELECT * FROM suppressed
+      WHERE domain IN (SELECT value FROM json_each(?))
+        AND (? IS NULL OR reason = ?) AND created_at >= ? AND created_at <= ?
+      ORDER BY created_at DESC, address`,
+  ).all(
+    JSON.stringify(o.domains),
+    o.reason ?? null,
+    o.reason ?? null,
+    o.from ?? 0,
+    o.to ?? Number.MAX_SAFE_INTEGER,
+  );
+  return (rows as unknown as Row[]).map(fromRow);
+}
