@@ -230,6 +230,18 @@ function attachment(a: Json): Attachment {
   };
 }
 
+/**
+ * A JSON double as SES writes it: 200.0, never 200. The model types the
+ * SendQuota fields as doubles and botocore passes JSON numbers through as
+ * they are, so `200` reached Python as an int where SES gives a float
+ * (`aws sesv2 get-account` prints 200.0). JSON.rawJSON is in Node >= 21;
+ * TypeScript's lib does not declare it yet.
+ */
+const json = JSON as unknown as { rawJSON(text: string): unknown };
+function double(n: number): unknown {
+  return json.rawJSON(Number.isInteger(n) ? `${n}.0` : String(n));
+}
+
 function getAccount(req: ApiRequest, deps: ApiDeps): Json {
   return {
     DedicatedIpAutoWarmupEnabled: false,
@@ -237,9 +249,9 @@ function getAccount(req: ApiRequest, deps: ApiDeps): Json {
     ProductionAccessEnabled: true,
     SendingEnabled: true,
     SendQuota: {
-      Max24HourSend: req.key.daily,
-      MaxSendRate: req.key.rate,
-      SentLast24Hours: sentLast24Hours(deps.spool.db, req.key.id),
+      Max24HourSend: double(req.key.daily),
+      MaxSendRate: double(req.key.rate),
+      SentLast24Hours: double(sentLast24Hours(deps.spool.db, req.key.id)),
     },
     // no suppression list yet: nothing is suppressed for any reason
     SuppressionAttributes: { SuppressedReasons: [] },

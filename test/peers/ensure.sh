@@ -25,6 +25,7 @@ peers=(
   "python3-aiosmtpd|python3 module aiosmtpd (receiving MX)|$py -c 'import aiosmtpd.smtp'"
   "python3-dnslib|python3 module dnslib (DNS server)|$py -c 'import dnslib.server'"
   "python3-prometheus-client|python3 module prometheus_client|$py -c 'import prometheus_client.parser'"
+  "python3-boto3|python3 modules boto3, botocore (SES API clients)|$py -c 'import boto3, botocore'"
   "python3-yaml|python3 module yaml (reads the SPF suite)|$py -c 'import yaml'"
   "python3-spf|RFC 7208 SPF test suite (rfc7208-tests.yml.gz)|test -r /usr/share/doc/python3-spf/rfc7208-tests.yml.gz"
   "opendkim-tools|opendkim-testmsg (DKIM verification by OpenDKIM)|command -v opendkim-testmsg"
