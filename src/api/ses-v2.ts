@@ -4,6 +4,7 @@
  *
  * - POST /v2/email/outbound-emails: SendEmail with Raw or Simple content.
  * - GET /v2/email/account: GetAccount, the key's quota in SendQuota.
+ * - the suppression list: ses-v2-suppression.ts.
  *
  * Errors: status, `x-amzn-ErrorType: <Code>` and {"message"} (with
  * "__type"), the shape from which the JS SDK and botocore pick the modeled
@@ -16,6 +17,7 @@ import { compose, type Attachment } from './compose.ts';
 import { ApiError } from './errors.ts';
 import type { ApiDeps, ApiReply, ApiRequest } from './http.ts';
 import { sendMessage } from './send.ts';
+import { suppressionOp } from './ses-v2-suppression.ts';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 
@@ -58,7 +60,9 @@ export async function sesV2(req: ApiRequest, deps: ApiDeps): Promise<ApiReply> {
       return ok(await sendEmail(req, deps));
     case 'GET /v2/email/account':
       return ok(getAccount(req, deps));
-    default:
+    default: {
+      const answer = suppressionOp(req, deps, () => parse(req.body));
+      if (answer) return ok(answer);
       return {
         status: 404,
         headers: { ...JSON_TYPE, 'x-amzn-errortype': 'UnknownOperationException' },
@@ -67,6 +71,7 @@ export async function sesV2(req: ApiRequest, deps: ApiDeps): Promise<ApiReply> {
           message: `posta does not implement ${op} of SES v2.`,
         }),
       };
+    }
   }
 }
 
@@ -253,7 +258,7 @@ function getAccount(req: ApiRequest, deps: ApiDeps): Json {
       MaxSendRate: double(req.key.rate),
       SentLast24Hours: double(sentLast24Hours(deps.spool.db, req.key.id)),
     },
-    // no suppression list yet: nothing is suppressed for any reason
-    SuppressionAttributes: { SuppressedReasons: [] },
+    // hard bounces join the list by themselves; complaints do not yet
+    SuppressionAttributes: { SuppressedReasons: ['BOUNCE'] },
   };
 }

@@ -8,15 +8,11 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { posta, ROOT } from '../helpers/posta.ts';
+import { posta } from '../helpers/posta.ts';
+import { boto3 as boto3Call, type Reply } from '../helpers/boto3.ts';
 import { dkimpy, SOA, startDns, type DnsServer } from '../helpers/dns.ts';
 import { startMxFor, type ReceivedMessage } from '../helpers/receiver.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
-
-const PYTHON = '/usr/bin/python3';
-const REGION = 'eu-west-1';
 
 let mx: Awaited<ReturnType<typeof startMxFor>>;
 let dkimDns: DnsServer;
@@ -51,58 +47,14 @@ after(async () => {
   dkimDns?.stop();
 });
 
-/** What ses_boto3.py prints: the response, or the ClientError botocore raised. */
-interface Reply {
-  ok?: Record<string, unknown> & { ResponseMetadata: { RequestId: string } };
-  /** The response with each leaf replaced by its Python type name. */
-  types?: Record<string, unknown>;
-  /** The request as botocore signed it. */
-  signed?: { url: string; host: string; signed_headers: string };
-  error?: {
-    code: string;
-    message: string;
-    status: number;
-    request_id: string;
-    class: string;
-    /** The class raised is client.exceptions.<class>. */
-    modeled: boolean;
-  };
-}
-
-/** One boto3 call: `service`.`op`(**kwargs); {__bytes__: text} is a blob. */
+/** One boto3 call against this test's server, with its key unless `creds` says otherwise. */
 function boto3(
   service: 'ses' | 'sesv2',
   op: string,
   kwargs: unknown,
   creds: { id: string; secret: string } = key,
 ): Promise<Reply> {
-  // No AWS configuration of this machine's, and no proxy for loopback.
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!/^AWS_|proxy$/i.test(k)) env[k] = v;
-  }
-  Object.assign(env, {
-    AWS_CONFIG_FILE: '/dev/null',
-    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-    AWS_EC2_METADATA_DISABLED: 'true',
-  });
-  const args = [
-    join(ROOT, 'test/peers/ses_boto3.py'),
-    `http://${s.host}:${s.ports.http}`,
-    REGION,
-    creds.id,
-    creds.secret,
-    service,
-    op,
-    JSON.stringify(kwargs),
-  ];
-  return new Promise((resolve, reject) => {
-    execFile(PYTHON, args, { env, timeout: 60_000 }, (err, stdout, stderr) =>
-      err
-        ? reject(new Error(`ses_boto3.py ${op}: ${stderr || err.message}`))
-        : resolve(JSON.parse(stdout) as Reply),
-    );
-  });
+  return boto3Call(`http://${s.host}:${s.ports.http}`, creds, service, op, kwargs);
 }
 
 function ok(r: Reply): NonNullable<Reply['ok']> {

@@ -1,0 +1,233 @@
+/**
+ * Events and the suppression list, end to end: mail sent through the SES v2
+ * API (the AWS SDK for JavaScript) to a real MX gets Send and Delivery
+ * events, a hard bounce gets a Permanent Bounce event and suppresses the
+ * address, and the next message to it is accepted but never tried (a
+ * Bounce of subtype OnAccountSuppressionList); the list is read and edited
+ * through the API (the JS SDK and boto3) and `posta suppress`, and SMTP
+ * submission obeys it too.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  DeleteSuppressedDestinationCommand,
+  GetSuppressedDestinationCommand,
+  PutSuppressedDestinationCommand,
+  SESv2Client,
+  SendEmailCommand,
+} from '@aws-sdk/client-sesv2';
+import { posta } from '../helpers/posta.ts';
+import { boto3 } from '../helpers/boto3.ts';
+import { startMxFor, type ReceivedMessage } from '../helpers/receiver.ts';
+import { startServer, type TestServer } from '../helpers/server.ts';
+import { submit } from '../helpers/smtp.ts';
+
+let mx: Awaited<ReturnType<typeof startMxFor>>;
+let s: TestServer;
+let key: { id: string; secret: string };
+let client: SESv2Client;
+
+before(async () => {
+  mx = await startMxFor('dest.test');
+  s = await startServer({ http: true, dns: mx.dns.endpoint });
+  const made = await posta(['key', 'create', '--domain', 'example.test', '--json', '--dir', s.dir]);
+  assert.equal(made.code, 0, made.stderr);
+  const k = JSON.parse(made.stdout) as { access_key_id: string; secret_access_key: string };
+  key = { id: k.access_key_id, secret: k.secret_access_key };
+  client = new SESv2Client({
+    endpoint: `http://${s.host}:${s.ports.http}`,
+    region: 'eu-west-1',
+    credentials: { accessKeyId: key.id, secretAccessKey: key.secret },
+  });
+});
+
+after(async () => {
+  await s?.stop();
+  await mx?.stop();
+});
+
+interface SesEvent {
+  eventType: string;
+  mail: {
+    messageId: string;
+    source: string;
+    destination: string[];
+    tags: Record<string, string[]>;
+  };
+  bounce?: {
+    bounceType: string;
+    bounceSubType: string;
+    bouncedRecipients: { emailAddress: string; status: string; diagnosticCode: string }[];
+  };
+  delivery?: { recipients: string[]; smtpResponse: string };
+}
+
+async function events(id: string): Promise<SesEvent[]> {
+  const r = await posta(['events', '--message', id, '--json', '--dir', s.dir]);
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as SesEvent);
+}
+
+/** The events of `id` once one of type `type` is there. */
+async function eventsUntil(id: string, type: string): Promise<SesEvent[]> {
+  for (let i = 0; i < 200; i++) {
+    const list = await events(id);
+    if (list.some((e) => e.eventType === type)) return list;
+    await sleep(100);
+  }
+  assert.fail(`no ${type} event for ${id}: ${JSON.stringify(await events(id))}`);
+}
+
+async function send(to: string, tags = true): Promise<string> {
+  const out = await client.send(
+    new SendEmailCommand({
+      FromEmailAddress: 'ada@example.test',
+      Destination: { ToAddresses: [to] },
+      Content: { Simple: { Subject: { Data: `to ${to}` }, Body: { Text: { Data: 'hello' } } } },
+      ...(tags ? { EmailTags: [{ Name: 'campaign', Value: 'welcome' }] } : {}),
+      ConfigurationSetName: 'transactional',
+    }),
+  );
+  assert.ok(out.MessageId);
+  return out.MessageId;
+}
+
+const rcptFor = (address: string) => (m: ReceivedMessage) => m.rcptTos.includes(address);
+
+test('a delivered message has Send then Delivery events, with the MessageId, destination and tags', async () => {
+  const id = await send('good@dest.test');
+  await mx.rx.arrival(rcptFor('good@dest.test'), 'the good message');
+  const list = await eventsUntil(id, 'Delivery');
+  assert.deepEqual(
+    list.map((e) => e.eventType),
+    ['Send', 'Delivery'],
+  );
+  for (const e of list) {
+    assert.equal(e.mail.messageId, id);
+    assert.equal(e.mail.source, 'ada@example.test');
+    assert.deepEqual(e.mail.destination, ['good@dest.test']);
+    assert.deepEqual(e.mail.tags, {
+      campaign: ['welcome'],
+      'ses:configuration-set': ['transactional'],
+    });
+  }
+  assert.deepEqual(list[1]?.delivery?.recipients, ['good@dest.test']);
+  assert.match(list[1]?.delivery?.smtpResponse ?? '', /^250 /);
+});
+
+test('a hard bounce is a Permanent Bounce and suppresses the address; the next send is never tried', async () => {
+  const first = await send('reject-gone@dest.test');
+  const bounced = (await eventsUntil(first, 'Bounce')).find((e) => e.eventType === 'Bounce');
+  assert.equal(bounced?.bounce?.bounceType, 'Permanent');
+  assert.equal(bounced?.bounce?.bounceSubType, 'NoEmail');
+  assert.equal(bounced?.bounce?.bouncedRecipients[0]?.emailAddress, 'reject-gone@dest.test');
+  assert.equal(bounced?.bounce?.bouncedRecipients[0]?.status, '5.1.1');
+
+  const listed = await posta(['suppress', 'list', '--json', '--dir', s.dir]);
+  const rows = JSON.parse(listed.stdout) as { address: string; reason: string; message: string }[];
+  assert.deepEqual(
+    rows.filter((r) => r.address === 'reject-gone@dest.test').map((r) => [r.reason, r.message]),
+    [['BOUNCE', first]],
+  );
+  // boto3's ListSuppressedDestinations sees it
+  const b = await boto3(
+    `http://${s.host}:${s.ports.http}`,
+    key,
+    'sesv2',
+    'list_suppressed_destinations',
+    {},
+  );
+  assert.equal(b.error, undefined, JSON.stringify(b.error));
+  const summaries = (
+    b.ok as { SuppressedDestinationSummaries: { EmailAddress: string; Reason: string }[] }
+  ).SuppressedDestinationSummaries;
+  assert.ok(
+    summaries.some((x) => x.EmailAddress === 'reject-gone@dest.test' && x.Reason === 'BOUNCE'),
+  );
+
+  const rcptsBefore = (await mx.rx.messages()).length;
+  const connectionsBefore = (await mx.rx.connections()).length;
+  const second = await send('reject-gone@dest.test');
+  const again = (await eventsUntil(second, 'Bounce')).find((e) => e.eventType === 'Bounce');
+  assert.equal(again?.bounce?.bounceType, 'Permanent');
+  assert.equal(again?.bounce?.bounceSubType, 'OnAccountSuppressionList');
+  const shown = await posta(['queue', 'show', second, '--json', '--dir', s.dir]);
+  const attempts = (
+    JSON.parse(shown.stdout) as { attempts: { reply: string; mx: string | null }[] }
+  ).attempts;
+  assert.equal(attempts.length, 1);
+  assert.match(attempts[0]?.reply ?? '', /suppression list of example\.test/);
+  assert.equal(attempts[0]?.mx ?? null, null, 'no MX was asked');
+  await sleep(500);
+  assert.equal((await mx.rx.connections()).length, connectionsBefore, 'no connection to the MX');
+  assert.equal((await mx.rx.messages()).length, rcptsBefore);
+});
+
+test('PutSuppressedDestination, GetSuppressedDestination and DeleteSuppressedDestination through the JS SDK', async () => {
+  await client.send(
+    new PutSuppressedDestinationCommand({
+      EmailAddress: 'Complainer@Dest.test',
+      Reason: 'COMPLAINT',
+    }),
+  );
+  const got = await client.send(
+    new GetSuppressedDestinationCommand({ EmailAddress: 'complainer@dest.test' }),
+  );
+  assert.equal(got.SuppressedDestination?.Reason, 'COMPLAINT');
+  assert.ok(got.SuppressedDestination?.LastUpdateTime instanceof Date);
+  assert.ok(
+    Math.abs((got.SuppressedDestination?.LastUpdateTime?.getTime() ?? 0) - Date.now()) < 60_000,
+  );
+  await client.send(
+    new DeleteSuppressedDestinationCommand({ EmailAddress: 'complainer@dest.test' }),
+  );
+  await assert.rejects(
+    client.send(new GetSuppressedDestinationCommand({ EmailAddress: 'complainer@dest.test' })),
+    { name: 'NotFoundException' },
+  );
+  await assert.rejects(
+    client.send(
+      new PutSuppressedDestinationCommand({
+        EmailAddress: 'x@dest.test',
+        Reason: 'SPAM' as 'BOUNCE',
+      }),
+    ),
+    { name: 'BadRequestException' },
+  );
+});
+
+test('SMTP submission obeys the list too: a suppressed recipient gets no delivery, the others do', async () => {
+  const added = await posta([
+    'suppress',
+    'add',
+    'blocked@dest.test',
+    '--domain',
+    'example.test',
+    '--dir',
+    s.dir,
+  ]);
+  assert.equal(added.code, 0, added.stderr);
+  const id = await submit(s, 'blocked@dest.test, open@dest.test', 'smtp and the list');
+  await mx.rx.arrival(rcptFor('open@dest.test'), 'the unsuppressed recipient');
+  const list = await eventsUntil(id, 'Bounce');
+  const bounce = list.find((e) => e.eventType === 'Bounce');
+  assert.equal(bounce?.bounce?.bounceSubType, 'OnAccountSuppressionList');
+  const all = await mx.rx.messages();
+  assert.ok(!all.some((m) => m.rcptTos.includes('blocked@dest.test')));
+  const del = await posta([
+    'suppress',
+    'del',
+    'blocked@dest.test',
+    '--domain',
+    'example.test',
+    '--dir',
+    s.dir,
+  ]);
+  assert.equal(del.code, 0, del.stderr);
+  const listed = await posta(['suppress', 'list', '--dir', s.dir]);
+  assert.doesNotMatch(listed.stdout, /blocked@dest\.test/);
+});
