@@ -143,7 +143,9 @@ test('a hard bounce is a Permanent Bounce and suppresses the address; the next s
   );
   assert.equal(b.error, undefined, JSON.stringify(b.error));
   const summaries = (
-    b.ok as { SuppressedDestinationSummaries: { EmailAddress: string; Reason: string }[] }
+    b.ok as unknown as {
+      SuppressedDestinationSummaries: { EmailAddress: string; Reason: string }[];
+    }
   ).SuppressedDestinationSummaries;
   assert.ok(
     summaries.some((x) => x.EmailAddress === 'reject-gone@dest.test' && x.Reason === 'BOUNCE'),
