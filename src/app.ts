@@ -119,14 +119,18 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     });
     const budget = new MemoryBudget(config.limits.dataMemory);
     const sign = poolSigner(workers);
+    // One store and one set of quotas for every path a key sends by, so a
+    // key's rate holds over the APIs and SMTP together.
+    const keys = new KeyStore(spool.db);
+    const quotas = new Quotas(spool.db);
     const api = createApi({
       hostname: config.hostname,
       messageSize: config.limits.messageSize,
       directory,
       spool,
       sign,
-      quotas: new Quotas(spool.db),
-      keys: new KeyStore(spool.db),
+      quotas,
+      keys,
       budget,
       log,
     });
@@ -142,6 +146,8 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       budget,
       srs,
       metrics,
+      keys,
+      quotas,
     });
     draining.push(smtp);
     draining.push(await startWeb(config, directory, certs, log, api));

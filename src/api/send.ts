@@ -33,7 +33,7 @@ import { readOriginator } from '../message/originator.ts';
 import { stampMessage } from '../message/stamp.ts';
 import { newQueueId, type Envelope, type Spool } from '../queue/spool.ts';
 import { fieldAddresses, normaliseAddress, splitMessage } from '../submit/local.ts';
-import type { ApiKey } from '../keys/keys.ts';
+import { keyMaySendFrom, type ApiKey } from '../keys/keys.ts';
 import type { Quotas } from '../keys/quota.ts';
 import { ApiError } from './errors.ts';
 
@@ -194,8 +194,7 @@ function notVerified(address: string, key: ApiKey): ApiError {
 
 /** May the key send from this address: one of its domains, and still one of ours? */
 function mayUse(address: string, key: ApiKey, dir: Directory): boolean {
-  const domain = domainOf(address);
-  return key.domains.includes(domain) && dir.isLocal(domain);
+  return keyMaySendFrom(key, domainOf(address), (d) => dir.isLocal(d));
 }
 
 /** From and Sender read strictly, each of the key's domains; the From domain, which signs. */

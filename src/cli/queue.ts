@@ -93,6 +93,7 @@ function entryJson(e: QueueEntry) {
     sender: e.sender,
     source: e.source,
     account: e.account ?? null,
+    apiKey: e.apiKey ?? null,
     messageId: e.messageId ?? null,
     size: e.size,
     recipients: e.recipients.map((r) => ({

@@ -49,6 +49,19 @@ export function isKeyId(s: string): boolean {
   return /^AKPS[A-Z2-7]{16}$/.test(s);
 }
 
+/**
+ * May the key send from this domain: one of its domains, and still one of
+ * this server's (a domain removed from the config folder stops at once).
+ * The one rule of every path a key sends by (api/send.ts, smtp/policy.ts).
+ */
+export function keyMaySendFrom(
+  key: ApiKey,
+  domain: string,
+  isLocal: (domain: string) => boolean,
+): boolean {
+  return key.domains.includes(domain) && isLocal(domain);
+}
+
 interface KeyRow {
   id: string;
   secret: string;

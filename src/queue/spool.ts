@@ -792,7 +792,7 @@ export function listMessages(db: Db): QueuedMessage[] {
   const rows = db
     .prepare(
       `SELECT m.id, m.created_at, m.sender, m.source, m.account, m.client_ip, m.message_id, m.size,
-              group_concat(r.address, ' ') AS rcpts
+              m.api_key, group_concat(r.address, ' ') AS rcpts
          FROM messages m LEFT JOIN recipients r ON r.message = m.id
         GROUP BY m.id ORDER BY m.id`,
     )
@@ -806,6 +806,7 @@ export function listMessages(db: Db): QueuedMessage[] {
     clientIp: String(r.client_ip),
     messageId: r.message_id === null ? undefined : String(r.message_id),
     size: Number(r.size),
+    apiKey: r.api_key === null ? undefined : String(r.api_key),
     recipients: r.rcpts ? String(r.rcpts).split(' ') : [],
   }));
 }

@@ -1,10 +1,12 @@
 /**
  * Who may send what, decided per envelope address (pure over the Directory).
  *
- * - Submission (587/465): the client is an authenticated account. It may use
- *   as envelope sender and in From only its own address, an alias that points
- *   straight at it (Gmail's "send mail as"), or, with send-as=domain, any
- *   address of its domain. Recipients may be anywhere.
+ * - Submission (587/465): the client is an authenticated principal
+ *   (principal.ts). An account may use as envelope sender and in From only
+ *   its own address, an alias that points straight at it (Gmail's "send mail
+ *   as"), or, with send-as=domain, any address of its domain; an access key,
+ *   any address of its domains that are local ones. Recipients may be
+ *   anywhere.
  * - Inbound (25): recipients must be addresses of a local domain that resolve
  *   through an alias or the catch-all, or genuine SRS addresses (bounces of
  *   mail posta forwarded); anything else is refused at RCPT, so posta never
@@ -19,6 +21,8 @@
 import { domainOf, localPartOf, parseAddress, parseDomain } from '../address/address.ts';
 import type { Directory } from '../domains/directory.ts';
 import { isSrs, type Srs } from '../srs/srs.ts';
+import { keyMaySendFrom } from '../keys/keys.ts';
+import type { Principal } from './principal.ts';
 import {
   C550AliasLoop,
   C550BadSrs,
@@ -56,8 +60,10 @@ export function checkRouting(address: string): SmtpReply | null {
   return null;
 }
 
-/** May `account` (local@domain) send as `address`? */
-export function maySendAs(account: string, address: string, dir: Directory): boolean {
+/** May the principal send as `address` (normalised)? */
+export function maySendAs(p: Principal, address: string, dir: Directory): boolean {
+  if (p.kind === 'key') return keyMaySendFrom(p.key, domainOf(address), (d) => dir.isLocal(d));
+  const account = p.name;
   if (address === account) return true;
   const [aLocal, aDomain] = [localPartOf(account), domainOf(account)];
   const [local, domain] = [localPartOf(address), domainOf(address)];
@@ -66,14 +72,25 @@ export function maySendAs(account: string, address: string, dir: Directory): boo
   return dir.directAliasTargets(local, domain).includes(account);
 }
 
-export function checkSender(account: string, address: string, dir: Directory): Decision {
+/**
+ * Why the principal may not send `what` ("as <a@b>", "with From: a@b"): an
+ * account is named, a key with the domains it may send from.
+ */
+export function refusalText(p: Principal, what: string, dir: Directory): string {
+  if (p.kind === 'account') return `${p.name} may not send ${what}`;
+  const usable = p.key.domains.filter((d) => dir.isLocal(d));
+  return usable.length
+    ? `${p.name} may send from ${usable.join(', ')} only, not ${what}`
+    : `${p.name} may send from none of this server's domains (it has ${p.key.domains.join(', ')}), not ${what}`;
+}
+
+export function checkSender(p: Principal, address: string, dir: Directory): Decision {
   const norm = address === '' ? null : normaliseEnvelope(address, dir);
-  if (norm === null || !maySendAs(account, norm, dir)) {
+  if (norm === null || !maySendAs(p, norm, dir)) {
+    const hint = p.kind === 'account' ? '; use your own address as sender' : '';
     return {
       ok: false,
-      reply: C553SenderNotAllowed(
-        `${account} may not send as <${address}>; use your own address as sender`,
-      ),
+      reply: C553SenderNotAllowed(`${refusalText(p, `as <${address}>`, dir)}${hint}`),
     };
   }
   return { ok: true, address: norm };

@@ -11,9 +11,13 @@
  * 2. A large message's body stays in its temporary file from here to the
  *    spool: only the header section is in memory (message/held.ts).
  * 3. Submission: exactly one From of unambiguous mailboxes, and at most one
- *    Sender of one, each of whose addresses the account may use (header
- *    fields read as UTF-8, RFC 6532; originator.ts); Bcc fields removed;
- *    Message-ID and Date added when missing (RFC 6409 §8).
+ *    Sender of one, each of whose addresses the principal (an account or an
+ *    access key, principal.ts) may use (header fields read as UTF-8, RFC
+ *    6532; originator.ts); Bcc fields removed; Message-ID and Date added
+ *    when missing (RFC 6409 §8). An access key's quota is taken here, for
+ *    every recipient (keys/quota.ts; 451 4.7.1 over it), and given back when
+ *    the message is not queued after all; the envelope names the key, so
+ *    the spool counts it.
  * 4. A Received trace field, then DKIM signatures of the From domain's keys.
  * 5. Inbound (25), unless [inbound] checks = false: SPF, DKIM, DMARC and
  *    ARC checked (verify/inbound.ts), an Authentication-Results field and an
@@ -34,6 +38,9 @@ import type { Directory } from '../domains/directory.ts';
 import type { Logger } from '../log/log.ts';
 import { newQueueId, type Spool } from '../queue/spool.ts';
 import { checkOriginator } from './originator.ts';
+import { principalOf, type Principal } from './principal.ts';
+import type { ApiKey, KeyStore } from '../keys/keys.ts';
+import type { Quotas } from '../keys/quota.ts';
 import { headerBlock, readHeader, utf8Header } from '../message/header.ts';
 import { heldSize, type Held } from '../message/held.ts';
 import { stampMessage } from '../message/stamp.ts';
@@ -41,7 +48,13 @@ import { incomingDir, readData, type MemoryBudget } from './data.ts';
 import type { Verifier } from '../verify/pool.ts';
 import type { Signer } from '../dkim/pool.ts';
 import type { SenderAuth } from '../verify/inbound.ts';
-import { C451LocalError, C452StorageFull, C552TooBig, SmtpReply } from './reply.ts';
+import {
+  C451LocalError,
+  C451QuotaExceeded,
+  C452StorageFull,
+  C552TooBig,
+  SmtpReply,
+} from './reply.ts';
 
 export interface ReceiveDeps {
   config: ResolvedConfig;
@@ -54,6 +67,10 @@ export interface ReceiveDeps {
   budget: MemoryBudget;
   /** DKIM signing, off the main thread (dkim/pool.ts). */
   sign: Signer;
+  /** Access keys, for sessions that logged in with one (principal.ts). */
+  keys: KeyStore;
+  /** Their quotas, shared with the HTTP APIs. */
+  quotas: Quotas;
 }
 
 export type Source = 'submission' | 'inbound';
@@ -101,13 +118,46 @@ async function accept(
   source: Source,
   deps: ReceiveDeps,
 ): Promise<Accepted> {
-  const account = source === 'submission' ? accountOf(session) : undefined;
-  const header = readHeader(data.head);
+  const principal =
+    source === 'submission' ? principalOf(accountOf(session), deps.keys) : undefined;
   const fromDomain =
-    account === undefined
+    principal === undefined
       ? undefined
-      : checkOriginator(headerBlock(data.head), account, deps.directory);
+      : checkOriginator(headerBlock(data.head), principal, deps.directory);
+  // The quota is taken here, at the end of DATA, rather than at each RCPT:
+  // one decision per message over all its recipients, as the APIs take it
+  // (a message to 50 under a rate of 14 passes once, then the debt waits),
+  // and nothing to give back for a transaction that RSET, a refused From or
+  // a dropped connection ends before it is queued.
+  const key = principal?.kind === 'key' ? principal.key : undefined;
+  const recipients = session.envelope.rcptTo.length;
+  if (key) takeQuota(key, recipients, deps.quotas);
+  try {
+    return await queue(data, session, source, deps, principal, fromDomain);
+  } catch (err) {
+    if (key) deps.quotas.giveBack(key, recipients);
+    throw err;
+  }
+}
 
+function takeQuota(key: ApiKey, recipients: number, quotas: Quotas): void {
+  const refused = quotas.take(key, recipients);
+  if (!refused) return;
+  const what = refused.kind === 'rate' ? 'Maximum sending rate' : 'Daily message quota';
+  throw C451QuotaExceeded(`${what} exceeded for access key ${key.id}; try again later`);
+}
+
+/** Stamp, sign, (inbound) verify and enqueue a message that passed the checks. */
+async function queue(
+  data: Held,
+  session: SMTPServerSession,
+  source: Source,
+  deps: ReceiveDeps,
+  principal: Principal | undefined,
+  fromDomain: string | undefined,
+): Promise<Accepted> {
+  const account = principal?.name;
+  const header = readHeader(data.head);
   const queueId = newQueueId();
   const secure = session.secure ? 'S' : '';
   const stamped = await stampMessage(data, {
@@ -140,6 +190,7 @@ async function accept(
     recipients: session.envelope.rcptTo.map((r) => r.address),
     source,
     account,
+    apiKey: principal?.kind === 'key' ? principal.name : undefined,
     clientIp: session.remoteAddress,
     messageId: stamped.messageId,
     // RFC 6531 §3.4: a UTF-8 header travels on with SMTPUTF8.

@@ -20,6 +20,7 @@ export const C421TooManyErrors = r(421, '4.7.0');
 export const C421Busy = r(421, '4.3.2');
 export const C421Timeout = r(421, '4.4.2');
 export const C451LocalError = r(451, '4.3.0');
+export const C451QuotaExceeded = r(451, '4.7.1');
 export const C452StorageFull = r(452, '4.3.1');
 export const C452Busy = r(452, '4.3.1');
 export const C454AuthThrottled = r(454, '4.7.0');

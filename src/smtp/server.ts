@@ -3,6 +3,11 @@
  * AUTH), submission (587, STARTTLS, AUTH required) and submissions (465,
  * implicit TLS, AUTH required), on top of smtp-server with enhanced status
  * codes, PIPELINING, 8BITMIME, SMTPUTF8 and SIZE; no CHUNKING.
+ *
+ * AUTH PLAIN and LOGIN take an account's address and password, or an access
+ * key's id and secret (keys/keys.ts), as SES's SMTP credentials; both go
+ * through the same throttle, failure delay and count. The session's user is
+ * then the address or the key id (principal.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
@@ -20,6 +25,9 @@ import { upgradeHash } from '../users/accounts.ts';
 import { PostaSMTPServer } from './connection.ts';
 import { AuthThrottle, type Attempt } from './throttle.ts';
 import { checkInboundRecipient, checkSender, checkSubmissionRecipient } from './policy.ts';
+import { principalOf, type Principal } from './principal.ts';
+import { isKeyId, type KeyStore } from '../keys/keys.ts';
+import type { Quotas } from '../keys/quota.ts';
 import { receive, type Source } from './receive.ts';
 import { C421Busy, C454AuthThrottled, C535AuthFailed, C554Listed, SmtpReply } from './reply.ts';
 import { listedIn } from '../verify/dnsbl.ts';
@@ -51,6 +59,10 @@ export interface SmtpDeps {
   sign: Signer;
   metrics: Metrics;
   srs: Srs;
+  /** Access keys, which log in as SMTP credentials too. */
+  keys: KeyStore;
+  /** The keys' quotas: the same instance as the HTTP APIs', so a rate holds over both. */
+  quotas: Quotas;
 }
 
 export interface Listener {
@@ -250,7 +262,13 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
         }
         return callback();
       }
-      const d = checkSender(String(session.user), address.address, directory);
+      let principal: Principal;
+      try {
+        principal = principalOf(String(session.user), deps.keys);
+      } catch (err) {
+        return callback(err as Error); // a key revoked since it logged in
+      }
+      const d = checkSender(principal, address.address, directory);
       if (!d.ok) return callback(d.reply);
       address.address = d.address;
       callback();
@@ -318,13 +336,18 @@ function add(counts: Map<string, number>, key: string, d: number): number {
   return n;
 }
 
-/** The account's address when the password is right; hashing waits for the gate. */
+/**
+ * The session's user when the credentials are right: an account's address
+ * (hashing waits for the gate), or an access key's id (its secret compared
+ * in constant time; no hash, so no gate; a revoked key has no secret left).
+ */
 async function authenticate(
   deps: SmtpDeps,
   shared: Shared,
   name: string,
   password: string,
 ): Promise<string | null> {
+  if (isKeyId(name)) return deps.keys.check(name, password)?.id ?? null;
   const { gate, verified } = shared;
   const a = parseAddress(name);
   const account = a.ok ? deps.directory.account(a.value.local, a.value.domain) : undefined;
