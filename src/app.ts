@@ -20,6 +20,8 @@ import { startHttp } from './web/http.ts';
 import { createApi, type ApiHandler } from './api/http.ts';
 import { KeyStore } from './keys/keys.ts';
 import { Quotas } from './keys/quota.ts';
+import { Webhooks } from './events/webhooks.ts';
+import { loadSnsSigner, serveSnsCert } from './events/sns.ts';
 import { startHttp01 } from './acme/http01.ts';
 import { startSmtp, type Listener } from './smtp/server.ts';
 import { createResolver, offlineResolver, type Resolver } from './dns/resolver.ts';
@@ -123,7 +125,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     // key's rate holds over the APIs and SMTP together.
     const keys = new KeyStore(spool.db);
     const quotas = new Quotas(spool.db);
-    const api = createApi({
+    const sesApi = createApi({
       hostname: config.hostname,
       messageSize: config.limits.messageSize,
       directory,
@@ -134,6 +136,19 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       budget,
       log,
     });
+    // webhooks: the SNS signing key is made only when an endpoint wants it
+    const signer = config.webhooks.some((w) => w.format === 'sns')
+      ? await loadSnsSigner(config.dataDir, config.hostname)
+      : null;
+    const webhooks = new Webhooks({
+      db: spool.db,
+      hooks: config.webhooks,
+      base: `https://${config.hostname}`,
+      signer,
+      log,
+    });
+    const api: ApiHandler = (req, res) =>
+      sesApi(req, res) || serveSnsCert(signer, req, res) || webhooks.handle(req, res);
     const smtp = await startSmtp({
       config,
       directory,
@@ -166,6 +181,8 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     });
     scheduler.start();
     draining.push({ close: () => scheduler.stop() });
+    webhooks.start();
+    draining.push({ close: () => webhooks.stop() });
     const started = Date.now();
     const status = (): Status => ({
       version: VERSION,

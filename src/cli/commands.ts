@@ -55,6 +55,11 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./events.ts')).events,
   },
   {
+    name: 'webhooks',
+    summary: 'the webhook endpoints of posta.toml: list, log, secret',
+    load: async () => (await import('./webhooks.ts')).webhooks,
+  },
+  {
     name: 'alias',
     summary: 'manage aliases and the catch-all: add, del, list',
     load: async () => (await import('./alias.ts')).alias,

@@ -52,6 +52,19 @@ export interface ResolvedConfig {
   };
   /** Local domains: one folder each under domains/, as A-labels. */
   readonly domains: readonly string[];
+  /** [webhooks.NAME] tables, by name. */
+  readonly webhooks: readonly WebhookConfig[];
+}
+
+export interface WebhookConfig {
+  readonly name: string;
+  readonly url: string;
+  readonly format: 'sns' | 'posta';
+  readonly events: readonly string[];
+  /** Sending domains (A-labels); empty: all. */
+  readonly domains: readonly string[];
+  readonly keys: readonly string[];
+  readonly signatureVersion: 1 | 2;
 }
 
 export interface AcmeConfig {
@@ -343,6 +356,18 @@ function resolveConfig(
     },
     mtaSts: { mode: c.mta_sts.mode, maxAge: c.mta_sts.max_age },
     dns: { servers: eps(c.dns.servers) },
+    webhooks: Object.entries(c.webhooks).map(([name, w]) => ({
+      name,
+      url: w.url,
+      format: w.format,
+      events: w.events,
+      domains: w.domains.map((d) => {
+        const p = parseDomain(d);
+        return p.ok ? p.value : d.toLowerCase();
+      }),
+      keys: w.keys,
+      signatureVersion: w.signature_version,
+    })),
     delivery: resolveDelivery(file, c.delivery, abs),
     inbound: {
       checks: c.inbound.checks,

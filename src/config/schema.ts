@@ -376,6 +376,47 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe('Delivery of queued mail to other servers.'),
+  webhooks: z
+    .record(
+      z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, {
+        message: 'is not a webhook name: letters, digits, "_" and "-", at most 64',
+      }),
+      z.strictObject({
+        url: z
+          .string()
+          .regex(/^https?:\/\/[^\s/]+/, { message: 'is not an http:// or https:// URL' })
+          .describe('Where the events are POSTed.'),
+        format: z
+          .enum(['sns', 'posta'])
+          .default('sns')
+          .describe(
+            '"sns": the SES event JSON in an SNS notification, signed as SNS signs (django-ses, django-anymail, Mautic); "posta": the SES event JSON alone, with an HMAC-SHA256 signature header.',
+          ),
+        events: z
+          .array(z.enum(['Send', 'Delivery', 'DeliveryDelay', 'Bounce', 'Complaint', 'Reject']))
+          .default(['Send', 'Delivery', 'DeliveryDelay', 'Bounce', 'Complaint', 'Reject'])
+          .describe('The event types to send.'),
+        domains: z
+          .array(domainName)
+          .default([])
+          .describe('Only the mail of these sending domains; empty means all.'),
+        keys: z
+          .array(z.string())
+          .default([])
+          .describe('Only the mail sent with these access keys (their ids); empty means all.'),
+        signature_version: z
+          .union([z.literal(1), z.literal(2)])
+          .default(1)
+          .describe(
+            'SNS SignatureVersion: 1 (SHA1withRSA, what most consumers check) or 2 (SHA256).',
+          ),
+      }),
+    )
+    .default({})
+    .meta({ examples: [{ app: { url: 'https://app.example.com/ses-events', format: 'sns' } }] })
+    .describe(
+      'Where to send events (Send, Delivery, DeliveryDelay, Bounce, ...), a table per endpoint: [webhooks.NAME] with url = "...". Each is retried with back-off until it answers 2xx, for up to a day; `posta webhooks log` shows the calls.',
+    ),
   dns: z
     .strictObject({
       servers: endpoints(

@@ -34,6 +34,12 @@ export function configTemplate(values: Values): string {
     else out.push(...keyLines(key, prop, values[key]));
   }
   for (const [name, section] of sections) {
+    if (!section.properties && section.examples) {
+      // a table of tables ([webhooks.NAME]): the example, commented out
+      const example = stringify({ [name]: section.examples[0] }).trim();
+      out.push(`# ${section.description ?? ''}`, ...example.split('\n').map((l) => `# ${l}`), '');
+      continue;
+    }
     out.push(`# ${section.description ?? ''}`);
     const given = values[name] as Values | undefined;
     const example = !('default' in section) && given === undefined;

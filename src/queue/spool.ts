@@ -63,6 +63,7 @@ import {
 } from '../events/events.ts';
 import type { OutcomeWrites } from '../events/outcomes.ts';
 import { suppress } from '../suppression/suppression.ts';
+import { pruneWebhookLog } from '../events/webhooks.ts';
 
 export interface Envelope {
   /** The envelope sender; "" for the null sender (bounces). */
@@ -263,6 +264,27 @@ export const MIGRATIONS = [
      created_at INTEGER NOT NULL,
      PRIMARY KEY (domain, address)
    ) WITHOUT ROWID;`,
+  // webhooks (events/webhooks.ts): each endpoint's cursor in the events, and its calls
+  `CREATE TABLE webhook_state (
+     endpoint TEXT PRIMARY KEY,
+     last_event INTEGER NOT NULL,
+     failures INTEGER NOT NULL,
+     failing_since INTEGER,
+     next_attempt INTEGER NOT NULL,
+     confirmed INTEGER NOT NULL,
+     token TEXT NOT NULL,
+     secret TEXT NOT NULL
+   );
+   CREATE TABLE webhook_log (
+     id INTEGER PRIMARY KEY,
+     endpoint TEXT NOT NULL,
+     event INTEGER,
+     at INTEGER NOT NULL,
+     status INTEGER,
+     error TEXT,
+     ms INTEGER NOT NULL
+   );
+   CREATE INDEX webhook_log_at ON webhook_log(at);`,
 ];
 
 /** Bytes in one row of message_parts. */
@@ -604,6 +626,7 @@ export class Spool {
     prepared(this.db, 'DELETE FROM attempts WHERE at < ?').run(before);
     pruneSends(this.db);
     pruneEvents(this.db, before);
+    pruneWebhookLog(this.db, before);
   }
 
   /** Commits what is pending; resolves when its sync is done and the files are closed. */
