@@ -21,6 +21,7 @@ import { createApi, type ApiHandler } from './api/http.ts';
 import { KeyStore } from './keys/keys.ts';
 import { Quotas } from './keys/quota.ts';
 import { Webhooks } from './events/webhooks.ts';
+import { Identities } from './api/identities.ts';
 import { loadSnsSigner, serveSnsCert } from './events/sns.ts';
 import { startHttp01 } from './acme/http01.ts';
 import { startSmtp, type Listener } from './smtp/server.ts';
@@ -134,6 +135,11 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       quotas,
       keys,
       budget,
+      identities: new Identities({
+        directory,
+        resolve: resolver.resolve,
+        hostname: config.hostname,
+      }),
       log,
     });
     // webhooks: the SNS signing key is made only when an endpoint wants it

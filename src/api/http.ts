@@ -15,12 +15,14 @@ import type { KeyStore, ApiKey } from '../keys/keys.ts';
 import { ApiError } from './errors.ts';
 import { verifySigV4, type SignedRequest } from './sigv4.ts';
 import type { SendDeps } from './send.ts';
+import type { Identities } from './identities.ts';
 import { sesV2, v2Error } from './ses-v2.ts';
 import { sesV1, v1Error } from './ses-v1.ts';
 
 export interface ApiDeps extends SendDeps {
   keys: KeyStore;
   budget: MemoryBudget;
+  identities: Identities;
 }
 
 /** A request the wire modules answer: authenticated, body read. */

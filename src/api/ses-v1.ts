@@ -5,12 +5,18 @@
  * `Name.member.N`) in a POST (or the query of a GET), XML replies wrapped in
  * <OpResponse><OpResult>; sending is send.ts's.
  *
- * Actions: SendRawEmail, SendEmail, GetSendQuota, GetAccountSendingEnabled.
+ * Actions: SendRawEmail, SendEmail, GetSendQuota, GetAccountSendingEnabled,
+ * GetSendStatistics (from the events of the key's mail), ListIdentities,
+ * GetIdentityVerificationAttributes, VerifyDomainIdentity and
+ * VerifyEmailIdentity (identities.ts: posta's domains are verified by being
+ * in its config folder).
  * Errors: <ErrorResponse> with the model's error code (botocore maps its
  * exception classes by that code): MessageRejected, Throttling ("Maximum
  * sending rate exceeded."), InvalidParameterValue, and the SigV4 codes.
  */
+import { createHash } from 'node:crypto';
 import { sentLast24Hours } from '../keys/usage.ts';
+import { sendStatistics } from '../events/events.ts';
 import { compose } from './compose.ts';
 import { ApiError } from './errors.ts';
 import type { ApiDeps, ApiReply, ApiRequest } from './http.ts';
@@ -152,9 +158,68 @@ export async function sesV1(req: ApiRequest, deps: ApiDeps, requestId: string): 
     }
     case 'GetAccountSendingEnabled':
       return ok(action, '<Enabled>true</Enabled>', requestId);
+    case 'GetSendStatistics': {
+      const points = sendStatistics(deps.spool.db, req.key.id)
+        .map(
+          (d) =>
+            `<member><Timestamp>${new Date(d.timestamp).toISOString()}</Timestamp><DeliveryAttempts>${d.deliveryAttempts}</DeliveryAttempts><Bounces>${d.bounces}</Bounces><Complaints>${d.complaints}</Complaints><Rejects>${d.rejects}</Rejects></member>`,
+        )
+        .join('');
+      return ok(action, `<SendDataPoints>${points}</SendDataPoints>`, requestId);
+    }
+    case 'ListIdentities': {
+      // posta's identities are domains; addresses of them need no listing
+      const names =
+        p.get('IdentityType') === 'EmailAddress' ? [] : deps.identities.domains(req.key);
+      const list = names.map((n) => `<member>${xml(n)}</member>`).join('');
+      return ok(action, `<Identities>${list}</Identities>`, requestId);
+    }
+    case 'GetIdentityVerificationAttributes': {
+      const entries = [];
+      for (const name of members(p, 'Identities')) {
+        const i = await deps.identities.get(req.key, name);
+        if (!i) continue;
+        entries.push(
+          `<entry><key>${xml(name)}</key><value><VerificationStatus>Success</VerificationStatus>${i.type === 'DOMAIN' ? `<VerificationToken>${xml(verificationToken(i.name))}</VerificationToken>` : ''}</value></entry>`,
+        );
+      }
+      return ok(
+        action,
+        `<VerificationAttributes>${entries.join('')}</VerificationAttributes>`,
+        requestId,
+      );
+    }
+    case 'VerifyDomainIdentity': {
+      const domain = need(p, 'Domain');
+      const i = await deps.identities.get(req.key, domain);
+      if (!i || i.type !== 'DOMAIN') throw notOurs(domain);
+      return ok(
+        action,
+        `<VerificationToken>${xml(verificationToken(i.name))}</VerificationToken>`,
+        requestId,
+      );
+    }
+    case 'VerifyEmailIdentity': {
+      const address = need(p, 'EmailAddress');
+      if (!(await deps.identities.get(req.key, address))) throw notOurs(address);
+      return ok(action, '', requestId);
+    }
     default:
       return invalidAction(action, requestId);
   }
+}
+
+/** posta has no verification mail or TXT token: a name is verified by being in the config folder. */
+function notOurs(name: string): ApiError {
+  return new ApiError(
+    'bad-request',
+    `${name} is not a domain this key may send from; add the domain to posta with \`posta init DOMAIN\` and to the key with \`posta key create --domain DOMAIN\`.`,
+  );
+}
+
+/** A stable stand-in for SES's TXT verification token: nothing needs publishing for posta. */
+function verificationToken(domain: string): string {
+  return createHash('sha256').update(`posta:${domain}`).digest('base64');
 }
 
 function invalidAction(action: string, requestId: string): ApiReply {

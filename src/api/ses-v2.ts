@@ -5,6 +5,9 @@
  * - POST /v2/email/outbound-emails: SendEmail with Raw or Simple content.
  * - GET /v2/email/account: GetAccount, the key's quota in SendQuota.
  * - the suppression list: ses-v2-suppression.ts.
+ * - POST /v2/email/list-identities (GET /v2/email/identities in older
+ *   models), GET /v2/email/identities/{name}: ListEmailIdentities,
+ *   GetEmailIdentity (identities.ts).
  *
  * Errors: status, `x-amzn-ErrorType: <Code>` and {"message"} (with
  * "__type"), the shape from which the JS SDK and botocore pick the modeled
@@ -61,7 +64,8 @@ export async function sesV2(req: ApiRequest, deps: ApiDeps): Promise<ApiReply> {
     case 'GET /v2/email/account':
       return ok(getAccount(req, deps));
     default: {
-      const answer = suppressionOp(req, deps, () => parse(req.body));
+      const answer =
+        suppressionOp(req, deps, () => parse(req.body)) ?? (await identityOp(req, deps));
       if (answer) return ok(answer);
       return {
         status: 404,
@@ -260,5 +264,62 @@ function getAccount(req: ApiRequest, deps: ApiDeps): Json {
     },
     // hard bounces join the list by themselves; complaints do not yet
     SuppressionAttributes: { SuppressedReasons: ['BOUNCE'] },
+  };
+}
+
+/** ListEmailIdentities and GetEmailIdentity (identities.ts), or undefined for another route. */
+async function identityOp(req: ApiRequest, deps: ApiDeps): Promise<Json | undefined> {
+  const route = req.route.replace(/\/+$/, '');
+  // today's model lists with POST /v2/email/list-identities; older SDKs (boto3 of 2022) GET
+  const list =
+    (req.method === 'POST' && route === '/v2/email/list-identities') ||
+    (req.method === 'GET' && route === '/v2/email/identities');
+  if (!list && req.method !== 'GET') return undefined;
+  if (list) {
+    const list = await Promise.all(
+      deps.identities.domains(req.key).map((d) => deps.identities.get(req.key, d)),
+    );
+    return {
+      EmailIdentities: list.flatMap((i) =>
+        i
+          ? [
+              {
+                IdentityType: i.type,
+                IdentityName: i.name,
+                SendingEnabled: true,
+                VerificationStatus: i.dkim,
+              },
+            ]
+          : [],
+      ),
+    };
+  }
+  if (!route.startsWith('/v2/email/identities/')) return undefined;
+  const name = decodeURIComponent(route.slice('/v2/email/identities/'.length));
+  const i = await deps.identities.get(req.key, name);
+  if (!i) {
+    throw new ApiError(
+      'not-found',
+      `Email identity ${name} does not exist (or this key may not use it).`,
+    );
+  }
+  return {
+    IdentityType: i.type,
+    FeedbackForwardingStatus: true,
+    // the keys are posta's own, so the domain may send whatever DNS says
+    VerifiedForSendingStatus: true,
+    VerificationStatus: i.dkim,
+    DkimAttributes: {
+      SigningEnabled: true,
+      Status: i.dkim,
+      Tokens: i.selectors,
+      SigningAttributesOrigin: 'EXTERNAL',
+      ...(i.rsaBits
+        ? { CurrentSigningKeyLength: i.rsaBits >= 2048 ? 'RSA_2048_BIT' : 'RSA_1024_BIT' }
+        : {}),
+    },
+    MailFromAttributes: { BehaviorOnMxFailure: 'USE_DEFAULT_VALUE' },
+    Policies: {},
+    Tags: [],
   };
 }

@@ -176,3 +176,40 @@ export function pruneEvents(db: Db, before: number): void {
   prepared(db, 'DELETE FROM events WHERE at < ?').run(before);
   prepared(db, 'DELETE FROM mail_log WHERE created_at < ?').run(before);
 }
+
+/** SES v1 GetSendStatistics: per 15 minutes of the last two weeks, what a key's mail did. */
+export interface SendDataPoint {
+  timestamp: number;
+  deliveryAttempts: number;
+  bounces: number;
+  complaints: number;
+  rejects: number;
+}
+
+export function sendStatistics(db: Db, apiKey: string, now = Date.now()): SendDataPoint[] {
+  // integer division by a literal: a bound JS number would divide as a real
+  const rows = prepared(
+    db,
+    `SELECT (e.at / 900000) * 900000 AS t,
+            sum(CASE WHEN e.type = 'Send' THEN json_array_length(e.recipients) ELSE 0 END) AS sent,
+            sum(e.type = 'Bounce') AS bounces,
+            sum(e.type = 'Complaint') AS complaints,
+            sum(e.type = 'Reject') AS rejects
+       FROM events e JOIN mail_log m ON m.message = e.message
+      WHERE m.api_key = ? AND e.at >= ?
+      GROUP BY t ORDER BY t`,
+  ).all(apiKey, now - 14 * 86_400_000) as {
+    t: number;
+    sent: number;
+    bounces: number;
+    complaints: number;
+    rejects: number;
+  }[];
+  return rows.map((r) => ({
+    timestamp: r.t,
+    deliveryAttempts: r.sent,
+    bounces: r.bounces,
+    complaints: r.complaints,
+    rejects: r.rejects,
+  }));
+}

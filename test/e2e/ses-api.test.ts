@@ -12,13 +12,19 @@ import { readFile } from 'node:fs/promises';
 import { Agent } from 'node:https';
 import {
   GetAccountCommand,
+  GetEmailIdentityCommand,
+  ListEmailIdentitiesCommand,
   SESv2Client,
   SendEmailCommand,
   type SESv2ClientConfig,
 } from '@aws-sdk/client-sesv2';
 import {
+  GetIdentityVerificationAttributesCommand,
   GetSendQuotaCommand,
+  GetSendStatisticsCommand,
+  ListIdentitiesCommand,
   SESClient,
+  VerifyDomainIdentityCommand,
   SendEmailCommand as V1SendEmailCommand,
   SendRawEmailCommand,
 } from '@aws-sdk/client-ses';
@@ -55,6 +61,15 @@ before(async () => {
   key = await createKey();
   const records = await posta(['dns', 'example.test', '--dir', s.dir]);
   dkimDns = await startDns(`${SOA('example.test')}\n${records.stdout}`);
+  // posta's own resolver publishes the DKIM records too, for the identities' status
+  await mx.dns.update(
+    [
+      SOA('test'),
+      'dest.test. IN MX 10 mx.dest.test.',
+      `mx.dest.test. IN A ${mx.address}`,
+      records.stdout,
+    ].join('\n'),
+  );
 });
 
 after(async () => {
@@ -341,4 +356,49 @@ test('the https listener serves the API with the SMTP certificate; an endpoint w
     }),
   );
   assert.ok(out.MessageId);
+});
+
+test("identities: the key's domains, with the DKIM status DNS publishes (v2), verified (v1); others are not found", async () => {
+  const list = await v2().send(new ListEmailIdentitiesCommand({}));
+  assert.deepEqual(
+    list.EmailIdentities?.map((i) => [i.IdentityName, i.IdentityType, i.VerificationStatus]),
+    [['example.test', 'DOMAIN', 'SUCCESS']],
+  );
+  const one = await v2().send(new GetEmailIdentityCommand({ EmailIdentity: 'example.test' }));
+  assert.equal(one.DkimAttributes?.Status, 'SUCCESS');
+  assert.equal(one.DkimAttributes?.SigningAttributesOrigin, 'EXTERNAL');
+  assert.equal(one.DkimAttributes?.CurrentSigningKeyLength, 'RSA_2048_BIT');
+  assert.equal(one.DkimAttributes?.Tokens?.length, 2, 'the RSA and Ed25519 selectors');
+  assert.equal(one.VerifiedForSendingStatus, true);
+  const address = await v2().send(
+    new GetEmailIdentityCommand({ EmailIdentity: 'ada@example.test' }),
+  );
+  assert.equal(address.IdentityType, 'EMAIL_ADDRESS');
+  await assert.rejects(v2().send(new GetEmailIdentityCommand({ EmailIdentity: 'other.test' })), {
+    name: 'NotFoundException',
+  });
+
+  const ids = await v1().send(new ListIdentitiesCommand({}));
+  assert.deepEqual(ids.Identities, ['example.test']);
+  const attrs = await v1().send(
+    new GetIdentityVerificationAttributesCommand({ Identities: ['example.test', 'other.test'] }),
+  );
+  assert.deepEqual(Object.keys(attrs.VerificationAttributes ?? {}), ['example.test']);
+  assert.equal(attrs.VerificationAttributes?.['example.test']?.VerificationStatus, 'Success');
+  const token = await v1().send(new VerifyDomainIdentityCommand({ Domain: 'example.test' }));
+  assert.ok(token.VerificationToken);
+  await assert.rejects(v1().send(new VerifyDomainIdentityCommand({ Domain: 'other.test' })), {
+    name: 'InvalidParameterValue',
+  });
+});
+
+test('GetSendStatistics counts what the key sent in 15-minute points', async () => {
+  const stats = await v1().send(new GetSendStatisticsCommand({}));
+  const points = stats.SendDataPoints ?? [];
+  assert.ok(points.length >= 1);
+  const attempts = points.reduce((n, p) => n + (p.DeliveryAttempts ?? 0), 0);
+  assert.ok(attempts >= 5, `${attempts} delivery attempts`);
+  assert.ok(
+    points.every((p) => p.Timestamp instanceof Date && p.Timestamp.getTime() % 900_000 === 0),
+  );
 });
