@@ -20,6 +20,7 @@ import { startHttp } from './web/http.ts';
 import { createApi, type ApiHandler } from './api/http.ts';
 import { KeyStore } from './keys/keys.ts';
 import { Quotas } from './keys/quota.ts';
+import { sentLast24Hours } from './keys/usage.ts';
 import { Webhooks } from './events/webhooks.ts';
 import { Identities } from './api/identities.ts';
 import { loadSnsSigner, serveSnsCert } from './events/sns.ts';
@@ -216,6 +217,16 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       dkim: Object.fromEntries(
         directory.names().map((d) => [d, directory.keys(d).map((k) => k.selector)]),
       ),
+      keys: keys
+        .list()
+        .filter((k) => k.revokedAt === null)
+        .map((k) => ({
+          id: k.id,
+          name: k.name,
+          rate: k.rate,
+          daily: k.daily,
+          sentLast24Hours: sentLast24Hours(spool.db, k.id),
+        })),
       errors: opts.errors?.items ?? [],
     });
     const control = await startControl(config.dataDir, status).catch((err: Error) => {

@@ -10,7 +10,7 @@ export const status: Command = {
 Asks the running \`posta serve\` of the config folder (through its control
 socket, DATA/posta.sock) for its health: version, uptime, listeners, the
 queue, deliveries and bounces in the last hour and day, the certificate's
-expiry, DKIM selectors and the last errors. Exit 1 when no server answers.`,
+expiry, DKIM selectors, each access key's use of its quota and the last errors. Exit 1 when no server answers.`,
   options: { json: { type: 'boolean' } },
   async run(args) {
     positionals(this, args, []);
@@ -45,6 +45,15 @@ function text(s: Status): string {
       : []),
     'dkim',
     ...Object.entries(s.dkim).map(([d, sel]) => `  ${d.padEnd(12)} ${sel.join(', ')}`),
+    ...(s.keys.length
+      ? [
+          'keys',
+          ...s.keys.map(
+            (k) =>
+              `  ${k.id}  ${k.sentLast24Hours} of ${k.daily} in 24 hours (${Math.round((100 * k.sentLast24Hours) / k.daily)}%), ${k.rate}/s  ${k.name}`,
+          ),
+        ]
+      : []),
   ];
   if (s.errors.length) {
     lines.push('last errors', ...s.errors.slice(-5).map((e) => `  ${e.time}  ${e.msg}`));

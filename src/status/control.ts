@@ -30,6 +30,8 @@ export interface Status {
     lastError?: string | undefined;
   };
   dkim: Record<string, string[]>;
+  /** Access keys in use: their quota and what they sent in the last 24 hours. */
+  keys: { id: string; name: string; rate: number; daily: number; sentLast24Hours: number }[];
   errors: { time: string; msg: string }[];
 }
 

@@ -193,7 +193,7 @@ test('v1 SendRawEmail and SendEmail arrive, signed', async () => {
   }
 });
 
-test('GetAccount and GetSendQuota give the key limits and its use', async () => {
+test('GetAccount, GetSendQuota and posta status give the key limits and its use', async () => {
   const a = await v2().send(new GetAccountCommand({}));
   assert.equal(a.SendQuota?.MaxSendRate, 14);
   assert.equal(a.SendQuota?.Max24HourSend, 50000);
@@ -202,6 +202,16 @@ test('GetAccount and GetSendQuota give the key limits and its use', async () => 
   const q = await v1().send(new GetSendQuotaCommand({}));
   assert.equal(q.MaxSendRate, 14);
   assert.equal(q.SentLast24Hours, a.SendQuota?.SentLast24Hours);
+  const st = await posta(['status', '--json', '--dir', s.dir]);
+  assert.equal(st.code, 0, st.stderr);
+  const keys = (
+    JSON.parse(st.stdout) as { keys: { id: string; sentLast24Hours: number; daily: number }[] }
+  ).keys;
+  const mine = keys.find((k) => k.id === key.access_key_id);
+  assert.equal(mine?.sentLast24Hours, a.SendQuota?.SentLast24Hours);
+  assert.equal(mine?.daily, 50000);
+  const text = await posta(['status', '--dir', s.dir]);
+  assert.match(text.stdout, new RegExp(`${key.access_key_id}  \\d+ of 50000 in 24 hours`));
 });
 
 test('a From the key may not use is MessageRejected; no recipient or too many is BadRequestException', async () => {
