@@ -262,8 +262,8 @@ function getAccount(req: ApiRequest, deps: ApiDeps): Json {
       MaxSendRate: double(req.key.rate),
       SentLast24Hours: double(sentLast24Hours(deps.spool.db, req.key.id)),
     },
-    // hard bounces join the list by themselves; complaints do not yet
-    SuppressionAttributes: { SuppressedReasons: ['BOUNCE'] },
+    // hard bounces and complaints (ARF reports) join the list by themselves
+    SuppressionAttributes: { SuppressedReasons: ['BOUNCE', 'COMPLAINT'] },
   };
 }
 

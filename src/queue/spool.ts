@@ -503,6 +503,14 @@ export class Spool {
     if (result.notices.length) this.onEnqueued(result.notices.map((n) => n.id));
   }
 
+  /** Events and suppressions not tied to an attempt (a complaint), in one commit. */
+  async recordEvents(w: OutcomeWrites): Promise<void> {
+    await this.write(() => {
+      for (const e of w.events) insertEvent(this.db, e);
+      for (const x of w.suppress) suppress(this.db, x);
+    });
+  }
+
   /**
    * Replace local recipients by the addresses they forward to, due now, and
    * optionally give the message a new envelope sender (SRS) for them.

@@ -27,6 +27,8 @@
  *    notes whether the next hop must get SMTPUTF8: when the header is UTF-8
  *    and the client asked for SMTPUTF8 or is one of our accounts (RFC 6531
  *    §3.4); delivery adds it for non-ASCII addresses by itself.
+ * 7. Inbound: a feedback report (RFC 5965) about mail posta sent records a
+ *    complaint (events/complaints.ts) before the 250; it is forwarded too.
  *
  * A refused message is never queued; the session goes on (server.ts).
  */
@@ -55,6 +57,7 @@ import {
   C552TooBig,
   SmtpReply,
 } from './reply.ts';
+import { takeComplaint } from '../events/complaints.ts';
 
 export interface ReceiveDeps {
   config: ResolvedConfig;
@@ -203,6 +206,14 @@ async function queue(
   } catch (err) {
     deps.log.error({ qid: queueId, err: (err as Error).message }, 'queue write failed');
     throw storageError(err as Error);
+  }
+  // a feedback report about mail posta sent: a complaint (events/complaints.ts)
+  if (source === 'inbound') {
+    await takeComplaint(
+      { spool: deps.spool, hostname: deps.config.hostname, log: deps.log },
+      message,
+      queueId,
+    );
   }
   return { queueId, messageId: envelope.messageId, size: heldSize(message) };
 }

@@ -1,5 +1,6 @@
 // The part of mailsplit's API posta uses (the package ships no types).
 declare module 'mailsplit' {
+  import type { Transform } from 'node:stream';
   export class Headers {
     constructor(headers: Buffer | string);
     get(key: string): string[];
@@ -8,5 +9,10 @@ declare module 'mailsplit' {
     remove(key: string): void;
     /** The header again, each field as it was, ending in the empty line. */
     build(): Buffer;
+  }
+
+  /** A stream of a message's MIME nodes and their bodies. */
+  export class Splitter extends Transform {
+    constructor(options?: { ignoreEmbedded?: boolean; maxHeadSize?: number });
   }
 }

@@ -10,6 +10,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import nodemailer from 'nodemailer';
 import {
   DeleteSuppressedDestinationCommand,
   GetSuppressedDestinationCommand,
@@ -232,4 +233,111 @@ test('SMTP submission obeys the list too: a suppressed recipient gets no deliver
   assert.equal(del.code, 0, del.stderr);
   const listed = await posta(['suppress', 'list', '--dir', s.dir]);
   assert.doesNotMatch(listed.stdout, /blocked@dest\.test/);
+});
+
+/** An RFC 5965 report as a feedback loop sends it, about `original` (the message as it arrived). */
+function arfReport(original: Buffer, recipient: string): string {
+  return [
+    'From: Feedback Loop <fbl@dest.test>',
+    'To: abuse@example.test',
+    'Subject: Email Feedback Report for IP 192.0.2.1',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/report; report-type=feedback-report;',
+    '\tboundary="fbl-boundary"',
+    '',
+    '--fbl-boundary',
+    'Content-Type: text/plain; charset=us-ascii',
+    '',
+    'This is an email abuse report for an email message received.',
+    '',
+    '--fbl-boundary',
+    'Content-Type: message/feedback-report',
+    '',
+    'Feedback-Type: abuse',
+    'User-Agent: ExampleFBL/1.0',
+    'Version: 1',
+    'Original-Mail-From: <ada@example.test>',
+    `Original-Rcpt-To: <${recipient}>`,
+    'Arrival-Date: Wed, 02 Dec 2026 06:00:00 +0000',
+    '',
+    '--fbl-boundary',
+    'Content-Type: message/rfc822',
+    '',
+    original.toString('latin1').replace(/\r\n$/, ''),
+    '--fbl-boundary--',
+    '',
+  ].join('\r\n');
+}
+
+async function reportOnPort25(report: string): Promise<void> {
+  const t = nodemailer.createTransport({
+    host: s.host,
+    port: s.ports.smtp,
+    name: 'mx.dest.test',
+    tls: { rejectUnauthorized: false },
+  });
+  try {
+    const info = await t.sendMail({
+      envelope: { from: 'fbl@dest.test', to: ['abuse@example.test'] },
+      raw: report,
+    });
+    assert.match(info.response, /^250 /);
+  } finally {
+    t.close();
+  }
+}
+
+test('an ARF report about a message posta sent is a Complaint and suppresses the recipient; one about no such message does nothing', async () => {
+  await s.reload(async () => {
+    const r = await posta([
+      'alias',
+      'add',
+      'abuse@example.test',
+      'owner@dest.test',
+      '--dir',
+      s.dir,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  const id = await send('complains@dest.test');
+  const original = await mx.rx.arrival(
+    rcptFor('complains@dest.test'),
+    'the message complained about',
+  );
+  await reportOnPort25(arfReport(original.data, 'complains@dest.test'));
+  const list = await eventsUntil(id, 'Complaint');
+  const c = list.find((e) => e.eventType === 'Complaint') as SesEvent & {
+    complaint?: {
+      complainedRecipients: { emailAddress: string }[];
+      complaintFeedbackType: string;
+      userAgent: string;
+    };
+  };
+  assert.deepEqual(c.complaint?.complainedRecipients, [{ emailAddress: 'complains@dest.test' }]);
+  assert.equal(c.complaint?.complaintFeedbackType, 'abuse');
+  assert.equal(c.complaint?.userAgent, 'ExampleFBL/1.0');
+  const listed = await posta([
+    'suppress',
+    'list',
+    '--json',
+    '--reason',
+    'COMPLAINT',
+    '--dir',
+    s.dir,
+  ]);
+  const rows = JSON.parse(listed.stdout) as { address: string; message: string }[];
+  assert.deepEqual(
+    rows.map((r) => [r.address, r.message]),
+    [['complains@dest.test', id]],
+  );
+  // a forged report: the same shape, a queue id posta never used
+  const forged = Buffer.from(
+    original.data.toString('latin1').replace(new RegExp(id, 'g'), '00aaaaaaaa00000000'),
+    'latin1',
+  );
+  const from = s.logs.length;
+  await reportOnPort25(arfReport(forged, 'someone-else@dest.test'));
+  assert.ok((await s.logged(from, 'feedback report about no message posta sent')).length);
+  const after = await posta(['suppress', 'list', '--json', '--dir', s.dir]);
+  assert.doesNotMatch(after.stdout, /someone-else/);
 });

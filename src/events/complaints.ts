@@ -1,0 +1,82 @@
+/**
+ * An ARF report (arf.ts) that arrived on port 25, turned into a Complaint
+ * event (SES's shape: complainedRecipients, complaintFeedbackType,
+ * feedbackId, timestamp, userAgent, arrivalDate) for the message posta sent,
+ * and a COMPLAINT entry on the sending domain's suppression list.
+ */
+import { domainOf } from '../address/address.ts';
+import type { Logger } from '../log/log.ts';
+import { messageStream, type Held } from '../message/held.ts';
+import type { Spool } from '../queue/spool.ts';
+import { mailRecord } from './events.ts';
+import { looksLikeFeedbackReport, ourQueueId, readFeedbackReport } from './arf.ts';
+
+export interface ComplaintDeps {
+  spool: Spool;
+  hostname: string;
+  log: Logger;
+}
+
+/** Reads `message` when it is a feedback report about posta's mail; never throws. */
+export async function takeComplaint(
+  deps: ComplaintDeps,
+  message: Held,
+  reportId: string,
+): Promise<void> {
+  if (!looksLikeFeedbackReport(message.head)) return;
+  try {
+    const report = await readFeedbackReport(messageStream(message));
+    if (!report) {
+      deps.log.info({ qid: reportId }, 'feedback report not read: no report or original part');
+      return;
+    }
+    const id = ourQueueId(report.original, deps.hostname);
+    const mail = id ? mailRecord(deps.spool.db, id) : undefined;
+    if (!id || !mail) {
+      deps.log.info({ qid: reportId, about: id }, 'feedback report about no message posta sent');
+      return;
+    }
+    const named = report.recipients.filter((r) => mail.recipients.includes(r));
+    const recipients =
+      named.length > 0
+        ? named
+        : report.recipients.length === 0 && mail.recipients.length === 1
+          ? mail.recipients
+          : [];
+    if (recipients.length === 0) {
+      deps.log.info(
+        { qid: reportId, about: id },
+        'feedback report names no recipient of that message',
+      );
+      return;
+    }
+    const now = Date.now();
+    await deps.spool.recordEvents({
+      events: [
+        {
+          message: id,
+          type: 'Complaint',
+          at: now,
+          recipients,
+          detail: {
+            complainedRecipients: recipients.map((emailAddress) => ({ emailAddress })),
+            complaintFeedbackType: report.feedbackType,
+            feedbackId: `${reportId}-complaint`,
+            timestamp: new Date(now).toISOString(),
+            ...(report.userAgent ? { userAgent: report.userAgent } : {}),
+            ...(report.arrivalDate ? { arrivalDate: report.arrivalDate } : {}),
+          },
+        },
+      ],
+      suppress: recipients.map((address) => ({
+        domain: domainOf(mail.sender),
+        address,
+        reason: 'COMPLAINT' as const,
+        message: id,
+      })),
+    });
+    deps.log.info({ qid: reportId, about: id, rcpts: recipients }, 'complaint recorded');
+  } catch (err) {
+    deps.log.warn({ qid: reportId, err: (err as Error).message }, 'feedback report not read');
+  }
+}
