@@ -24,7 +24,11 @@ export type ApiErrorKind =
 
 export class ApiError extends Error {
   readonly kind: ApiErrorKind;
-  /** For kind "auth": which SigV4 failure (sigv4.ts). */
+  /**
+   * Which case of the kind: for "auth", which SigV4 or Bearer failure
+   * (sigv4.ts, http.ts); for "rejected", "sender" when the key may not send
+   * from that address (Resend answers that one 403).
+   */
   readonly detail: string | undefined;
   constructor(kind: ApiErrorKind, message: string, detail?: string) {
     super(message);
