@@ -4,7 +4,8 @@
  * ApiError with a kind; ses-v2 writes it as status + x-amzn-ErrorType +
  * {"message"}, ses-v1 as <ErrorResponse> XML, each with SES's codes, since
  * the SDKs pick the exception class (and whether to retry) by that code
- * (research/ses-api.md §1.4, §2.2).
+ * (research/ses-api.md §1.4, §2.2); resend as {statusCode, name, message}
+ * with Resend's names.
  */
 export type ApiErrorKind =
   /** The message cannot be sent as it is: a sender the key may not use, a bad header. */
@@ -17,6 +18,8 @@ export type ApiErrorKind =
   | 'daily'
   | 'not-found'
   | 'exists'
+  /** An Idempotency-Key reused with another request, or while its first is in progress (Resend). */
+  | 'conflict'
   /** posta could not store it (a full disk, a failed sync): try again. */
   | 'unavailable'
   /** Authentication: see AuthFailure in api/http.ts. */
