@@ -82,7 +82,8 @@ export async function resend(
   } else if (route === '/emails/batch') {
     if (req.method === 'POST') return post(() => sendBatch(req, deps));
   } else if (/^\/emails\/[^/]+$/.test(route)) {
-    const id = decodeURIComponent(route.slice('/emails/'.length));
+    // queue ids need no escaping: an escaped id is none of ours
+    const id = route.slice('/emails/'.length);
     if (req.method === 'GET') return ok(emailObject(deps.spool.db, req.key, id));
   } else {
     throw new ApiError('not-found', `posta does not implement ${req.method} ${route}.`);
