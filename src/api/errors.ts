@@ -4,7 +4,8 @@
  * ApiError with a kind; ses-v2 writes it as status + x-amzn-ErrorType +
  * {"message"}, ses-v1 as <ErrorResponse> XML, each with SES's codes, since
  * the SDKs pick the exception class (and whether to retry) by that code
- * (research/ses-api.md §1.4, §2.2).
+ * (research/ses-api.md §1.4, §2.2); resend as {statusCode, name, message}
+ * with Resend's names.
  */
 export type ApiErrorKind =
   /** The message cannot be sent as it is: a sender the key may not use, a bad header. */
@@ -17,6 +18,8 @@ export type ApiErrorKind =
   | 'daily'
   | 'not-found'
   | 'exists'
+  /** An Idempotency-Key reused with another request, or while its first is in progress (Resend). */
+  | 'conflict'
   /** posta could not store it (a full disk, a failed sync): try again. */
   | 'unavailable'
   /** Authentication: see AuthFailure in api/http.ts. */
@@ -24,7 +27,11 @@ export type ApiErrorKind =
 
 export class ApiError extends Error {
   readonly kind: ApiErrorKind;
-  /** For kind "auth": which SigV4 failure (sigv4.ts). */
+  /**
+   * Which case of the kind: for "auth", which SigV4 or Bearer failure
+   * (sigv4.ts, http.ts); for "rejected", "sender" when the key may not send
+   * from that address (Resend answers that one 403).
+   */
   readonly detail: string | undefined;
   constructor(kind: ApiErrorKind, message: string, detail?: string) {
     super(message);

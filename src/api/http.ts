@@ -1,23 +1,27 @@
 /**
  * The HTTP APIs on posta's http and https listeners: SES v2 (rest-json, any
- * path holding /v2/email/) and SES v1 (form-encoded POST with an Action, at
- * the root or a prefix). Each request is read whole (up to the size a
- * message of [limits] message_size takes in base64 JSON, within the memory
- * budget SMTP sessions share), authenticated with SigV4 against the key
- * store, and handed to its wire format module; every reply carries
- * x-amzn-RequestId (node:http adds Date, from which the SDKs correct a
- * skewed clock).
+ * path holding /v2/email/), the Resend API (/emails, /emails/batch and
+ * /emails/{id}, at the root or after a prefix, since a Resend SDK's base URL
+ * may carry one) and SES v1 (form-encoded POST with an Action, at the root
+ * or a prefix). Each request is read whole (up to the size a message of
+ * [limits] message_size takes in base64 JSON, within the memory budget SMTP
+ * sessions share), authenticated against the key store (SigV4 for SES, the
+ * Bearer token re_<id>_<secret> for Resend), and handed to its wire format
+ * module; every reply carries x-amzn-RequestId (node:http adds Date, from
+ * which the SDKs correct a skewed clock).
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { MemoryBudget } from '../smtp/data.ts';
-import type { KeyStore, ApiKey } from '../keys/keys.ts';
+import { parseResendToken, type KeyStore, type ApiKey } from '../keys/keys.ts';
 import { ApiError } from './errors.ts';
 import { verifySigV4, type SignedRequest } from './sigv4.ts';
 import type { SendDeps } from './send.ts';
 import type { Identities } from './identities.ts';
 import { sesV2, v2Error } from './ses-v2.ts';
 import { sesV1, v1Error } from './ses-v1.ts';
+import { resend, resendError } from './resend.ts';
+import { Idempotency } from './idempotency.ts';
 
 export interface ApiDeps extends SendDeps {
   keys: KeyStore;
@@ -28,9 +32,10 @@ export interface ApiDeps extends SendDeps {
 /** A request the wire modules answer: authenticated, body read. */
 export interface ApiRequest {
   method: string;
-  /** The path from /v2/email/ on (v2), or "/" (v1); the query apart. */
+  /** The path from /v2/email/ on (v2), from /emails on (Resend), or "/" (v1); the query apart. */
   route: string;
   query: URLSearchParams;
+  headers: IncomingHttpHeaders;
   body: Buffer;
   key: ApiKey;
   clientIp: string;
@@ -43,12 +48,15 @@ export interface ApiReply {
   body: string;
 }
 
-type Api = 'v2' | 'v1';
+type Api = 'v2' | 'v1' | 'resend';
 
 /** Which API a request is for, or null when it is none of them (the caller answers it). */
 function whichApi(req: IncomingMessage, path: string): { api: Api; route: string } | null {
   const at = path.indexOf('/v2/email/');
   if (at >= 0) return { api: 'v2', route: path.slice(at) };
+  // Resend: `${baseUrl}/emails...`; the first /emails segment starts the route
+  const resend = /^.*?(\/emails(?:\/[^/]*){0,2})$/.exec(path);
+  if (resend) return { api: 'resend', route: resend[1] ?? '' };
   const type = String(req.headers['content-type'] ?? '');
   if (
     path.endsWith('/') &&
@@ -73,6 +81,7 @@ export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 export function createApi(deps: ApiDeps): ApiHandler {
   const limit = bodyLimit(deps.messageSize);
+  const idempotency = new Idempotency(deps.spool.db, deps.log);
   return (req, res) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -88,9 +97,14 @@ export function createApi(deps: ApiDeps): ApiHandler {
       });
       res.end(r.body);
     };
-    const fail = (err: ApiError) =>
-      send(which.api === 'v2' ? v2Error(err) : v1Error(err, requestId));
-    void handle(req, path, q < 0 ? '' : url.slice(q + 1), which, requestId, deps, limit)
+    const errorReply = {
+      v2: v2Error,
+      v1: (err: ApiError) => v1Error(err, requestId),
+      resend: resendError,
+    }[which.api];
+    const fail = (err: ApiError) => send(errorReply(err));
+    const ctx = { requestId, deps, limit, idempotency };
+    void handle(req, path, q < 0 ? '' : url.slice(q + 1), which, ctx)
       .then(send, (err: Error) => {
         if (err instanceof ApiError) return fail(err);
         deps.log.error({ err: err.message, path }, 'API request failed');
@@ -106,42 +120,73 @@ async function handle(
   path: string,
   queryText: string,
   which: { api: Api; route: string },
-  requestId: string,
-  deps: ApiDeps,
-  limit: number,
+  ctx: { requestId: string; deps: ApiDeps; limit: number; idempotency: Idempotency },
 ): Promise<ApiReply> {
-  const body = await readBody(req, limit, deps.budget);
+  const { deps } = ctx;
+  const body = await readBody(req, ctx.limit, deps.budget);
   try {
     const query = new URLSearchParams(queryText);
-    const signed: SignedRequest = {
-      method: req.method ?? 'GET',
-      path,
-      query: queryObject(query),
-      headers: req.headers,
-      body,
-    };
-    const auth = await verifySigV4(signed, (id) => deps.keys.secret(id));
-    if (!auth.ok) throw new ApiError('auth', auth.message, auth.failure);
-    const key = deps.keys.get(auth.keyId);
-    if (!key)
-      throw new ApiError(
-        'auth',
-        'The security token included in the request is invalid.',
-        'unknown-key',
-      );
+    const method = req.method ?? 'GET';
+    const key =
+      which.api === 'resend'
+        ? bearer(req.headers.authorization, deps.keys)
+        : await sigV4Key(
+            { method, path, query: queryObject(query), headers: req.headers, body },
+            deps.keys,
+          );
     const request: ApiRequest = {
-      method: signed.method,
+      method,
       route: which.route,
       query,
+      headers: req.headers,
       body,
       key,
       clientIp: (req.socket.remoteAddress ?? '').replace(/^::ffff:/, ''),
       protocol: 'encrypted' in req.socket ? 'HTTPS' : 'HTTP',
     };
-    return which.api === 'v2' ? await sesV2(request, deps) : await sesV1(request, deps, requestId);
+    switch (which.api) {
+      case 'v2':
+        return await sesV2(request, deps);
+      case 'v1':
+        return await sesV1(request, deps, ctx.requestId);
+      case 'resend':
+        return await resend(request, deps, ctx.idempotency);
+    }
   } finally {
     deps.budget.give(body.length);
   }
+}
+
+async function sigV4Key(signed: SignedRequest, keys: KeyStore): Promise<ApiKey> {
+  const auth = await verifySigV4(signed, (id) => keys.secret(id));
+  if (!auth.ok) throw new ApiError('auth', auth.message, auth.failure);
+  const key = keys.get(auth.keyId);
+  if (!key) {
+    throw new ApiError(
+      'auth',
+      'The security token included in the request is invalid.',
+      'unknown-key',
+    );
+  }
+  return key;
+}
+
+/** The key of `Authorization: Bearer re_<id>_<secret>` (Resend). */
+function bearer(authorization: string | undefined, keys: KeyStore): ApiKey {
+  const m = /^Bearer\s+(\S*)\s*$/i.exec(authorization ?? '');
+  if (!m?.[1]) {
+    throw new ApiError('auth', 'Missing API key in the authorization header.', 'missing');
+  }
+  const token = parseResendToken(m[1]);
+  const key = token && keys.check(token.id, token.secret);
+  if (!key) {
+    throw new ApiError(
+      'auth',
+      'API key is invalid: give the Resend API key `posta key create` printed (re_...).',
+      'invalid',
+    );
+  }
+  return key;
 }
 
 function queryObject(q: URLSearchParams): Record<string, string | string[]> {

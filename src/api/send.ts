@@ -19,6 +19,9 @@
  * - Bcc fields removed, Message-ID and Date added when missing, a Received
  *   field, the DKIM signatures of the From domain (message/stamp.ts);
  * - enqueued: fsync'd before the MessageId is returned.
+ *
+ * prepareSend makes the checks alone and queueSend does the rest, so that
+ * a Resend batch can check all its messages before it queues any.
  */
 import addressparser from 'nodemailer/lib/addressparser';
 import { Headers } from 'mailsplit';
@@ -27,7 +30,7 @@ import type { Directory } from '../domains/directory.ts';
 import type { Signer } from '../dkim/pool.ts';
 import type { Logger } from '../log/log.ts';
 import { headerBlock, readHeader, utf8Header } from '../message/header.ts';
-import { split } from '../message/held.ts';
+import { split, type Held } from '../message/held.ts';
 import { longLine, longLineText } from '../message/lines.ts';
 import { readOriginator } from '../message/originator.ts';
 import { stampMessage } from '../message/stamp.ts';
@@ -75,10 +78,27 @@ const SES_HEADERS = [
   'x-ses-list-management-options',
 ];
 
+/** A message checked and ready to queue: nothing taken from the quota or written yet. */
+export interface PreparedSend {
+  key: ApiKey;
+  message: Held;
+  fromDomain: string;
+  sender: string;
+  recipients: string[];
+  tags: Record<string, string[]>;
+  clientIp: string;
+  protocol: string;
+}
+
 export async function sendMessage(
   deps: SendDeps,
   input: SendInput,
 ): Promise<{ messageId: string }> {
+  return queueSend(deps, prepareSend(deps, input));
+}
+
+/** Every check of sendMessage, without its effects: a batch checks all its messages first. */
+export function prepareSend(deps: SendDeps, input: SendInput): PreparedSend {
   if (input.raw.includes(0)) {
     throw new ApiError(
       'bad-request',
@@ -104,12 +124,33 @@ export async function sendMessage(
 
   const message = split(data);
   const key = input.key;
-  const fromDomain = checkFrom(message.head, key, deps.directory);
-  const sender = envelopeSender(input.from, message.head, key, deps.directory);
-  const recipients = envelopeRecipients(input.destinations, fields, deps.directory);
+  return {
+    key,
+    message,
+    fromDomain: checkFrom(message.head, key, deps.directory),
+    sender: envelopeSender(input.from, message.head, key, deps.directory),
+    recipients: envelopeRecipients(input.destinations, fields, deps.directory),
+    tags,
+    clientIp: input.clientIp,
+    protocol: input.protocol,
+  };
+}
 
-  const refused = deps.quotas.take(key, recipients.length);
-  if (refused) throw new ApiError(refused.kind, refused.message);
+/**
+ * Takes the quota (unless `quotaTaken`: a batch takes it for all its
+ * messages at once), signs and queues; on a failure to queue, this
+ * message's recipients go back to the quota.
+ */
+export async function queueSend(
+  deps: SendDeps,
+  p: PreparedSend,
+  o: { quotaTaken?: boolean } = {},
+): Promise<{ messageId: string }> {
+  const { key, message, fromDomain, sender, recipients, tags } = p;
+  if (!o.quotaTaken) {
+    const refused = deps.quotas.take(key, recipients.length);
+    if (refused) throw new ApiError(refused.kind, refused.message);
+  }
   const queueId = newQueueId();
   try {
     const stamped = await stampMessage(message, {
@@ -120,9 +161,9 @@ export async function sendMessage(
       keys: deps.directory.keys(fromDomain),
       trace: {
         helo: 'api',
-        clientIp: input.clientIp,
+        clientIp: p.clientIp,
         hostname: deps.hostname,
-        protocol: input.protocol,
+        protocol: p.protocol,
         tls: undefined,
         queueId,
         date: new Date(),
@@ -133,7 +174,7 @@ export async function sendMessage(
       recipients,
       source: 'submission',
       account: key.id,
-      clientIp: input.clientIp,
+      clientIp: p.clientIp,
       messageId: stamped.messageId,
       smtpUtf8: utf8Header(message.head),
       apiKey: key.id,
@@ -189,6 +230,7 @@ function notVerified(address: string, key: ApiKey): ApiError {
   return new ApiError(
     'rejected',
     `Email address is not verified. The following identities failed the check: ${address} (access key ${key.id} may send from ${key.domains.join(', ')} only)`,
+    'sender',
   );
 }
 

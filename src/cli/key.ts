@@ -1,13 +1,14 @@
 /**
- * `posta key`: access keys for the SES APIs and SMTP AUTH (keys/keys.ts).
- * The secret is printed once, at creation; posta keeps it in the data
- * folder's queue.db, which is backed up with the data folder.
+ * `posta key`: access keys for the SES APIs, the Resend API and SMTP AUTH
+ * (keys/keys.ts). The secret (and the Resend API key made from it) is
+ * printed once, at creation; posta keeps it in the data folder's queue.db,
+ * which is backed up with the data folder.
  */
 import { PostaError, UsageError } from '../errors.ts';
 import { loadConfig } from '../config/load.ts';
 import { requireDomain } from '../config/paths.ts';
 import { openQueueDb, openQueueDbIfAny } from '../queue/spool.ts';
-import { DEFAULT_DAILY, DEFAULT_RATE, KeyStore, type ApiKey } from '../keys/keys.ts';
+import { DEFAULT_DAILY, DEFAULT_RATE, KeyStore, resendToken, type ApiKey } from '../keys/keys.ts';
 import { sentLast24Hours } from '../keys/usage.ts';
 import { positionals, str, type Command } from './command.ts';
 import { domainArg } from './init.ts';
@@ -30,7 +31,9 @@ export const key: Command = {
 create  a new access key that may send from the given domains; prints its id
         and secret once. Use them as an AWS access key id and secret access key
         (the SES v2 and v1 APIs on the http and https listeners) or as the user
-        name and password of SMTP AUTH on 587/465.
+        name and password of SMTP AUTH on 587/465. The Resend API key printed
+        with them (re_ID_SECRET) is the same key for the Resend API: give it to
+        a Resend SDK with its base URL at the http or https listener.
         --rate   recipients per second (default ${DEFAULT_RATE})
         --daily  recipients per 24 hours (default ${DEFAULT_DAILY})
 list    every key, with its domains, limits and use in the last 24 hours
@@ -74,9 +77,11 @@ Keys live in the data folder (queue.db): back it up with the data folder.`,
               ? JSON.stringify({
                   access_key_id: made.key.id,
                   secret_access_key: made.secret,
+                  resend_api_key: resendToken(made.key.id, made.secret),
                   ...keyJson(made.key, 0),
                 }) + '\n'
               : `Access key id:     ${made.key.id}\nSecret access key: ${made.secret}\n` +
+                  `Resend API key:    ${resendToken(made.key.id, made.secret)}\n` +
                   `Domains: ${domains.join(', ')}; ${rate} per second, ${daily} per 24 hours.\n` +
                   "The secret is shown only now: keep it in your application's secret store.\n",
           );

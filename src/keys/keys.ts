@@ -7,6 +7,12 @@
  * access key id), a secret (40 characters), a name, the domains it may send
  * from, and its quota: messages (recipients) per second and per 24 hours.
  *
+ * The Resend API takes one Bearer token in place of an id and a secret:
+ * "re_" + id + "_" + secret. Resend's keys start with "re_" (secret
+ * scanners and some applications' settings checks look for it); the id has
+ * a fixed shape without "_", so the token splits one way only although the
+ * secret (base64url) may hold "_".
+ *
  * SigV4 needs the secret itself to recompute signatures, so it cannot be
  * hashed like a password. Keys live in the data folder's queue.db (0600, the
  * server's user only), never in the config folder that goes into git; they
@@ -60,6 +66,17 @@ export function keyMaySendFrom(
   isLocal: (domain: string) => boolean,
 ): boolean {
   return key.domains.includes(domain) && isLocal(domain);
+}
+
+/** The Resend API key (Bearer token) of a key. */
+export function resendToken(id: string, secret: string): string {
+  return `re_${id}_${secret}`;
+}
+
+/** The id and secret of a Resend API key, or null when it is not of that form. */
+export function parseResendToken(token: string): { id: string; secret: string } | null {
+  const m = /^re_(AKPS[A-Z2-7]{16})_([A-Za-z0-9_-]+)$/.exec(token);
+  return m ? { id: m[1] ?? '', secret: m[2] ?? '' } : null;
 }
 
 interface KeyRow {

@@ -285,6 +285,17 @@ export const MIGRATIONS = [
      ms INTEGER NOT NULL
    );
    CREATE INDEX webhook_log_at ON webhook_log(at);`,
+  // the Resend API's Idempotency-Key (api/idempotency.ts): per key and
+  // idempotency key, the request's hash and the answer, for 24 hours
+  `CREATE TABLE idempotency (
+     key TEXT NOT NULL,
+     idempotency_key TEXT NOT NULL,
+     request TEXT NOT NULL,
+     response TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (key, idempotency_key)
+   ) WITHOUT ROWID;
+   CREATE INDEX idempotency_created ON idempotency(created_at);`,
 ];
 
 /** Bytes in one row of message_parts. */

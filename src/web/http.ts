@@ -1,8 +1,8 @@
 /**
  * The http listener ([listen] http, 127.0.0.1:8025 by default): the SES
- * APIs (api/http.ts), Prometheus metrics at GET /metrics (text format 0.0.4)
- * and GET /healthz; GET / is a short page saying the dashboard is not built
- * yet and pointing at those. It listens on loopback by default; applications
+ * and Resend APIs (api/http.ts), Prometheus metrics at GET /metrics (text
+ * format 0.0.4) and GET /healthz; GET / is a short page saying the
+ * dashboard is not built yet and pointing at those. It listens on loopback by default; applications
  * on other hosts reach the APIs over the https listener.
  */
 import { createServer } from 'node:http';
@@ -18,6 +18,9 @@ const INDEX = `posta: the web dashboard is not built yet.
 POST /v2/email/outbound-emails, POST / (Action=SendRawEmail, ...)
                the Amazon SES v2 and v1 APIs, signed with an access key
                from \`posta key create\`
+POST /emails, POST /emails/batch, GET /emails/ID
+               the Resend API, with the Resend API key (re_...) from
+               \`posta key create\`
 GET /metrics   Prometheus metrics (queue, deliveries, certificate expiry, ...)
 GET /healthz   "ok" while the server runs
 

@@ -10,7 +10,8 @@
  *   client's ALPN list, so for those few seconds an ordinary client asking
  *   for that name gets the challenge certificate too.
  *
- * - The SES APIs (api/http.ts), over TLS for applications on other hosts.
+ * - The SES and Resend APIs (api/http.ts), over TLS for applications on
+ *   other hosts.
  *
  * Everything else is 404. The certificate is the CertStore's, so renewals
  * apply to new connections at once.
