@@ -13,7 +13,8 @@
  */
 import { sentLast24Hours } from '../keys/usage.ts';
 import { compose, type Attachment } from './compose.ts';
-import { ApiError } from './errors.ts';
+import type { ApiError } from './errors.ts';
+import { base64, bad, list, need, obj, parse, str, strings, type Json } from './json.ts';
 import type { ApiDeps, ApiReply, ApiRequest } from './http.ts';
 import { sendMessage } from './send.ts';
 
@@ -68,67 +69,6 @@ export async function sesV2(req: ApiRequest, deps: ApiDeps): Promise<ApiReply> {
         }),
       };
   }
-}
-
-// ---- reading the JSON body: each member checked for its type, SES's names in errors
-
-type Json = Record<string, unknown>;
-
-function parse(body: Buffer): Json {
-  try {
-    const v: unknown = JSON.parse(body.toString('utf8') || '{}');
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Json;
-  } catch {
-    // below
-  }
-  throw new ApiError('bad-request', 'The request body is not a JSON object.');
-}
-
-function obj(o: Json, name: string, path: string): Json | undefined {
-  const v = o[name];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'object' || Array.isArray(v)) throw bad(`${path}${name} must be an object`);
-  return v as Json;
-}
-
-function str(o: Json, name: string, path: string): string | undefined {
-  const v = o[name];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw bad(`${path}${name} must be a string`);
-  return v;
-}
-
-function need<T>(v: T | undefined, what: string): T {
-  if (v === undefined) throw bad(`${what} is required`);
-  return v;
-}
-
-function strings(o: Json, name: string, path: string): string[] {
-  const v = o[name];
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) {
-    throw bad(`${path}${name} must be a list of strings`);
-  }
-  return v as string[];
-}
-
-function list(o: Json, name: string, path: string): Json[] {
-  const v = o[name];
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || v.some((e) => !e || typeof e !== 'object')) {
-    throw bad(`${path}${name} must be a list of objects`);
-  }
-  return v as Json[];
-}
-
-function bad(text: string): ApiError {
-  return new ApiError('bad-request', `${text}.`);
-}
-
-function base64(text: string, what: string): Buffer {
-  const clean = text.replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean)) throw bad(`${what} must be base64`);
-  return Buffer.from(clean, 'base64');
 }
 
 // ---- operations
