@@ -221,6 +221,15 @@ export const MIGRATIONS = [
    ) WITHOUT ROWID;
    ALTER TABLE messages ADD COLUMN api_key TEXT;
    ALTER TABLE messages ADD COLUMN tags TEXT;`,
+  // SES templates (api/templates.ts), per server as SES's are per account
+  `CREATE TABLE email_templates (
+     name TEXT PRIMARY KEY,
+     subject TEXT,
+     text TEXT,
+     html TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );`,
 ];
 
 /** Bytes in one row of message_parts. */
