@@ -24,7 +24,11 @@ export type ApiErrorKind =
 
 export class ApiError extends Error {
   readonly kind: ApiErrorKind;
-  /** For kind "auth": which SigV4 failure (sigv4.ts). */
+  /**
+   * Which failure of its kind, where a wire format has a code of its own for
+   * it: for "auth" the SigV4 failure (sigv4.ts); "template" (v1's
+   * TemplateDoesNotExist, InvalidTemplate), "template-data", "next-token".
+   */
   readonly detail: string | undefined;
   constructor(kind: ApiErrorKind, message: string, detail?: string) {
     super(message);
