@@ -26,13 +26,23 @@
  * one holds the event loop for a second or two): compiled parts are kept
  * by their source, so that a template compiles once, not once a send.
  */
-import Handlebars from 'handlebars';
+import type Handlebars from 'handlebars';
 import { compose } from './compose.ts';
 import { ApiError } from './errors.ts';
 
-const hb = Handlebars.create();
-// the logger is Handlebars' one module-wide object: above "error", nothing prints
-hb.logger.level = 4;
+type Hb = typeof Handlebars;
+let loading: Promise<Hb> | undefined;
+
+/** Handlebars, loaded at its first use: a server that renders no template never pays its 2 MB and 20 ms. */
+function handlebars(): Promise<Hb> {
+  loading ??= import('handlebars').then(({ default: h }) => {
+    const hb = h.create();
+    // the logger is Handlebars' one module-wide object: above "error", nothing prints
+    hb.logger.level = 4;
+    return hb;
+  });
+  return loading;
+}
 
 const OPTIONS = { knownHelpersOnly: true } as const;
 const TEXT_OPTIONS = { ...OPTIONS, noEscape: true } as const;
@@ -83,8 +93,9 @@ function checkSize(c: TemplateContent): void {
  * Refuses a template that will not compile, is over MAX_TEMPLATE, or holds
  * a control character (the XML of SES v1 cannot carry one).
  */
-export function checkTemplate(c: TemplateContent): void {
+export async function checkTemplate(c: TemplateContent): Promise<void> {
   checkSize(c);
+  const hb = await handlebars();
   for (const part of PARTS) {
     const source = c[part];
     if (source === undefined) continue;
@@ -164,7 +175,7 @@ const cache = new Map<string, Delegate>();
 const CACHE_CHARS = 4 * 1024 * 1024;
 let cachedChars = 0;
 
-function compiled(source: string, part: (typeof PARTS)[number]): Delegate {
+function compiled(hb: Hb, source: string, part: (typeof PARTS)[number]): Delegate {
   const key = `${part === 'html' ? 'h' : 't'}${source}`;
   let fn = cache.get(key);
   if (fn) {
@@ -183,11 +194,12 @@ function compiled(source: string, part: (typeof PARTS)[number]): Delegate {
 }
 
 /** A stored template, or one given whole (which is checked for its size here and compiled when first rendered). */
-export function compileTemplate(c: TemplateContent): CompiledTemplate {
+export async function compileTemplate(c: TemplateContent): Promise<CompiledTemplate> {
   checkSize(c);
+  const hb = await handlebars();
   const parts = PARTS.map((part) => {
     const source = c[part];
-    return [part, source === undefined ? undefined : compiled(source, part)] as const;
+    return [part, source === undefined ? undefined : compiled(hb, source, part)] as const;
   });
   return {
     render(data, budget = readBudget()) {
@@ -248,7 +260,7 @@ export function templateData(json: string | undefined, what: string): TemplateDa
  * is given.
  */
 export async function renderedMessage(c: TemplateContent, data: TemplateData): Promise<string> {
-  const r = compileTemplate(c).render(data);
+  const r = (await compileTemplate(c)).render(data);
   const raw = await compose({ subject: r.subject ?? '', text: r.text, html: r.html });
   return raw.toString('utf8');
 }

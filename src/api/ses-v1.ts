@@ -223,12 +223,12 @@ async function templateAction(
   switch (action) {
     case 'CreateTemplate': {
       const t = templateParam(p);
-      createTemplate(db, t.name, t.content);
+      await createTemplate(db, t.name, t.content);
       return ok(action, '', requestId);
     }
     case 'UpdateTemplate': {
       const t = templateParam(p);
-      updateTemplate(db, t.name, t.content);
+      await updateTemplate(db, t.name, t.content);
       return ok(action, '', requestId);
     }
     case 'GetTemplate': {
@@ -271,7 +271,7 @@ async function templateAction(
     }
     case 'SendTemplatedEmail': {
       const source = need(p, 'Source');
-      const template = compileTemplate(getTemplate(db, templateName(p)));
+      const template = await compileTemplate(getTemplate(db, templateName(p)));
       const r = template.render(templateData(need(p, 'TemplateData'), 'TemplateData'));
       const dest = destination(p, 'Destination');
       const raw = await compose({
@@ -325,7 +325,7 @@ async function send(
 /** SendBulkTemplatedEmail: Destinations.member.N.{Destination, ReplacementTemplateData, ReplacementTags} (bulk.ts). */
 async function sendBulk(p: URLSearchParams, req: ApiRequest, deps: ApiDeps): Promise<string> {
   const source = need(p, 'Source');
-  const template = compileTemplate(getTemplate(deps.spool.db, templateName(p)));
+  const template = await compileTemplate(getTemplate(deps.spool.db, templateName(p)));
   const defaults = templateData(need(p, 'DefaultTemplateData'), 'DefaultTemplateData');
   const entries: string[] = [];
   const given = (prefix: string) => [...p.keys()].some((k) => k.startsWith(prefix));

@@ -65,7 +65,7 @@ export async function templateOperation(req: ApiRequest, deps: ApiDeps): Promise
     if (req.method === 'POST') {
       const b = parse(req.body);
       const name = need(str(b, 'TemplateName', ''), 'TemplateName');
-      createTemplate(db, name, content(b));
+      await createTemplate(db, name, content(b));
       return {};
     }
     return req.method === 'GET' ? listTemplatesOp(req, db) : null;
@@ -83,7 +83,7 @@ export async function templateOperation(req: ApiRequest, deps: ApiDeps): Promise
       };
     }
     case 'PUT':
-      updateTemplate(db, name, content(parse(req.body)));
+      await updateTemplate(db, name, content(parse(req.body)));
       return {};
     case 'DELETE':
       if (!deleteTemplate(db, name)) getTemplate(db, name); // throws NotFoundException
@@ -152,7 +152,7 @@ export async function templateMessage(
 ): Promise<Buffer> {
   const path = 'Content.Template.';
   const data = templateData(str(t, 'TemplateData', path), `${path}TemplateData`);
-  const r = compileTemplate(templateOf(t, path, db)).render(data);
+  const r = (await compileTemplate(templateOf(t, path, db))).render(data);
   return compose({
     ...fields,
     subject: r.subject ?? '',
@@ -176,7 +176,7 @@ async function sendBulkEmail(req: ApiRequest, deps: ApiDeps): Promise<Json> {
   const content = need(obj(b, 'DefaultContent', ''), 'DefaultContent');
   const path = 'DefaultContent.Template.';
   const t = need(obj(content, 'Template', 'DefaultContent.'), 'DefaultContent.Template');
-  const template = compileTemplate(templateOf(t, path, deps.spool.db));
+  const template = await compileTemplate(templateOf(t, path, deps.spool.db));
   const defaults = templateData(str(t, 'TemplateData', path), `${path}TemplateData`);
   const defaultHeaders = headers(t, 'Headers', path);
   const entries = list(b, 'BulkEmailEntries', '');

@@ -18,9 +18,9 @@ const fresh = () => openDb(':memory:', MIGRATIONS);
 const kind = (k: string, detail?: string) => (e: unknown) =>
   e instanceof ApiError && e.kind === k && (detail === undefined || e.detail === detail);
 
-test('a template is stored, read, updated and deleted', () => {
+test('a template is stored, read, updated and deleted', async () => {
   const db = fresh();
-  createTemplate(db, 'a', { subject: 'S', text: 'T' }, 1000);
+  await createTemplate(db, 'a', { subject: 'S', text: 'T' }, 1000);
   assert.deepEqual(getTemplate(db, 'a'), {
     name: 'a',
     subject: 'S',
@@ -29,7 +29,7 @@ test('a template is stored, read, updated and deleted', () => {
     createdAt: 1000,
     updatedAt: 1000,
   });
-  updateTemplate(db, 'a', { html: 'H' }, 2000);
+  await updateTemplate(db, 'a', { html: 'H' }, 2000);
   assert.deepEqual(getTemplate(db, 'a'), {
     name: 'a',
     subject: undefined,
@@ -54,27 +54,27 @@ const names: [string, string, boolean][] = [
   ['a non-ASCII letter', 'é', false],
 ];
 for (const [what, name, ok] of names) {
-  test(`a template name of ${what} is ${ok ? 'taken' : 'refused'}`, () => {
+  test(`a template name of ${what} is ${ok ? 'taken' : 'refused'}`, async () => {
     const db = fresh();
-    if (ok) createTemplate(db, name, { text: 'x' });
-    else assert.throws(() => createTemplate(db, name, { text: 'x' }), kind('bad-request'));
+    if (ok) await createTemplate(db, name, { text: 'x' });
+    else await assert.rejects(createTemplate(db, name, { text: 'x' }), kind('bad-request'));
   });
 }
 
-test('a second template of one name exists; updating a missing one is not found', () => {
+test('a second template of one name exists; updating a missing one is not found', async () => {
   const db = fresh();
-  createTemplate(db, 'a', { text: 'x' });
-  assert.throws(() => createTemplate(db, 'a', { text: 'y' }), kind('exists', 'template'));
-  assert.throws(() => updateTemplate(db, 'b', { text: 'y' }), kind('not-found', 'template'));
-  assert.throws(
-    () => createTemplate(db, 'c', { text: '{{#if}}' }),
+  await createTemplate(db, 'a', { text: 'x' });
+  await assert.rejects(createTemplate(db, 'a', { text: 'y' }), kind('exists', 'template'));
+  await assert.rejects(updateTemplate(db, 'b', { text: 'y' }), kind('not-found', 'template'));
+  await assert.rejects(
+    createTemplate(db, 'c', { text: '{{#if}}' }),
     kind('bad-request', 'template'),
   );
 });
 
-test('templates are listed by name, a page at a time', () => {
+test('templates are listed by name, a page at a time', async () => {
   const db = fresh();
-  for (const n of ['c', 'a', 'e', 'b', 'd']) createTemplate(db, n, { text: n });
+  for (const n of ['c', 'a', 'e', 'b', 'd']) await createTemplate(db, n, { text: n });
   const seen: string[][] = [];
   let token: string | undefined;
   do {

@@ -63,9 +63,14 @@ function missing(name: string): ApiError {
   return new ApiError('not-found', `Template ${name} does not exist.`, 'template');
 }
 
-export function createTemplate(db: Db, name: string, c: TemplateContent, now = Date.now()): void {
+export async function createTemplate(
+  db: Db,
+  name: string,
+  c: TemplateContent,
+  now = Date.now(),
+): Promise<void> {
   checkName(name);
-  checkTemplate(c);
+  await checkTemplate(c);
   const r = prepared(
     db,
     `INSERT INTO email_templates (name, subject, text, html, created_at, updated_at)
@@ -76,9 +81,14 @@ export function createTemplate(db: Db, name: string, c: TemplateContent, now = D
   }
 }
 
-export function updateTemplate(db: Db, name: string, c: TemplateContent, now = Date.now()): void {
+export async function updateTemplate(
+  db: Db,
+  name: string,
+  c: TemplateContent,
+  now = Date.now(),
+): Promise<void> {
   checkName(name);
-  checkTemplate(c);
+  await checkTemplate(c);
   const r = prepared(
     db,
     'UPDATE email_templates SET subject = ?, text = ?, html = ?, updated_at = ? WHERE name = ?',
