@@ -21,7 +21,8 @@ export interface Attachment {
 }
 
 export interface Composed {
-  from: string;
+  /** Absent only in a rendering that is not sent (TestRenderEmailTemplate). */
+  from?: string;
   to?: string[];
   cc?: string[];
   replyTo?: string[];

@@ -28,9 +28,11 @@ export type ApiErrorKind =
 export class ApiError extends Error {
   readonly kind: ApiErrorKind;
   /**
-   * Which case of the kind: for "auth", which SigV4 or Bearer failure
-   * (sigv4.ts, http.ts); for "rejected", "sender" when the key may not send
-   * from that address (Resend answers that one 403).
+   * Which case of the kind, where a wire format has a code of its own for
+   * it: for "auth", which SigV4 or Bearer failure (sigv4.ts, http.ts); for
+   * "rejected", "sender" when the key may not send from that address
+   * (Resend answers that one 403); "template" (v1's TemplateDoesNotExist,
+   * InvalidTemplate), "template-data", "next-token".
    */
   readonly detail: string | undefined;
   constructor(kind: ApiErrorKind, message: string, detail?: string) {

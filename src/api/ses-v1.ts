@@ -9,10 +9,15 @@
  * GetSendStatistics (from the events of the key's mail), ListIdentities,
  * GetIdentityVerificationAttributes, VerifyDomainIdentity and
  * VerifyEmailIdentity (identities.ts: posta's domains are verified by being
- * in its config folder).
+ * in its config folder); the templates (the store v2 uses too):
+ * CreateTemplate, UpdateTemplate, GetTemplate, DeleteTemplate, ListTemplates,
+ * TestRenderTemplate, SendTemplatedEmail and SendBulkTemplatedEmail
+ * (statuses per destination, bulk.ts).
  * Errors: <ErrorResponse> with the model's error code (botocore maps its
  * exception classes by that code): MessageRejected, Throttling ("Maximum
- * sending rate exceeded."), InvalidParameterValue, and the SigV4 codes.
+ * sending rate exceeded."), InvalidParameterValue, TemplateDoesNotExist,
+ * AlreadyExists, InvalidTemplate, InvalidRenderingParameter, and the SigV4
+ * codes.
  */
 import { createHash } from 'node:crypto';
 import { sentLast24Hours } from '../keys/usage.ts';
@@ -20,7 +25,24 @@ import { sendStatistics } from '../events/events.ts';
 import { compose } from './compose.ts';
 import { ApiError } from './errors.ts';
 import type { ApiDeps, ApiReply, ApiRequest } from './http.ts';
+import { bulkStatus, MAX_BULK_ENTRIES, sendEach } from './bulk.ts';
+import {
+  BULK_BUDGET,
+  compileTemplate,
+  readBudget,
+  renderedMessage,
+  templateData,
+  type TemplateContent,
+} from './render.ts';
 import { sendMessage } from './send.ts';
+import {
+  createTemplate,
+  deleteTemplate,
+  getTemplate,
+  listTemplates,
+  nameFromArn,
+  updateTemplate,
+} from './templates.ts';
 
 const NS = 'http://ses.amazonaws.com/doc/2010-12-01/';
 const XML_TYPE = { 'content-type': 'text/xml' };
@@ -33,6 +55,9 @@ const CODES: Record<string, [number, string]> = {
   rate: [400, 'Throttling'],
   daily: [400, 'Throttling'],
   'not-found': [400, 'InvalidParameterValue'],
+  'not-found:template': [400, 'TemplateDoesNotExist'],
+  'bad-request:template': [400, 'InvalidTemplate'],
+  'bad-request:template-data': [400, 'InvalidRenderingParameter'],
   exists: [400, 'AlreadyExists'],
   unavailable: [500, 'InternalFailure'],
   'auth:missing': [403, 'MissingAuthenticationToken'],
@@ -42,15 +67,14 @@ const CODES: Record<string, [number, string]> = {
   'auth:mismatch': [403, 'SignatureDoesNotMatch'],
 };
 
+/** Text as XML character data; CR as a reference too, which a parser would otherwise turn into LF. */
 export function xml(text: string): string {
-  return text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return text.replace(/[<>&"'\r]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 export function v1Error(err: ApiError, requestId: string): ApiReply {
-  const [status, code] = CODES[err.kind === 'auth' ? `auth:${err.detail}` : err.kind] ?? [
-    500,
-    'InternalFailure',
-  ];
+  const [status, code] = CODES[`${err.kind}:${err.detail}`] ??
+    CODES[err.kind] ?? [500, 'InternalFailure'];
   const type = status >= 500 ? 'Receiver' : 'Sender';
   return {
     status,
@@ -89,12 +113,19 @@ function need(p: URLSearchParams, name: string): string {
   return v;
 }
 
-function tags(p: URLSearchParams): Record<string, string[]> {
+/** `name`.member.N.Name / .Value as name -> values. */
+function tagList(p: URLSearchParams, name: string): Record<string, string[]> {
   const out: Record<string, string[]> = {};
-  for (let i = 1; p.has(`Tags.member.${i}.Name`); i++) {
-    const name = p.get(`Tags.member.${i}.Name`) ?? '';
-    out[name] = [...(out[name] ?? []), p.get(`Tags.member.${i}.Value`) ?? ''];
+  for (let i = 1; p.has(`${name}.member.${i}.Name`); i++) {
+    const tag = p.get(`${name}.member.${i}.Name`) ?? '';
+    out[tag] = [...(out[tag] ?? []), p.get(`${name}.member.${i}.Value`) ?? ''];
   }
+  return out;
+}
+
+/** The message tags: `name` (Tags) and the configuration set, as the tag SES makes of it. */
+function tags(p: URLSearchParams, name = 'Tags'): Record<string, string[]> {
+  const out = tagList(p, name);
   const set = p.get('ConfigurationSetName');
   if (set) out['ses:configuration-set'] = [set];
   return out;
@@ -205,7 +236,9 @@ export async function sesV1(req: ApiRequest, deps: ApiDeps, requestId: string): 
       return ok(action, '', requestId);
     }
     default:
-      return invalidAction(action, requestId);
+      return (
+        (await templateAction(action, p, req, deps, requestId)) ?? invalidAction(action, requestId)
+      );
   }
 }
 
@@ -220,6 +253,182 @@ function notOurs(name: string): ApiError {
 /** A stable stand-in for SES's TXT verification token: nothing needs publishing for posta. */
 function verificationToken(domain: string): string {
   return createHash('sha256').update(`posta:${domain}`).digest('base64');
+}
+
+// ---- templates (templates.ts, render.ts): the same store as SES v2's
+
+/** Template.TemplateName, Template.SubjectPart, ... of CreateTemplate and UpdateTemplate. */
+function templateParam(p: URLSearchParams): { name: string; content: TemplateContent } {
+  const part = (n: string) => p.get(`Template.${n}`) ?? undefined;
+  return {
+    name: need(p, 'Template.TemplateName'),
+    content: { subject: part('SubjectPart'), text: part('TextPart'), html: part('HtmlPart') },
+  };
+}
+
+/** Template, else the name in TemplateArn. */
+function templateName(p: URLSearchParams): string {
+  const arn = p.get('TemplateArn');
+  return p.get('Template') || (arn ? nameFromArn(arn, 'TemplateArn') : need(p, 'Template'));
+}
+
+function element(name: string, value: string | undefined): string {
+  return value === undefined ? '' : `<${name}>${xml(value)}</${name}>`;
+}
+
+async function templateAction(
+  action: string,
+  p: URLSearchParams,
+  req: ApiRequest,
+  deps: ApiDeps,
+  requestId: string,
+): Promise<ApiReply | null> {
+  const db = deps.spool.db;
+  switch (action) {
+    case 'CreateTemplate': {
+      const t = templateParam(p);
+      await createTemplate(db, t.name, t.content);
+      return ok(action, '', requestId);
+    }
+    case 'UpdateTemplate': {
+      const t = templateParam(p);
+      await updateTemplate(db, t.name, t.content);
+      return ok(action, '', requestId);
+    }
+    case 'GetTemplate': {
+      const t = getTemplate(db, need(p, 'TemplateName'));
+      const parts =
+        element('TemplateName', t.name) +
+        element('SubjectPart', t.subject) +
+        element('TextPart', t.text) +
+        element('HtmlPart', t.html);
+      return ok(action, `<Template>${parts}</Template>`, requestId);
+    }
+    case 'DeleteTemplate':
+      // SES v1 answers success for a template that is not there
+      deleteTemplate(db, need(p, 'TemplateName'));
+      return ok(action, '', requestId);
+    case 'ListTemplates': {
+      // 10 by default; above 100 is 100 (the SES v1 reference)
+      const max = p.get('MaxItems');
+      const size = max === null ? 10 : Math.min(Number(max), 100);
+      if (!Number.isInteger(size) || size < 1) {
+        throw new ApiError('bad-request', 'MaxItems must be a whole number from 1 to 100.');
+      }
+      const page = listTemplates(db, p.get('NextToken') || undefined, size);
+      const items = page.templates
+        .map(
+          (t) =>
+            `<member>${element('Name', t.name)}${element('CreatedTimestamp', new Date(t.createdAt).toISOString())}</member>`,
+        )
+        .join('');
+      return ok(
+        action,
+        `<TemplatesMetadata>${items}</TemplatesMetadata>${element('NextToken', page.next)}`,
+        requestId,
+      );
+    }
+    case 'TestRenderTemplate': {
+      const t = getTemplate(db, need(p, 'TemplateName'));
+      const data = templateData(need(p, 'TemplateData'), 'TemplateData');
+      return ok(action, element('RenderedTemplate', await renderedMessage(t, data)), requestId);
+    }
+    case 'SendTemplatedEmail': {
+      const source = need(p, 'Source');
+      const template = await compileTemplate(getTemplate(db, templateName(p)));
+      const r = template.render(templateData(need(p, 'TemplateData'), 'TemplateData'));
+      const dest = destination(p, 'Destination');
+      const raw = await compose({
+        from: source,
+        to: dest.to,
+        cc: dest.cc,
+        replyTo: members(p, 'ReplyToAddresses'),
+        subject: r.subject ?? '',
+        text: r.text,
+        html: r.html,
+      });
+      const messageId = await send(req, deps, p, raw, dest.all, tags(p));
+      return ok(action, `<MessageId>${messageId}</MessageId>`, requestId);
+    }
+    case 'SendBulkTemplatedEmail':
+      return ok(action, await sendBulk(p, req, deps), requestId);
+    default:
+      return null;
+  }
+}
+
+/** `name`.ToAddresses.member.N, CcAddresses, BccAddresses. */
+function destination(p: URLSearchParams, name: string) {
+  const to = members(p, `${name}.ToAddresses`);
+  const cc = members(p, `${name}.CcAddresses`);
+  return { to, cc, all: [...to, ...cc, ...members(p, `${name}.BccAddresses`)] };
+}
+
+/** A composed message from Source (ReturnPath as the envelope sender when given). */
+async function send(
+  req: ApiRequest,
+  deps: ApiDeps,
+  p: URLSearchParams,
+  raw: Buffer,
+  destinations: string[],
+  messageTags: Record<string, string[]>,
+): Promise<string> {
+  const { messageId } = await sendMessage(deps, {
+    key: req.key,
+    raw,
+    from: p.get('ReturnPath') || need(p, 'Source'),
+    destinations,
+    tags: messageTags,
+    clientIp: req.clientIp,
+    protocol: req.protocol,
+    maxSize: V1_MAX_SIZE,
+  });
+  return messageId;
+}
+
+/** SendBulkTemplatedEmail: Destinations.member.N.{Destination, ReplacementTemplateData, ReplacementTags} (bulk.ts). */
+async function sendBulk(p: URLSearchParams, req: ApiRequest, deps: ApiDeps): Promise<string> {
+  const source = need(p, 'Source');
+  const template = await compileTemplate(getTemplate(deps.spool.db, templateName(p)));
+  const defaults = templateData(need(p, 'DefaultTemplateData'), 'DefaultTemplateData');
+  const entries: string[] = [];
+  const given = (prefix: string) => [...p.keys()].some((k) => k.startsWith(prefix));
+  for (let i = 1; given(`Destinations.member.${i}.`); i++)
+    entries.push(`Destinations.member.${i}.`);
+  if (entries.length === 0 || entries.length > MAX_BULK_ENTRIES) {
+    throw new ApiError('bad-request', `Destinations must have 1 to ${MAX_BULK_ENTRIES} members.`);
+  }
+  const replyTo = members(p, 'ReplyToAddresses');
+  const budget = readBudget(BULK_BUDGET);
+  const results = await sendEach(
+    entries,
+    async (e) => {
+      const replacement = p.get(`${e}ReplacementTemplateData`) ?? undefined;
+      const data = {
+        ...defaults,
+        ...templateData(replacement, `${e}ReplacementTemplateData`),
+      };
+      const r = template.render(data, budget);
+      const dest = destination(p, `${e}Destination`);
+      const raw = await compose({
+        from: source,
+        to: dest.to,
+        cc: dest.cc,
+        replyTo,
+        subject: r.subject ?? '',
+        text: r.text,
+        html: r.html,
+      });
+      const own = { ...tags(p, 'DefaultTags'), ...tagList(p, `${e}ReplacementTags`) };
+      return send(req, deps, p, raw, dest.all, own);
+    },
+    deps.log,
+  );
+  const items = results.map((r) => {
+    const s = bulkStatus(r, 'v1');
+    return `<member>${element('Status', s.status)}${element('Error', s.error)}${element('MessageId', s.messageId)}</member>`;
+  });
+  return `<Status>${items.join('')}</Status>`;
 }
 
 function invalidAction(action: string, requestId: string): ApiReply {

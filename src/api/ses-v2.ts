@@ -2,12 +2,14 @@
  * Amazon SES API v2 (rest-json, API version 2019-09-27) as the SDKs send it
  * (research/ses-api.md §1): the wire format only; sending is send.ts's.
  *
- * - POST /v2/email/outbound-emails: SendEmail with Raw or Simple content.
+ * - POST /v2/email/outbound-emails: SendEmail with Raw, Simple or Template
+ *   content.
  * - GET /v2/email/account: GetAccount, the key's quota in SendQuota.
  * - the suppression list: ses-v2-suppression.ts.
  * - POST /v2/email/list-identities (GET /v2/email/identities in older
  *   models), GET /v2/email/identities/{name}: ListEmailIdentities,
  *   GetEmailIdentity (identities.ts).
+ * - the templates and SendBulkEmail: ses-v2-templates.ts.
  *
  * Errors: status, `x-amzn-ErrorType: <Code>` and {"message"} (with
  * "__type"), the shape from which the JS SDK and botocore pick the modeled
@@ -16,11 +18,25 @@
  * them correct their clock from the Date header and sign again.
  */
 import { sentLast24Hours } from '../keys/usage.ts';
-import { compose, type Attachment } from './compose.ts';
+import { compose } from './compose.ts';
 import { ApiError } from './errors.ts';
+import {
+  attachments,
+  base64,
+  bad,
+  emailTags,
+  headers,
+  need,
+  obj,
+  parse,
+  str,
+  strings,
+  type Json,
+} from './json.ts';
 import type { ApiDeps, ApiReply, ApiRequest } from './http.ts';
 import { sendMessage } from './send.ts';
 import { suppressionOp } from './ses-v2-suppression.ts';
+import { templateOperation, templateMessage } from './ses-v2-templates.ts';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 
@@ -35,6 +51,7 @@ const CODES: Record<string, [number, string]> = {
   rate: [429, 'TooManyRequestsException'],
   daily: [400, 'LimitExceededException'],
   'not-found': [404, 'NotFoundException'],
+  'bad-request:next-token': [400, 'InvalidNextTokenException'],
   exists: [400, 'AlreadyExistsException'],
   unavailable: [500, 'InternalServiceErrorException'],
   'auth:missing': [403, 'MissingAuthenticationTokenException'],
@@ -45,10 +62,8 @@ const CODES: Record<string, [number, string]> = {
 };
 
 export function v2Error(err: ApiError): ApiReply {
-  const [status, code] = CODES[err.kind === 'auth' ? `auth:${err.detail}` : err.kind] ?? [
-    500,
-    'InternalServiceErrorException',
-  ];
+  const [status, code] = CODES[`${err.kind}:${err.detail}`] ??
+    CODES[err.kind] ?? [500, 'InternalServiceErrorException'];
   return {
     status,
     headers: { ...JSON_TYPE, 'x-amzn-errortype': code },
@@ -65,7 +80,9 @@ export async function sesV2(req: ApiRequest, deps: ApiDeps): Promise<ApiReply> {
       return ok(getAccount(req, deps));
     default: {
       const answer =
-        suppressionOp(req, deps, () => parse(req.body)) ?? (await identityOp(req, deps));
+        suppressionOp(req, deps, () => parse(req.body)) ??
+        (await identityOp(req, deps)) ??
+        (await templateOperation(req, deps));
       if (answer) return ok(answer);
       return {
         status: 404,
@@ -77,67 +94,6 @@ export async function sesV2(req: ApiRequest, deps: ApiDeps): Promise<ApiReply> {
       };
     }
   }
-}
-
-// ---- reading the JSON body: each member checked for its type, SES's names in errors
-
-type Json = Record<string, unknown>;
-
-function parse(body: Buffer): Json {
-  try {
-    const v: unknown = JSON.parse(body.toString('utf8') || '{}');
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Json;
-  } catch {
-    // below
-  }
-  throw new ApiError('bad-request', 'The request body is not a JSON object.');
-}
-
-function obj(o: Json, name: string, path: string): Json | undefined {
-  const v = o[name];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'object' || Array.isArray(v)) throw bad(`${path}${name} must be an object`);
-  return v as Json;
-}
-
-function str(o: Json, name: string, path: string): string | undefined {
-  const v = o[name];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw bad(`${path}${name} must be a string`);
-  return v;
-}
-
-function need<T>(v: T | undefined, what: string): T {
-  if (v === undefined) throw bad(`${what} is required`);
-  return v;
-}
-
-function strings(o: Json, name: string, path: string): string[] {
-  const v = o[name];
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) {
-    throw bad(`${path}${name} must be a list of strings`);
-  }
-  return v as string[];
-}
-
-function list(o: Json, name: string, path: string): Json[] {
-  const v = o[name];
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || v.some((e) => !e || typeof e !== 'object')) {
-    throw bad(`${path}${name} must be a list of objects`);
-  }
-  return v as Json[];
-}
-
-function bad(text: string): ApiError {
-  return new ApiError('bad-request', `${text}.`);
-}
-
-function base64(text: string, what: string): Buffer {
-  const clean = text.replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean)) throw bad(`${what} must be base64`);
-  return Buffer.from(clean, 'base64');
 }
 
 // ---- operations
@@ -155,14 +111,7 @@ async function sendEmail(req: ApiRequest, deps: ApiDeps): Promise<{ MessageId: s
   const from = str(b, 'FromEmailAddress', '');
   const feedback = str(b, 'FeedbackForwardingEmailAddress', '');
   const replyTo = strings(b, 'ReplyToAddresses', '');
-  const tags: Record<string, string[]> = {};
-  for (const t of list(b, 'EmailTags', '')) {
-    const name = need(str(t, 'Name', 'EmailTags[].'), 'EmailTags[].Name');
-    tags[name] = [
-      ...(tags[name] ?? []),
-      need(str(t, 'Value', 'EmailTags[].'), 'EmailTags[].Value'),
-    ];
-  }
+  const tags = emailTags(b, 'EmailTags', '');
   const set = str(b, 'ConfigurationSetName', '');
   if (set !== undefined) tags['ses:configuration-set'] = [set];
 
@@ -192,14 +141,16 @@ async function sendEmail(req: ApiRequest, deps: ApiDeps): Promise<{ MessageId: s
       subject: need(str(subject, 'Data', 'Content.Simple.Subject.'), 'Content.Simple.Subject.Data'),
       text: part('Text'),
       html: part('Html'),
-      headers: list(s, 'Headers', 'Content.Simple.').map((h) => ({
-        name: need(str(h, 'Name', 'Headers[].'), 'Headers[].Name'),
-        value: need(str(h, 'Value', 'Headers[].'), 'Headers[].Value'),
-      })),
-      attachments: list(s, 'Attachments', 'Content.Simple.').map(attachment),
+      headers: headers(s, 'Headers', 'Content.Simple.'),
+      attachments: attachments(s, 'Attachments', 'Content.Simple.'),
     });
   } else {
-    throw bad('Template content is not supported by posta yet; send Simple or Raw content');
+    const t = need(obj(content, 'Template', 'Content.'), 'Content.Template');
+    raw = await templateMessage(
+      t,
+      { from: need(from, 'FromEmailAddress'), to, cc, replyTo },
+      deps.spool.db,
+    );
   }
   const { messageId } = await sendMessage(deps, {
     key: req.key,
@@ -211,32 +162,6 @@ async function sendEmail(req: ApiRequest, deps: ApiDeps): Promise<{ MessageId: s
     protocol: req.protocol,
   });
   return { MessageId: messageId };
-}
-
-function attachment(a: Json): Attachment {
-  const p = 'Attachments[].';
-  const encoding = str(a, 'ContentTransferEncoding', p);
-  const encodings: Record<string, string> = {
-    BASE64: 'base64',
-    QUOTED_PRINTABLE: 'quoted-printable',
-    SEVEN_BIT: '7bit',
-  };
-  if (encoding !== undefined && !(encoding in encodings)) {
-    throw bad(`${p}ContentTransferEncoding must be BASE64, QUOTED_PRINTABLE or SEVEN_BIT`);
-  }
-  const disposition = str(a, 'ContentDisposition', p);
-  if (disposition !== undefined && disposition !== 'ATTACHMENT' && disposition !== 'INLINE') {
-    throw bad(`${p}ContentDisposition must be ATTACHMENT or INLINE`);
-  }
-  return {
-    filename: need(str(a, 'FileName', p), `${p}FileName`),
-    content: base64(need(str(a, 'RawContent', p), `${p}RawContent`), `${p}RawContent`),
-    contentType: str(a, 'ContentType', p),
-    disposition: disposition?.toLowerCase(),
-    contentId: str(a, 'ContentId', p),
-    transferEncoding: encoding === undefined ? undefined : encodings[encoding],
-    description: str(a, 'ContentDescription', p),
-  };
 }
 
 /**

@@ -296,6 +296,15 @@ export const MIGRATIONS = [
      PRIMARY KEY (key, idempotency_key)
    ) WITHOUT ROWID;
    CREATE INDEX idempotency_created ON idempotency(created_at);`,
+  // SES templates (api/templates.ts), per server as SES's are per account
+  `CREATE TABLE email_templates (
+     name TEXT PRIMARY KEY,
+     subject TEXT,
+     text TEXT,
+     html TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );`,
 ];
 
 /** Bytes in one row of message_parts. */
