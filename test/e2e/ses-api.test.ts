@@ -412,3 +412,31 @@ test('GetSendStatistics counts what the key sent in 15-minute points', async () 
     points.every((p) => p.Timestamp instanceof Date && p.Timestamp.getTime() % 900_000 === 0),
   );
 });
+
+test('Simple Headers cannot inject fields or replace the ones the API sets', async () => {
+  const simple = (headers: { Name: string; Value: string }[]) =>
+    v2().send(
+      new SendEmailCommand({
+        FromEmailAddress: 'ada@example.test',
+        Destination: { ToAddresses: ['inject@dest.test'] },
+        Content: {
+          Simple: {
+            Subject: { Data: 'x' },
+            Body: { Text: { Data: 'x' } },
+            Headers: headers,
+          },
+        },
+      }),
+    );
+  await assert.rejects(simple([{ Name: 'X-A', Value: 'x\r\nBcc: evil@dest.test' }]), {
+    name: 'BadRequestException',
+  });
+  await assert.rejects(simple([{ Name: 'From', Value: 'ceo@example.test' }]), {
+    name: 'BadRequestException',
+  });
+  await assert.rejects(simple([{ Name: 'Bad Name', Value: 'x' }]), {
+    name: 'BadRequestException',
+  });
+  const list = await posta(['queue', 'list', '--json', '--dir', s.dir]);
+  assert.doesNotMatch(list.stdout, /inject@dest\.test|evil@dest\.test/);
+});
