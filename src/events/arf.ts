@@ -9,9 +9,11 @@
  * (posta) ... id QUEUEID") and so the message it sent.
  *
  * A report counts only when it names a message of posta's senders and a
- * recipient that message went to (the reported one, or its only recipient):
- * anyone can mail an ARF report, but only one who holds a copy of the mail
- * knows its queue id. Then the recipient gets a Complaint event and joins the
+ * recipient that message went to (the reported one, or its only recipient),
+ * and comes from a verified sender (SPF, or aligned DKIM, on port 25) of the
+ * recipient's own Organizational Domain (complaints.ts): anyone can mail an
+ * ARF report, but only one who holds a copy of the mail knows its queue id,
+ * and only the recipient's provider may speak for the recipient. Then the recipient gets a Complaint event and joins the
  * suppression list of the sending domain with reason COMPLAINT. The report is
  * delivered on like any other mail to its address.
  *
@@ -34,6 +36,8 @@ export interface FeedbackReport {
 
 /** Does the header say multipart/report; report-type=feedback-report? */
 export function looksLikeFeedbackReport(head: Buffer): boolean {
+  // most mail is no report: a plain search before any parsing
+  if (!/feedback-report/i.test(head.toString('latin1'))) return false;
   const type = new Headers(head).get('content-type').join(' ').replace(/\r?\n/g, ' ');
   return (
     /^content-type:\s*multipart\/report\b/i.test(type) &&

@@ -10,6 +10,8 @@ import { messageStream, type Held } from '../message/held.ts';
 import type { Spool } from '../queue/spool.ts';
 import { mailRecord } from './events.ts';
 import { looksLikeFeedbackReport, ourQueueId, readFeedbackReport } from './arf.ts';
+import { getAlignment } from 'mailauth/lib/tools.js';
+import type { SenderAuth } from '../verify/inbound.ts';
 
 export interface ComplaintDeps {
   spool: Spool;
@@ -17,11 +19,31 @@ export interface ComplaintDeps {
   log: Logger;
 }
 
+/** Who sent the report (the envelope sender) and what port 25's checks verified of it. */
+export interface ReportSender {
+  address: string;
+  auth: SenderAuth | undefined;
+}
+
+/**
+ * May this sender complain for `recipient`? Only a verified one (SPF, or
+ * DKIM aligned with its domain) of the recipient's own Organizational Domain
+ * (a mailbox provider's feedback loop, the recipient's own server): a
+ * co-recipient of the mail, who knows its queue id too, cannot suppress the
+ * others.
+ */
+function mayReport(sender: ReportSender, recipient: string): boolean {
+  const verified = sender.auth?.spf === 'pass' || sender.auth?.dkim === 'pass';
+  if (!verified || !sender.address.includes('@')) return false;
+  return getAlignment(domainOf(recipient), [domainOf(sender.address)], false) !== false;
+}
+
 /** Reads `message` when it is a feedback report about posta's mail; never throws. */
 export async function takeComplaint(
   deps: ComplaintDeps,
   message: Held,
   reportId: string,
+  sender: ReportSender,
 ): Promise<void> {
   if (!looksLikeFeedbackReport(message.head)) return;
   try {
@@ -36,13 +58,22 @@ export async function takeComplaint(
       deps.log.info({ qid: reportId, about: id }, 'feedback report about no message posta sent');
       return;
     }
-    const named = report.recipients.filter((r) => mail.recipients.includes(r));
-    const recipients =
-      named.length > 0
-        ? named
+    // addresses compare lower-cased: the queue keeps the local part as given
+    const sent = mail.recipients.filter((r) => report.recipients.includes(r.toLowerCase()));
+    const named =
+      sent.length > 0
+        ? sent
         : report.recipients.length === 0 && mail.recipients.length === 1
           ? mail.recipients
           : [];
+    const recipients = named.filter((r) => mayReport(sender, r));
+    if (named.length > 0 && recipients.length === 0) {
+      deps.log.info(
+        { qid: reportId, about: id, from: sender.address, auth: sender.auth },
+        "feedback report not from a verified sender of the recipient's domain",
+      );
+      return;
+    }
     if (recipients.length === 0) {
       deps.log.info(
         { qid: reportId, about: id },

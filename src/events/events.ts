@@ -71,25 +71,31 @@ export function headerList(head: Buffer): { headers: MailRecord['headers']; trun
   return { headers, truncated };
 }
 
-export function insertMail(db: Db, m: MailRecord): void {
-  prepared(
-    db,
-    `INSERT OR REPLACE INTO mail_log (message, created_at, sender, api_key, tags, recipients, headers)
-     VALUES (?, ?, ?, ?, ?, ?, ?)`,
-  ).run(
-    m.message,
-    m.createdAt,
-    m.sender,
-    m.apiKey,
-    JSON.stringify(m.tags),
-    JSON.stringify(m.recipients),
-    JSON.stringify({ list: m.headers, truncated: m.headersTruncated }),
-  );
+/** A mail record as its row's values, made before the commit that writes it (its JSON off the transaction). */
+export interface MailValues {
+  values: [string, number, string, string | null, string, string, string];
 }
 
-/** True when the message is one whose events are kept (one of our senders'). */
-export function hasMail(db: Db, message: string): boolean {
-  return prepared(db, 'SELECT 1 FROM mail_log WHERE message = ?').get(message) !== undefined;
+export function mailRow(m: MailRecord): MailValues {
+  return {
+    values: [
+      m.message,
+      m.createdAt,
+      m.sender,
+      m.apiKey,
+      JSON.stringify(m.tags),
+      JSON.stringify(m.recipients),
+      JSON.stringify({ list: m.headers, truncated: m.headersTruncated }),
+    ],
+  };
+}
+
+export function insertMail(db: Db, row: MailValues): void {
+  prepared(
+    db,
+    `INSERT INTO mail_log (message, created_at, sender, api_key, tags, recipients, headers)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  ).run(...row.values);
 }
 
 export function insertEvent(db: Db, e: NewEvent): void {

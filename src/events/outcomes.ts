@@ -41,7 +41,9 @@ export function enhancedOf(reply: string): string {
 }
 
 function bounceKind(enhanced: string): { bounceType: string; bounceSubType: string } {
-  if (/^5\.1\./.test(enhanced)) return { bounceType: 'Permanent', bounceSubType: 'NoEmail' };
+  if (/^5\.1\./.test(enhanced) && enhanced !== '5.1.7' && enhanced !== '5.1.8') {
+    return { bounceType: 'Permanent', bounceSubType: 'NoEmail' };
+  }
   if (/^[45]\.2\.2$/.test(enhanced))
     return { bounceType: 'Transient', bounceSubType: 'MailboxFull' };
   if (/^[45]\.(3\.4|2\.3)$/.test(enhanced)) {

@@ -101,6 +101,8 @@ export function snsEnvelope(
   signer: SnsSigner,
   o: {
     type: SnsMessage['Type'];
+    /** Kept across attempts of one notification; a new one by default. */
+    messageId?: string;
     topicArn: string;
     message: string;
     base: string;
@@ -112,7 +114,7 @@ export function snsEnvelope(
 ): SnsMessage {
   const unsigned: Omit<SnsMessage, 'Signature'> = {
     Type: o.type,
-    MessageId: randomUUID(),
+    MessageId: o.messageId ?? randomUUID(),
     ...(o.token !== undefined ? { Token: o.token } : {}),
     TopicArn: o.topicArn,
     ...(o.type === 'Notification' ? { Subject: SUBJECT } : {}),

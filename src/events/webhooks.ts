@@ -8,12 +8,16 @@
  *   posta is killed is sent after the restart; one sent just before a crash
  *   may be sent again (consumers see the same MessageId and event).
  * - An endpoint first seen starts at the newest event (no history flood);
- *   an SNS one first gets a SubscriptionConfirmation, whose SubscribeURL
- *   (GET /sns/confirm on posta's listeners) marks it confirmed.
- *   Notifications do not wait for it.
+ *   an SNS one gets a SubscriptionConfirmation at each start until its
+ *   SubscribeURL (GET /sns/confirm on posta's listeners) marks it
+ *   confirmed. Notifications do not wait for it. A notification keeps its
+ *   MessageId across attempts, as SNS's do.
+ * - A URL with user:password@ sends them as HTTP basic auth, and they never
+ *   reach the log.
  * - A failing endpoint (an error, a timeout of 15 s, a non-2xx) is retried
  *   with back-off (2 s doubling to 10 min); the event it is stuck on is
- *   dropped after a day of failures, and the calls are logged
+ *   dropped after a day of failures (each later event gets its own day),
+ *   a stop of posta is no failure, and the calls are logged
  *   (webhook_log, `posta webhooks log`).
  * - Formats: "sns" (sns.ts) and "posta": the SES event JSON as the body,
  *   with `Posta-Signature: t=UNIX,v1=HEX`, HEX the HMAC-SHA256 of
@@ -23,13 +27,13 @@
  * failing_since, next_attempt, confirmed, token, secret);
  * webhook_log(id, endpoint, event, at, status, error, ms).
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { domainOf } from '../address/address.ts';
 import { prepared, type Db } from '../db/db.ts';
 import type { WebhookConfig } from '../config/load.ts';
 import type { Logger } from '../log/log.ts';
-import { lastEventId, listEvents, mailRecord, type StoredEvent } from './events.ts';
+import { lastEventId, listEvents, type StoredEvent } from './events.ts';
 import { sesEvent } from './ses-json.ts';
 import { snsEnvelope, type SnsSigner } from './sns.ts';
 
@@ -103,6 +107,8 @@ export class Webhooks {
   /** The round in progress per endpoint: one at a time, so events go out in order. */
   private readonly running = new Map<string, Promise<void>>();
   private readonly inFlight = new Set<AbortController>();
+  /** SNS endpoints sent a SubscriptionConfirmation since this start. */
+  private readonly asked = new Set<string>();
   private stopped = false;
 
   constructor(o: WebhookOptions) {
@@ -111,14 +117,8 @@ export class Webhooks {
 
   start(): void {
     if (this.o.hooks.length === 0) return;
-    for (const h of this.o.hooks) {
-      const st = webhookState(this.o.db, h.name);
-      if (h.format === 'sns' && !st.confirmed) {
-        void this.confirmation(h, st).catch((err: Error) =>
-          this.o.log.error({ webhook: h.name, err: err.message }, 'webhook confirmation failed'),
-        );
-      }
-    }
+    // the state rows once, at the newest event for endpoints new to this server
+    for (const h of this.o.hooks) webhookState(this.o.db, h.name);
     this.timer = setInterval(() => this.kick(), POLL_MS);
     this.kick();
   }
@@ -143,9 +143,21 @@ export class Webhooks {
     }
   }
 
-  /** GET /sns/confirm?endpoint=NAME&Token=T: the SubscribeURL; true when answered. */
+  /**
+   * GET /sns/confirm?endpoint=NAME&Token=T (the SubscribeURL) and
+   * /sns/unsubscribe (the UnsubscribeURL, refused); true when answered.
+   */
   handle(req: IncomingMessage, res: ServerResponse): boolean {
     const url = new URL(req.url ?? '/', 'http://x');
+    if (req.method === 'GET' && url.pathname === '/sns/unsubscribe') {
+      // the UnsubscribeURL of notifications: the endpoints are posta.toml's to end
+      res
+        .writeHead(403, { 'content-type': 'text/plain' })
+        .end(
+          "posta's webhooks are declared in posta.toml: remove the [webhooks.NAME] table there to stop them.\n",
+        );
+      return true;
+    }
     if (req.method !== 'GET' || url.pathname !== '/sns/confirm') return false;
     const name = url.searchParams.get('endpoint') ?? '';
     const hook = this.o.hooks.find((h) => h.name === name);
@@ -182,40 +194,57 @@ export class Webhooks {
 
   /** Sends what is owed to `h`, in order, until it fails or nothing is left. */
   private async pump(h: WebhookConfig): Promise<void> {
+    const first = webhookState(this.o.db, h.name);
+    if (h.format === 'sns' && !first.confirmed && !this.asked.has(h.name)) {
+      // once per start until confirmed: a failed one is asked again next time
+      this.asked.add(h.name);
+      await this.confirmation(h, first);
+    }
     for (;;) {
       const st = webhookState(this.o.db, h.name);
       if (Date.now() < st.next_attempt || this.stopped) return;
+      // a cursor past the newest event (a database restored from an older
+      // backup) would skip every new one: start again from the newest
+      const newest = lastEventId(this.o.db);
+      if (st.last_event > newest) this.advance(h.name, newest, true);
       const batch = listEvents(this.o.db, { after: st.last_event, limit: 100 });
       if (batch.length === 0) return;
+      let skipped = 0;
       for (const e of batch) {
         if (this.stopped) return;
         if (!this.wanted(h, e)) {
-          this.advance(h.name, e.id);
+          skipped = e.id;
           continue;
         }
-        const ok = await this.deliver(h, e, st);
-        if (!ok) return;
+        if (skipped) this.advance(h.name, skipped);
+        skipped = 0;
+        // the state as it is now: advance() resets the failures of the event before
+        if (!(await this.deliver(h, e, webhookState(this.o.db, h.name)))) return;
         this.advance(h.name, e.id);
       }
+      if (skipped) this.advance(h.name, skipped);
     }
   }
 
   private wanted(h: WebhookConfig, e: StoredEvent): boolean {
     if (!h.events.includes(e.type)) return false;
     if (h.domains.length === 0 && h.keys.length === 0) return true;
-    const m = mailRecord(this.o.db, e.message);
+    const m = prepared(this.o.db, 'SELECT sender, api_key FROM mail_log WHERE message = ?').get(
+      e.message,
+    ) as { sender: string; api_key: string | null } | undefined;
     if (!m) return false;
     if (h.domains.length && !h.domains.includes(domainOf(m.sender))) return false;
-    if (h.keys.length && (m.apiKey === null || !h.keys.includes(m.apiKey))) return false;
+    if (h.keys.length && (m.api_key === null || !h.keys.includes(m.api_key))) return false;
     return true;
   }
 
-  private advance(name: string, id: number): void {
+  /** The cursor moves on to `id` (back too, with `reset`), and the failures are forgotten. */
+  private advance(name: string, id: number, reset = false): void {
     prepared(
       this.o.db,
       `UPDATE webhook_state SET last_event = ?, failures = 0, failing_since = NULL, next_attempt = 0
-        WHERE endpoint = ? AND last_event < ?`,
-    ).run(id, name, id);
+        WHERE endpoint = ? AND (last_event < ? OR ?)`,
+    ).run(id, name, id, Number(reset));
   }
 
   /** One event to one endpoint; false when it failed (and is to be retried later). */
@@ -226,6 +255,8 @@ export class Webhooks {
     if (h.format === 'sns' && this.o.signer) {
       const m = snsEnvelope(this.o.signer, {
         type: 'Notification',
+        // the same on every attempt, as SNS keeps it: consumers drop repeats by it
+        messageId: stableUuid(`${h.name}:${e.id}`),
         topicArn: topicArn(h.name),
         message: event,
         base: this.o.base,
@@ -246,6 +277,8 @@ export class Webhooks {
       };
     }
     if (await this.post(h, e.id, body, headers)) return true;
+    // cut short by stop(): not the endpoint's failure
+    if (this.stopped) return false;
     const now = Date.now();
     const since = st.failing_since ?? now;
     if (now - since >= GIVE_UP_MS) {
@@ -275,11 +308,12 @@ export class Webhooks {
     this.inFlight.add(abort);
     let status: number | null = null;
     let error: string | null = null;
+    const target = withoutCredentials(h.url);
     try {
-      const res = await fetch(h.url, {
+      const res = await fetch(target.url, {
         method: 'POST',
         body,
-        headers,
+        headers: { ...headers, ...target.headers },
         signal: abort.signal,
         redirect: 'manual',
       });
@@ -287,13 +321,13 @@ export class Webhooks {
       await res.body?.cancel();
       if (status < 200 || status > 299) error = `HTTP ${status}`;
     } catch (err) {
-      error = abort.signal.aborted
-        ? `no answer within ${TIMEOUT_MS / 1000} s`
-        : (((err as Error).cause as Error | undefined)?.message ?? (err as Error).message);
+      const cause = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
+      error = abort.signal.aborted ? `no answer within ${TIMEOUT_MS / 1000} s` : cause;
     } finally {
       clearTimeout(timer);
       this.inFlight.delete(abort);
     }
+    if (this.stopped && error !== null) return false; // cut short by stop(): nothing to record
     const ms = Date.now() - started;
     prepared(
       this.o.db,
@@ -303,6 +337,32 @@ export class Webhooks {
       this.o.log.warn({ webhook: h.name, event, status, err: error }, 'webhook call failed');
     return error === null;
   }
+}
+
+/**
+ * A URL with user:password@ (django-anymail's basic auth) as fetch takes it:
+ * the credentials in an Authorization header, as SNS sends them, and never in
+ * an error text or the log.
+ */
+export function withoutCredentials(url: string): { url: string; headers: Record<string, string> } {
+  const u = new URL(url);
+  if (!u.username && !u.password) return { url, headers: {} };
+  const basic = `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`;
+  u.username = '';
+  u.password = '';
+  return {
+    url: u.toString(),
+    headers: { authorization: `Basic ${Buffer.from(basic).toString('base64')}` },
+  };
+}
+
+/** A UUID made from `text` (its SHA-256, shaped as version 5 is): the same text, the same id. */
+function stableUuid(text: string): string {
+  const h = createHash('sha256').update(text).digest();
+  h[6] = ((h[6] ?? 0) & 0x0f) | 0x50;
+  h[8] = ((h[8] ?? 0) & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 
 function snsHeaders(h: WebhookConfig, type: string, id: string): Record<string, string> {

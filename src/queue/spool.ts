@@ -58,7 +58,9 @@ import {
   headerList,
   insertEvent,
   insertMail,
+  mailRow,
   pruneEvents,
+  type MailValues,
   type NewEvent,
 } from '../events/events.ts';
 import type { OutcomeWrites } from '../events/outcomes.ts';
@@ -215,7 +217,7 @@ export const MIGRATIONS = [
   // backscatter (issue 12): the sender verification of inbound mail, as JSON
   // {"spf": ..., "dkim": ...}; NULL for posta's own mail
   `ALTER TABLE messages ADD COLUMN sender_auth TEXT;`,
-  // the SES APIs (issue 14): access keys (api/keys.ts), what each key sent per
+  // the SES APIs (issue 14): access keys (keys/keys.ts), what each key sent per
   // minute (its quota), and per message the key and the tags it was sent with
   `CREATE TABLE api_keys (
      id TEXT PRIMARY KEY,
@@ -246,8 +248,9 @@ export const MIGRATIONS = [
      headers TEXT NOT NULL
    );
    CREATE INDEX mail_log_created ON mail_log(created_at);
+   -- AUTOINCREMENT: ids are never used again after a prune (webhook cursors)
    CREATE TABLE events (
-     id INTEGER PRIMARY KEY,
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
      message TEXT NOT NULL,
      type TEXT NOT NULL,
      at INTEGER NOT NULL,
@@ -330,6 +333,22 @@ interface Pending {
   durable: boolean;
   resolve: () => void;
   reject: (err: Error) => void;
+}
+
+/** The events' record of one of our senders' messages (source "submission"); none for others. */
+function mailOf(id: string, e: Envelope, head: Buffer): MailValues | undefined {
+  if (e.source !== 'submission') return undefined;
+  const { headers, truncated } = headerList(head);
+  return mailRow({
+    message: id,
+    createdAt: Date.now(),
+    sender: e.sender,
+    apiKey: e.apiKey ?? null,
+    tags: e.tags ?? {},
+    recipients: e.recipients,
+    headers,
+    headersTruncated: truncated,
+  });
 }
 
 export function openQueueDb(dataDir: string): Db {
@@ -417,15 +436,17 @@ export class Spool {
   async enqueue(envelope: Envelope, data: Buffer | Held, id = newQueueId()): Promise<string> {
     try {
       if (Buffer.isBuffer(data)) {
-        await this.write(() => this.insert(id, envelope, data, Date.now(), headerBlock(data)));
+        const mail = mailOf(id, envelope, headerBlock(data));
+        await this.write(() => this.insert(id, envelope, data, Date.now(), mail));
       } else if (Buffer.isBuffer(data.body)) {
         const whole = Buffer.concat([data.head, data.body]);
-        await this.write(() => this.insert(id, envelope, whole, Date.now(), data.head));
+        const mail = mailOf(id, envelope, data.head);
+        await this.write(() => this.insert(id, envelope, whole, Date.now(), mail));
       } else {
         await this.enqueueParts(id, envelope, data, data.body);
       }
     } catch (err) {
-      if (err instanceof SyncFailed) this.forget(id);
+      if (err instanceof SyncFailed) this.forget(id, envelope);
       throw err;
     }
     this.onEnqueued([id]);
@@ -441,6 +462,7 @@ export class Spool {
   ): Promise<void> {
     const { parts, size } = await this.writeParts(id, m, body);
     const empty = Buffer.alloc(0);
+    const mail = mailOf(id, envelope, m.head);
     try {
       await this.write(() => {
         // The row commits only with every part beside it: a sweep by another
@@ -450,7 +472,7 @@ export class Spool {
           'SELECT count(*) AS n FROM message_parts WHERE message = ?',
         ).get(id) as { n: number };
         if (have.n !== parts) throw new Error(`message ${id} lost parts before its commit`);
-        this.insert(id, envelope, empty, Date.now(), m.head, { parts, size });
+        this.insert(id, envelope, empty, Date.now(), mail, { parts, size });
       });
     } catch (err) {
       // a refused or failed commit (a full disk) leaves no parts behind
@@ -464,9 +486,16 @@ export class Spool {
    * told to send again (a 451) is not delivered as well (its parts and
    * recipients go with it).
    */
-  private forget(id: string): void {
+  private forget(id: string, envelope: Envelope): void {
     try {
-      prepared(this.db, 'DELETE FROM messages WHERE id = ?').run(id);
+      transaction(this.db, () => {
+        prepared(this.db, 'DELETE FROM messages WHERE id = ?').run(id);
+        // what the same commit wrote beside it: no Send event, no quota use
+        prepared(this.db, 'DELETE FROM events WHERE message = ?').run(id);
+        prepared(this.db, 'DELETE FROM mail_log WHERE message = ?').run(id);
+        if (envelope.apiKey)
+          countSend(this.db, envelope.apiKey, -envelope.recipients.length, Date.now());
+      });
     } catch {
       // the disk refuses this too: the message stays and is delivered as well
     }
@@ -516,7 +545,7 @@ export class Spool {
         this.db,
         'DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM recipients WHERE message = ?)',
       ).run(id, id);
-      for (const n of result.notices) this.insert(n.id, n.envelope, n.data, Date.now(), n.data);
+      for (const n of result.notices) this.insert(n.id, n.envelope, n.data, Date.now(), undefined);
       for (const e of result.events ?? []) insertEvent(this.db, e);
       for (const x of result.suppress ?? []) suppress(this.db, x);
     }, result.notices.length > 0);
@@ -722,8 +751,8 @@ export class Spool {
     e: Envelope,
     data: Buffer,
     now: number,
-    /** The header section (for the events' mail record). */
-    head: Buffer,
+    /** Our senders' mail: its record for the events, made before the commit (mailOf()). */
+    mail: MailValues | undefined,
     stored = { parts: 0, size: data.length },
   ): void {
     prepared(
@@ -750,18 +779,8 @@ export class Spool {
     // the key's use commits with what it sent: the quota cannot drift from the queue
     if (e.apiKey) countSend(this.db, e.apiKey, e.recipients.length, now);
     // our senders' mail has events: Send now, the outcomes as they come
-    if (e.source === 'submission') {
-      const { headers, truncated } = headerList(head);
-      insertMail(this.db, {
-        message: id,
-        createdAt: now,
-        sender: e.sender,
-        apiKey: e.apiKey ?? null,
-        tags: e.tags ?? {},
-        recipients: e.recipients,
-        headers,
-        headersTruncated: truncated,
-      });
+    if (mail) {
+      insertMail(this.db, mail);
       insertEvent(this.db, {
         message: id,
         type: 'Send',

@@ -213,6 +213,7 @@ async function queue(
       { spool: deps.spool, hostname: deps.config.hostname, log: deps.log },
       message,
       queueId,
+      { address: envelope.sender, auth: senderAuth },
     );
   }
   return { queueId, messageId: envelope.messageId, size: heldSize(message) };

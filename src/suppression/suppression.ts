@@ -8,7 +8,8 @@
  * APIs and SMTP).
  *
  * What suppresses by itself: a permanent failure whose enhanced status says
- * the address is bad (RFC 3463 §3.2: X.1.x, and 5.2.1 "mailbox disabled");
+ * the address is bad (RFC 3463 §3.2: X.1.x but X.1.7 and X.1.8, which are
+ * about the sender, and 5.2.1 "mailbox disabled");
  * a full mailbox, a message refused as spam or for its size does not.
  *
  * Table suppressed (queue.db): domain, address, reason (BOUNCE | COMPLAINT),
@@ -28,6 +29,8 @@ export interface Suppressed {
 
 /** Does a permanent failure with this enhanced status make the address one to suppress? */
 export function suppressesAddress(enhanced: string): boolean {
+  // X.1.7 and X.1.8 are about the sender's address, not the recipient's (RFC 3463 §3.2)
+  if (enhanced === '5.1.7' || enhanced === '5.1.8') return false;
   return /^5\.1\.\d+$/.test(enhanced) || enhanced === '5.2.1';
 }
 

@@ -21,6 +21,7 @@ import {
 import { posta } from '../helpers/posta.ts';
 import { boto3 } from '../helpers/boto3.ts';
 import { startMxFor, type ReceivedMessage } from '../helpers/receiver.ts';
+import { SOA } from '../helpers/dns.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { submit } from '../helpers/smtp.ts';
 
@@ -269,7 +270,7 @@ function arfReport(original: Buffer, recipient: string): string {
   ].join('\r\n');
 }
 
-async function reportOnPort25(report: string): Promise<void> {
+async function reportOnPort25(report: string, from = 'fbl@dest.test'): Promise<void> {
   const t = nodemailer.createTransport({
     host: s.host,
     port: s.ports.smtp,
@@ -278,7 +279,7 @@ async function reportOnPort25(report: string): Promise<void> {
   });
   try {
     const info = await t.sendMail({
-      envelope: { from: 'fbl@dest.test', to: ['abuse@example.test'] },
+      envelope: { from, to: ['abuse@example.test'] },
       raw: report,
     });
     assert.match(info.response, /^250 /);
@@ -299,11 +300,25 @@ test('an ARF report about a message posta sent is a Complaint and suppresses the
     ]);
     assert.equal(r.code, 0, r.stderr);
   });
-  const id = await send('complains@dest.test');
+  // dest.test's feedback loop sends from an address SPF authorises
+  await mx.dns.update(
+    [
+      SOA('test'),
+      'dest.test. IN MX 10 mx.dest.test.',
+      `mx.dest.test. IN A ${mx.address}`,
+      'dest.test. IN TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+      '',
+    ].join('\n'),
+  );
+  const id = await send('Complains@dest.test');
   const original = await mx.rx.arrival(
-    rcptFor('complains@dest.test'),
+    rcptFor('Complains@dest.test'),
     'the message complained about',
   );
+  // a co-recipient elsewhere (unverified, another domain) cannot complain for it
+  let from = s.logs.length;
+  await reportOnPort25(arfReport(original.data, 'complains@dest.test'), 'mallory@evil.test');
+  assert.ok((await s.logged(from, 'feedback report not from a verified sender')).length);
   await reportOnPort25(arfReport(original.data, 'complains@dest.test'));
   const list = await eventsUntil(id, 'Complaint');
   const c = list.find((e) => e.eventType === 'Complaint') as SesEvent & {
@@ -313,7 +328,7 @@ test('an ARF report about a message posta sent is a Complaint and suppresses the
       userAgent: string;
     };
   };
-  assert.deepEqual(c.complaint?.complainedRecipients, [{ emailAddress: 'complains@dest.test' }]);
+  assert.deepEqual(c.complaint?.complainedRecipients, [{ emailAddress: 'Complains@dest.test' }]);
   assert.equal(c.complaint?.complaintFeedbackType, 'abuse');
   assert.equal(c.complaint?.userAgent, 'ExampleFBL/1.0');
   const listed = await posta([
@@ -335,7 +350,7 @@ test('an ARF report about a message posta sent is a Complaint and suppresses the
     original.data.toString('latin1').replace(new RegExp(id, 'g'), '00aaaaaaaa00000000'),
     'latin1',
   );
-  const from = s.logs.length;
+  from = s.logs.length;
   await reportOnPort25(arfReport(forged, 'someone-else@dest.test'));
   assert.ok((await s.logged(from, 'feedback report about no message posta sent')).length);
   const after = await posta(['suppress', 'list', '--json', '--dir', s.dir]);
