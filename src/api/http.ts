@@ -76,6 +76,14 @@ export function bodyLimit(messageSize: number): number {
   return Math.ceil((messageSize * 4) / 3) + 1024 * 1024;
 }
 
+/**
+ * For the listeners that carry the APIs: a client has 30 s to send its
+ * headers and 2 minutes for the whole request (a 50 MB message at 400 KB/s),
+ * instead of Node's 60 s and 5 minutes, so slow uploads cannot hold the
+ * memory budget long.
+ */
+export const API_TIMEOUTS = { headersTimeout: 30_000, requestTimeout: 120_000 };
+
 /** Answers the request and returns true when it is for an API; false leaves it to the caller. */
 export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
@@ -123,17 +131,25 @@ async function handle(
   ctx: { requestId: string; deps: ApiDeps; limit: number; idempotency: Idempotency },
 ): Promise<ApiReply> {
   const { deps } = ctx;
-  const body = await readBody(req, ctx.limit, deps.budget);
+  // SigV4 normalises the path it signs (dot segments, empty segments):
+  // route only on paths that are their own normal form
+  if (/\/\.{1,2}(\/|$)|\/\//.test(path)) {
+    throw new ApiError('bad-request', 'The path has "." or ".." or empty segments.');
+  }
+  // who is asking, as far as it can be told before the body: nobody without
+  // a key takes from the memory budget that SMTP sessions share
+  const bearerKey = which.api === 'resend' ? bearer(req.headers.authorization, deps.keys) : null;
+  if (!bearerKey) knownSigner(req.headers.authorization, deps.keys);
+  const body = await readBody(req, Math.min(ctx.limit, deps.budget.total), deps.budget);
   try {
     const query = new URLSearchParams(queryText);
     const method = req.method ?? 'GET';
     const key =
-      which.api === 'resend'
-        ? bearer(req.headers.authorization, deps.keys)
-        : await sigV4Key(
-            { method, path, query: queryObject(query), headers: req.headers, body },
-            deps.keys,
-          );
+      bearerKey ??
+      (await sigV4Key(
+        { method, path, query: queryObject(query), headers: req.headers, body },
+        deps.keys,
+      ));
     const request: ApiRequest = {
       method,
       route: which.route,
@@ -171,6 +187,25 @@ async function sigV4Key(signed: SignedRequest, keys: KeyStore): Promise<ApiKey> 
   return key;
 }
 
+/**
+ * Before the body is read: an Authorization header naming a key in use (the
+ * signature itself needs the body). The answers are verifySigV4's.
+ */
+function knownSigner(authorization: string | undefined, keys: KeyStore): void {
+  if (!authorization) {
+    throw new ApiError('auth', 'Request is missing Authentication Token', 'missing');
+  }
+  const id = /^AWS4-HMAC-SHA256 +Credential=([^/,\s]+)\//.exec(authorization.trim())?.[1];
+  if (id === undefined) return; // verifySigV4 says what is wrong with it
+  if (keys.secret(id) === undefined) {
+    throw new ApiError(
+      'auth',
+      'The security token included in the request is invalid.',
+      'unknown-key',
+    );
+  }
+}
+
 /** The key of `Authorization: Bearer re_<id>_<secret>` (Resend). */
 function bearer(authorization: string | undefined, keys: KeyStore): ApiKey {
   const m = /^Bearer\s+(\S*)\s*$/i.exec(authorization ?? '');
@@ -198,14 +233,17 @@ function queryObject(q: URLSearchParams): Record<string, string | string[]> {
   return out;
 }
 
-/** The whole body, counted against the shared memory budget; over `limit` is refused. */
+/**
+ * The whole body, counted against the shared memory budget; over `limit`
+ * (never more than the whole budget, which it could not get) is refused.
+ */
 function readBody(req: IncomingMessage, limit: number, budget: MemoryBudget): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     const tooBig = () =>
       new ApiError(
         'rejected',
-        `The request is larger than ${limit} bytes; the message size limit is [limits] message_size.`,
+        `The request is larger than ${limit} bytes, what a message of [limits] message_size takes (within [limits] data_memory).`,
       );
     if (declared > limit) {
       req.resume();

@@ -117,3 +117,12 @@ function attachment(a: Json): Attachment {
     description: str(a, 'ContentDescription', p),
   };
 }
+
+/** A path label as the SDKs send it, percent-encoded; `what` names it when it does not decode. */
+export function pathLabel(text: string, what = 'The name in the path'): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw bad(`${what} is not percent-encoded UTF-8`);
+  }
+}

@@ -7,7 +7,7 @@
  *
  * last_event: Send → sent, Delivery → delivered, DeliveryDelay →
  * delivery_delayed, Bounce → bounced (suppressed when posta's suppression
- * list kept it from being sent), Complaint → complained, Reject → failed;
+ * list kept it from being sent), Complaint → complained;
  * queued before any event. The email is found only with the key it was
  * sent with.
  */
@@ -61,8 +61,6 @@ function lastEvent(e: StoredEvent | undefined): string {
       return e.detail.bounceSubType === 'OnAccountSuppressionList' ? 'suppressed' : 'bounced';
     case 'Complaint':
       return 'complained';
-    case 'Reject':
-      return 'failed';
   }
 }
 

@@ -42,6 +42,7 @@ import {
   listTemplates,
   nameFromArn,
   updateTemplate,
+  templateScope,
 } from './templates.ts';
 
 const NS = 'http://ses.amazonaws.com/doc/2010-12-01/';
@@ -283,7 +284,7 @@ async function templateAction(
   deps: ApiDeps,
   requestId: string,
 ): Promise<ApiReply | null> {
-  const db = deps.spool.db;
+  const db = templateScope(deps.spool.db, req.key);
   switch (action) {
     case 'CreateTemplate': {
       const t = templateParam(p);
@@ -389,7 +390,9 @@ async function send(
 /** SendBulkTemplatedEmail: Destinations.member.N.{Destination, ReplacementTemplateData, ReplacementTags} (bulk.ts). */
 async function sendBulk(p: URLSearchParams, req: ApiRequest, deps: ApiDeps): Promise<string> {
   const source = need(p, 'Source');
-  const template = await compileTemplate(getTemplate(deps.spool.db, templateName(p)));
+  const template = await compileTemplate(
+    getTemplate(templateScope(deps.spool.db, req.key), templateName(p)),
+  );
   const defaults = templateData(need(p, 'DefaultTemplateData'), 'DefaultTemplateData');
   const entries: string[] = [];
   const given = (prefix: string) => [...p.keys()].some((k) => k.startsWith(prefix));

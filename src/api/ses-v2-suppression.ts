@@ -20,6 +20,7 @@ import {
   type SuppressionReason,
 } from '../suppression/suppression.ts';
 import { ApiError } from './errors.ts';
+import { pathLabel } from './json.ts';
 import type { ApiDeps, ApiRequest } from './http.ts';
 
 export const SUPPRESSION = '/v2/email/suppression/addresses';
@@ -91,7 +92,7 @@ export function suppressionOp(
     };
   }
   if (!route.startsWith(`${SUPPRESSION}/`)) return undefined;
-  const a = address(decodeURIComponent(route.slice(SUPPRESSION.length + 1)));
+  const a = address(pathLabel(route.slice(SUPPRESSION.length + 1), 'The address in the path'));
   if (req.method === 'GET') {
     const found = domains.map((d) => suppressed(db, d, a)).find((s) => s !== undefined);
     if (!found) throw new ApiError('not-found', `${a} is not on the suppression list.`);

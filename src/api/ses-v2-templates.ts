@@ -18,7 +18,6 @@
  * TemplateArn) or given whole (TemplateContent). Timestamps are epoch
  * seconds, as rest-json has them.
  */
-import type { Db } from '../db/db.ts';
 import { bulkStatus, MAX_BULK_ENTRIES, sendEach } from './bulk.ts';
 import { compose } from './compose.ts';
 import type { ApiDeps, ApiRequest } from './http.ts';
@@ -31,6 +30,7 @@ import {
   need,
   obj,
   parse,
+  pathLabel,
   str,
   strings,
   type Json,
@@ -52,11 +52,13 @@ import {
   listTemplates,
   nameFromArn,
   updateTemplate,
+  templateScope,
+  type TemplateScope,
 } from './templates.ts';
 
 /** The answer to a template operation, or null when the request is none of them. */
 export async function templateOperation(req: ApiRequest, deps: ApiDeps): Promise<Json | null> {
-  const db = deps.spool.db;
+  const db = templateScope(deps.spool.db, req.key);
   const route = req.route.replace(/\/+$/, '');
   if (route === '/v2/email/outbound-bulk-emails') {
     return req.method === 'POST' ? sendBulkEmail(req, deps) : null;
@@ -72,7 +74,7 @@ export async function templateOperation(req: ApiRequest, deps: ApiDeps): Promise
   }
   const m = /^\/v2\/email\/templates\/([^/]+)(\/render)?$/.exec(route);
   if (!m) return null;
-  const name = segment(m[1] ?? '');
+  const name = pathLabel(m[1] ?? '');
   if (m[2]) return req.method === 'POST' ? testRender(req, name, db) : null;
   switch (req.method) {
     case 'GET': {
@@ -93,15 +95,6 @@ export async function templateOperation(req: ApiRequest, deps: ApiDeps): Promise
   }
 }
 
-/** A path label as the SDKs send it: percent-encoded. */
-function segment(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    throw bad('The template name in the path is not percent-encoded UTF-8');
-  }
-}
-
 /** TemplateContent {Subject, Text, Html} of a request body (or of a Template). */
 function content(o: Json, path = ''): TemplateContent {
   const c = need(obj(o, 'TemplateContent', path), `${path}TemplateContent`);
@@ -109,7 +102,7 @@ function content(o: Json, path = ''): TemplateContent {
   return { subject: str(c, 'Subject', p), text: str(c, 'Text', p), html: str(c, 'Html', p) };
 }
 
-function listTemplatesOp(req: ApiRequest, db: Db): Json {
+function listTemplatesOp(req: ApiRequest, db: TemplateScope): Json {
   const sizeText = req.query.get('PageSize');
   const size = sizeText === null ? 10 : Number(sizeText);
   if (!Number.isInteger(size) || size < 1 || size > 100) {
@@ -125,14 +118,14 @@ function listTemplatesOp(req: ApiRequest, db: Db): Json {
   };
 }
 
-async function testRender(req: ApiRequest, name: string, db: Db): Promise<Json> {
+async function testRender(req: ApiRequest, name: string, db: TemplateScope): Promise<Json> {
   const b = parse(req.body);
   const data = templateData(need(str(b, 'TemplateData', ''), 'TemplateData'), 'TemplateData');
   return { RenderedTemplate: await renderedMessage(getTemplate(db, name), data) };
 }
 
 /** The template a Template object names or holds (`path` is where it is, "Content.Template."). */
-function templateOf(t: Json, path: string, db: Db): TemplateContent {
+function templateOf(t: Json, path: string, db: TemplateScope): TemplateContent {
   const arn = str(t, 'TemplateArn', path);
   let name = str(t, 'TemplateName', path);
   if (name === undefined && arn !== undefined) name = nameFromArn(arn, `${path}TemplateArn`);
@@ -148,7 +141,7 @@ function templateOf(t: Json, path: string, db: Db): TemplateContent {
 export async function templateMessage(
   t: Json,
   fields: { from: string; to: string[]; cc: string[]; replyTo: string[] },
-  db: Db,
+  db: TemplateScope,
 ): Promise<Buffer> {
   const path = 'Content.Template.';
   const data = templateData(str(t, 'TemplateData', path), `${path}TemplateData`);
@@ -176,7 +169,9 @@ async function sendBulkEmail(req: ApiRequest, deps: ApiDeps): Promise<Json> {
   const content = need(obj(b, 'DefaultContent', ''), 'DefaultContent');
   const path = 'DefaultContent.Template.';
   const t = need(obj(content, 'Template', 'DefaultContent.'), 'DefaultContent.Template');
-  const template = await compileTemplate(templateOf(t, path, deps.spool.db));
+  const template = await compileTemplate(
+    templateOf(t, path, templateScope(deps.spool.db, req.key)),
+  );
   const defaults = templateData(str(t, 'TemplateData', path), `${path}TemplateData`);
   const defaultHeaders = headers(t, 'Headers', path);
   const entries = list(b, 'BulkEmailEntries', '');

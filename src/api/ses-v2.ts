@@ -29,12 +29,14 @@ import {
   need,
   obj,
   parse,
+  pathLabel,
   str,
   strings,
   type Json,
 } from './json.ts';
 import type { ApiDeps, ApiReply, ApiRequest } from './http.ts';
 import { sendMessage } from './send.ts';
+import { templateScope } from './templates.ts';
 import { suppressionOp } from './ses-v2-suppression.ts';
 import { templateOperation, templateMessage } from './ses-v2-templates.ts';
 
@@ -149,7 +151,7 @@ async function sendEmail(req: ApiRequest, deps: ApiDeps): Promise<{ MessageId: s
     raw = await templateMessage(
       t,
       { from: need(from, 'FromEmailAddress'), to, cc, replyTo },
-      deps.spool.db,
+      templateScope(deps.spool.db, req.key),
     );
   }
   const { messageId } = await sendMessage(deps, {
@@ -220,7 +222,7 @@ async function identityOp(req: ApiRequest, deps: ApiDeps): Promise<Json | undefi
     };
   }
   if (!route.startsWith('/v2/email/identities/')) return undefined;
-  const name = decodeURIComponent(route.slice('/v2/email/identities/'.length));
+  const name = pathLabel(route.slice('/v2/email/identities/'.length), 'The identity in the path');
   const i = await deps.identities.get(req.key, name);
   if (!i) {
     throw new ApiError(

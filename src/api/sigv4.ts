@@ -165,7 +165,14 @@ export async function verifySigV4(
   }
   const bodyHash = createHash('sha256').update(req.body).digest('hex');
   const claimed = header(req, 'x-amz-content-sha256');
-  if (claimed !== undefined && claimed !== 'UNSIGNED-PAYLOAD' && claimed !== bodyHash) {
+  if (claimed === 'UNSIGNED-PAYLOAD' || claimed?.startsWith('STREAMING-')) {
+    return {
+      ok: false,
+      failure: 'incomplete',
+      message: `x-amz-content-sha256: ${claimed} is not accepted; sign the payload.`,
+    };
+  }
+  if (claimed !== undefined && claimed !== bodyHash) {
     return {
       ok: false,
       failure: 'mismatch',
@@ -185,7 +192,7 @@ export async function verifySigV4(
     headers[name] = v;
   }
   // the signer reads the payload hash from this header when there is one
-  if (claimed !== undefined) headers['x-amz-content-sha256'] = bodyHash;
+  if (signed.includes('x-amz-content-sha256')) headers['x-amz-content-sha256'] = bodyHash;
   const signer = new SignatureV4({
     credentials: { accessKeyId: keyId, secretAccessKey: secret },
     region,

@@ -14,7 +14,7 @@ import {
   updateTemplate,
 } from './templates.ts';
 
-const fresh = () => openDb(':memory:', MIGRATIONS);
+const fresh = () => ({ db: openDb(':memory:', MIGRATIONS), owner: 'AKPSAAAAAAAAAAAAAAAA' });
 const kind = (k: string, detail?: string) => (e: unknown) =>
   e instanceof ApiError && e.kind === k && (detail === undefined || e.detail === detail);
 

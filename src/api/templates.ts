@@ -2,18 +2,30 @@
  * The template store of the SES APIs: named email templates (a subject, a
  * text part, an html part, each optional) that SendEmail, SendBulkEmail and
  * SendTemplatedEmail render with TemplateData (render.ts). SES keeps them
- * per account and region; posta keeps them per server, shared by every
- * access key, and v1 and v2 see the same templates.
+ * per account and region; posta keeps them per access key (one key cannot
+ * read or change another's, which may sign for other domains), and v1 and
+ * v2 see the same templates.
  *
  * Names as SES has them: 1 to 64 letters, digits, "_" and "-". A template
  * is checked when stored (render.ts checkTemplate), so a stored one
  * compiles. Lists are ordered by name; a NextToken is the last name given,
  * in base64url.
  *
- * Table email_templates (queue.db): name, subject, text, html, created_at,
- * updated_at (Unix milliseconds).
+ * Table email_templates (queue.db): owner (the key id), name, subject,
+ * text, html, created_at, updated_at (Unix milliseconds).
  */
 import { prepared, type Db } from '../db/db.ts';
+import type { ApiKey } from '../keys/keys.ts';
+
+/** Whose templates: the store and the key they belong to. */
+export interface TemplateScope {
+  db: Db;
+  owner: string;
+}
+
+export function templateScope(db: Db, key: ApiKey): TemplateScope {
+  return { db, owner: key.id };
+}
 import { ApiError } from './errors.ts';
 import { checkTemplate, type TemplateContent } from './render.ts';
 
@@ -64,7 +76,7 @@ function missing(name: string): ApiError {
 }
 
 export async function createTemplate(
-  db: Db,
+  s: TemplateScope,
   name: string,
   c: TemplateContent,
   now = Date.now(),
@@ -72,17 +84,17 @@ export async function createTemplate(
   checkName(name);
   await checkTemplate(c);
   const r = prepared(
-    db,
-    `INSERT INTO email_templates (name, subject, text, html, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
-  ).run(name, c.subject ?? null, c.text ?? null, c.html ?? null, now, now);
+    s.db,
+    `INSERT INTO email_templates (owner, name, subject, text, html, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, name) DO NOTHING`,
+  ).run(s.owner, name, c.subject ?? null, c.text ?? null, c.html ?? null, now, now);
   if (r.changes === 0) {
     throw new ApiError('exists', `Template ${name} already exists.`, 'template');
   }
 }
 
 export async function updateTemplate(
-  db: Db,
+  s: TemplateScope,
   name: string,
   c: TemplateContent,
   now = Date.now(),
@@ -90,28 +102,33 @@ export async function updateTemplate(
   checkName(name);
   await checkTemplate(c);
   const r = prepared(
-    db,
-    'UPDATE email_templates SET subject = ?, text = ?, html = ?, updated_at = ? WHERE name = ?',
-  ).run(c.subject ?? null, c.text ?? null, c.html ?? null, now, name);
+    s.db,
+    'UPDATE email_templates SET subject = ?, text = ?, html = ?, updated_at = ? WHERE owner = ? AND name = ?',
+  ).run(c.subject ?? null, c.text ?? null, c.html ?? null, now, s.owner, name);
   if (r.changes === 0) throw missing(name);
 }
 
 /** The template, or a not-found ApiError (v2 NotFoundException, v1 TemplateDoesNotExist). */
-export function getTemplate(db: Db, name: string): EmailTemplate {
-  const r = prepared(db, 'SELECT * FROM email_templates WHERE name = ?').get(name) as
-    Row | undefined;
+export function getTemplate(s: TemplateScope, name: string): EmailTemplate {
+  const r = prepared(s.db, 'SELECT * FROM email_templates WHERE owner = ? AND name = ?').get(
+    s.owner,
+    name,
+  ) as Row | undefined;
   if (!r) throw missing(name);
   return fromRow(r);
 }
 
 /** False when there was no such template. */
-export function deleteTemplate(db: Db, name: string): boolean {
-  return prepared(db, 'DELETE FROM email_templates WHERE name = ?').run(name).changes > 0;
+export function deleteTemplate(s: TemplateScope, name: string): boolean {
+  return (
+    prepared(s.db, 'DELETE FROM email_templates WHERE owner = ? AND name = ?').run(s.owner, name)
+      .changes > 0
+  );
 }
 
 /** One page of templates by name, after the one `token` names; `next` when there are more. */
 export function listTemplates(
-  db: Db,
+  s: TemplateScope,
   token: string | undefined,
   size: number,
 ): { templates: EmailTemplate[]; next: string | undefined } {
@@ -126,9 +143,9 @@ export function listTemplates(
     }
   }
   const rows = prepared(
-    db,
-    'SELECT * FROM email_templates WHERE name > ? ORDER BY name LIMIT ?',
-  ).all(after, size + 1) as unknown as Row[];
+    s.db,
+    'SELECT * FROM email_templates WHERE owner = ? AND name > ? ORDER BY name LIMIT ?',
+  ).all(s.owner, after, size + 1) as unknown as Row[];
   const templates = rows.slice(0, size).map(fromRow);
   const last = templates.at(-1);
   return {

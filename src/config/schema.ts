@@ -393,8 +393,8 @@ export const ConfigSchema = z.strictObject({
             '"sns": the SES event JSON in an SNS notification, signed as SNS signs (django-ses, django-anymail, Mautic); "posta": the SES event JSON alone, with an HMAC-SHA256 signature header.',
           ),
         events: z
-          .array(z.enum(['Send', 'Delivery', 'DeliveryDelay', 'Bounce', 'Complaint', 'Reject']))
-          .default(['Send', 'Delivery', 'DeliveryDelay', 'Bounce', 'Complaint', 'Reject'])
+          .array(z.enum(['Send', 'Delivery', 'DeliveryDelay', 'Bounce', 'Complaint']))
+          .default(['Send', 'Delivery', 'DeliveryDelay', 'Bounce', 'Complaint'])
           .describe('The event types to send.'),
         domains: z
           .array(domainName)

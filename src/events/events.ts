@@ -17,7 +17,8 @@
  */
 import { prepared, type Db } from '../db/db.ts';
 
-export type EventType = 'Send' | 'Delivery' | 'DeliveryDelay' | 'Bounce' | 'Reject' | 'Complaint';
+/** SES's types that posta has: it never takes a message and then refuses it (Reject). */
+export type EventType = 'Send' | 'Delivery' | 'DeliveryDelay' | 'Bounce' | 'Complaint';
 
 export interface NewEvent {
   message: string;
@@ -200,7 +201,7 @@ export function sendStatistics(db: Db, apiKey: string, now = Date.now()): SendDa
             sum(CASE WHEN e.type = 'Send' THEN json_array_length(e.recipients) ELSE 0 END) AS sent,
             sum(e.type = 'Bounce') AS bounces,
             sum(e.type = 'Complaint') AS complaints,
-            sum(e.type = 'Reject') AS rejects
+            0 AS rejects
        FROM events e JOIN mail_log m ON m.message = e.message
       WHERE m.api_key = ? AND e.at >= ?
       GROUP BY t ORDER BY t`,

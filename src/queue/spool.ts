@@ -301,13 +301,15 @@ export const MIGRATIONS = [
    CREATE INDEX idempotency_created ON idempotency(created_at);`,
   // SES templates (api/templates.ts), per server as SES's are per account
   `CREATE TABLE email_templates (
-     name TEXT PRIMARY KEY,
+     owner TEXT NOT NULL,
+     name TEXT NOT NULL,
      subject TEXT,
      text TEXT,
      html TEXT,
      created_at INTEGER NOT NULL,
-     updated_at INTEGER NOT NULL
-   );`,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (owner, name)
+   ) WITHOUT ROWID;`,
 ];
 
 /** Bytes in one row of message_parts. */

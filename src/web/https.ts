@@ -23,7 +23,7 @@ import type { Logger } from '../log/log.ts';
 import { stsPolicy } from '../mtasts/policy.ts';
 import type { CertStore } from '../tls/store.ts';
 import type { Challenges } from '../acme/challenges.ts';
-import type { ApiHandler } from '../api/http.ts';
+import { API_TIMEOUTS, type ApiHandler } from '../api/http.ts';
 
 export interface HttpsDeps {
   config: ResolvedConfig;
@@ -50,6 +50,7 @@ export async function startHttps(deps: HttpsDeps): Promise<{ close(): Promise<vo
             cb(null, deps.challenges.alpn.get(name.toLowerCase()) ?? deps.certs.context),
           ALPNProtocols: ['acme-tls/1', 'http/1.1'],
           minVersion: 'TLSv1.2',
+          ...API_TIMEOUTS,
         },
         (req, res) => {
           if (deps.api(req, res)) return;

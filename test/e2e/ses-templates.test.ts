@@ -493,3 +493,49 @@ test('v1: a missing template is TemplateDoesNotExistException', async () => {
   assert.equal(err.name, 'TemplateDoesNotExistException');
   assert.equal(err.$metadata?.httpStatusCode, 400);
 });
+
+test("a key's templates are its own: another key can neither read, change nor send them", async () => {
+  await v2.send(
+    new CreateEmailTemplateCommand({
+      TemplateName: 'private',
+      TemplateContent: { Subject: 'mine', Text: 'only mine' },
+    }),
+  );
+  const other = await posta([
+    'key',
+    'create',
+    '--domain',
+    'example.test',
+    '--json',
+    '--dir',
+    s.dir,
+  ]);
+  assert.equal(other.code, 0, other.stderr);
+  const k = JSON.parse(other.stdout) as { access_key_id: string; secret_access_key: string };
+  const theirs = new SESv2Client({
+    endpoint: `http://${s.host}:${s.ports.http}`,
+    region: 'eu-west-1',
+    credentials: { accessKeyId: k.access_key_id, secretAccessKey: k.secret_access_key },
+    maxAttempts: 1,
+  });
+  try {
+    await assert.rejects(theirs.send(new GetEmailTemplateCommand({ TemplateName: 'private' })), {
+      name: 'NotFoundException',
+    });
+    await assert.rejects(
+      theirs.send(
+        new UpdateEmailTemplateCommand({
+          TemplateName: 'private',
+          TemplateContent: { Subject: 'taken', Text: 'over' },
+        }),
+      ),
+      { name: 'NotFoundException' },
+    );
+    const listed = await theirs.send(new ListEmailTemplatesCommand({}));
+    assert.ok(!(listed.TemplatesMetadata ?? []).some((t) => t.TemplateName === 'private'));
+    const mine = await v2.send(new GetEmailTemplateCommand({ TemplateName: 'private' }));
+    assert.equal(mine.TemplateContent?.Subject, 'mine');
+  } finally {
+    theirs.destroy();
+  }
+});
