@@ -315,16 +315,17 @@ export class Scheduler {
     const suppressedNow = new Set<string>();
     const settled = await Promise.allSettled(
       groups.map(async ([domain, recipients]) => {
+        // suppressed recipients are never tried (suppression/suppression.ts),
+        // and take nothing of the domain's limits
+        const blocked = recipients.filter((r) => this.isSuppressed(m, r));
+        for (const r of blocked) suppressedNow.add(r);
+        const tried = recipients.filter((r) => !suppressedNow.has(r));
         this.perDomain.set(domain, (this.perDomain.get(domain) ?? 0) + 1);
-        if (destinationLimits(this.o.delivery, domain).messagesPerMinute > 0) {
+        if (tried.length && destinationLimits(this.o.delivery, domain).messagesPerMinute > 0) {
           this.sentAt.set(domain, [...(this.sentAt.get(domain) ?? []), Date.now()]);
         }
         const started = Date.now();
         try {
-          // suppressed recipients are never tried (suppression/suppression.ts)
-          const blocked = recipients.filter((r) => this.isSuppressed(m, r));
-          for (const r of blocked) suppressedNow.add(r);
-          const tried = recipients.filter((r) => !suppressedNow.has(r));
           const r = tried.length
             ? await this.o.transport.deliver({
                 queueId: m.id,
