@@ -181,6 +181,7 @@ export async function queueSend(
       tags,
     };
     await deps.spool.enqueue(envelope, stamped.message, queueId);
+    deps.quotas.settled(key, recipients.length);
   } catch (err) {
     deps.quotas.giveBack(key, recipients.length);
     deps.log.error(

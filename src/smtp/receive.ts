@@ -136,7 +136,9 @@ async function accept(
   const recipients = session.envelope.rcptTo.length;
   if (key) takeQuota(key, recipients, deps.quotas);
   try {
-    return await queue(data, session, source, deps, principal, fromDomain);
+    const queued = await queue(data, session, source, deps, principal, fromDomain);
+    if (key) deps.quotas.settled(key, recipients);
+    return queued;
   } catch (err) {
     if (key) deps.quotas.giveBack(key, recipients);
     throw err;
