@@ -35,7 +35,7 @@ import { longLine, longLineText } from '../message/lines.ts';
 import { readOriginator } from '../message/originator.ts';
 import { stampMessage } from '../message/stamp.ts';
 import { newQueueId, type Envelope, type Spool } from '../queue/spool.ts';
-import { fieldAddresses, normaliseAddress, splitMessage } from '../submit/local.ts';
+import { displayName, fieldAddresses, normaliseAddress, splitMessage } from '../submit/local.ts';
 import { keyMaySendFrom, type ApiKey } from '../keys/keys.ts';
 import type { Quotas } from '../keys/quota.ts';
 import { ApiError } from './errors.ts';
@@ -67,6 +67,12 @@ export interface SendInput {
   protocol: string;
   /** A lower size limit than [limits] message_size (SES v1: 10 MB). */
   maxSize?: number;
+  /**
+   * SES v2 with Raw content: FromEmailAddress and ReplyToAddresses replace
+   * the message's From and Reply-To fields (what django-anymail and Rails'
+   * ses_v2 count on: Rails leaves FromEmailAddress out to keep its From).
+   */
+  replace?: { from?: string | undefined; replyTo?: string[] | undefined };
 }
 
 const SES_HEADERS = [
@@ -114,6 +120,9 @@ export function prepareSend(deps: SendDeps, input: SendInput): PreparedSend {
   if (params.length) {
     for (const f of params) readSesHeader(fieldName(f), fieldValue(f), tags);
     data = withoutFields(data, SES_HEADERS);
+  }
+  if (input.replace?.from !== undefined || input.replace?.replyTo?.length) {
+    data = replaceFields(data, input.replace);
   }
   const limit = Math.min(input.maxSize ?? Infinity, deps.messageSize);
   if (data.length > limit) {
@@ -218,6 +227,49 @@ function readSesHeader(name: string, value: string, tags: Record<string, string[
     const [k, v] = [pair.slice(0, eq).trim(), pair.slice(eq + 1).trim()];
     tags[k] = [...(tags[k] ?? []), v];
   }
+}
+
+/** "Name <a@b>" written back as a field value: the name quoted, or an encoded word. */
+function mailbox(value: string): string {
+  const [m] = addressparser(value, { flatten: true });
+  const address = (m?.address ?? '').trim();
+  if (!address || /[\r\n]/.test(value)) {
+    throw new ApiError('bad-request', `Invalid email address <${value}>.`);
+  }
+  const name = m?.name ?? '';
+  // an encoded word (RFC 2047) as given stays one: quoting it would end it
+  const encoded = /^(=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=\s*)+$/.test(name);
+  return `${encoded ? `${name} ` : displayName(name)}<${address}>`;
+}
+
+/** The addresses of the fields `name` of a header, lower-cased, for comparing. */
+function addressesOf(data: Buffer, name: string): string[] {
+  const { fields } = splitMessage(`${headerBlock(data).toString('latin1')}\r\n`);
+  return fieldAddresses(fields, [name])
+    .map((a) => a.toLowerCase())
+    .sort();
+}
+
+/** Replaces From and Reply-To, unless they already hold exactly those addresses. */
+function replaceFields(data: Buffer, r: NonNullable<SendInput['replace']>): Buffer {
+  const same = (name: string, values: string[]) =>
+    addressesOf(data, name).join() ===
+    values
+      .map((v) => (addressparser(v, { flatten: true })[0]?.address ?? '').toLowerCase())
+      .sort()
+      .join();
+  let lines = '';
+  const names: string[] = [];
+  if (r.from !== undefined && !same('from', [r.from])) {
+    lines += `From: ${mailbox(r.from)}\r\n`;
+    names.push('from');
+  }
+  if (r.replyTo?.length && !same('reply-to', r.replyTo)) {
+    lines += `Reply-To: ${r.replyTo.map(mailbox).join(', ')}\r\n`;
+    names.push('reply-to');
+  }
+  if (names.length === 0) return data;
+  return Buffer.concat([Buffer.from(lines, 'utf8'), withoutFields(data, names)]);
 }
 
 function withoutFields(data: Buffer, names: readonly string[]): Buffer {

@@ -162,6 +162,8 @@ async function sendEmail(req: ApiRequest, deps: ApiDeps): Promise<{ MessageId: s
     tags,
     clientIp: req.clientIp,
     protocol: req.protocol,
+    // Simple and Template messages are built with these fields already
+    ...(content.Raw !== undefined ? { replace: { from, replyTo } } : {}),
   });
   return { MessageId: messageId };
 }

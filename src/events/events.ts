@@ -8,14 +8,15 @@
  * webhooks are sent from.
  *
  * mail_log keeps, per message, what an SES event's `mail` object says
- * (sender, recipients, tags, key, header fields), for as long as its events,
- * since the message row itself goes with its last recipient.
+ * (sender, recipients, tags, key, its header block as text), for as long as
+ * its events, since the message row itself goes with its last recipient.
  *
  * Tables (queue.db):
  *   mail_log(message, created_at, sender, api_key, tags, recipients, headers)
  *   events(id, message, type, at, recipients, detail)  -- JSON in the last three
  */
 import { prepared, type Db } from '../db/db.ts';
+import { newQueueId } from '../queue/id.ts';
 
 /** SES's types that posta has: it never takes a message and then refuses it (Reject). */
 export type EventType = 'Send' | 'Delivery' | 'DeliveryDelay' | 'Bounce' | 'Complaint';
@@ -77,7 +78,17 @@ export interface MailValues {
   values: [string, number, string, string | null, string, string, string];
 }
 
-export function mailRow(m: MailRecord): MailValues {
+/** The header block is kept as it is (as text) and read into fields only when an event is built. */
+export function mailRow(m: {
+  message: string;
+  createdAt: number;
+  sender: string;
+  apiKey: string | null;
+  tags: Record<string, string[]>;
+  recipients: string[];
+  head: Buffer;
+}): MailValues {
+  const end = m.head.indexOf('\r\n\r\n');
   return {
     values: [
       m.message,
@@ -86,7 +97,7 @@ export function mailRow(m: MailRecord): MailValues {
       m.apiKey,
       JSON.stringify(m.tags),
       JSON.stringify(m.recipients),
-      JSON.stringify({ list: m.headers, truncated: m.headersTruncated }),
+      (end < 0 ? m.head : m.head.subarray(0, end + 2)).toString('utf8'),
     ],
   };
 }
@@ -165,7 +176,7 @@ export function mailRecord(db: Db, message: string): MailRecord | undefined {
   const r = prepared(db, 'SELECT * FROM mail_log WHERE message = ?').get(message) as
     MailRow | undefined;
   if (!r) return undefined;
-  const h = JSON.parse(r.headers) as { list: MailRecord['headers']; truncated: boolean };
+  const h = headerList(Buffer.from(r.headers, 'utf8'));
   return {
     message: r.message,
     createdAt: r.created_at,
@@ -173,15 +184,22 @@ export function mailRecord(db: Db, message: string): MailRecord | undefined {
     apiKey: r.api_key,
     tags: JSON.parse(r.tags) as Record<string, string[]>,
     recipients: JSON.parse(r.recipients) as string[],
-    headers: h.list,
+    headers: h.headers,
     headersTruncated: h.truncated,
   };
 }
 
 /** Events and mail records older than `before` go, as the delivery log does. */
 export function pruneEvents(db: Db, before: number): void {
-  prepared(db, 'DELETE FROM events WHERE at < ?').run(before);
-  prepared(db, 'DELETE FROM mail_log WHERE created_at < ?').run(before);
+  // ids grow with time: the scan in id order stops at the first event to keep
+  prepared(
+    db,
+    `DELETE FROM events WHERE id < coalesce(
+       (SELECT id FROM events WHERE at >= ? ORDER BY id LIMIT 1),
+       (SELECT max(id) + 1 FROM events))`,
+  ).run(before);
+  // queue ids begin with their time (queue/spool.ts newQueueId): a key range
+  prepared(db, 'DELETE FROM mail_log WHERE message < ?').run(newQueueId(before).slice(0, 10));
 }
 
 /** SES v1 GetSendStatistics: per 15 minutes of the last two weeks, what a key's mail did. */

@@ -41,7 +41,6 @@
  * only results not yet followed by a sync, and then the message is delivered
  * again, which at least once allows.
  */
-import { randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -53,9 +52,9 @@ import { openDb, prepared, transaction, type Db } from '../db/db.ts';
 import { fsErrorSentence, ownerOf } from '../fsutil/errors.ts';
 import type { SenderAuth } from '../verify/inbound.ts';
 import { WalSync } from './wal-sync.ts';
+import { newQueueId } from './id.ts';
 import { countSend, pruneSends } from '../keys/usage.ts';
 import {
-  headerList,
   insertEvent,
   insertMail,
   mailRow,
@@ -237,7 +236,10 @@ export const MIGRATIONS = [
    ) WITHOUT ROWID;
    ALTER TABLE messages ADD COLUMN api_key TEXT;
    ALTER TABLE messages ADD COLUMN tags TEXT;`,
-  // events of our senders' mail and the suppression list (events/, suppression/)
+  // events of our senders' mail and the suppression list (events/,
+  // suppression/); no index by time: both are pruned through their keys,
+  // which grow with time (events.ts pruneEvents), so each message costs two
+  // B-tree inserts here and no more
   `CREATE TABLE mail_log (
      message TEXT PRIMARY KEY,
      created_at INTEGER NOT NULL,
@@ -246,8 +248,7 @@ export const MIGRATIONS = [
      tags TEXT NOT NULL,
      recipients TEXT NOT NULL,
      headers TEXT NOT NULL
-   );
-   CREATE INDEX mail_log_created ON mail_log(created_at);
+   ) WITHOUT ROWID;
    -- AUTOINCREMENT: ids are never used again after a prune (webhook cursors)
    CREATE TABLE events (
      id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -258,7 +259,6 @@ export const MIGRATIONS = [
      detail TEXT NOT NULL
    );
    CREATE INDEX events_message ON events(message);
-   CREATE INDEX events_at ON events(at);
    CREATE TABLE suppressed (
      domain TEXT NOT NULL,
      address TEXT NOT NULL,
@@ -324,10 +324,7 @@ export interface StoredMessage {
   open(): Readable;
 }
 
-/** Time-ordered, unique, safe in file names and logs: 10 chars of time, 8 of randomness. */
-export function newQueueId(now = Date.now()): string {
-  return now.toString(36).padStart(10, '0') + randomBytes(5).toString('hex').slice(0, 8);
-}
+export { newQueueId };
 
 interface Pending {
   write: () => void;
@@ -340,7 +337,6 @@ interface Pending {
 /** The events' record of one of our senders' messages (source "submission"); none for others. */
 function mailOf(id: string, e: Envelope, head: Buffer): MailValues | undefined {
   if (e.source !== 'submission') return undefined;
-  const { headers, truncated } = headerList(head);
   return mailRow({
     message: id,
     createdAt: Date.now(),
@@ -348,8 +344,7 @@ function mailOf(id: string, e: Envelope, head: Buffer): MailValues | undefined {
     apiKey: e.apiKey ?? null,
     tags: e.tags ?? {},
     recipients: e.recipients,
-    headers,
-    headersTruncated: truncated,
+    head,
   });
 }
 

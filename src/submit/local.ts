@@ -265,7 +265,7 @@ function originator(fields: readonly string[], domains: readonly string[], first
 }
 
 /** A display name before <addr>: quoted when ASCII, an encoded word (RFC 2047) when not. */
-function displayName(name: string | undefined): string {
+export function displayName(name: string | undefined): string {
   if (!name) return '';
   if (/^[\x20-\x7e]*$/.test(name)) return `"${name.replace(/(["\\])/g, '\\$1')}" `;
   return `=?UTF-8?B?${Buffer.from(name, 'utf8').toString('base64')}?= `;

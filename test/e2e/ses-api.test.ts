@@ -440,3 +440,47 @@ test('Simple Headers cannot inject fields or replace the ones the API sets', asy
   const list = await posta(['queue', 'list', '--json', '--dir', s.dir]);
   assert.doesNotMatch(list.stdout, /inject@dest\.test|evil@dest\.test/);
 });
+
+test('Raw with FromEmailAddress and ReplyToAddresses: they replace From and Reply-To, unless the same addresses are there', async () => {
+  await v2().send(
+    new SendEmailCommand({
+      FromEmailAddress: 'Grace Hopper <grace@example.test>',
+      ReplyToAddresses: ['desk@example.test'],
+      Destination: { ToAddresses: ['replaced@dest.test'] },
+      Content: {
+        Raw: {
+          Data: raw([
+            'From: Ada <ada@example.test>',
+            'Reply-To: old@example.test',
+            'To: replaced@dest.test',
+            'Subject: replaced',
+            '',
+            'x',
+          ]),
+        },
+      },
+    }),
+  );
+  const m = await mx.rx.arrival(to('replaced@dest.test'), 'the replaced message');
+  const head = m.data.toString().split('\r\n\r\n')[0] ?? '';
+  assert.match(head, /^From: "Grace Hopper" <grace@example\.test>$/m);
+  assert.match(head, /^Reply-To: <desk@example\.test>$/m);
+  assert.doesNotMatch(head, /ada@example\.test|old@example\.test/);
+  assert.equal(m.mailFrom, 'grace@example.test');
+  await signaturesValid(m);
+
+  // the same address (nodemailer sends the From it wrote): the field stays as written
+  await v2().send(
+    new SendEmailCommand({
+      FromEmailAddress: 'ada@example.test',
+      Destination: { ToAddresses: ['kept@dest.test'] },
+      Content: {
+        Raw: {
+          Data: raw(['From: =?UTF-8?Q?Ad=C3=A1?= <ada@example.test>', 'Subject: kept', '', 'x']),
+        },
+      },
+    }),
+  );
+  const k = await mx.rx.arrival(to('kept@dest.test'), 'the kept message');
+  assert.match(k.data.toString(), /^From: =\?UTF-8\?Q\?Ad=C3=A1\?= <ada@example\.test>$/m);
+});

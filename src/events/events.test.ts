@@ -1,0 +1,44 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openDb } from '../db/db.ts';
+import { MIGRATIONS } from '../queue/spool.ts';
+import { newQueueId } from '../queue/id.ts';
+import { insertEvent, insertMail, listEvents, mailRecord, mailRow, pruneEvents } from './events.ts';
+
+const DAY = 86_400_000;
+
+test('a prune removes what is older than the cut, keeps the rest, and never gives an id again', () => {
+  const db = openDb(':memory:', MIGRATIONS);
+  const now = Date.now();
+  const ids: string[] = [];
+  for (const age of [40, 35, 31, 29, 1]) {
+    const at = now - age * DAY;
+    const id = newQueueId(at);
+    ids.push(id);
+    insertMail(
+      db,
+      mailRow({
+        message: id,
+        createdAt: at,
+        sender: 'a@example.test',
+        apiKey: null,
+        tags: {},
+        recipients: ['b@dest.test'],
+        head: Buffer.from('From: a@example.test\r\nSubject: x\r\n\r\n'),
+      }),
+    );
+    insertEvent(db, { message: id, type: 'Send', at, recipients: ['b@dest.test'], detail: {} });
+  }
+  const before = listEvents(db).map((e) => e.id);
+  pruneEvents(db, now - 30 * DAY);
+  assert.deepEqual(
+    listEvents(db).map((e) => e.message),
+    ids.slice(3),
+  );
+  assert.equal(mailRecord(db, ids[0] ?? ''), undefined);
+  assert.equal(mailRecord(db, ids[3] ?? '')?.headers[1]?.value, 'x');
+  pruneEvents(db, now + DAY); // everything
+  assert.deepEqual(listEvents(db), []);
+  insertEvent(db, { message: 'm', type: 'Send', at: now, recipients: [], detail: {} });
+  assert.ok((listEvents(db)[0]?.id ?? 0) > Math.max(...before), 'ids go on after the last');
+});
