@@ -249,9 +249,11 @@ export const MIGRATIONS = [
      recipients TEXT NOT NULL,
      headers TEXT NOT NULL
    ) WITHOUT ROWID;
-   -- AUTOINCREMENT: ids are never used again after a prune (webhook cursors)
+   -- ids are never used again: a prune keeps the newest event, and a new
+   -- one gets the highest id + 1 (webhook cursors, posta-event-id); no
+   -- AUTOINCREMENT, which costs a write of sqlite_sequence per event
    CREATE TABLE events (
-     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     id INTEGER PRIMARY KEY,
      message TEXT NOT NULL,
      type TEXT NOT NULL,
      at INTEGER NOT NULL,
