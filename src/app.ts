@@ -17,12 +17,11 @@ import { certificateSource, type CertificateSource } from './tls/source.ts';
 import { certificateCovers } from './tls/certs.ts';
 import { startHttps } from './web/https.ts';
 import { startHttp } from './web/http.ts';
-import { createApi, type ApiHandler } from './api/http.ts';
+import { lazyApi, type ApiHandler } from './api/lazy.ts';
 import { KeyStore } from './keys/keys.ts';
 import { Quotas } from './keys/quota.ts';
 import { sentLast24Hours } from './keys/usage.ts';
 import { Webhooks } from './events/webhooks.ts';
-import { Identities } from './api/identities.ts';
 import { loadSnsSigner, serveSnsCert } from './events/sns.ts';
 import { startHttp01 } from './acme/http01.ts';
 import { startSmtp, type Listener } from './smtp/server.ts';
@@ -127,7 +126,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     // key's rate holds over the APIs and SMTP together.
     const keys = new KeyStore(spool.db);
     const quotas = new Quotas(spool.db);
-    const sesApi = createApi({
+    const sesApi = lazyApi({
       hostname: config.hostname,
       messageSize: config.limits.messageSize,
       directory,
@@ -136,11 +135,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       quotas,
       keys,
       budget,
-      identities: new Identities({
-        directory,
-        resolve: resolver.resolve,
-        hostname: config.hostname,
-      }),
+      resolve: resolver.resolve,
       log,
     });
     // webhooks: the SNS signing key is made only when an endpoint wants it

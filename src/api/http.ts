@@ -11,13 +11,15 @@
  * which the SDKs correct a skewed clock).
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { MemoryBudget } from '../smtp/data.ts';
 import { parseResendToken, type KeyStore, type ApiKey } from '../keys/keys.ts';
 import { ApiError } from './errors.ts';
 import { verifySigV4, type SignedRequest } from './sigv4.ts';
 import type { SendDeps } from './send.ts';
-import type { Identities } from './identities.ts';
+import { Identities } from './identities.ts';
+import type { ResolveFn } from '../dns/resolver.ts';
+import { whichApi, type Api, type ApiHandler } from './lazy.ts';
 import { sesV2, v2Error } from './ses-v2.ts';
 import { sesV1, v1Error } from './ses-v1.ts';
 import { resend, resendError } from './resend.ts';
@@ -28,6 +30,9 @@ export interface ApiDeps extends SendDeps {
   budget: MemoryBudget;
   identities: Identities;
 }
+
+/** What the server gives the APIs (lazy.ts): the identities are made here, with their DNS checks. */
+export type ApiStartDeps = Omit<ApiDeps, 'identities'> & { resolve: ResolveFn };
 
 /** A request the wire modules answer: authenticated, body read. */
 export interface ApiRequest {
@@ -48,46 +53,20 @@ export interface ApiReply {
   body: string;
 }
 
-type Api = 'v2' | 'v1' | 'resend';
-
-/** Which API a request is for, or null when it is none of them (the caller answers it). */
-function whichApi(req: IncomingMessage, path: string): { api: Api; route: string } | null {
-  const at = path.indexOf('/v2/email/');
-  if (at >= 0) return { api: 'v2', route: path.slice(at) };
-  // Resend: `${baseUrl}/emails...`; the first /emails segment starts the route
-  const resend = /^.*?(\/emails(?:\/[^/]*){0,2})$/.exec(path);
-  if (resend) return { api: 'resend', route: resend[1] ?? '' };
-  const type = String(req.headers['content-type'] ?? '');
-  if (
-    path.endsWith('/') &&
-    req.method === 'POST' &&
-    type.startsWith('application/x-www-form-urlencoded')
-  ) {
-    return { api: 'v1', route: '/' };
-  }
-  if (path.endsWith('/') && req.method === 'GET' && /[?&]Action=/.test(req.url ?? '')) {
-    return { api: 'v1', route: '/' };
-  }
-  return null;
-}
-
 /** The largest request body: a message of `messageSize` in base64, in JSON, with room for the rest. */
 export function bodyLimit(messageSize: number): number {
   return Math.ceil((messageSize * 4) / 3) + 1024 * 1024;
 }
 
-/**
- * For the listeners that carry the APIs: a client has 30 s to send its
- * headers and 2 minutes for the whole request (a 50 MB message at 400 KB/s),
- * instead of Node's 60 s and 5 minutes, so slow uploads cannot hold the
- * memory budget long.
- */
-export const API_TIMEOUTS = { headersTimeout: 30_000, requestTimeout: 120_000 };
-
-/** Answers the request and returns true when it is for an API; false leaves it to the caller. */
-export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
-
-export function createApi(deps: ApiDeps): ApiHandler {
+export function createApi(start: ApiStartDeps): ApiHandler {
+  const deps: ApiDeps = {
+    ...start,
+    identities: new Identities({
+      directory: start.directory,
+      resolve: start.resolve,
+      hostname: start.hostname,
+    }),
+  };
   const limit = bodyLimit(deps.messageSize);
   const idempotency = new Idempotency(deps.spool.db, deps.log);
   return (req, res) => {

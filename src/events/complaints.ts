@@ -9,7 +9,7 @@ import type { Logger } from '../log/log.ts';
 import { messageStream, type Held } from '../message/held.ts';
 import type { Spool } from '../queue/spool.ts';
 import { mailRecord } from './events.ts';
-import { looksLikeFeedbackReport, ourQueueId, readFeedbackReport } from './arf.ts';
+import { ourQueueId, readFeedbackReport } from './arf.ts';
 import { getAlignment } from 'mailauth/lib/tools.js';
 import type { SenderAuth } from '../verify/inbound.ts';
 
@@ -38,14 +38,13 @@ function mayReport(sender: ReportSender, recipient: string): boolean {
   return getAlignment(domainOf(recipient), [domainOf(sender.address)], false) !== false;
 }
 
-/** Reads `message` when it is a feedback report about posta's mail; never throws. */
+/** Reads `message`, a feedback report (looksLikeFeedbackReport), about posta's mail; never throws. */
 export async function takeComplaint(
   deps: ComplaintDeps,
   message: Held,
   reportId: string,
   sender: ReportSender,
 ): Promise<void> {
-  if (!looksLikeFeedbackReport(message.head)) return;
   try {
     const report = await readFeedbackReport(messageStream(message));
     if (!report) {

@@ -57,7 +57,7 @@ import {
   C552TooBig,
   SmtpReply,
 } from './reply.ts';
-import { takeComplaint } from '../events/complaints.ts';
+import { looksLikeFeedbackReport } from '../events/arf.ts';
 
 export interface ReceiveDeps {
   config: ResolvedConfig;
@@ -210,7 +210,9 @@ async function queue(
     throw storageError(err as Error);
   }
   // a feedback report about mail posta sent: a complaint (events/complaints.ts)
-  if (source === 'inbound') {
+  if (source === 'inbound' && looksLikeFeedbackReport(message.head)) {
+    // loaded by the first report: it reads alignment with mailauth's public suffix list
+    const { takeComplaint } = await import('../events/complaints.ts');
     await takeComplaint(
       { spool: deps.spool, hostname: deps.config.hostname, log: deps.log },
       message,

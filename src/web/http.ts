@@ -10,7 +10,7 @@ import type { Endpoint } from '../config/endpoint.ts';
 import type { Logger } from '../log/log.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { listenAll } from '../net/listen.ts';
-import { API_TIMEOUTS, type ApiHandler } from '../api/http.ts';
+import { API_TIMEOUTS, type ApiHandler } from '../api/lazy.ts';
 
 /** What GET / answers until the dashboard exists. */
 const INDEX = `posta: the web dashboard is not built yet.

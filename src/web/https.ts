@@ -23,7 +23,7 @@ import type { Logger } from '../log/log.ts';
 import { stsPolicy } from '../mtasts/policy.ts';
 import type { CertStore } from '../tls/store.ts';
 import type { Challenges } from '../acme/challenges.ts';
-import { API_TIMEOUTS, type ApiHandler } from '../api/http.ts';
+import { API_TIMEOUTS, type ApiHandler } from '../api/lazy.ts';
 
 export interface HttpsDeps {
   config: ResolvedConfig;
