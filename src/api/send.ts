@@ -35,7 +35,13 @@ import { longLine, longLineText } from '../message/lines.ts';
 import { readOriginator } from '../message/originator.ts';
 import { stampMessage } from '../message/stamp.ts';
 import { newQueueId, type Envelope, type Spool } from '../queue/spool.ts';
-import { displayName, fieldAddresses, normaliseAddress, splitMessage } from '../submit/local.ts';
+import {
+  displayName,
+  fieldAddresses,
+  fieldName,
+  normaliseAddress,
+  splitMessage,
+} from '../submit/local.ts';
 import { keyMaySendFrom, type ApiKey } from '../keys/keys.ts';
 import type { Quotas } from '../keys/quota.ts';
 import { ApiError } from './errors.ts';
@@ -204,10 +210,6 @@ export async function queueSend(
     'API send queued',
   );
   return { messageId: queueId };
-}
-
-function fieldName(field: string): string {
-  return field.slice(0, field.indexOf(':')).trim().toLowerCase();
 }
 
 function fieldValue(field: string): string {

@@ -156,28 +156,17 @@ export async function sesV1(req: ApiRequest, deps: ApiDeps, requestId: string): 
     }
     case 'SendEmail': {
       const source = need(p, 'Source');
-      const to = members(p, 'Destination.ToAddresses');
-      const cc = members(p, 'Destination.CcAddresses');
-      const bcc = members(p, 'Destination.BccAddresses');
+      const dest = destination(p, 'Destination');
       const raw = await compose({
         from: source,
-        to,
-        cc,
+        to: dest.to,
+        cc: dest.cc,
         replyTo: members(p, 'ReplyToAddresses'),
         subject: need(p, 'Message.Subject.Data'),
         text: p.get('Message.Body.Text.Data') ?? undefined,
         html: p.get('Message.Body.Html.Data') ?? undefined,
       });
-      const { messageId } = await sendMessage(deps, {
-        key: req.key,
-        raw,
-        from: p.get('ReturnPath') || source,
-        destinations: [...to, ...cc, ...bcc],
-        tags: tags(p),
-        clientIp: req.clientIp,
-        protocol: req.protocol,
-        maxSize: V1_MAX_SIZE,
-      });
+      const messageId = await send(req, deps, p, raw, dest.all, tags(p));
       return ok(action, `<MessageId>${messageId}</MessageId>`, requestId);
     }
     case 'GetSendQuota': {

@@ -128,7 +128,8 @@ export function splitMessage(text: string): { fields: string[]; body: string } {
   return { fields, body: rest.length ? `${rest.join('\r\n')}\r\n` : '' };
 }
 
-function fieldName(field: string): string {
+/** A header field's name, lower-cased (the field as splitMessage gives it). */
+export function fieldName(field: string): string {
   return field.slice(0, field.indexOf(':')).trim().toLowerCase();
 }
 
