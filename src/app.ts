@@ -10,6 +10,7 @@ import { formatEndpoint } from './config/endpoint.ts';
 import { Directory } from './domains/directory.ts';
 import { watchConfigFile } from './config/watch.ts';
 import { Spool } from './queue/spool.ts';
+import type { CheckpointResult } from './queue/checkpoint.ts';
 import { clearIncoming, MemoryBudget } from './smtp/data.ts';
 import { attemptCounts, queueCounts } from './queue/inspect.ts';
 import type { Logger, RecentErrors } from './log/log.ts';
@@ -95,15 +96,16 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     );
     stops.push(() => directory.stop());
     stops.push(await watchConfigFile(config.dir, log));
-    const spool = openSpool(config);
+    const workers = new WorkerPool({ servers: opts.captureDir ? null : config.dns.servers });
+    stops.push(() => workers.close());
+    // stopped before the workers: it waits for a checkpoint running on one
+    const spool = openSpool(config, workers, log);
     stops.push(() => spool.close());
     useCompileCache(config.dataDir);
     spool.sweep();
     clearIncoming(config.dataDir);
     const resolver = opts.captureDir ? offlineResolver() : createResolver(config.dns.servers);
     const srs = new Srs(await loadSrsSecret(config.dir));
-    const workers = new WorkerPool({ servers: opts.captureDir ? null : config.dns.servers });
-    stops.push(() => workers.close());
     // prom-client loads only when an http listener serves /metrics.
     const metrics = config.listen.http.length
       ? new (await import('./metrics/metrics.ts')).Metrics({
@@ -258,9 +260,17 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
   }
 }
 
-function openSpool(config: ResolvedConfig): Spool {
+function openSpool(config: ResolvedConfig, workers: WorkerPool, log: Logger): Spool {
   try {
-    return new Spool(config.dataDir);
+    return new Spool(config.dataDir, {
+      run: (path) =>
+        workers.run({ kind: 'checkpoint', input: { path } }) as Promise<CheckpointResult>,
+      onError: (error) =>
+        log.error(
+          { err: error },
+          'the queue could not be checkpointed: its WAL file grows until it can',
+        ),
+    });
   } catch (err) {
     throw new PostaError(`Cannot open the queue in ${config.dataDir}: ${(err as Error).message}.`);
   }

@@ -1,12 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DUE_OF_MESSAGE, MIGRATIONS, PART_SIZE, Spool, newQueueId } from './spool.ts';
 import { deleteMessage } from './inspect.ts';
 import { openDb } from '../db/db.ts';
+import { WorkerPool } from '../workers/pool.ts';
+import type { CheckpointResult } from './checkpoint.ts';
 
 /** The whole stored message, read back as delivery reads it. */
 async function text(spool: Spool, id: string): Promise<Buffer | null> {
@@ -142,4 +145,65 @@ test("a new message's due recipients are read through the primary key, not the d
   // with the due index, each new message would walk the whole due backlog
   assert.match(plan.map((p) => p.detail).join('\n'), /sqlite_autoindex_recipients_1 \(message=\?/);
   await spool.close();
+});
+
+test("the server's spool checkpoints on a worker thread and its WAL stays bounded under sustained writes", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'spool-'));
+  const pool = new WorkerPool({ servers: null });
+  const errors: string[] = [];
+  const spool = new Spool(dir, {
+    run: (path) => pool.run({ kind: 'checkpoint', input: { path } }) as Promise<CheckpointResult>,
+    onError: (m) => errors.push(m),
+  });
+  const wal = join(dir, 'queue.db-wal');
+  let largest = 0;
+  const body = (n: number) => Buffer.alloc(200 * 1024, `message ${n}\r\n`);
+  // 20 writers as 20 sessions, each message delivered (removed) after it is
+  // stored, as on a relay: 120 MB through the WAL, the last 20 kept
+  const kept: string[] = [];
+  await Promise.all(
+    Array.from({ length: 20 }, async (_, w) => {
+      for (let i = 0; i < 30; i++) {
+        const n = w * 100 + i;
+        const id = await spool.enqueue({ ...env(n), recipients: [`r${n}@example.org`] }, body(n));
+        largest = Math.max(largest, statSync(wal).size);
+        if (i === 29) {
+          kept.push(id);
+          continue;
+        }
+        const at = Date.now();
+        await spool.record(id, {
+          attempts: [
+            {
+              message: id,
+              recipient: `r${n}@example.org`,
+              at,
+              durationMs: 1,
+              outcome: 'delivered',
+              reply: '250 ok',
+            },
+          ],
+          retry: new Map(),
+          notices: [],
+        });
+      }
+    }),
+  );
+  await spool.close();
+  await pool.close();
+  assert.deepEqual(errors, []);
+  // without the held checkpoint it reaches the whole 120 MB
+  assert.ok(largest < 64 * 1024 * 1024, `the WAL grew to ${largest} bytes`);
+  const again = new Spool(dir);
+  assert.deepEqual(
+    again
+      .list()
+      .map((m) => m.id)
+      .sort(),
+    kept.sort(),
+  );
+  const first = again.list().find((m) => m.id === kept[0]);
+  const n = Number(/^s(\d+)@/.exec(first?.sender ?? '')?.[1]);
+  assert.ok((await text(again, kept[0] ?? ''))?.equals(body(n)));
+  await again.close();
 });

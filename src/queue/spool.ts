@@ -41,7 +41,7 @@
  * only results not yet followed by a sync, and then the message is delivered
  * again, which at least once allows.
  */
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { open } from 'node:fs/promises';
@@ -52,6 +52,7 @@ import { openDb, prepared, transaction, type Db } from '../db/db.ts';
 import { fsErrorSentence, ownerOf } from '../fsutil/errors.ts';
 import type { SenderAuth } from '../verify/inbound.ts';
 import { WalSync } from './wal-sync.ts';
+import { Checkpointer, HOLD_BYTES, type CheckpointRunner } from './checkpoint.ts';
 import { newQueueId } from './id.ts';
 import { countSend, pruneSends } from '../keys/usage.ts';
 import {
@@ -420,12 +421,29 @@ export class Spool {
   onEnqueued: (ids: string[]) => void = () => {};
 
   private readonly wal: WalSync;
+  private readonly walPath: string;
 
-  constructor(dataDir: string) {
+  /** The server's checkpoints, off the event loop (checkpoint.ts); null: SQLite's own, in COMMIT. */
+  private readonly checkpoints: Checkpointer | null;
+
+  /**
+   * `checkpoints`: where the WAL's checkpoints run, off the event loop (the
+   * server); without it the commits checkpoint themselves, which serves a
+   * command that writes a message or two.
+   */
+  constructor(dataDir: string, checkpoints?: CheckpointRunner) {
     this.db = openQueueDb(dataDir);
     // durable writes are synced by this.wal, off the event loop (wal-sync.ts)
     this.db.exec('PRAGMA synchronous = NORMAL');
-    this.wal = new WalSync(join(dataDir, 'queue.db-wal'));
+    this.walPath = join(dataDir, 'queue.db-wal');
+    this.wal = new WalSync(this.walPath);
+    this.checkpoints = null;
+    if (checkpoints) {
+      this.db.exec('PRAGMA wal_autocheckpoint = 0');
+      // the WAL starts over this small, so its size tells the checkpoints when it grew
+      this.db.exec(`PRAGMA journal_size_limit = ${HOLD_BYTES}`);
+      this.checkpoints = new Checkpointer(join(dataDir, 'queue.db'), checkpoints);
+    }
   }
 
   /**
@@ -687,6 +705,8 @@ export class Spool {
 
   /** Commits what is pending; resolves when its sync is done and the files are closed. */
   async close(): Promise<void> {
+    // a running checkpoint first: it may hold the last commit
+    await this.checkpoints?.close();
     if (this.pending.length) this.commit();
     // the last sync first: closing the last connection may remove the WAL
     await this.wal.close();
@@ -795,6 +815,14 @@ export class Spool {
     for (const r of e.recipients) add.run(id, r, now);
   }
 
+  private walBytes(): number {
+    try {
+      return statSync(this.walPath).size;
+    } catch {
+      return 0;
+    }
+  }
+
   private write(fn: () => void, durable = true): Promise<void> {
     return new Promise((resolve, reject) => {
       this.pending.push({ write: fn, durable, resolve, reject });
@@ -806,6 +834,9 @@ export class Spool {
   }
 
   private commit(): void {
+    const held = this.checkpoints?.held;
+    // still scheduled: what comes meanwhile joins this batch
+    if (held) return void held.then(() => this.commit());
     this.scheduled = false;
     const batch = this.pending;
     this.pending = [];
@@ -829,6 +860,7 @@ export class Spool {
       for (const p of batch) p.reject(err as Error);
       return;
     }
+    this.checkpoints?.nudge(this.walBytes());
     const durable: Pending[] = [];
     for (const p of batch) {
       const err = failed.get(p);

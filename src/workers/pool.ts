@@ -1,7 +1,7 @@
 /**
  * The worker threads that do posta's CPU-heavy steps off the SMTP event loop:
- * DKIM signing of submitted mail and the inbound checks with the ARC seal
- * (worker.ts runs both). One pool for both, one thread fewer than the cores
+ * DKIM signing of submitted mail, the inbound checks with the ARC seal, and
+ * the queue's WAL checkpoints (worker.ts runs all three). One pool for both, one thread fewer than the cores
  * (the SMTP thread keeps one busy under load; at least one), and started
  * lazily: a thread is spawned only when every running one is busy, so an idle
  * server, or one whose port 25 takes no mail, pays for no threads, and a
@@ -31,7 +31,7 @@ export interface WorkerSetup {
 
 /** A job and its answer, by kind; worker.ts has the other half. */
 export interface Job {
-  kind: 'sign' | 'verify';
+  kind: 'sign' | 'verify' | 'checkpoint';
   input: unknown;
   /** The message's body is in a file: run it after the other large jobs. */
   large?: boolean;

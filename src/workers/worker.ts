@@ -26,6 +26,20 @@ const handlers: Record<string, () => Promise<Handler>> = {
     return (r: VerifyRequest) =>
       verifyInbound({ ...r, message: held(r.message), resolve: resolver.resolve });
   },
+  // the spool's WAL checkpoints (queue/checkpoint.ts), on a connection of this thread's
+  async checkpoint() {
+    const { DatabaseSync } = await import('node:sqlite');
+    const dbs = new Map<string, InstanceType<typeof DatabaseSync>>();
+    return (r: { path: string }) => {
+      let db = dbs.get(r.path);
+      if (!db) {
+        dbs.set(r.path, (db = new DatabaseSync(r.path)));
+        // a checkpoint copies through a buffer of its own: no page cache wanted
+        db.exec('PRAGMA cache_size = 16');
+      }
+      return Promise.resolve(db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get());
+    };
+  },
 };
 /** Structured clone gives Uint8Arrays back as such; a body in a file stays a path. */
 function held(m: { head: Uint8Array; body: Uint8Array | BodyFile }): Held {
