@@ -18,6 +18,8 @@ import { certificateSource, type CertificateSource } from './tls/source.ts';
 import { certificateCovers } from './tls/certs.ts';
 import { startHttps } from './web/https.ts';
 import { startHttp } from './web/http.ts';
+import { lazyDashboard } from './web/dashboard/lazy.ts';
+import { allowedHosts } from './web/dashboard/guard.ts';
 import { lazyApi, type ApiHandler } from './api/lazy.ts';
 import { KeyStore } from './keys/keys.ts';
 import { Quotas } from './keys/quota.ts';
@@ -169,24 +171,6 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       quotas,
     });
     draining.push(smtp);
-    draining.push(await startWeb(config, directory, certs, log, api));
-    draining.push(await startHttp(config.listen.http, metrics, log, api));
-    certs.start();
-    stops.push(() => certs.stop());
-    const scheduler = new Scheduler({
-      spool,
-      transport: transport(config, spool, resolver, opts),
-      directory,
-      srs,
-      delivery: config.delivery,
-      hostname: config.hostname,
-      log,
-      metrics,
-    });
-    scheduler.start();
-    draining.push({ close: () => scheduler.stop() });
-    webhooks.start();
-    draining.push({ close: () => webhooks.stop() });
     const started = Date.now();
     const status = (): Status => ({
       version: VERSION,
@@ -226,6 +210,31 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
         })),
       errors: opts.errors?.items ?? [],
     });
+    const dashboard = lazyDashboard({
+      dir: config.dir,
+      db: spool.db,
+      status,
+      hosts: allowedHosts([config.hostname, ...config.listen.http.map((e) => e.host)]),
+      log,
+    });
+    draining.push(await startWeb(config, directory, certs, log, api));
+    draining.push(await startHttp(config.listen.http, metrics, log, api, dashboard));
+    certs.start();
+    stops.push(() => certs.stop());
+    const scheduler = new Scheduler({
+      spool,
+      transport: transport(config, spool, resolver, opts),
+      directory,
+      srs,
+      delivery: config.delivery,
+      hostname: config.hostname,
+      log,
+      metrics,
+    });
+    scheduler.start();
+    draining.push({ close: () => scheduler.stop() });
+    webhooks.start();
+    draining.push({ close: () => webhooks.stop() });
     const control = await startControl(config.dataDir, status).catch((err: Error) => {
       log.warn({ err: err.message }, 'no control socket: posta status will not reach this server');
       return null;

@@ -100,6 +100,11 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./sendmail.ts')).sendmail,
   },
   {
+    name: 'admin',
+    summary: 'the way into the dashboard: set the admin password, print a one-time login link',
+    load: async () => (await import('./admin.ts')).admin,
+  },
+  {
     name: 'doctor',
     summary: 'check live DNS and the server against what they should be',
     load: async () => (await import('./doctor.ts')).doctor,

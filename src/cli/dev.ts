@@ -1,3 +1,6 @@
+import { openQueueDb } from '../queue/spool.ts';
+import { createLink } from '../web/dashboard/sessions.ts';
+import { dashboardUrl } from '../web/dashboard/admin.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { PostaError, UsageError } from '../errors.ts';
 import { tmpdir } from 'node:os';
@@ -57,7 +60,7 @@ The folder stays after Ctrl-C, with the captured mail; delete it when done.`,
       if (!str(args, 'sandbox')) await rm(root, { recursive: true, force: true });
       throw err;
     }
-    const { app, password, captured } = started;
+    const { app, password, captured, dashboard } = started;
     const sub = base + 587;
     process.stderr.write(`
 posta dev: a sandbox on loopback. Mail is accepted, DKIM-signed and captured; nothing is sent.
@@ -65,6 +68,8 @@ posta dev: a sandbox on loopback. Mail is accepted, DKIM-signed and captured; no
   config folder   ${dir}
   submission      127.0.0.1:${sub} (STARTTLS)   submissions 127.0.0.1:${base + 465} (TLS)
   inbound SMTP    127.0.0.1:${base + 25}
+  dashboard       ${dashboard}
+                  (logs you in once; later \`posta admin link --dir ${dir}\` makes another)
   metrics         http://127.0.0.1:${base + TOP_OFFSET}/metrics
   account         ${user}   password ${password}
   captured mail   ${captured}/*.eml
@@ -116,5 +121,12 @@ async function startSandbox(dir: string, base: number, user: string, log: Logger
       `${err.message.replace(/\.$/, '')}; pick other ports with --port-base N (now ${base}: ports N+25, N+465, N+587, N+${TOP_OFFSET}).`,
     );
   });
-  return { app, password, captured };
+  const db = openQueueDb(config.dataDir);
+  let dashboard: string;
+  try {
+    dashboard = `${dashboardUrl(config)}login/${createLink(db)}`;
+  } finally {
+    db.close();
+  }
+  return { app, password, captured, dashboard };
 }

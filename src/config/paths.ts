@@ -12,6 +12,8 @@ export const domainDir = (dir: string, domain: string) => join(dir, 'domains', d
 export const usersFile = (dir: string, domain: string) => join(domainDir(dir, domain), 'users');
 export const aliasesFile = (dir: string, domain: string) => join(domainDir(dir, domain), 'aliases');
 export const dkimDir = (dir: string, domain: string) => join(domainDir(dir, domain), 'dkim');
+/** The dashboard's admin password hash (`posta admin password`). */
+export const adminPasswordFile = (dir: string) => join(dir, 'admin-password');
 
 /**
  * The config folder of the service installed on this machine: /etc/posta,

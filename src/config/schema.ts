@@ -71,7 +71,7 @@ export const ConfigSchema = z.strictObject({
       ),
       http: endpoints(
         ['127.0.0.1:8025'],
-        'HTTP: the SES APIs for applications on this machine, Prometheus /metrics and /healthz (the dashboard at / is not built yet).',
+        'HTTP: the SES APIs for applications on this machine, Prometheus /metrics and /healthz, and the dashboard at / (loopback only; log in with `posta admin password` or `posta admin link`).',
       ),
       https: endpoints(
         ['0.0.0.0:443', '[::]:443'],

@@ -8,6 +8,7 @@
 import type { Db } from '../db/db.ts';
 import { listMessages, storedMessage, type QueuedMessage, type RecipientState } from './spool.ts';
 import { readHeader } from '../message/header.ts';
+import { mailRecord } from '../events/events.ts';
 
 export interface QueueEntry extends Omit<QueuedMessage, 'recipients'> {
   recipients: RecipientState[];
@@ -77,6 +78,12 @@ export function messageDetail(db: Db, id: string): MessageDetail | null {
     const header = readHeader(stored.head);
     from = header.from;
     subject = header.subject ?? null;
+  } else {
+    // delivered: the header fields the events keep of account mail (events.ts)
+    const field = (name: string) =>
+      mailRecord(db, id)?.headers.find((h) => h.name.toLowerCase() === name)?.value;
+    from = [field('from')].filter((v) => v !== undefined);
+    subject = field('subject') ?? null;
   }
   return { id, queued, subject, from, attempts };
 }
@@ -114,4 +121,13 @@ export function attemptCounts(db: Db, since: number): Record<string, number> {
   const out: Record<string, number> = { delivered: 0, transient: 0, permanent: 0, expired: 0 };
   for (const r of rows) out[r.outcome] = r.n;
   return out;
+}
+
+/** Make the waiting recipients of one message due now; returns how many. */
+export function retryMessage(db: Db, id: string, now = Date.now()): number {
+  return Number(
+    db
+      .prepare("UPDATE recipients SET next_attempt = ? WHERE message = ? AND state = 'queued'")
+      .run(now, id).changes,
+  );
 }

@@ -313,6 +313,14 @@ export const MIGRATIONS = [
      updated_at INTEGER NOT NULL,
      PRIMARY KEY (owner, name)
    ) WITHOUT ROWID;`,
+  // the dashboard's one-time login links and sessions (web/dashboard/sessions.ts):
+  // the SHA-256 of each token, never the token
+  `CREATE TABLE admin_tokens (
+     hash TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,
+     csrf TEXT,
+     expires_at INTEGER NOT NULL
+   ) WITHOUT ROWID;`,
 ];
 
 /** Bytes in one row of message_parts. */

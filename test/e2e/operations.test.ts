@@ -91,22 +91,23 @@ test('/metrics parses as Prometheus text and its counters move when mail flows',
   assert.equal(delta('posta_delivery_latency_seconds_count{domain_class=other}'), 1);
 });
 
-test('/ on the http listener says the dashboard is not built yet and points at the SES APIs and /metrics', async () => {
-  const res = await fetch(`http://${s.host}:${s.ports.http}/`);
-  assert.equal(res.status, 200);
-  const text = await res.text();
-  assert.match(text, /^posta: the web dashboard is not built yet\./);
-  assert.match(text, /^GET \/metrics +Prometheus metrics/m);
-  assert.match(text, /^POST \/v2\/email\/outbound-emails/m);
-  assert.equal((await fetch(`http://${s.host}:${s.ports.http}/nothing`)).status, 404);
-  // The posta.toml that init writes promises no more than that.
+test('/ on the http listener is the dashboard: a login page that says how to get in', async () => {
+  const res = await fetch(`http://${s.host}:${s.ports.http}/`, { redirect: 'manual' });
+  assert.equal(res.status, 303);
+  assert.equal(res.headers.get('location'), '/login');
+  const login = await fetch(`http://${s.host}:${s.ports.http}/login`);
+  assert.equal(login.status, 200);
+  assert.match(
+    (await login.text()).replace(/\s+/g, ' '),
+    /No admin password is set\. On the server, run <code>posta admin password<\/code>, or <code>posta admin link<\/code>/,
+  );
+  // The posta.toml that init writes says where the dashboard is and how to log in.
   const fresh = await initFolder('example.org');
   const written = await readFile(join(fresh.dir, 'posta.toml'), 'utf8');
   assert.match(
     written,
-    /^# HTTP: the SES APIs for applications on this machine, Prometheus \/metrics and \/healthz \(the dashboard at \/ is not built yet\)\.$/m,
+    /^# HTTP: the SES APIs for applications on this machine, Prometheus \/metrics and \/healthz, and the dashboard at \/ \(loopback only; log in with `posta admin password` or `posta admin link`\)\.$/m,
   );
-  assert.doesNotMatch(written, /HTTP API, dashboard/);
 });
 
 test('posta status reports the running server; without one it says so', async () => {

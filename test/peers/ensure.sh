@@ -39,6 +39,7 @@ peers=(
   "mount|mount|command -v mount"
   "iproute2|ip|command -v ip"
   "passwd|useradd|command -v useradd"
+  "chromium|headless Chromium (the dashboard tests, through playwright-core)|chromium --headless --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p>rendered</p>' 2>/dev/null | grep -q '<p>rendered</p>'"
 )
 
 missing() {

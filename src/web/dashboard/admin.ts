@@ -1,0 +1,20 @@
+/** Where the dashboard is, and its admin password, for the CLI and the server alike. */
+import { readFile } from 'node:fs/promises';
+import type { ResolvedConfig } from '../../config/load.ts';
+import { adminPasswordFile } from '../../config/paths.ts';
+
+/** The dashboard's URL on the first http listener (loopback by default), with a trailing slash. */
+export function dashboardUrl(config: Pick<ResolvedConfig, 'listen'>): string {
+  const e = config.listen.http[0];
+  if (!e) return 'http://127.0.0.1:8025/ (no [listen] http listener is set: add one)';
+  const host = e.host.includes(':') ? `[${e.host}]` : e.host;
+  // a wildcard listener is reached on loopback
+  const at = host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host;
+  return `http://${at}:${e.port}/`;
+}
+
+/** The admin password hash, or null when none is set. */
+export async function readAdminHash(dir: string): Promise<string | null> {
+  const text = await readFile(adminPasswordFile(dir), 'utf8').catch(() => null);
+  return text?.trim() || null;
+}

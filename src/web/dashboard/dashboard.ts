@@ -1,0 +1,222 @@
+/**
+ * The dashboard (hono, server-rendered pages.ts) on the http listener: an
+ * overview of the server, the queue, and each message's timeline with its
+ * actions. It reads the same services as the CLI (`posta status`'s Status,
+ * queue/inspect.ts, events/events.ts). guard.ts says what a request must pass.
+ */
+import type { IncomingMessage } from 'node:http';
+import { Hono, type Context } from 'hono';
+import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
+import { getRequestListener } from '@hono/node-server';
+import type { Db } from '../../db/db.ts';
+import type { Logger } from '../../log/log.ts';
+import type { Status } from '../../status/control.ts';
+import { deleteMessage, messageDetail, queueEntries, retryMessage } from '../../queue/inspect.ts';
+import { listEvents } from '../../events/events.ts';
+import { verifyPassword } from '../../users/hash.ts';
+import { HashGate } from '../../users/gate.ts';
+import { isLoopback } from '../../address/ip.ts';
+import { readAdminHash } from './admin.ts';
+import { LoginLimiter, refuse } from './guard.ts';
+import {
+  createSession,
+  endSession,
+  findSession,
+  redeemLink,
+  sameToken,
+  SESSION_TTL_MS,
+  type Session,
+} from './sessions.ts';
+import * as pages from './pages.ts';
+
+export interface DashboardDeps {
+  /** The config folder: its admin-password file. */
+  dir: string;
+  db: Db;
+  status: () => Status;
+  /** Host names a request may give (guard.ts allowedHosts). */
+  hosts: Set<string>;
+  log: Logger;
+}
+
+type Env = { Bindings: { incoming: IncomingMessage }; Variables: { session: Session } };
+
+const COOKIE = 'posta_session';
+
+const HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  // not no-referrer: with it a browser sends `Origin: null` on the pages' own forms
+  'referrer-policy': 'same-origin',
+  'cache-control': 'no-store',
+};
+
+export function createDashboard(deps: DashboardDeps) {
+  const app = new Hono<Env>();
+  const limiter = new LoginLimiter();
+  const gate = new HashGate({ slots: 1, queue: 8 });
+  const scheme = (c: Context<Env>) =>
+    'encrypted' in c.env.incoming.socket ? ('https' as const) : ('http' as const);
+  const clientIp = (c: Context<Env>) => c.env.incoming.socket.remoteAddress ?? '';
+
+  app.use(async (c, next) => {
+    const socket = c.env.incoming.socket;
+    if (scheme(c) === 'http' && !isLoopback(socket.localAddress ?? '')) {
+      return c.text(
+        'The dashboard is served on loopback and over https only; reach it with ssh -L.\n',
+        403,
+      );
+    }
+    const refused = refuse({
+      method: c.req.method,
+      host: c.req.header('host'),
+      origin: c.req.header('origin'),
+      fetchSite: c.req.header('sec-fetch-site'),
+      scheme: scheme(c),
+      hosts: deps.hosts,
+    });
+    if (refused) return c.text(`${refused.text}\n`, refused.status);
+    await next();
+    for (const [k, v] of Object.entries(HEADERS)) c.res.headers.set(k, v);
+  });
+
+  app.get('/assets/dashboard.css', (c) => {
+    c.header('content-type', 'text/css; charset=utf-8');
+    return c.body(pages.CSS);
+  });
+
+  const openSession = (c: Context<Env>) => {
+    const s = createSession(deps.db);
+    setCookie(c, COOKIE, s.token, {
+      httpOnly: true,
+      sameSite: 'Strict',
+      path: '/',
+      secure: scheme(c) === 'https',
+      maxAge: SESSION_TTL_MS / 1000,
+    });
+    return s;
+  };
+
+  app.get('/login', async (c) =>
+    c.html(pages.loginPage({ passwordSet: (await readAdminHash(deps.dir)) !== null })),
+  );
+
+  app.post('/login', async (c) => {
+    const ip = clientIp(c);
+    const wait = limiter.wait(ip);
+    if (wait > 0) {
+      c.header('retry-after', String(Math.ceil(wait / 1000)));
+      const error = `Too many failed logins from ${ip}; try again in ${Math.ceil(wait / 60_000)} minutes.`;
+      return c.html(pages.loginPage({ error, passwordSet: true }), 429);
+    }
+    const body = await c.req.parseBody();
+    const password = typeof body.password === 'string' ? body.password : '';
+    const hash = await readAdminHash(deps.dir);
+    const ok =
+      hash !== null &&
+      password !== '' &&
+      (await gate.run(() => verifyPassword(password, hash)).catch(() => false));
+    if (!ok) {
+      limiter.failed(ip);
+      deps.log.warn({ ip }, 'dashboard: a login failed');
+      const error = hash === null ? 'No admin password is set.' : 'That is not the admin password.';
+      return c.html(pages.loginPage({ error, passwordSet: hash !== null }), 401);
+    }
+    limiter.succeeded(ip);
+    openSession(c);
+    deps.log.info({ ip }, 'dashboard: logged in with the admin password');
+    return c.redirect('/', 303);
+  });
+
+  app.get('/login/:token', (c) => {
+    if (!redeemLink(deps.db, c.req.param('token'))) {
+      const error =
+        'That login link was used already or has expired; `posta admin link` makes a new one.';
+      return c.html(pages.loginPage({ error, passwordSet: true }), 401);
+    }
+    openSession(c);
+    deps.log.info({ ip: clientIp(c) }, 'dashboard: logged in with a one-time link');
+    return c.redirect('/', 303);
+  });
+
+  // everything below needs a session, and an unsafe request its token
+  app.use(async (c, next) => {
+    const token = getCookie(c, COOKIE);
+    const session = token ? findSession(deps.db, token) : null;
+    if (!session) {
+      if (token) deleteCookie(c, COOKIE, { path: '/' });
+      if (c.req.method === 'GET' || c.req.method === 'HEAD') return c.redirect('/login', 303);
+      return c.text('Log in first: the session is missing or has ended.\n', 401);
+    }
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      const body = await c.req.parseBody();
+      const given =
+        c.req.header('x-csrf-token') ?? (typeof body.csrf === 'string' ? body.csrf : '');
+      if (!sameToken(given, session.csrf)) {
+        return c.text(
+          "The request lacks this session's token; reload the page and try again.\n",
+          403,
+        );
+      }
+    }
+    c.set('session', session);
+    await next();
+  });
+
+  app.post('/logout', (c) => {
+    endSession(deps.db, c.get('session').token);
+    deleteCookie(c, COOKIE, { path: '/' });
+    return c.redirect('/login', 303);
+  });
+
+  app.get('/', (c) => c.html(pages.overviewPage(deps.status(), c.get('session').csrf)));
+
+  app.get('/queue', (c) =>
+    c.html(pages.queuePage(queueEntries(deps.db), c.get('session').csrf, c.req.query('done'))),
+  );
+
+  app.get('/queue/:id', (c) => {
+    const id = c.req.param('id');
+    const csrf = c.get('session').csrf;
+    const d = messageDetail(deps.db, id);
+    if (!d) return c.html(pages.notFoundPage(`No message ${id} is queued or logged.`, csrf), 404);
+    return c.html(
+      pages.messagePage(d, listEvents(deps.db, { message: id }), csrf, c.req.query('done')),
+    );
+  });
+
+  app.get('/queue/:id/:action', (c) => {
+    const { id, action } = c.req.param();
+    const csrf = c.get('session').csrf;
+    if (!pages.isAction(action) || !messageDetail(deps.db, id)?.queued) {
+      return c.html(pages.notFoundPage(`No message ${id} is queued.`, csrf), 404);
+    }
+    return c.html(pages.confirmPage(id, action, csrf));
+  });
+
+  app.post('/queue/:id/:action', (c) => {
+    const { id, action } = c.req.param();
+    const ip = clientIp(c);
+    if (action === 'retry') {
+      const n = retryMessage(deps.db, id);
+      deps.log.info({ message: id, recipients: n, ip }, 'dashboard: retry now');
+      return c.redirect(
+        `/queue/${id}?done=${encodeURIComponent(`${n} recipients are due now.`)}`,
+        303,
+      );
+    }
+    if (action === 'delete') {
+      const gone = deleteMessage(deps.db, id);
+      if (gone) deps.log.info({ message: id, ip }, 'dashboard: message deleted');
+      const text = gone ? `Message ${id} is deleted.` : `No message ${id} was queued.`;
+      return c.redirect(`/queue?done=${encodeURIComponent(text)}`, 303);
+    }
+    return c.html(pages.notFoundPage(`No such action: ${action}.`, c.get('session').csrf), 404);
+  });
+
+  app.notFound((c) => c.html(pages.notFoundPage(`Nothing is at ${c.req.path}.`), 404));
+
+  return getRequestListener((req, env) => app.fetch(req, env));
+}

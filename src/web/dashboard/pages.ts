@@ -1,0 +1,402 @@
+/**
+ * The dashboard's pages, rendered on the server with hono/html (its tagged
+ * template escapes every value; Node's type stripping runs no JSX). No
+ * script: forms post with the session's token in a hidden field, and every
+ * action has a confirmation page, so the pages work with a keyboard, a
+ * screen reader and a phone alike.
+ */
+import { html } from 'hono/html';
+import type { HtmlEscapedString } from 'hono/utils/html';
+import type { Status } from '../../status/control.ts';
+import type { MessageDetail, QueueEntry } from '../../queue/inspect.ts';
+import type { StoredEvent } from '../../events/events.ts';
+
+type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+
+const when = (ms: number) =>
+  new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC');
+
+function ago(seconds: number): string {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86400)} days`;
+}
+
+export function layout(title: string, body: Html, o: { csrf?: string; flash?: string } = {}): Html {
+  return html`<!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>${title} · posta</title>
+        <link rel="stylesheet" href="/assets/dashboard.css" />
+      </head>
+      <body>
+        <header>
+          <nav aria-label="Main">
+            <a href="/" class="brand">posta</a>
+            ${
+              o.csrf
+                ? html`<a href="/">Overview</a> <a href="/queue">Queue</a>
+                    <form method="post" action="/logout" class="inline">
+                      <input type="hidden" name="csrf" value="${o.csrf}" /><button type="submit">
+                        Log out
+                      </button>
+                    </form>`
+                : ''
+            }
+          </nav>
+        </header>
+        <main>
+          ${o.flash ? html`<p role="status" class="flash">${o.flash}</p>` : ''}
+          <h1>${title}</h1>
+          ${body}
+        </main>
+      </body>
+    </html>`;
+}
+
+export function loginPage(o: { error?: string; passwordSet: boolean }): Html {
+  return layout(
+    'Log in',
+    html`${o.error ? html`<p role="alert" class="error">${o.error}</p>` : ''}
+      ${
+        o.passwordSet
+          ? html`<form method="post" action="/login">
+              <label for="password">Admin password</label>
+              <input
+                id="password"
+                name="password"
+                type="password"
+                autocomplete="current-password"
+                required
+                autofocus
+              />
+              <button type="submit">Log in</button>
+            </form>`
+          : html`<p>
+              No admin password is set. On the server, run <code>posta admin password</code>, or
+              <code>posta admin link</code> for a one-time login link.
+            </p>`
+      }
+      <p class="hint">
+        A lost password: <code>posta admin link</code> on the server prints a link that logs in
+        once.
+      </p>`,
+  );
+}
+
+const OUTCOMES = ['delivered', 'transient', 'permanent', 'expired'] as const;
+
+export function overviewPage(s: Status, csrf: string): Html {
+  const counts = (r: Record<string, number>) => OUTCOMES.map((o) => html`<td>${r[o] ?? 0}</td>`);
+  return layout(
+    'Overview',
+    html`<section aria-labelledby="queue-h">
+        <h2 id="queue-h">Queue</h2>
+        <dl class="figures">
+          <div>
+            <dt>Messages</dt>
+            <dd id="queue-messages">${s.queue.messages}</dd>
+          </div>
+          <div>
+            <dt>Recipients not yet tried</dt>
+            <dd>${s.queue.queued}</dd>
+          </div>
+          <div>
+            <dt>Recipients deferred</dt>
+            <dd id="queue-deferred">${s.queue.deferred}</dd>
+          </div>
+          <div>
+            <dt>Oldest</dt>
+            <dd>${s.queue.messages ? ago(s.queue.oldestSeconds) : '—'}</dd>
+          </div>
+        </dl>
+        <p><a href="/queue">See the queue</a></p>
+      </section>
+      <section aria-labelledby="deliveries-h">
+        <h2 id="deliveries-h">Delivery attempts</h2>
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Period</th>
+              ${OUTCOMES.map((o) => html`<th scope="col">${o}</th>`)}
+            </tr>
+          </thead>
+          <tbody>
+            <tr id="last-hour">
+              <th scope="row">Last hour</th>
+              ${counts(s.lastHour)}
+            </tr>
+            <tr id="last-day">
+              <th scope="row">Last 24 hours</th>
+              ${counts(s.lastDay)}
+            </tr>
+          </tbody>
+        </table>
+      </section>
+      <section aria-labelledby="cert-h">
+        <h2 id="cert-h">Certificate</h2>
+        <p>
+          ${s.certificate.names.join(', ')}:
+          ${
+            s.certificate.temporary
+              ? 'a temporary self-signed certificate, until ACME gets the first one'
+              : `valid until ${s.certificate.notAfter} (${s.certificate.daysLeft} days)`
+          }${s.certificate.failures ? html`; <strong>${s.certificate.failures} renewals failed</strong>: ${s.certificate.lastError ?? ''}` : ''}
+        </p>
+      </section>
+      <section aria-labelledby="dkim-h">
+        <h2 id="dkim-h">Domains</h2>
+        <ul>
+          ${Object.entries(s.dkim).map(([d, sel]) => html`<li>${d}: DKIM selectors ${sel.join(', ') || 'none'}</li>`)}
+        </ul>
+      </section>
+      <section aria-labelledby="server-h">
+        <h2 id="server-h">Server</h2>
+        <p>
+          posta ${s.version}, up ${ago(s.uptimeSeconds)}; listening on
+          ${s.listeners.map((l) => `${l.kind} ${l.address}`).join(', ')}.
+        </p>
+        ${
+          s.errors.length
+            ? html`<h3>Recent errors</h3>
+                <ul>
+                  ${s.errors.map((e) => html`<li><time>${e.time}</time> ${e.msg}</li>`)}
+                </ul>`
+            : ''
+        }
+      </section>`,
+    { csrf },
+  );
+}
+
+export function queuePage(entries: QueueEntry[], csrf: string, flash?: string): Html {
+  const now = Date.now();
+  return layout(
+    'Queue',
+    entries.length === 0
+      ? html`<p>The queue is empty: every message was delivered or has bounced.</p>`
+      : html`<table>
+          <caption>
+            ${entries.length} message${entries.length === 1 ? '' : 's'} waiting
+          </caption>
+          <thead>
+            <tr>
+              <th scope="col">Queue id</th>
+              <th scope="col">From</th>
+              <th scope="col">Recipients</th>
+              <th scope="col">Attempts</th>
+              <th scope="col">Next attempt</th>
+              <th scope="col">Last reply</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${entries.map((m) => {
+              const next = Math.min(...m.recipients.map((r) => r.nextAttempt));
+              const attempts = Math.max(0, ...m.recipients.map((r) => r.attempts));
+              const reply = m.recipients.find((r) => r.lastReply)?.lastReply ?? '';
+              return html`<tr>
+                <td><a href="/queue/${m.id}">${m.id}</a></td>
+                <td>${m.sender || '<>'}</td>
+                <td>${m.recipients.map((r) => r.address).join(', ')}</td>
+                <td>${attempts}</td>
+                <td>${next <= now ? 'due now' : `in ${ago((next - now) / 1000)}`}</td>
+                <td>${reply}</td>
+              </tr>`;
+            })}
+          </tbody>
+        </table>`,
+    { csrf, flash },
+  );
+}
+
+export function messagePage(
+  d: MessageDetail,
+  events: StoredEvent[],
+  csrf: string,
+  flash?: string,
+): Html {
+  const q = d.queued;
+  return layout(
+    `Message ${d.id}`,
+    html`<dl class="envelope">
+        <div>
+          <dt>Subject</dt>
+          <dd>${d.subject ?? '(none)'}</dd>
+        </div>
+        <div>
+          <dt>From</dt>
+          <dd>${d.from.join(', ') || '(none)'}</dd>
+        </div>
+        ${
+          q
+            ? html`<div>
+                  <dt>Envelope sender</dt>
+                  <dd>${q.sender || '<>'}</dd>
+                </div>
+                <div>
+                  <dt>Received</dt>
+                  <dd>${when(q.createdAt)} from ${q.clientIp} (${q.source})</dd>
+                </div>
+                <div>
+                  <dt>Size</dt>
+                  <dd>${q.size} bytes</dd>
+                </div>`
+            : ''
+        }
+        <div>
+          <dt>State</dt>
+          <dd id="state">${q ? 'queued' : 'done: no recipient left to deliver'}</dd>
+        </div>
+      </dl>
+      ${
+        q
+          ? html`<h2>Recipients waiting</h2>
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Recipient</th>
+                    <th scope="col">Attempts</th>
+                    <th scope="col">Next attempt</th>
+                    <th scope="col">Last reply</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${q.recipients.map(
+                    (r) =>
+                      html`<tr>
+                        <td>${r.address}</td>
+                        <td>${r.attempts}</td>
+                        <td>${when(r.nextAttempt)}</td>
+                        <td>${r.lastReply ?? ''}</td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>
+              <p class="actions">
+                <a class="button" href="/queue/${d.id}/retry">Retry now</a>
+                <a class="button danger" href="/queue/${d.id}/delete">Delete</a>
+              </p>`
+          : ''
+      }
+      <h2>Timeline</h2>
+      ${
+        d.attempts.length === 0
+          ? html`<p>No delivery attempt yet.</p>`
+          : html`<table id="attempts">
+              <thead>
+                <tr>
+                  <th scope="col">Time</th>
+                  <th scope="col">Recipient</th>
+                  <th scope="col">Outcome</th>
+                  <th scope="col">MX</th>
+                  <th scope="col">IP</th>
+                  <th scope="col">TLS</th>
+                  <th scope="col">Reply</th>
+                  <th scope="col">Duration</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${d.attempts.map(
+                  (a) =>
+                    html`<tr class="${a.outcome}">
+                      <td>${when(a.at)}</td>
+                      <td>${a.recipient}</td>
+                      <td>${a.outcome}</td>
+                      <td>${a.mx ?? ''}</td>
+                      <td>${a.ip ?? ''}</td>
+                      <td>
+                        ${a.tls ? `${a.tls}${a.tlsVerified ? ', verified' : ', not verified'}` : 'none'}
+                      </td>
+                      <td>${a.reply}</td>
+                      <td>${a.durationMs} ms</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
+      }
+      <h2>Events</h2>
+      ${
+        events.length === 0
+          ? html`<p>No events (events are kept for the mail of accounts and access keys).</p>`
+          : html`<ul>
+              ${events.map((e) => html`<li><time>${when(e.at)}</time> ${e.type}: ${e.recipients.join(', ')}</li>`)}
+            </ul>`
+      }`,
+    { csrf, flash },
+  );
+}
+
+const ACTIONS = {
+  retry: {
+    title: 'Retry now',
+    text: 'Try every waiting recipient of this message now?',
+    button: 'Retry now',
+  },
+  delete: {
+    title: 'Delete',
+    text: 'Delete this message and its waiting recipients? It will not be delivered, and no bounce is sent.',
+    button: 'Delete the message',
+  },
+} as const;
+
+export type Action = keyof typeof ACTIONS;
+export const isAction = (a: string): a is Action => a in ACTIONS;
+
+export function confirmPage(id: string, action: Action, csrf: string): Html {
+  const a = ACTIONS[action];
+  return layout(
+    `${a.title}: ${id}`,
+    html`<p>${a.text}</p>
+      <form method="post" action="/queue/${id}/${action}">
+        <input type="hidden" name="csrf" value="${csrf}" />
+        <button type="submit" class="${action === 'delete' ? 'danger' : ''}">${a.button}</button>
+        <a href="/queue/${id}">Cancel</a>
+      </form>`,
+    { csrf },
+  );
+}
+
+export function notFoundPage(what: string, csrf?: string): Html {
+  return layout(
+    'Not found',
+    html`<p>${what}</p>
+      <p><a href="/queue">Back to the queue</a></p>`,
+    { csrf },
+  );
+}
+
+export const CSS = `
+:root { color-scheme: light dark; --fg: #1b1b1b; --bg: #fff; --muted: #666; --line: #ddd; --accent: #0b5cad; --bad: #b00020; }
+@media (prefers-color-scheme: dark) { :root { --fg: #eee; --bg: #161616; --muted: #aaa; --line: #333; --accent: #7cb7ff; --bad: #ff6b6b; } }
+* { box-sizing: border-box; }
+body { margin: 0; font: 16px/1.5 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
+header { border-bottom: 1px solid var(--line); padding: .5rem 1rem; }
+nav { display: flex; gap: 1rem; align-items: center; flex-wrap: wrap; }
+nav .brand { font-weight: 700; margin-right: auto; }
+main { padding: 1rem; max-width: 72rem; margin: 0 auto; }
+a { color: var(--accent); }
+a:focus, button:focus, input:focus { outline: 3px solid var(--accent); outline-offset: 2px; }
+table { border-collapse: collapse; width: 100%; display: block; overflow-x: auto; }
+th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+caption { text-align: left; color: var(--muted); }
+dl.figures { display: flex; flex-wrap: wrap; gap: 1rem 2rem; }
+dl div { min-width: 10rem; }
+dt { color: var(--muted); }
+dd { margin: 0; font-size: 1.4rem; }
+dl.envelope dd { font-size: 1rem; }
+form.inline { display: inline; }
+button, .button { font: inherit; padding: .35rem .8rem; border: 1px solid var(--accent); background: none; color: var(--accent); border-radius: 4px; cursor: pointer; text-decoration: none; }
+.danger { border-color: var(--bad); color: var(--bad); }
+.error { color: var(--bad); }
+.flash { border-left: 4px solid var(--accent); padding: .3rem .8rem; }
+tr.permanent td, tr.expired td { color: var(--bad); }
+label { display: block; margin: .5rem 0 .2rem; }
+input[type=password] { font: inherit; padding: .35rem; width: min(20rem, 100%); }
+.hint { color: var(--muted); }
+`;

@@ -1,0 +1,75 @@
+/**
+ * The dashboard's logins: one-time login links (`posta admin link`, and
+ * `posta dev` at start) and the sessions a login opens, in the queue's
+ * database so a link made by the CLI works in the running server and a
+ * session outlives a restart. Only the SHA-256 of a token is stored: a copy
+ * of the database opens no session. Each session has its own token for
+ * unsafe requests (guard.ts), which a cross-site page cannot read.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Db } from '../../db/db.ts';
+
+/** How long a login link stays good. */
+export const LINK_TTL_MS = 15 * 60_000;
+/** How long a session lasts without a new login, as mox's admin sessions. */
+export const SESSION_TTL_MS = 12 * 3600_000;
+
+const hashOf = (token: string) => createHash('sha256').update(token).digest('hex');
+const newToken = () => randomBytes(32).toString('base64url');
+
+function prune(db: Db, now: number): void {
+  db.prepare('DELETE FROM admin_tokens WHERE expires_at <= ?').run(now);
+}
+
+/** A new one-time login link's token. */
+export function createLink(db: Db, now = Date.now()): string {
+  prune(db, now);
+  const token = newToken();
+  db.prepare("INSERT INTO admin_tokens (hash, kind, expires_at) VALUES (?, 'link', ?)").run(
+    hashOf(token),
+    now + LINK_TTL_MS,
+  );
+  return token;
+}
+
+/** Uses up a login link: true once, for a link not yet used nor expired. */
+export function redeemLink(db: Db, token: string, now = Date.now()): boolean {
+  const r = db
+    .prepare("DELETE FROM admin_tokens WHERE hash = ? AND kind = 'link' AND expires_at > ?")
+    .run(hashOf(token), now);
+  return Number(r.changes) === 1;
+}
+
+export interface Session {
+  token: string;
+  /** The token each unsafe request must carry (guard.ts). */
+  csrf: string;
+}
+
+export function createSession(db: Db, now = Date.now()): Session {
+  prune(db, now);
+  const s = { token: newToken(), csrf: newToken() };
+  db.prepare(
+    "INSERT INTO admin_tokens (hash, kind, csrf, expires_at) VALUES (?, 'session', ?, ?)",
+  ).run(hashOf(s.token), s.csrf, now + SESSION_TTL_MS);
+  return s;
+}
+
+/** The session of a cookie's token, or null when there is none (ended, expired, made up). */
+export function findSession(db: Db, token: string, now = Date.now()): Session | null {
+  const row = db
+    .prepare("SELECT csrf FROM admin_tokens WHERE hash = ? AND kind = 'session' AND expires_at > ?")
+    .get(hashOf(token), now) as { csrf: string } | undefined;
+  return row ? { token, csrf: row.csrf } : null;
+}
+
+export function endSession(db: Db, token: string): void {
+  db.prepare("DELETE FROM admin_tokens WHERE hash = ? AND kind = 'session'").run(hashOf(token));
+}
+
+/** Compares a request's token with the session's in constant time. */
+export function sameToken(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}

@@ -1,0 +1,275 @@
+/**
+ * The dashboard in a real browser: Debian's Chromium, driven headless by
+ * playwright-core, against a real `posta serve` that has delivered, deferred
+ * and bounced mail through a loopback MX (aiosmtpd). Screenshots of each page
+ * go to a folder the test prints. And what a browser must not be able to do
+ * across sites, or with a rebound Host, checked with raw HTTP requests.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { posta, tempDir } from '../helpers/posta.ts';
+import { startMxFor } from '../helpers/receiver.ts';
+import { startServer, type TestServer } from '../helpers/server.ts';
+import { submit } from '../helpers/smtp.ts';
+
+let mx: Awaited<ReturnType<typeof startMxFor>>;
+let s: TestServer;
+let browser: Browser;
+let shots: string;
+const ids: Record<string, string> = {};
+
+const base = () => `http://${s.host}:${s.ports.http}`;
+
+async function link(): Promise<string> {
+  const r = await posta(['admin', 'link', '--dir', s.dir]);
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.trim();
+}
+
+async function shot(page: Page, name: string) {
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+}
+
+/** A raw request, so the Host header and any other can be what a test wants. */
+function raw(
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body = '',
+): Promise<{
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: s.host,
+        port: s.ports.http,
+        method,
+        path,
+        headers: { host: `${s.host}:${s.ports.http}`, ...headers },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** A session cookie and its token, from a login link, as a browser would get them. */
+async function session(): Promise<{ cookie: string; csrf: string }> {
+  const r = await raw('GET', new URL(await link()).pathname);
+  assert.equal(r.status, 303);
+  const set = String(r.headers['set-cookie']);
+  assert.match(set, /HttpOnly/);
+  assert.match(set, /SameSite=Strict/);
+  const cookie = set.split(';')[0] ?? '';
+  const page = await raw('GET', '/queue', { cookie });
+  const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? '';
+  assert.ok(csrf);
+  return { cookie, csrf };
+}
+
+before(async () => {
+  mx = await startMxFor('dest.test');
+  s = await startServer({ dns: mx.dns.endpoint, http: true });
+  // delivered, bounced, deferred (once: it delivers on its retry), deferred for good
+  ids.delivered = await submit(s, 'ok@dest.test', 'delivered one');
+  ids.bounced = await submit(s, 'reject@dest.test', 'bounced one');
+  ids.retried = await submit(s, 'tempfail1@dest.test', 'deferred once');
+  ids.deferred = await submit(s, 'always-tempfail@dest.test', 'deferred for good');
+  await s.logged(0, '"outcome":"transient"', 15_000);
+  for (let i = 0; i < 100 && !(await mx.rx.messages()).length; i++) await sleep(100);
+  shots = await tempDir('posta-dashboard-shots-');
+  await mkdir(shots, { recursive: true });
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+});
+
+after(async () => {
+  await browser?.close();
+  await s?.stop();
+  await mx?.stop();
+});
+
+test('in Chromium: a login link opens the overview; the queue, a timeline, a retry that delivers, a delete', async (t) => {
+  t.diagnostic(`screenshots in ${shots}`);
+  const page = await browser.newPage();
+  // not logged in: the login page
+  await page.goto(`${base()}/queue`);
+  assert.equal(new URL(page.url()).pathname, '/login');
+  assert.match(await page.locator('main').innerText(), /No admin password is set/);
+  await shot(page, 'login');
+
+  await page.goto(await link());
+  assert.equal(new URL(page.url()).pathname, '/');
+  await shot(page, 'overview');
+  assert.equal(await page.locator('h1').innerText(), 'Overview');
+  assert.equal(await page.locator('#queue-messages').innerText(), '2');
+  const lastHour = await page.locator('#last-hour td').allInnerTexts();
+  // delivered, transient, permanent, expired
+  assert.ok(Number(lastHour[0]) >= 1, `delivered: ${lastHour.join(' ')}`);
+  assert.ok(Number(lastHour[1]) >= 2, `transient: ${lastHour.join(' ')}`);
+  assert.ok(Number(lastHour[2]) >= 1, `permanent: ${lastHour.join(' ')}`);
+  assert.match(await page.locator('main').innerText(), /example\.test: DKIM selectors \S+/);
+
+  await page.getByRole('link', { name: 'Queue', exact: true }).click();
+  await shot(page, 'queue');
+  const rows = page.locator('tbody tr');
+  assert.equal(await rows.count(), 2);
+  const row = rows.filter({ hasText: 'tempfail1@dest.test' });
+  assert.match(await row.innerText(), /451 4\.3\.0 try again later/);
+
+  await row.getByRole('link', { name: ids.retried }).click();
+  assert.equal(new URL(page.url()).pathname, `/queue/${ids.retried}`);
+  await shot(page, 'message');
+  const timeline = await page.locator('#attempts').innerText();
+  assert.match(
+    timeline,
+    /tempfail1@dest\.test\ttransient\tmx\.dest\.test\t127\.\d+\.\d+\.\d+\tTLSv1\.3, not verified\t451 4\.3\.0 try again later/,
+  );
+  assert.equal(await page.locator('#state').innerText(), 'queued');
+
+  await page.getByRole('link', { name: 'Retry now' }).click();
+  await shot(page, 'confirm-retry');
+  await page.getByRole('button', { name: 'Retry now' }).click();
+  assert.match(await page.locator('[role=status]').innerText(), /1 recipients are due now/);
+  let state = '';
+  for (let i = 0; i < 100 && state !== 'done: no recipient left to deliver'; i++) {
+    await sleep(200);
+    await page.reload();
+    state = await page.locator('#state').innerText();
+  }
+  assert.equal(state, 'done: no recipient left to deliver');
+  assert.match(
+    await page.locator('#attempts').innerText(),
+    /tempfail1@dest\.test\tdelivered\tmx\.dest\.test/,
+  );
+  await shot(page, 'message-delivered');
+  assert.ok((await mx.rx.messages()).some((m) => m.rcptTos.includes('tempfail1@dest.test')));
+
+  await page.goto(`${base()}/queue/${ids.deferred}`);
+  await page.getByRole('link', { name: 'Delete' }).click();
+  await page.getByRole('button', { name: 'Delete the message' }).click();
+  assert.equal(new URL(page.url()).pathname, '/queue');
+  assert.match(
+    await page.locator('[role=status]').innerText(),
+    new RegExp(`Message ${ids.deferred} is deleted`),
+  );
+  assert.match(await page.locator('main').innerText(), /The queue is empty/);
+  await shot(page, 'queue-empty');
+  const r = await posta(['queue', 'list', '--dir', s.dir]);
+  assert.doesNotMatch(r.stdout, new RegExp(ids.deferred ?? 'none'));
+  assert.equal((await s.logged(0, '"msg":"dashboard: message deleted"')).length, 1);
+
+  // the bounced message's timeline says why
+  await page.goto(`${base()}/queue/${ids.bounced}`);
+  assert.match(
+    await page.locator('#attempts').innerText(),
+    /reject@dest\.test\tpermanent\t.*550 5\.1\.1/,
+  );
+  await page.close();
+});
+
+test('a login link works once; the admin password logs in, and failed logins are limited', async () => {
+  const url = new URL(await link());
+  assert.equal((await raw('GET', url.pathname)).status, 303);
+  const again = await raw('GET', url.pathname);
+  assert.equal(again.status, 401);
+  assert.match(again.text, /used already or has expired/);
+
+  const set = await posta(['admin', 'password', '--password', 'admin secret', '--dir', s.dir]);
+  assert.equal(set.code, 0, set.stderr);
+  const form = {
+    'content-type': 'application/x-www-form-urlencoded',
+    'sec-fetch-site': 'same-origin',
+  };
+  const good = await raw('POST', '/login', form, 'password=admin+secret');
+  assert.equal(good.status, 303);
+  assert.match(String(good.headers['set-cookie']), /^posta_session=/);
+  for (let i = 0; i < 5; i++) {
+    assert.equal((await raw('POST', '/login', form, 'password=wrong')).status, 401);
+  }
+  const limited = await raw('POST', '/login', form, 'password=admin+secret');
+  assert.equal(limited.status, 429);
+  assert.match(limited.text, /Too many failed logins/);
+});
+
+test('cross-site POSTs, a wrong Host, a missing session token and a stale cookie are refused', async () => {
+  const { cookie, csrf } = await session();
+  const id = await submit(s, 'always-tempfail@dest.test', 'to be kept');
+  await s.logged(0, id);
+  const form = { cookie, 'content-type': 'application/x-www-form-urlencoded' };
+  const kept = async () => (await posta(['queue', 'list', '--dir', s.dir])).stdout.includes(id);
+
+  // a page on another site posting a form to loopback
+  const cross = await raw(
+    'POST',
+    `/queue/${id}/delete`,
+    { ...form, 'sec-fetch-site': 'cross-site' },
+    `csrf=${csrf}`,
+  );
+  assert.equal(cross.status, 403);
+  const origin = await raw(
+    'POST',
+    `/queue/${id}/delete`,
+    { ...form, origin: 'http://evil.test' },
+    `csrf=${csrf}`,
+  );
+  assert.equal(origin.status, 403);
+  // DNS rebinding: the browser sends the attacker's name as Host
+  const rebound = await raw('GET', '/', { cookie, host: `evil.test:${s.ports.http}` });
+  assert.equal(rebound.status, 421);
+  assert.doesNotMatch(rebound.text, /Overview/);
+  // same-origin, but without the session's token
+  const token = await raw(
+    'POST',
+    `/queue/${id}/delete`,
+    { ...form, 'sec-fetch-site': 'same-origin' },
+    'csrf=guess',
+  );
+  assert.equal(token.status, 403);
+  assert.ok(await kept());
+
+  // logged out, the cookie opens nothing
+  const out = await raw(
+    'POST',
+    '/logout',
+    { ...form, 'sec-fetch-site': 'same-origin' },
+    `csrf=${csrf}`,
+  );
+  assert.equal(out.status, 303);
+  assert.equal((await raw('GET', '/', { cookie })).headers.location, '/login');
+  const stale = await raw(
+    'POST',
+    `/queue/${id}/delete`,
+    { ...form, 'sec-fetch-site': 'same-origin' },
+    `csrf=${csrf}`,
+  );
+  assert.equal(stale.status, 401);
+  assert.ok(await kept());
+
+  // and with all of it right, the same request acts
+  const fresh = await session();
+  const ok = await raw(
+    'POST',
+    `/queue/${id}/delete`,
+    {
+      cookie: fresh.cookie,
+      'content-type': 'application/x-www-form-urlencoded',
+      'sec-fetch-site': 'same-origin',
+    },
+    `csrf=${fresh.csrf}`,
+  );
+  assert.equal(ok.status, 303);
+  assert.ok(!(await kept()));
+});
