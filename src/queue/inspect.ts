@@ -35,11 +35,12 @@ export interface MessageDetail {
   attempts: LoggedAttempt[];
 }
 
-export function queueEntries(db: Db): QueueEntry[] {
+/** The queue with each recipient's state, or only the message `id`. */
+export function queueEntries(db: Db, id?: string): QueueEntry[] {
   const rcpts = db.prepare(
     'SELECT address, attempts, next_attempt, last_reply FROM recipients WHERE message = ? ORDER BY address',
   );
-  return listMessages(db).map((m) => ({
+  return listMessages(db, id).map((m) => ({
     ...m,
     recipients: (rcpts.all(m.id) as Record<string, string | number | null>[]).map((r) => ({
       address: String(r.address),
@@ -51,7 +52,7 @@ export function queueEntries(db: Db): QueueEntry[] {
 }
 
 export function messageDetail(db: Db, id: string): MessageDetail | null {
-  const queued = queueEntries(db).find((m) => m.id === id) ?? null;
+  const queued = queueEntries(db, id)[0] ?? null;
   const attempts = (
     db
       .prepare(
@@ -130,4 +131,76 @@ export function retryMessage(db: Db, id: string, now = Date.now()): number {
       .prepare("UPDATE recipients SET next_attempt = ? WHERE message = ? AND state = 'queued'")
       .run(now, id).changes,
   );
+}
+
+export interface Found {
+  id: string;
+  /** When it was accepted, or first tried when only the delivery log has it. */
+  at: number;
+  sender: string | null;
+  recipients: string[];
+  subject: string | null;
+  /** queued, or the last outcome the delivery log has. */
+  state: string;
+}
+
+export type SearchField = 'any' | 'to' | 'from' | 'subject' | 'msgid' | 'id';
+
+/**
+ * Messages whose recipient, sender, subject, Message-ID or queue id holds
+ * `text` (case-insensitive), newest first: the queue, the delivery log and
+ * the events' mail records (30 days). A scan of those tables, without an
+ * index for substrings; fine for a dashboard's search box.
+ */
+export function searchMessages(db: Db, field: SearchField, text: string, limit = 100): Found[] {
+  const like = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  const on = (f: SearchField) => field === 'any' || field === f;
+  const parts: string[] = [];
+  const args: string[] = [];
+  const match = (table: string, id: string, col: string) => {
+    parts.push(`SELECT ${id} AS m FROM ${table} WHERE ${col} LIKE ? ESCAPE '\\'`);
+    args.push(like);
+  };
+  if (on('id')) {
+    match('messages', 'id', 'id');
+    match('attempts', 'message', 'message');
+  }
+  if (on('to')) {
+    match('recipients', 'message', 'address');
+    match('attempts', 'message', 'recipient');
+    match('mail_log', 'message', 'recipients');
+  }
+  if (on('from')) {
+    match('messages', 'id', 'sender');
+    match('mail_log', 'message', 'sender');
+  }
+  if (on('msgid')) match('messages', 'id', 'message_id');
+  // the subject: in the header block the events keep of account mail (events.ts)
+  if (on('subject')) match('mail_log', 'message', 'headers');
+  const ids = (
+    db
+      .prepare(`SELECT m FROM (${parts.join(' UNION ')}) ORDER BY m DESC LIMIT ?`)
+      .all(...args, limit) as {
+      m: string;
+    }[]
+  ).map((r) => r.m);
+  const found: Found[] = [];
+  for (const id of ids) {
+    const d = messageDetail(db, id);
+    const mail = mailRecord(db, id);
+    if (!d && !mail) continue;
+    if (field === 'subject' && !(d?.subject ?? '').toLowerCase().includes(text.toLowerCase()))
+      continue;
+    const last = d?.attempts.at(-1);
+    found.push({
+      id,
+      at: d?.queued?.createdAt ?? mail?.createdAt ?? d?.attempts[0]?.at ?? 0,
+      sender: d?.queued?.sender ?? mail?.sender ?? null,
+      recipients: d?.queued?.recipients.map((r) => r.address) ??
+        mail?.recipients ?? [...new Set(d?.attempts.map((a) => a.recipient))],
+      subject: d?.subject ?? null,
+      state: d?.queued ? 'queued' : (last?.outcome ?? 'sent'),
+    });
+  }
+  return found;
 }

@@ -55,6 +55,7 @@ import { WalSync } from './wal-sync.ts';
 import { Checkpointer, HOLD_BYTES, type CheckpointRunner } from './checkpoint.ts';
 import { newQueueId } from './id.ts';
 import { countSend, pruneSends } from '../keys/usage.ts';
+import { countAccepted, countAttempt, pruneStats } from '../stats/stats.ts';
 import {
   insertEvent,
   insertMail,
@@ -321,6 +322,14 @@ export const MIGRATIONS = [
      csrf TEXT,
      expires_at INTEGER NOT NULL
    ) WITHOUT ROWID;`,
+  // the dashboard's charts (stats/stats.ts): per minute, outcome and destination class
+  `CREATE TABLE stats (
+     minute INTEGER NOT NULL,
+     outcome TEXT NOT NULL,
+     class TEXT NOT NULL,
+     n INTEGER NOT NULL,
+     PRIMARY KEY (minute, outcome, class)
+   ) WITHOUT ROWID;`,
 ];
 
 /** Bytes in one row of message_parts. */
@@ -561,6 +570,7 @@ export class Spool {
           a.tls ?? null,
           a.tlsVerified === undefined ? null : Number(a.tlsVerified),
         );
+        countAttempt(this.db, a);
         const next = result.retry.get(a.recipient);
         if (next === undefined) done.run(id, a.recipient);
         else retry.run(next, a.reply, id, a.recipient);
@@ -709,6 +719,7 @@ export class Spool {
     pruneSends(this.db);
     pruneEvents(this.db, before);
     pruneWebhookLog(this.db, before);
+    pruneStats(this.db, before);
   }
 
   /** Commits what is pending; resolves when its sync is done and the files are closed. */
@@ -782,6 +793,8 @@ export class Spool {
     mail: MailValues | undefined,
     stored = { parts: 0, size: data.length },
   ): void {
+    // what the server accepted; not the DSNs it makes itself
+    if (e.source !== 'bounce') countAccepted(this.db, now);
     prepared(
       this.db,
       `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data, smtputf8, parts,
@@ -897,15 +910,17 @@ export class SyncFailed extends Error {
 }
 
 /** Messages in the queue with their recipients still to deliver. */
-export function listMessages(db: Db): QueuedMessage[] {
+/** The queue's messages, or the one of `id` (none when it is not queued). */
+export function listMessages(db: Db, id?: string): QueuedMessage[] {
   const rows = db
     .prepare(
       `SELECT m.id, m.created_at, m.sender, m.source, m.account, m.client_ip, m.message_id, m.size,
               m.api_key, group_concat(r.address, ' ') AS rcpts
          FROM messages m LEFT JOIN recipients r ON r.message = m.id
+        ${id === undefined ? '' : 'WHERE m.id = ?'}
         GROUP BY m.id ORDER BY m.id`,
     )
-    .all() as Record<string, string | number | null>[];
+    .all(...(id === undefined ? [] : [id])) as Record<string, string | number | null>[];
   return rows.map((r) => ({
     id: String(r.id),
     createdAt: Number(r.created_at),

@@ -121,6 +121,25 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   assert.ok(Number(lastHour[1]) >= 2, `transient: ${lastHour.join(' ')}`);
   assert.ok(Number(lastHour[2]) >= 1, `permanent: ${lastHour.join(' ')}`);
   assert.match(await page.locator('main').innerText(), /example\.test: DKIM selectors \S+/);
+  // the charts: drawn by uPlot, from series with the mail of this test in them
+  await page.locator('#chart-hour canvas').waitFor();
+  await page.locator('#chart-week canvas').waitFor();
+  for (const id of ['#chart-hour', '#chart-week']) {
+    const series = JSON.parse((await page.locator(id).getAttribute('data-series')) ?? '{}') as {
+      counts: Record<string, number[]>;
+    };
+    const sum = (o: string) => (series.counts[o] ?? []).reduce((a, b) => a + b, 0);
+    assert.equal(sum('accepted'), 4, id);
+    assert.equal(sum('delivered'), 1, id);
+    assert.ok(sum('deferred') >= 2, id);
+    assert.ok(sum('bounced') >= 1, id);
+  }
+  assert.match(
+    (await page.locator('#chart-hour').getAttribute('aria-label')) ?? '',
+    /^Per minute, last hour: 4 accepted, 1 delivered, \d+ deferred, \d+ bounced$/,
+  );
+  const other = await page.locator('#destinations tr', { hasText: 'other' }).allInnerTexts();
+  assert.match(other[0] ?? '', /^other\t1\t\d+\t\d+\t\d+\.\d%\t\d+\.\d%$/);
 
   await page.getByRole('link', { name: 'Queue', exact: true }).click();
   await shot(page, 'queue');
@@ -156,6 +175,24 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   );
   await shot(page, 'message-delivered');
   assert.ok((await mx.rx.messages()).some((m) => m.rcptTos.includes('tempfail1@dest.test')));
+
+  // find a message by its recipient, delivered and gone from the queue
+  await page.getByRole('link', { name: 'Search' }).click();
+  await page.getByLabel('In', { exact: true }).selectOption('to');
+  await page.getByLabel('Text', { exact: true }).fill('TEMPFAIL1@dest');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await shot(page, 'search');
+  const results = await page.locator('#results tbody tr').allInnerTexts();
+  assert.equal(results.length, 1, results.join('\n'));
+  assert.match(
+    results[0] ?? '',
+    new RegExp(
+      `^${ids.retried}\\t.*\\ti@example\\.test\\ttempfail1@dest\\.test\\tdeferred once\\tdelivered$`,
+    ),
+  );
+  await page.getByRole('link', { name: ids.retried }).click();
+  assert.equal(new URL(page.url()).pathname, `/queue/${ids.retried}`);
+  assert.match(await page.locator('main').innerText(), /Subject\s+deferred once/);
 
   await page.goto(`${base()}/queue/${ids.deferred}`);
   await page.getByRole('link', { name: 'Delete' }).click();

@@ -5,14 +5,24 @@
  * queue/inspect.ts, events/events.ts). guard.ts says what a request must pass.
  */
 import type { IncomingMessage } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { Hono, type Context } from 'hono';
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { getRequestListener } from '@hono/node-server';
 import type { Db } from '../../db/db.ts';
 import type { Logger } from '../../log/log.ts';
 import type { Status } from '../../status/control.ts';
-import { deleteMessage, messageDetail, queueEntries, retryMessage } from '../../queue/inspect.ts';
+import {
+  deleteMessage,
+  messageDetail,
+  queueEntries,
+  retryMessage,
+  searchMessages,
+} from '../../queue/inspect.ts';
 import { listEvents } from '../../events/events.ts';
+import { destinations, statSeries } from '../../stats/stats.ts';
 import { verifyPassword } from '../../users/hash.ts';
 import { HashGate } from '../../users/gate.ts';
 import { isLoopback } from '../../address/ip.ts';
@@ -43,9 +53,26 @@ type Env = { Bindings: { incoming: IncomingMessage }; Variables: { session: Sess
 
 const COOKIE = 'posta_session';
 
+const require = createRequire(import.meta.url);
+/** The scripts the pages load, served as the packages ship them (no build step). */
+const ASSETS: Record<string, { path: string; type: string }> = {
+  'uPlot.iife.min.js': {
+    path: require.resolve('uplot/dist/uPlot.iife.min.js'),
+    type: 'text/javascript; charset=utf-8',
+  },
+  'uPlot.min.css': {
+    path: require.resolve('uplot/dist/uPlot.min.css'),
+    type: 'text/css; charset=utf-8',
+  },
+  'charts.js': {
+    path: fileURLToPath(new URL('./charts.js', import.meta.url)),
+    type: 'text/javascript; charset=utf-8',
+  },
+};
+
 const HEADERS = {
   'content-security-policy':
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-frame-options': 'DENY',
   'x-content-type-options': 'nosniff',
   // not no-referrer: with it a browser sends `Origin: null` on the pages' own forms
@@ -85,6 +112,14 @@ export function createDashboard(deps: DashboardDeps) {
   app.get('/assets/dashboard.css', (c) => {
     c.header('content-type', 'text/css; charset=utf-8');
     return c.body(pages.CSS);
+  });
+  app.get('/assets/:file', async (c) => {
+    const asset = ASSETS[c.req.param('file')];
+    if (!asset) return c.notFound();
+    c.header('content-type', asset.type);
+    // the file names change with nothing but the package version, so a day
+    c.header('cache-control', 'max-age=86400');
+    return c.body(await readFile(asset.path));
   });
 
   const openSession = (c: Context<Env>) => {
@@ -171,7 +206,24 @@ export function createDashboard(deps: DashboardDeps) {
     return c.redirect('/login', 303);
   });
 
-  app.get('/', (c) => c.html(pages.overviewPage(deps.status(), c.get('session').csrf)));
+  app.get('/', (c) => {
+    const now = Date.now();
+    const overview = {
+      status: deps.status(),
+      hour: statSeries(deps.db, 60_000, 60, now),
+      week: statSeries(deps.db, 3600_000, 168, now),
+      destinations: destinations(deps.db, now - 86400_000),
+    };
+    return c.html(pages.overviewPage(overview, c.get('session').csrf));
+  });
+
+  app.get('/search', (c) => {
+    const field = c.req.query('field') ?? 'any';
+    const text = (c.req.query('q') ?? '').trim();
+    const q = { field: pages.isSearchField(field) ? field : 'any', text };
+    const found = text ? searchMessages(deps.db, q.field, text) : null;
+    return c.html(pages.searchPage(q, found, c.get('session').csrf));
+  });
 
   app.get('/queue', (c) =>
     c.html(pages.queuePage(queueEntries(deps.db), c.get('session').csrf, c.req.query('done'))),
@@ -214,6 +266,11 @@ export function createDashboard(deps: DashboardDeps) {
       return c.redirect(`/queue?done=${encodeURIComponent(text)}`, 303);
     }
     return c.html(pages.notFoundPage(`No such action: ${action}.`, c.get('session').csrf), 404);
+  });
+
+  app.onError((err, c) => {
+    deps.log.error({ err: err.message, path: c.req.path }, 'dashboard: a page failed');
+    return c.html(pages.errorPage(err.message), 500);
   });
 
   app.notFound((c) => c.html(pages.notFoundPage(`Nothing is at ${c.req.path}.`), 404));

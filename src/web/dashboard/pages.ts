@@ -8,8 +8,9 @@
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { Status } from '../../status/control.ts';
-import type { MessageDetail, QueueEntry } from '../../queue/inspect.ts';
+import type { Found, MessageDetail, QueueEntry, SearchField } from '../../queue/inspect.ts';
 import type { StoredEvent } from '../../events/events.ts';
+import { STAT_OUTCOMES, type Destination, type Series } from '../../stats/stats.ts';
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -26,7 +27,11 @@ function ago(seconds: number): string {
   return `${Math.round(seconds / 86400)} days`;
 }
 
-export function layout(title: string, body: Html, o: { csrf?: string; flash?: string } = {}): Html {
+export function layout(
+  title: string,
+  body: Html,
+  o: { csrf?: string; flash?: string; charts?: boolean } = {},
+): Html {
   return html`<!doctype html>
     <html lang="en">
       <head>
@@ -34,6 +39,13 @@ export function layout(title: string, body: Html, o: { csrf?: string; flash?: st
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>${title} · posta</title>
         <link rel="stylesheet" href="/assets/dashboard.css" />
+        ${
+          o.charts
+            ? html`<link rel="stylesheet" href="/assets/uPlot.min.css" />
+                <script src="/assets/uPlot.iife.min.js" defer></script>
+                <script src="/assets/charts.js" defer></script>`
+            : ''
+        }
       </head>
       <body>
         <header>
@@ -42,6 +54,7 @@ export function layout(title: string, body: Html, o: { csrf?: string; flash?: st
             ${
               o.csrf
                 ? html`<a href="/">Overview</a> <a href="/queue">Queue</a>
+                    <a href="/search">Search</a>
                     <form method="post" action="/logout" class="inline">
                       <input type="hidden" name="csrf" value="${o.csrf}" /><button type="submit">
                         Log out
@@ -92,11 +105,74 @@ export function loginPage(o: { error?: string; passwordSet: boolean }): Html {
 
 const OUTCOMES = ['delivered', 'transient', 'permanent', 'expired'] as const;
 
-export function overviewPage(s: Status, csrf: string): Html {
+export interface Overview {
+  status: Status;
+  /** Per minute over the last hour, per hour over the last 7 days. */
+  hour: Series;
+  week: Series;
+  /** Outcomes by destination class over the last 24 hours. */
+  destinations: Destination[];
+}
+
+function chart(id: string, title: string, s: Series): Html {
+  const total = (o: (typeof STAT_OUTCOMES)[number]) => s.counts[o].reduce((a, b) => a + b, 0);
+  const label = `${title}: ${STAT_OUTCOMES.map((o) => `${total(o)} ${o}`).join(', ')}`;
+  return html`<figure>
+    <figcaption>${title}</figcaption>
+    <div
+      class="chart"
+      id="${id}"
+      role="img"
+      aria-label="${label}"
+      data-series="${JSON.stringify(s)}"
+    ></div>
+    <p class="totals">
+      ${STAT_OUTCOMES.map((o) => html`<span class="${o}">${total(o)} ${o}</span> `)}
+    </p>
+  </figure>`;
+}
+
+const rate = (n: number, of: number) => (of ? `${((100 * n) / of).toFixed(1)}%` : '—');
+
+export function overviewPage(o: Overview, csrf: string): Html {
+  const s = o.status;
   const counts = (r: Record<string, number>) => OUTCOMES.map((o) => html`<td>${r[o] ?? 0}</td>`);
   return layout(
     'Overview',
-    html`<section aria-labelledby="queue-h">
+    html`<section aria-labelledby="charts-h">
+        <h2 id="charts-h">Mail</h2>
+        ${chart('chart-hour', 'Per minute, last hour', o.hour)}
+        ${chart('chart-week', 'Per hour, last 7 days', o.week)}
+      </section>
+      <section aria-labelledby="dest-h">
+        <h2 id="dest-h">Destinations, last 24 hours</h2>
+        <table id="destinations">
+          <thead>
+            <tr>
+              <th scope="col">Destination</th>
+              <th scope="col">Delivered</th>
+              <th scope="col">Deferred</th>
+              <th scope="col">Bounced</th>
+              <th scope="col">Deferral rate</th>
+              <th scope="col">Bounce rate</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${o.destinations.map((d) => {
+              const all = d.delivered + d.deferred + d.bounced;
+              return html`<tr>
+                <th scope="row">${d.class}</th>
+                <td>${d.delivered}</td>
+                <td>${d.deferred}</td>
+                <td>${d.bounced}</td>
+                <td>${rate(d.deferred, all)}</td>
+                <td>${rate(d.bounced, all)}</td>
+              </tr>`;
+            })}
+          </tbody>
+        </table>
+      </section>
+      <section aria-labelledby="queue-h">
         <h2 id="queue-h">Queue</h2>
         <dl class="figures">
           <div>
@@ -171,7 +247,7 @@ export function overviewPage(s: Status, csrf: string): Html {
             : ''
         }
       </section>`,
-    { csrf },
+    { csrf, charts: true },
   );
 }
 
@@ -348,6 +424,76 @@ const ACTIONS = {
 export type Action = keyof typeof ACTIONS;
 export const isAction = (a: string): a is Action => a in ACTIONS;
 
+const FIELDS: [SearchField, string][] = [
+  ['any', 'Anything'],
+  ['to', 'Recipient'],
+  ['from', 'Sender'],
+  ['subject', 'Subject'],
+  ['msgid', 'Message-ID'],
+  ['id', 'Queue id'],
+];
+
+export function searchPage(
+  q: { field: SearchField; text: string },
+  found: Found[] | null,
+  csrf: string,
+): Html {
+  return layout(
+    'Search',
+    html`<form method="get" action="/search" role="search" class="search">
+        <label for="field">In</label>
+        <select id="field" name="field">
+          ${FIELDS.map(
+            ([f, label]) =>
+              html`<option value="${f}" ${f === q.field ? 'selected' : ''}>${label}</option>`,
+          )}
+        </select>
+        <label for="q">Text</label>
+        <input id="q" name="q" type="search" value="${q.text}" required />
+        <button type="submit">Search</button>
+      </form>
+      ${
+        found === null
+          ? html`<p class="hint">
+              The queue, the delivery log and the events of the last 30 days.
+            </p>`
+          : found.length === 0
+            ? html`<p>No message matches.</p>`
+            : html`<table id="results">
+                <caption>
+                  ${found.length} message${found.length === 1 ? '' : 's'}, newest first
+                </caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Queue id</th>
+                    <th scope="col">Time</th>
+                    <th scope="col">From</th>
+                    <th scope="col">To</th>
+                    <th scope="col">Subject</th>
+                    <th scope="col">State</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${found.map(
+                    (m) =>
+                      html`<tr>
+                        <td><a href="/queue/${m.id}">${m.id}</a></td>
+                        <td>${when(m.at)}</td>
+                        <td>${m.sender ?? ''}</td>
+                        <td>${m.recipients.join(', ')}</td>
+                        <td>${m.subject ?? ''}</td>
+                        <td>${m.state}</td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+      }`,
+    { csrf },
+  );
+}
+
+export const isSearchField = (f: string): f is SearchField => FIELDS.some(([x]) => x === f);
+
 export function confirmPage(id: string, action: Action, csrf: string): Html {
   const a = ACTIONS[action];
   return layout(
@@ -359,6 +505,13 @@ export function confirmPage(id: string, action: Action, csrf: string): Html {
         <a href="/queue/${id}">Cancel</a>
       </form>`,
     { csrf },
+  );
+}
+
+export function errorPage(message: string): Html {
+  return layout(
+    'Something failed',
+    html`<p>The page could not be made: ${message}. The server's log has the details.</p>`,
   );
 }
 
@@ -396,7 +549,14 @@ button, .button { font: inherit; padding: .35rem .8rem; border: 1px solid var(--
 .error { color: var(--bad); }
 .flash { border-left: 4px solid var(--accent); padding: .3rem .8rem; }
 tr.permanent td, tr.expired td { color: var(--bad); }
+figure { margin: 0 0 1.5rem; }
+figcaption { color: var(--muted); }
+.chart { min-height: 220px; max-width: 900px; }
+.totals span { margin-right: 1rem; }
 label { display: block; margin: .5rem 0 .2rem; }
 input[type=password] { font: inherit; padding: .35rem; width: min(20rem, 100%); }
 .hint { color: var(--muted); }
+form.search { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; }
+form.search label { margin: 0; }
+select, input[type=search] { font: inherit; padding: .35rem; }
 `;
