@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -207,6 +207,49 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   const r = await posta(['queue', 'list', '--dir', s.dir]);
   assert.doesNotMatch(r.stdout, new RegExp(ids.deferred ?? 'none'));
   assert.equal((await s.logged(0, '"msg":"dashboard: message deleted"')).length, 1);
+
+  // an alias added and removed in the browser, in the file as the CLI writes it
+  await page.getByRole('link', { name: 'Domains' }).click();
+  await page.getByLabel('Alias (local part', { exact: false }).fill('Team');
+  await page.getByLabel('Forwards to').fill('a@dest.test, b');
+  await page.getByRole('button', { name: 'Add the alias' }).click();
+  await shot(page, 'domains');
+  assert.match(
+    await page.locator('[role=status]').innerText(),
+    /team@example\.test: a@dest\.test, b@example\.test/,
+  );
+  const aliases = join(s.dir, 'domains/example.test/aliases');
+  assert.match(await readFile(aliases, 'utf8'), /^team: a@dest\.test, b@example\.test$/m);
+  const listed = await posta(['alias', 'list', 'example.test', '--dir', s.dir]);
+  assert.match(listed.stdout, /^team@example\.test: a@dest\.test, b@example\.test$/m);
+  await page.getByRole('button', { name: 'Remove team@example.test' }).click();
+  assert.doesNotMatch(await readFile(aliases, 'utf8'), /^team:/m);
+  // a bad target is refused with the CLI's sentence, and nothing is written
+  await page.getByLabel('Alias (local part', { exact: false }).fill('x');
+  await page.getByLabel('Forwards to').fill('|/bin/sh');
+  await page.getByRole('button', { name: 'Add the alias' }).click();
+  assert.match(await page.locator('[role=alert]').innerText(), /is a pipe target/);
+  assert.doesNotMatch(await readFile(aliases, 'utf8'), /^x:/m);
+
+  // a suppression added and removed
+  await page.getByRole('link', { name: 'Suppression' }).click();
+  await page.getByLabel('Address').fill('Blocked@Dest.test');
+  await page.getByRole('button', { name: 'Suppress' }).click();
+  await shot(page, 'suppression');
+  assert.match(
+    await page.locator('#suppressed').innerText(),
+    /example\.test\tblocked@dest\.test\tBOUNCE/i,
+  );
+  const sup = await posta(['suppress', 'list', '--domain', 'example.test', '--dir', s.dir]);
+  assert.match(sup.stdout, /blocked@dest\.test/i);
+  await page.getByRole('button', { name: /^Remove blocked@dest\.test/i }).click();
+  assert.match(await page.locator('[role=status]').innerText(), /no longer suppressed/);
+  // the hard bounce of reject@ put it there by itself; blocked@ is gone
+  const left = await page.locator('#suppressed').innerText();
+  assert.match(left, /reject@dest\.test/);
+  assert.doesNotMatch(left, /blocked@dest\.test/i);
+  const none = await posta(['suppress', 'list', '--domain', 'example.test', '--dir', s.dir]);
+  assert.doesNotMatch(none.stdout, /blocked@dest\.test/i);
 
   // the bounced message's timeline says why
   await page.goto(`${base()}/queue/${ids.bounced}`);

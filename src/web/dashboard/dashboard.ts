@@ -38,6 +38,17 @@ import {
   type Session,
 } from './sessions.ts';
 import * as pages from './pages.ts';
+import { PostaError } from '../../errors.ts';
+import { aliasesFile } from '../../config/paths.ts';
+import {
+  checkAlias,
+  editAliases,
+  parseAliasLocal,
+  parseTarget,
+  readAliases,
+} from '../../aliases/aliases.ts';
+import { listSuppressed, suppress, unsuppress } from '../../suppression/suppression.ts';
+import { parseAddress } from '../../address/address.ts';
 
 export interface DashboardDeps {
   /** The config folder: its admin-password file. */
@@ -266,6 +277,105 @@ export function createDashboard(deps: DashboardDeps) {
       return c.redirect(`/queue?done=${encodeURIComponent(text)}`, 303);
     }
     return c.html(pages.notFoundPage(`No such action: ${action}.`, c.get('session').csrf), 404);
+  });
+
+  const domainsOf = () => deps.status().dkim;
+  const field = (body: Record<string, unknown>, name: string) =>
+    typeof body[name] === 'string' ? body[name].trim() : '';
+  const domainViews = async () =>
+    Promise.all(
+      Object.entries(domainsOf()).map(async ([domain, selectors]) => ({
+        domain,
+        selectors,
+        aliases: (await readAliases(aliasesFile(deps.dir, domain), domain)).aliases(),
+      })),
+    );
+
+  app.get('/domains', async (c) =>
+    c.html(
+      pages.domainsPage(await domainViews(), c.get('session').csrf, { flash: c.req.query('done') }),
+    ),
+  );
+
+  app.post('/domains/:domain/aliases/:verb?', async (c) => {
+    const { domain, verb } = c.req.param();
+    const csrf = c.get('session').csrf;
+    if (!(domain in domainsOf()) || (verb !== undefined && verb !== 'remove')) {
+      return c.html(pages.notFoundPage(`No domain ${domain} is served here.`, csrf), 404);
+    }
+    const body = await c.req.parseBody();
+    const file = aliasesFile(deps.dir, domain);
+    try {
+      const local = parseAliasLocal(field(body, 'local'));
+      let text: string;
+      if (verb === 'remove') {
+        if (!(await editAliases(file, domain, (f) => f.remove(local)))) {
+          throw new PostaError(`There is no alias ${local}@${domain}.`);
+        }
+        text = `Removed ${local}@${domain}.`;
+      } else {
+        const targets = field(body, 'targets')
+          .split(',')
+          .filter((t) => t.trim())
+          .map((t) => parseTarget(domain, t));
+        if (targets.length === 0) throw new PostaError('Give at least one address to forward to.');
+        checkAlias({ local, targets }, domain);
+        await editAliases(file, domain, (f) => f.add(local, targets));
+        text = `${local}@${domain}: ${targets.join(', ')}`;
+      }
+      deps.log.info({ domain, change: text, ip: clientIp(c) }, 'dashboard: aliases changed');
+      return c.redirect(`/domains?done=${encodeURIComponent(text)}`, 303);
+    } catch (err) {
+      if (!(err instanceof PostaError)) throw err;
+      return c.html(pages.domainsPage(await domainViews(), csrf, { error: err.message }), 400);
+    }
+  });
+
+  const suppressionView = (
+    c: Context<Env>,
+    o: { flash?: string; error?: string },
+    status: 200 | 400 = 200,
+  ) => {
+    const domains = Object.keys(domainsOf());
+    return c.html(
+      pages.suppressionPage(
+        listSuppressed(deps.db, { domains }),
+        domains,
+        c.get('session').csrf,
+        o,
+      ),
+      status,
+    );
+  };
+
+  app.get('/suppression', (c) => suppressionView(c, { flash: c.req.query('done') }));
+
+  app.post('/suppression/:verb?', async (c) => {
+    const verb = c.req.param('verb');
+    const body = await c.req.parseBody();
+    const domain = field(body, 'domain');
+    if (!(domain in domainsOf()))
+      return suppressionView(c, { error: `No domain ${domain} is served here.` }, 400);
+    const parsed = parseAddress(field(body, 'address'));
+    if (!parsed.ok) return suppressionView(c, { error: `${parsed.error}.` }, 400);
+    const address = `${parsed.value.local}@${parsed.value.domain}`;
+    let text: string;
+    if (verb === 'remove') {
+      text = unsuppress(deps.db, domain, address)
+        ? `${address} is no longer suppressed for ${domain}.`
+        : `${address} was not suppressed for ${domain}.`;
+    } else if (verb === undefined) {
+      const reason = field(body, 'reason') === 'COMPLAINT' ? 'COMPLAINT' : 'BOUNCE';
+      suppress(deps.db, { domain, address, reason });
+      text = `${address} is suppressed for ${domain}.`;
+    } else {
+      return c.html(pages.notFoundPage(`No such action: ${verb}.`, c.get('session').csrf), 404);
+    }
+    deps.log.info(
+      { domain, address, change: verb ?? 'add', ip: clientIp(c) },
+      'dashboard: suppression list changed',
+    );
+    return c.redirect(`/suppression?done=${encodeURIComponent(text)}`, 303);
   });
 
   app.onError((err, c) => {

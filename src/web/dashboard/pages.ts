@@ -11,6 +11,8 @@ import type { Status } from '../../status/control.ts';
 import type { Found, MessageDetail, QueueEntry, SearchField } from '../../queue/inspect.ts';
 import type { StoredEvent } from '../../events/events.ts';
 import { STAT_OUTCOMES, type Destination, type Series } from '../../stats/stats.ts';
+import type { Alias } from '../../aliases/aliases.ts';
+import type { Suppressed } from '../../suppression/suppression.ts';
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -54,7 +56,8 @@ export function layout(
             ${
               o.csrf
                 ? html`<a href="/">Overview</a> <a href="/queue">Queue</a>
-                    <a href="/search">Search</a>
+                    <a href="/search">Search</a> <a href="/domains">Domains</a>
+                    <a href="/suppression">Suppression</a>
                     <form method="post" action="/logout" class="inline">
                       <input type="hidden" name="csrf" value="${o.csrf}" /><button type="submit">
                         Log out
@@ -492,6 +495,161 @@ export function searchPage(
   );
 }
 
+export interface DomainView {
+  domain: string;
+  selectors: string[];
+  aliases: Alias[];
+}
+
+const hidden = (csrf: string) => html`<input type="hidden" name="csrf" value="${csrf}" />`;
+
+function problem(error: string | undefined): Html | string {
+  return error ? html`<p role="alert" class="error">${error}</p>` : '';
+}
+
+export function domainsPage(
+  domains: DomainView[],
+  csrf: string,
+  o: { flash?: string; error?: string } = {},
+): Html {
+  return layout(
+    'Domains',
+    html`${problem(o.error)}
+    ${domains.map(
+      (d) =>
+        html`<section aria-labelledby="d-${d.domain}">
+          <h2 id="d-${d.domain}">${d.domain}</h2>
+          <p>
+            DKIM selectors: ${d.selectors.join(', ') || 'none'}.
+            <code>posta dns ${d.domain}</code> prints the records to publish,
+            <code>posta doctor ${d.domain}</code> checks them.
+          </p>
+          <h3>Aliases</h3>
+          <p class="hint">
+            Written to domains/${d.domain}/aliases as <code>posta alias</code> writes it;
+            hand-written comments stay.
+          </p>
+          ${
+            d.aliases.length === 0
+              ? html`<p>No aliases.</p>`
+              : html`<table class="aliases">
+                  <thead>
+                    <tr>
+                      <th scope="col">Alias</th>
+                      <th scope="col">Forwards to</th>
+                      <th scope="col"><span class="sr">Action</span></th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    ${d.aliases.map(
+                      (a) =>
+                        html`<tr>
+                          <td>${a.local}@${d.domain}</td>
+                          <td>${a.targets.join(', ')}</td>
+                          <td>
+                            <form method="post" action="/domains/${d.domain}/aliases/remove">
+                              ${hidden(csrf)}
+                              <input type="hidden" name="local" value="${a.local}" />
+                              <button
+                                type="submit"
+                                class="danger"
+                                aria-label="Remove ${a.local}@${d.domain}"
+                              >
+                                Remove
+                              </button>
+                            </form>
+                          </td>
+                        </tr>`,
+                    )}
+                  </tbody>
+                </table>`
+          }
+          <form method="post" action="/domains/${d.domain}/aliases" class="row">
+            ${hidden(csrf)}
+            <label for="local-${d.domain}">Alias (local part, or * for every other address)</label>
+            <input id="local-${d.domain}" name="local" required />
+            <label for="targets-${d.domain}">Forwards to (addresses, separated by commas)</label>
+            <input id="targets-${d.domain}" name="targets" required />
+            <button type="submit">Add the alias</button>
+          </form>
+        </section>`,
+    )}`,
+    { csrf, flash: o.flash },
+  );
+}
+
+export function suppressionPage(
+  list: Suppressed[],
+  domains: string[],
+  csrf: string,
+  o: { flash?: string; error?: string } = {},
+): Html {
+  return layout(
+    'Suppression list',
+    html`${problem(o.error)}
+      <p class="hint">
+        Mail from a domain to an address on its list is accepted but never sent: the recipient fails
+        at once. A hard bounce adds the address by itself.
+      </p>
+      <form method="post" action="/suppression" class="row">
+        ${hidden(csrf)}
+        <label for="s-domain">Domain</label>
+        <select id="s-domain" name="domain">
+          ${domains.map((d) => html`<option value="${d}">${d}</option>`)}
+        </select>
+        <label for="s-address">Address</label>
+        <input id="s-address" name="address" type="email" required />
+        <label for="s-reason">Reason</label>
+        <select id="s-reason" name="reason">
+          <option value="BOUNCE">BOUNCE</option>
+          <option value="COMPLAINT">COMPLAINT</option>
+        </select>
+        <button type="submit">Suppress</button>
+      </form>
+      ${
+        list.length === 0
+          ? html`<p>No address is suppressed.</p>`
+          : html`<table id="suppressed">
+              <thead>
+                <tr>
+                  <th scope="col">Domain</th>
+                  <th scope="col">Address</th>
+                  <th scope="col">Reason</th>
+                  <th scope="col">Since</th>
+                  <th scope="col"><span class="sr">Action</span></th>
+                </tr>
+              </thead>
+              <tbody>
+                ${list.map(
+                  (x) =>
+                    html`<tr>
+                      <td>${x.domain}</td>
+                      <td>${x.address}</td>
+                      <td>${x.reason}</td>
+                      <td>${when(x.createdAt)}</td>
+                      <td>
+                        <form method="post" action="/suppression/remove">
+                          ${hidden(csrf)}
+                          <input type="hidden" name="domain" value="${x.domain}" />
+                          <input type="hidden" name="address" value="${x.address}" />
+                          <button
+                            type="submit"
+                            class="danger"
+                            aria-label="Remove ${x.address} from ${x.domain}'s list"
+                          >
+                            Remove
+                          </button>
+                        </form>
+                      </td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
+      }`,
+    { csrf, flash: o.flash },
+  );
+}
+
 export const isSearchField = (f: string): f is SearchField => FIELDS.some(([x]) => x === f);
 
 export function confirmPage(id: string, action: Action, csrf: string): Html {
@@ -558,5 +716,9 @@ input[type=password] { font: inherit; padding: .35rem; width: min(20rem, 100%); 
 .hint { color: var(--muted); }
 form.search { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; }
 form.search label { margin: 0; }
+form.row { margin: 1rem 0; }
+form.row input, form.row select { font: inherit; padding: .35rem; width: min(28rem, 100%); display: block; }
+form.row button { margin-top: .5rem; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 select, input[type=search] { font: inherit; padding: .35rem; }
 `;
