@@ -214,6 +214,8 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       dir: config.dir,
       db: spool.db,
       status,
+      captured: opts.captureDir,
+      directory,
       hosts: allowedHosts([config.hostname, ...config.listen.http.map((e) => e.host)]),
       log,
     });

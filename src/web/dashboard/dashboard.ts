@@ -12,6 +12,8 @@ import { Hono, type Context } from 'hono';
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { getRequestListener } from '@hono/node-server';
 import type { Db } from '../../db/db.ts';
+import type { Directory } from '../../domains/directory.ts';
+import { listCaptured, readCaptured } from './captured.ts';
 import type { Logger } from '../../log/log.ts';
 import type { Status } from '../../status/control.ts';
 import {
@@ -55,6 +57,10 @@ export interface DashboardDeps {
   dir: string;
   db: Db;
   status: () => Status;
+  /** The sandbox's capture folder (`posta dev`): its mail gets pages of its own. */
+  captured?: string | undefined;
+  /** The domains' DKIM keys, to check the captured mail's signatures. */
+  directory: Pick<Directory, 'names' | 'keys'>;
   /** Host names a request may give (guard.ts allowedHosts). */
   hosts: Set<string>;
   log: Logger;
@@ -83,7 +89,7 @@ const ASSETS: Record<string, { path: string; type: string }> = {
 
 const HEADERS = {
   'content-security-policy':
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-frame-options': 'DENY',
   'x-content-type-options': 'nosniff',
   // not no-referrer: with it a browser sends `Origin: null` on the pages' own forms
@@ -98,6 +104,10 @@ export function createDashboard(deps: DashboardDeps) {
   const scheme = (c: Context<Env>) =>
     'encrypted' in c.env.incoming.socket ? ('https' as const) : ('http' as const);
   const clientIp = (c: Context<Env>) => c.env.incoming.socket.remoteAddress ?? '';
+  const view = (c: Context<Env>): pages.View => ({
+    csrf: c.get('session').csrf,
+    sandbox: deps.captured !== undefined,
+  });
 
   app.use(async (c, next) => {
     const socket = c.env.incoming.socket;
@@ -117,7 +127,8 @@ export function createDashboard(deps: DashboardDeps) {
     });
     if (refused) return c.text(`${refused.text}\n`, refused.status);
     await next();
-    for (const [k, v] of Object.entries(HEADERS)) c.res.headers.set(k, v);
+    for (const [k, v] of Object.entries(HEADERS))
+      if (!c.res.headers.has(k)) c.res.headers.set(k, v);
   });
 
   app.get('/assets/dashboard.css', (c) => {
@@ -225,7 +236,7 @@ export function createDashboard(deps: DashboardDeps) {
       week: statSeries(deps.db, 3600_000, 168, now),
       destinations: destinations(deps.db, now - 86400_000),
     };
-    return c.html(pages.overviewPage(overview, c.get('session').csrf));
+    return c.html(pages.overviewPage(overview, view(c)));
   });
 
   app.get('/search', (c) => {
@@ -233,30 +244,30 @@ export function createDashboard(deps: DashboardDeps) {
     const text = (c.req.query('q') ?? '').trim();
     const q = { field: pages.isSearchField(field) ? field : 'any', text };
     const found = text ? searchMessages(deps.db, q.field, text) : null;
-    return c.html(pages.searchPage(q, found, c.get('session').csrf));
+    return c.html(pages.searchPage(q, found, view(c)));
   });
 
   app.get('/queue', (c) =>
-    c.html(pages.queuePage(queueEntries(deps.db), c.get('session').csrf, c.req.query('done'))),
+    c.html(pages.queuePage(queueEntries(deps.db), view(c), c.req.query('done'))),
   );
 
   app.get('/queue/:id', (c) => {
     const id = c.req.param('id');
-    const csrf = c.get('session').csrf;
+    const v = view(c);
     const d = messageDetail(deps.db, id);
-    if (!d) return c.html(pages.notFoundPage(`No message ${id} is queued or logged.`, csrf), 404);
+    if (!d) return c.html(pages.notFoundPage(`No message ${id} is queued or logged.`, v), 404);
     return c.html(
-      pages.messagePage(d, listEvents(deps.db, { message: id }), csrf, c.req.query('done')),
+      pages.messagePage(d, listEvents(deps.db, { message: id }), v, c.req.query('done')),
     );
   });
 
   app.get('/queue/:id/:action', (c) => {
     const { id, action } = c.req.param();
-    const csrf = c.get('session').csrf;
+    const v = view(c);
     if (!pages.isAction(action) || !messageDetail(deps.db, id)?.queued) {
-      return c.html(pages.notFoundPage(`No message ${id} is queued.`, csrf), 404);
+      return c.html(pages.notFoundPage(`No message ${id} is queued.`, v), 404);
     }
-    return c.html(pages.confirmPage(id, action, csrf));
+    return c.html(pages.confirmPage(id, action, v));
   });
 
   app.post('/queue/:id/:action', (c) => {
@@ -276,7 +287,7 @@ export function createDashboard(deps: DashboardDeps) {
       const text = gone ? `Message ${id} is deleted.` : `No message ${id} was queued.`;
       return c.redirect(`/queue?done=${encodeURIComponent(text)}`, 303);
     }
-    return c.html(pages.notFoundPage(`No such action: ${action}.`, c.get('session').csrf), 404);
+    return c.html(pages.notFoundPage(`No such action: ${action}.`, view(c)), 404);
   });
 
   const domainsOf = () => deps.status().dkim;
@@ -292,16 +303,14 @@ export function createDashboard(deps: DashboardDeps) {
     );
 
   app.get('/domains', async (c) =>
-    c.html(
-      pages.domainsPage(await domainViews(), c.get('session').csrf, { flash: c.req.query('done') }),
-    ),
+    c.html(pages.domainsPage(await domainViews(), view(c), { flash: c.req.query('done') })),
   );
 
   app.post('/domains/:domain/aliases/:verb?', async (c) => {
     const { domain, verb } = c.req.param();
-    const csrf = c.get('session').csrf;
+    const v = view(c);
     if (!(domain in domainsOf()) || (verb !== undefined && verb !== 'remove')) {
-      return c.html(pages.notFoundPage(`No domain ${domain} is served here.`, csrf), 404);
+      return c.html(pages.notFoundPage(`No domain ${domain} is served here.`, v), 404);
     }
     const body = await c.req.parseBody();
     const file = aliasesFile(deps.dir, domain);
@@ -327,7 +336,7 @@ export function createDashboard(deps: DashboardDeps) {
       return c.redirect(`/domains?done=${encodeURIComponent(text)}`, 303);
     } catch (err) {
       if (!(err instanceof PostaError)) throw err;
-      return c.html(pages.domainsPage(await domainViews(), csrf, { error: err.message }), 400);
+      return c.html(pages.domainsPage(await domainViews(), v, { error: err.message }), 400);
     }
   });
 
@@ -338,12 +347,7 @@ export function createDashboard(deps: DashboardDeps) {
   ) => {
     const domains = Object.keys(domainsOf());
     return c.html(
-      pages.suppressionPage(
-        listSuppressed(deps.db, { domains }),
-        domains,
-        c.get('session').csrf,
-        o,
-      ),
+      pages.suppressionPage(listSuppressed(deps.db, { domains }), domains, view(c), o),
       status,
     );
   };
@@ -369,7 +373,7 @@ export function createDashboard(deps: DashboardDeps) {
       suppress(deps.db, { domain, address, reason });
       text = `${address} is suppressed for ${domain}.`;
     } else {
-      return c.html(pages.notFoundPage(`No such action: ${verb}.`, c.get('session').csrf), 404);
+      return c.html(pages.notFoundPage(`No such action: ${verb}.`, view(c)), 404);
     }
     deps.log.info(
       { domain, address, change: verb ?? 'add', ip: clientIp(c) },
@@ -377,6 +381,50 @@ export function createDashboard(deps: DashboardDeps) {
     );
     return c.redirect(`/suppression?done=${encodeURIComponent(text)}`, 303);
   });
+
+  const captured = deps.captured;
+  if (captured !== undefined) {
+    app.get('/captured', async (c) => {
+      const q = (c.req.query('q') ?? '').trim();
+      return c.html(pages.capturedListPage(await listCaptured(captured, q), q, view(c)));
+    });
+    const message = async (c: Context<Env>) => {
+      const m = await readCaptured(captured, c.req.param('id') ?? '', deps.directory);
+      if (!m) c.status(404);
+      return m;
+    };
+    app.get('/captured/:id', async (c) => {
+      const m = await message(c);
+      if (!m) return c.html(pages.notFoundPage('No such captured message.', view(c)));
+      return c.html(pages.capturedPage(m, view(c)));
+    });
+    // the message's own HTML, in the page's sandboxed iframe: no script, nothing fetched
+    app.get('/captured/:id/html', async (c) => {
+      const m = await message(c);
+      c.header(
+        'content-security-policy',
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'; sandbox",
+      );
+      c.header('x-frame-options', 'SAMEORIGIN');
+      return c.html(m?.html ?? '');
+    });
+    app.get('/captured/:id/raw', async (c) => {
+      const m = await message(c);
+      c.header('content-type', 'text/plain; charset=utf-8');
+      return c.body(m ? new Uint8Array(m.raw) : 'No such captured message.\n');
+    });
+    app.get('/captured/:id/attachments/:n', async (c) => {
+      const a = (await message(c))?.attachments[Number(c.req.param('n'))];
+      if (!a) return c.text('No such attachment.\n', 404);
+      // always a download: an attachment is never rendered in the dashboard's origin
+      c.header('content-type', 'application/octet-stream');
+      c.header(
+        'content-disposition',
+        `attachment; filename*=UTF-8''${encodeURIComponent(a.filename)}`,
+      );
+      return c.body(new Uint8Array(a.content));
+    });
+  }
 
   app.onError((err, c) => {
     deps.log.error({ err: err.message, path: c.req.path }, 'dashboard: a page failed');

@@ -13,6 +13,7 @@ import type { StoredEvent } from '../../events/events.ts';
 import { STAT_OUTCOMES, type Destination, type Series } from '../../stats/stats.ts';
 import type { Alias } from '../../aliases/aliases.ts';
 import type { Suppressed } from '../../suppression/suppression.ts';
+import type { CapturedMessage, CapturedSummary } from './captured.ts';
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -29,10 +30,16 @@ function ago(seconds: number): string {
   return `${Math.round(seconds / 86400)} days`;
 }
 
+/** What every page of a session knows: its token, and whether this is the sandbox. */
+export interface View {
+  csrf: string;
+  sandbox: boolean;
+}
+
 export function layout(
   title: string,
   body: Html,
-  o: { csrf?: string; flash?: string; charts?: boolean } = {},
+  o: { v?: View; flash?: string; charts?: boolean } = {},
 ): Html {
   return html`<!doctype html>
     <html lang="en">
@@ -54,12 +61,13 @@ export function layout(
           <nav aria-label="Main">
             <a href="/" class="brand">posta</a>
             ${
-              o.csrf
+              o.v
                 ? html`<a href="/">Overview</a> <a href="/queue">Queue</a>
                     <a href="/search">Search</a> <a href="/domains">Domains</a>
-                    <a href="/suppression">Suppression</a>
+                    <a href="/suppression">Suppression</a
+                    >${o.v?.sandbox ? html` <a href="/captured">Captured</a>` : ''}
                     <form method="post" action="/logout" class="inline">
-                      <input type="hidden" name="csrf" value="${o.csrf}" /><button type="submit">
+                      <input type="hidden" name="csrf" value="${o.v.csrf}" /><button type="submit">
                         Log out
                       </button>
                     </form>`
@@ -137,7 +145,7 @@ function chart(id: string, title: string, s: Series): Html {
 
 const rate = (n: number, of: number) => (of ? `${((100 * n) / of).toFixed(1)}%` : '—');
 
-export function overviewPage(o: Overview, csrf: string): Html {
+export function overviewPage(o: Overview, v: View): Html {
   const s = o.status;
   const counts = (r: Record<string, number>) => OUTCOMES.map((o) => html`<td>${r[o] ?? 0}</td>`);
   return layout(
@@ -250,11 +258,11 @@ export function overviewPage(o: Overview, csrf: string): Html {
             : ''
         }
       </section>`,
-    { csrf, charts: true },
+    { v, charts: true },
   );
 }
 
-export function queuePage(entries: QueueEntry[], csrf: string, flash?: string): Html {
+export function queuePage(entries: QueueEntry[], v: View, flash?: string): Html {
   const now = Date.now();
   return layout(
     'Queue',
@@ -290,14 +298,14 @@ export function queuePage(entries: QueueEntry[], csrf: string, flash?: string): 
             })}
           </tbody>
         </table>`,
-    { csrf, flash },
+    { v, flash },
   );
 }
 
 export function messagePage(
   d: MessageDetail,
   events: StoredEvent[],
-  csrf: string,
+  v: View,
   flash?: string,
 ): Html {
   const q = d.queued;
@@ -407,7 +415,7 @@ export function messagePage(
               ${events.map((e) => html`<li><time>${when(e.at)}</time> ${e.type}: ${e.recipients.join(', ')}</li>`)}
             </ul>`
       }`,
-    { csrf, flash },
+    { v, flash },
   );
 }
 
@@ -439,7 +447,7 @@ const FIELDS: [SearchField, string][] = [
 export function searchPage(
   q: { field: SearchField; text: string },
   found: Found[] | null,
-  csrf: string,
+  v: View,
 ): Html {
   return layout(
     'Search',
@@ -491,7 +499,7 @@ export function searchPage(
                 </tbody>
               </table>`
       }`,
-    { csrf },
+    { v },
   );
 }
 
@@ -509,7 +517,7 @@ function problem(error: string | undefined): Html | string {
 
 export function domainsPage(
   domains: DomainView[],
-  csrf: string,
+  v: View,
   o: { flash?: string; error?: string } = {},
 ): Html {
   return layout(
@@ -548,7 +556,7 @@ export function domainsPage(
                           <td>${a.targets.join(', ')}</td>
                           <td>
                             <form method="post" action="/domains/${d.domain}/aliases/remove">
-                              ${hidden(csrf)}
+                              ${hidden(v.csrf)}
                               <input type="hidden" name="local" value="${a.local}" />
                               <button
                                 type="submit"
@@ -565,7 +573,7 @@ export function domainsPage(
                 </table>`
           }
           <form method="post" action="/domains/${d.domain}/aliases" class="row">
-            ${hidden(csrf)}
+            ${hidden(v.csrf)}
             <label for="local-${d.domain}">Alias (local part, or * for every other address)</label>
             <input id="local-${d.domain}" name="local" required />
             <label for="targets-${d.domain}">Forwards to (addresses, separated by commas)</label>
@@ -574,14 +582,14 @@ export function domainsPage(
           </form>
         </section>`,
     )}`,
-    { csrf, flash: o.flash },
+    { v, flash: o.flash },
   );
 }
 
 export function suppressionPage(
   list: Suppressed[],
   domains: string[],
-  csrf: string,
+  v: View,
   o: { flash?: string; error?: string } = {},
 ): Html {
   return layout(
@@ -592,7 +600,7 @@ export function suppressionPage(
         at once. A hard bounce adds the address by itself.
       </p>
       <form method="post" action="/suppression" class="row">
-        ${hidden(csrf)}
+        ${hidden(v.csrf)}
         <label for="s-domain">Domain</label>
         <select id="s-domain" name="domain">
           ${domains.map((d) => html`<option value="${d}">${d}</option>`)}
@@ -629,7 +637,7 @@ export function suppressionPage(
                       <td>${when(x.createdAt)}</td>
                       <td>
                         <form method="post" action="/suppression/remove">
-                          ${hidden(csrf)}
+                          ${hidden(v.csrf)}
                           <input type="hidden" name="domain" value="${x.domain}" />
                           <input type="hidden" name="address" value="${x.address}" />
                           <button
@@ -646,23 +654,153 @@ export function suppressionPage(
               </tbody>
             </table>`
       }`,
-    { csrf, flash: o.flash },
+    { v, flash: o.flash },
+  );
+}
+
+export function capturedListPage(list: CapturedSummary[], q: string, v: View): Html {
+  return layout(
+    'Captured mail',
+    html`<p class="hint">The sandbox delivers nothing: every message it would have sent is here.</p>
+      <form method="get" action="/captured" role="search" class="search">
+        <label for="cq">Sender, recipient or subject</label>
+        <input id="cq" name="q" type="search" value="${q}" />
+        <button type="submit">Search</button>
+      </form>
+      ${
+        list.length === 0
+          ? html`<p>${q ? 'No captured message matches.' : 'No mail captured yet.'}</p>`
+          : html`<table id="captured">
+              <thead>
+                <tr>
+                  <th scope="col">Time</th>
+                  <th scope="col">From</th>
+                  <th scope="col">To</th>
+                  <th scope="col">Subject</th>
+                  <th scope="col">Size</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${list.map(
+                  (m) =>
+                    html`<tr>
+                      <td>${when(m.at)}</td>
+                      <td>${m.from}</td>
+                      <td>${m.to}</td>
+                      <td><a href="/captured/${m.id}">${m.subject || '(no subject)'}</a></td>
+                      <td>${m.size} bytes</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
+      }`,
+    { v },
+  );
+}
+
+export function capturedPage(m: CapturedMessage, v: View): Html {
+  return layout(
+    m.subject || '(no subject)',
+    html`<dl class="envelope">
+        <div>
+          <dt>From</dt>
+          <dd>${m.from}</dd>
+        </div>
+        <div>
+          <dt>To</dt>
+          <dd>${m.to}</dd>
+        </div>
+        <div>
+          <dt>Captured</dt>
+          <dd>${when(m.at)}, ${m.size} bytes; queue id <a href="/queue/${m.id}">${m.id}</a></dd>
+        </div>
+      </dl>
+      <h2>DKIM</h2>
+      ${
+        m.dkim.length === 0
+          ? html`<p>No DKIM signature.</p>`
+          : html`<table id="dkim">
+                <thead>
+                  <tr>
+                    <th scope="col">Domain</th>
+                    <th scope="col">Selector</th>
+                    <th scope="col">Algorithm</th>
+                    <th scope="col">Result</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${m.dkim.map(
+                    (d) =>
+                      html`<tr class="${d.result}">
+                        <td>${d.domain}</td>
+                        <td>${d.selector}</td>
+                        <td>${d.algorithm}</td>
+                        <td>${d.result}${d.comment ? ` (${d.comment})` : ''}</td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>
+              <p class="hint">
+                Checked against this config folder's keys, as <code>posta dns</code> prints them.
+              </p>`
+      }
+      ${
+        m.html !== null
+          ? html`<h2>HTML</h2>
+              <iframe
+                id="html"
+                title="The message's HTML"
+                sandbox
+                src="/captured/${m.id}/html"
+              ></iframe>`
+          : ''
+      }
+      <h2>Text</h2>
+      ${m.text !== null ? html`<pre id="text">${m.text}</pre>` : html`<p>No text part.</p>`}
+      <h2>Attachments</h2>
+      ${
+        m.attachments.length === 0
+          ? html`<p>None.</p>`
+          : html`<ul id="attachments">
+              ${m.attachments.map(
+                (a, i) =>
+                  html`<li>
+                    <a href="/captured/${m.id}/attachments/${i}">${a.filename}</a>
+                    (${a.contentType}, ${a.size} bytes)
+                  </li>`,
+              )}
+            </ul>`
+      }
+      <h2>Header fields</h2>
+      <table id="headers">
+        <tbody>
+          ${m.headers.map(
+            (h) =>
+              html`<tr>
+                <th scope="row">${h.name}</th>
+                <td>${h.value}</td>
+              </tr>`,
+          )}
+        </tbody>
+      </table>
+      <p><a href="/captured/${m.id}/raw">The raw message</a></p>`,
+    { v },
   );
 }
 
 export const isSearchField = (f: string): f is SearchField => FIELDS.some(([x]) => x === f);
 
-export function confirmPage(id: string, action: Action, csrf: string): Html {
+export function confirmPage(id: string, action: Action, v: View): Html {
   const a = ACTIONS[action];
   return layout(
     `${a.title}: ${id}`,
     html`<p>${a.text}</p>
       <form method="post" action="/queue/${id}/${action}">
-        <input type="hidden" name="csrf" value="${csrf}" />
+        <input type="hidden" name="csrf" value="${v.csrf}" />
         <button type="submit" class="${action === 'delete' ? 'danger' : ''}">${a.button}</button>
         <a href="/queue/${id}">Cancel</a>
       </form>`,
-    { csrf },
+    { v },
   );
 }
 
@@ -673,12 +811,12 @@ export function errorPage(message: string): Html {
   );
 }
 
-export function notFoundPage(what: string, csrf?: string): Html {
+export function notFoundPage(what: string, v?: View): Html {
   return layout(
     'Not found',
     html`<p>${what}</p>
       <p><a href="/queue">Back to the queue</a></p>`,
-    { csrf },
+    { v },
   );
 }
 
@@ -719,6 +857,8 @@ form.search label { margin: 0; }
 form.row { margin: 1rem 0; }
 form.row input, form.row select { font: inherit; padding: .35rem; width: min(28rem, 100%); display: block; }
 form.row button { margin-top: .5rem; }
+iframe#html { width: 100%; min-height: 24rem; border: 1px solid var(--line); background: #fff; }
+pre#text { white-space: pre-wrap; border: 1px solid var(--line); padding: .5rem; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 select, input[type=search] { font: inherit; padding: .35rem; }
 `;
