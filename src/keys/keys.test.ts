@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newKeyId, parseResendToken, resendToken } from './keys.ts';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KeyStore, newKeyId, parseResendToken, resendToken } from './keys.ts';
+import { openQueueDb } from '../queue/spool.ts';
 
 const id = 'AKPSABCDEFGHIJKLMNOP';
 
@@ -22,5 +26,18 @@ test('resendToken and parseResendToken are inverses', () => {
     const k = newKeyId();
     const secret = Buffer.from(String(Math.random())).toString('base64url');
     assert.deepEqual(parseResendToken(resendToken(k, secret)), { id: k, secret });
+  }
+});
+
+test("no secret starts with '-', which command-line tools would take for an option", async () => {
+  const store = new KeyStore(openQueueDb(await mkdtemp(join(tmpdir(), 'keys-'))));
+  for (let i = 0; i < 400; i++) {
+    const { secret } = store.create({
+      name: `k${i}`,
+      domains: ['example.test'],
+      rate: 1,
+      daily: 1,
+    });
+    assert.match(secret, /^[A-Za-z0-9_][A-Za-z0-9_-]{39}$/);
   }
 });

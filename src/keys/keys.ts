@@ -113,7 +113,9 @@ export class KeyStore {
     secret: string;
   } {
     const id = newKeyId();
-    const secret = randomBytes(30).toString('base64url');
+    let secret = randomBytes(30).toString('base64url');
+    // one in 64 would start with '-', which swaks, curl and `posta send` take for an option
+    while (secret.startsWith('-')) secret = randomBytes(30).toString('base64url');
     const now = Date.now();
     prepared(
       this.db,
