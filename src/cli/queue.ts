@@ -4,6 +4,8 @@ import { openQueueDbIfAny } from '../queue/spool.ts';
 import {
   deleteMessage,
   flushQueue,
+  holdMessage,
+  releaseMessage,
   messageDetail,
   queueEntries,
   type MessageDetail,
@@ -17,6 +19,8 @@ export const queue: Command = {
        posta queue show ID [--json]
        posta queue flush
        posta queue delete ID
+       posta queue hold ID
+       posta queue release ID
 
 list    every queued message: id, age, sender, and each recipient still to
         deliver with its attempts, next attempt and the last reply
@@ -24,6 +28,8 @@ show    one message, with the history of every delivery attempt (kept 30 days,
         also after the message has left the queue)
 flush   retry every waiting recipient now
 delete  remove a message from the queue without delivering or bouncing it
+hold    try none of a message's recipients until it is released
+release try a held message's recipients now
 
 These work beside a running \`posta serve\`; a flush takes effect within a second.`,
   options: { json: { type: 'boolean' } },
@@ -73,9 +79,24 @@ These work beside a running \`posta serve\`; a flush takes effect within a secon
           process.stdout.write(`Deleted ${id}.\n`);
           return;
         }
+        case 'hold':
+        case 'release': {
+          const [id = ''] = positionals(cmd, sub, ['ID']);
+          const n = verb === 'hold' ? holdMessage(db, id) : releaseMessage(db, id);
+          if (n === 0)
+            throw new PostaError(
+              `There is no ${verb === 'hold' ? 'waiting' : 'held'} recipient of ${id} in the queue; \`posta queue show ${id}\` shows it.`,
+            );
+          process.stdout.write(
+            verb === 'hold'
+              ? `Held ${id} (${n} recipient${n === 1 ? '' : 's'}); \`posta queue release ${id}\` lets it go.\n`
+              : `Released ${id}: ${n} recipient${n === 1 ? '' : 's'} will be tried now.\n`,
+          );
+          return;
+        }
         default:
           throw new UsageError(
-            `${verb ? `"${verb}" is not a queue command` : 'A queue command is missing'}; use list, show, flush or delete.`,
+            `${verb ? `"${verb}" is not a queue command` : 'A queue command is missing'}; use list, show, flush, delete, hold or release.`,
           );
       }
     } finally {
@@ -98,7 +119,7 @@ function entryJson(e: QueueEntry) {
     size: e.size,
     recipients: e.recipients.map((r) => ({
       address: r.address,
-      state: r.attempts === 0 ? 'queued' : 'deferred',
+      state: r.held ? 'held' : r.attempts === 0 ? 'queued' : 'deferred',
       attempts: r.attempts,
       nextAttempt: iso(r.nextAttempt),
       lastReply: r.lastReply,
@@ -136,6 +157,8 @@ function recipientText(r: QueueEntry['recipients'][number], now: number): string
   const when = r.nextAttempt <= now ? 'now' : `in ${age(r.nextAttempt - now)}`;
   const state =
     r.attempts === 0 ? 'queued' : `deferred, ${r.attempts} attempt${r.attempts === 1 ? '' : 's'}`;
+  if (r.held)
+    return `<${r.address}>  held (${state})${r.lastReply ? `\n        last reply: ${r.lastReply}` : ''}`;
   return `<${r.address}>  ${state}, next ${when}${r.lastReply ? `\n        last reply: ${r.lastReply}` : ''}`;
 }
 

@@ -11,7 +11,7 @@ import { readHeader } from '../message/header.ts';
 import { mailRecord } from '../events/events.ts';
 
 export interface QueueEntry extends Omit<QueuedMessage, 'recipients'> {
-  recipients: RecipientState[];
+  recipients: (RecipientState & { held: boolean })[];
 }
 
 export interface LoggedAttempt {
@@ -38,7 +38,7 @@ export interface MessageDetail {
 /** The queue with each recipient's state, or only the message `id`. */
 export function queueEntries(db: Db, id?: string): QueueEntry[] {
   const rcpts = db.prepare(
-    'SELECT address, attempts, next_attempt, last_reply FROM recipients WHERE message = ? ORDER BY address',
+    'SELECT address, state, attempts, next_attempt, last_reply FROM recipients WHERE message = ? ORDER BY address',
   );
   return listMessages(db, id).map((m) => ({
     ...m,
@@ -47,6 +47,7 @@ export function queueEntries(db: Db, id?: string): QueueEntry[] {
       attempts: Number(r.attempts),
       nextAttempt: Number(r.next_attempt),
       lastReply: r.last_reply === null ? null : String(r.last_reply),
+      held: r.state === 'held',
     })),
   }));
 }
@@ -203,4 +204,27 @@ export function searchMessages(db: Db, field: SearchField, text: string, limit =
     });
   }
   return found;
+}
+
+/**
+ * Hold a message: its waiting recipients are not tried until it is released
+ * (an attempt already under way still ends and is recorded). Returns how many.
+ */
+export function holdMessage(db: Db, id: string): number {
+  return Number(
+    db
+      .prepare("UPDATE recipients SET state = 'held' WHERE message = ? AND state = 'queued'")
+      .run(id).changes,
+  );
+}
+
+/** Release a held message: its recipients are due now. Returns how many. */
+export function releaseMessage(db: Db, id: string, now = Date.now()): number {
+  return Number(
+    db
+      .prepare(
+        "UPDATE recipients SET state = 'queued', next_attempt = ? WHERE message = ? AND state = 'held'",
+      )
+      .run(now, id).changes,
+  );
 }

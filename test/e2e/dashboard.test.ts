@@ -194,6 +194,18 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   assert.equal(new URL(page.url()).pathname, `/queue/${ids.retried}`);
   assert.match(await page.locator('main').innerText(), /Subject\s+deferred once/);
 
+  // hold and release, seen by the CLI too
+  await page.goto(`${base()}/queue/${ids.deferred}`);
+  await page.getByRole('link', { name: 'Hold' }).click();
+  await page.getByRole('button', { name: 'Hold the message' }).click();
+  assert.equal(await page.locator('#state').innerText(), 'held');
+  await shot(page, 'message-held');
+  const heldList = await posta(['queue', 'list', '--dir', s.dir]);
+  assert.match(heldList.stdout, /<always-tempfail@dest\.test>\s+held/);
+  await page.getByRole('link', { name: 'Release' }).click();
+  await page.getByRole('button', { name: 'Release the message' }).click();
+  assert.match(await page.locator('[role=status]').innerText(), /1 recipients are released/);
+  assert.equal(await page.locator('#state').innerText(), 'queued');
   await page.goto(`${base()}/queue/${ids.deferred}`);
   await page.getByRole('link', { name: 'Delete' }).click();
   await page.getByRole('button', { name: 'Delete the message' }).click();

@@ -1,5 +1,5 @@
 /**
- * `posta queue list / show / flush / delete` beside a running server whose
+ * `posta queue list / show / flush / delete / hold / release` beside a running server whose
  * only MX keeps answering 451: the recipient stays deferred with its reply,
  * a flush retries it within seconds, a delete removes it.
  */
@@ -97,6 +97,40 @@ test('list, show, flush and delete work against the running server', async () =>
   assert.equal((await rx.messages()).length, 0, 'nothing was delivered');
 });
 
+test('a held message is not tried, even by a flush, until it is released', async () => {
+  // tempfail1: the first attempt gets 451, the next one is accepted
+  const id = await submit(s, 'tempfail1-hold@slow.test', 'held', 'x');
+  await until('the first attempt', async () =>
+    (await list()).find((m) => m.id === id && m.recipients[0]?.attempts === 1),
+  );
+  const held = await posta(['queue', 'hold', id, '--dir', s.dir]);
+  assert.equal(held.code, 0, held.stderr);
+  assert.match(held.stdout, new RegExp(`^Held ${id} \\(1 recipient\\)`));
+  const again = await posta(['queue', 'hold', id, '--dir', s.dir]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /There is no waiting recipient of/);
+  assert.equal((await list()).find((m) => m.id === id)?.recipients[0]?.state, 'held');
+  assert.match(
+    (await posta(['queue', 'list', '--dir', s.dir])).stdout,
+    /<tempfail1-hold@slow\.test>\s+held \(deferred, 1 attempt\)/,
+  );
+  // a flush and two seconds of scheduling rounds leave it alone
+  await posta(['queue', 'flush', '--dir', s.dir]);
+  await sleep(2000);
+  assert.equal((await list()).find((m) => m.id === id)?.recipients[0]?.attempts, 1);
+
+  const released = await posta(['queue', 'release', id, '--dir', s.dir]);
+  assert.equal(released.code, 0, released.stderr);
+  assert.match(released.stdout, /1 recipient will be tried now/);
+  await until('the delivery', async () =>
+    (await rx.messages()).find((m) => m.rcptTos.includes('tempfail1-hold@slow.test')),
+  );
+  assert.equal(
+    (await list()).find((m) => m.id === id),
+    undefined,
+  );
+});
+
 test('queue commands refuse unknown ids and verbs clearly', async () => {
   const missing = await posta(['queue', 'delete', 'nosuchid', '--dir', s.dir]);
   assert.equal(missing.code, 1);
@@ -105,5 +139,8 @@ test('queue commands refuse unknown ids and verbs clearly', async () => {
   assert.equal(show.code, 1);
   const verb = await posta(['queue', 'purge', '--dir', s.dir]);
   assert.equal(verb.code, 2);
-  assert.match(verb.stderr, /"purge" is not a queue command; use list, show, flush or delete/);
+  assert.match(
+    verb.stderr,
+    /"purge" is not a queue command; use list, show, flush, delete, hold or release/,
+  );
 });

@@ -18,7 +18,9 @@ import type { Logger } from '../../log/log.ts';
 import type { Status } from '../../status/control.ts';
 import {
   deleteMessage,
+  holdMessage,
   messageDetail,
+  releaseMessage,
   queueEntries,
   retryMessage,
   searchMessages,
@@ -280,6 +282,15 @@ export function createDashboard(deps: DashboardDeps) {
         `/queue/${id}?done=${encodeURIComponent(`${n} recipients are due now.`)}`,
         303,
       );
+    }
+    if (action === 'hold' || action === 'release') {
+      const n = action === 'hold' ? holdMessage(deps.db, id) : releaseMessage(deps.db, id);
+      deps.log.info({ message: id, recipients: n, ip }, `dashboard: ${action}`);
+      const text =
+        action === 'hold'
+          ? `${n} recipients are held.`
+          : `${n} recipients are released and due now.`;
+      return c.redirect(`/queue/${id}?done=${encodeURIComponent(text)}`, 303);
     }
     if (action === 'delete') {
       const gone = deleteMessage(deps.db, id);

@@ -292,7 +292,15 @@ export function queuePage(entries: QueueEntry[], v: View, flash?: string): Html 
                 <td>${m.sender || '<>'}</td>
                 <td>${m.recipients.map((r) => r.address).join(', ')}</td>
                 <td>${attempts}</td>
-                <td>${next <= now ? 'due now' : `in ${ago((next - now) / 1000)}`}</td>
+                <td>
+                  ${
+                    m.recipients.every((r) => r.held)
+                      ? 'held'
+                      : next <= now
+                        ? 'due now'
+                        : `in ${ago((next - now) / 1000)}`
+                  }
+                </td>
                 <td>${reply}</td>
               </tr>`;
             })}
@@ -338,7 +346,15 @@ export function messagePage(
         }
         <div>
           <dt>State</dt>
-          <dd id="state">${q ? 'queued' : 'done: no recipient left to deliver'}</dd>
+          <dd id="state">
+            ${
+              q
+                ? q.recipients.every((r) => r.held)
+                  ? 'held'
+                  : 'queued'
+                : 'done: no recipient left to deliver'
+            }
+          </dd>
         </div>
       </dl>
       ${
@@ -359,14 +375,24 @@ export function messagePage(
                       html`<tr>
                         <td>${r.address}</td>
                         <td>${r.attempts}</td>
-                        <td>${when(r.nextAttempt)}</td>
+                        <td>${r.held ? 'held' : when(r.nextAttempt)}</td>
                         <td>${r.lastReply ?? ''}</td>
                       </tr>`,
                   )}
                 </tbody>
               </table>
               <p class="actions">
-                <a class="button" href="/queue/${d.id}/retry">Retry now</a>
+                ${
+                  q.recipients.some((r) => !r.held)
+                    ? html`<a class="button" href="/queue/${d.id}/retry">Retry now</a>
+                        <a class="button" href="/queue/${d.id}/hold">Hold</a>`
+                    : ''
+                }
+                ${
+                  q.recipients.some((r) => r.held)
+                    ? html`<a class="button" href="/queue/${d.id}/release">Release</a>`
+                    : ''
+                }
                 <a class="button danger" href="/queue/${d.id}/delete">Delete</a>
               </p>`
           : ''
@@ -424,6 +450,16 @@ const ACTIONS = {
     title: 'Retry now',
     text: 'Try every waiting recipient of this message now?',
     button: 'Retry now',
+  },
+  hold: {
+    title: 'Hold',
+    text: 'Hold this message? None of its recipients is tried until you release it.',
+    button: 'Hold the message',
+  },
+  release: {
+    title: 'Release',
+    text: 'Release this message? Its held recipients are tried now.',
+    button: 'Release the message',
   },
   delete: {
     title: 'Delete',
