@@ -216,6 +216,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       status,
       captured: opts.captureDir,
       directory,
+      webhooks: config.webhooks,
       hosts: allowedHosts([config.hostname, ...config.listen.http.map((e) => e.host)]),
       log,
     });

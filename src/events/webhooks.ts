@@ -42,7 +42,7 @@ const TIMEOUT_MS = 15_000;
 const GIVE_UP_MS = 86_400_000;
 const MAX_BACKOFF_MS = 600_000;
 
-interface State {
+export interface State {
   endpoint: string;
   last_event: number;
   failures: number;

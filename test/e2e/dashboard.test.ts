@@ -7,13 +7,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { posta, tempDir } from '../helpers/posta.ts';
 import { startMxFor } from '../helpers/receiver.ts';
+import { randomLoopback } from '../helpers/net.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { submit } from '../helpers/smtp.ts';
 
@@ -21,6 +22,8 @@ let mx: Awaited<ReturnType<typeof startMxFor>>;
 let s: TestServer;
 let browser: Browser;
 let shots: string;
+let hook: Server;
+let keyId = '';
 const ids: Record<string, string> = {};
 
 const base = () => `http://${s.host}:${s.ports.http}`;
@@ -82,7 +85,33 @@ async function session(): Promise<{ cookie: string; csrf: string }> {
 
 before(async () => {
   mx = await startMxFor('dest.test');
-  s = await startServer({ dns: mx.dns.endpoint, http: true });
+  // a webhook endpoint that is down: the webhooks page shows its failed calls
+  hook = createServer((_req, res) => res.writeHead(503).end('down for maintenance'));
+  const hookHost = randomLoopback();
+  await new Promise<void>((resolve) => hook.listen(0, hookHost, resolve));
+  const hookPort = (hook.address() as { port: number }).port;
+  s = await startServer({
+    dns: mx.dns.endpoint,
+    http: true,
+    extraToml: [
+      '[webhooks.app]',
+      `url = "http://${hookHost}:${hookPort}/hook"`,
+      'format = "posta"',
+    ].join('\n'),
+  });
+  const made = await posta([
+    'key',
+    'create',
+    '--domain',
+    'example.test',
+    '--name',
+    'shop',
+    '--json',
+    '--dir',
+    s.dir,
+  ]);
+  assert.equal(made.code, 0, made.stderr);
+  keyId = (JSON.parse(made.stdout) as { access_key_id: string }).access_key_id;
   // delivered, bounced, deferred (once: it delivers on its retry), deferred for good
   ids.delivered = await submit(s, 'ok@dest.test', 'delivered one');
   ids.bounced = await submit(s, 'reject@dest.test', 'bounced one');
@@ -99,6 +128,7 @@ after(async () => {
   await browser?.close();
   await s?.stop();
   await mx?.stop();
+  hook?.close();
 });
 
 test('in Chromium: a login link opens the overview; the queue, a timeline, a retry that delivers, a delete', async (t) => {
@@ -262,6 +292,24 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   assert.doesNotMatch(left, /blocked@dest\.test/i);
   const none = await posta(['suppress', 'list', '--domain', 'example.test', '--dir', s.dir]);
   assert.doesNotMatch(none.stdout, /blocked@dest\.test/i);
+
+  // the access keys, and the webhook endpoint with its failed calls
+  await page.getByRole('link', { name: 'API keys' }).click();
+  assert.match(
+    await page.locator('#keys').innerText(),
+    new RegExp(`${keyId}\\tshop\\texample\\.test\\t14/s, 50000/day\\t0\\t.*\\tin use`),
+  );
+  await page.getByRole('link', { name: 'Webhooks' }).click();
+  let calls = '';
+  for (let i = 0; i < 50 && !/503/.test(calls); i++) {
+    await page.reload();
+    calls = await page.locator('main').innerText();
+    if (!/503/.test(calls)) await sleep(200);
+  }
+  await shot(page, 'webhooks');
+  assert.match(calls, /http:\/\/127\.\d+\.\d+\.\d+:\d+\/hook \(posta\)/);
+  assert.match(calls, /\d+ calls? failed in a row/);
+  assert.match(calls, /\t\d+\t503\t/);
 
   // the bounced message's timeline says why
   await page.goto(`${base()}/queue/${ids.bounced}`);

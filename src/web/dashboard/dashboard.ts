@@ -13,6 +13,10 @@ import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { getRequestListener } from '@hono/node-server';
 import type { Db } from '../../db/db.ts';
 import type { Directory } from '../../domains/directory.ts';
+import type { WebhookConfig } from '../../config/load.ts';
+import { KeyStore } from '../../keys/keys.ts';
+import { sentLast24Hours } from '../../keys/usage.ts';
+import { webhookLog, webhookState, withoutCredentials } from '../../events/webhooks.ts';
 import { listCaptured, readCaptured } from './captured.ts';
 import type { Logger } from '../../log/log.ts';
 import type { Status } from '../../status/control.ts';
@@ -63,6 +67,8 @@ export interface DashboardDeps {
   captured?: string | undefined;
   /** The domains' DKIM keys, to check the captured mail's signatures. */
   directory: Pick<Directory, 'names' | 'keys'>;
+  /** [webhooks.NAME] of posta.toml. */
+  webhooks: readonly WebhookConfig[];
   /** Host names a request may give (guard.ts allowedHosts). */
   hosts: Set<string>;
   log: Logger;
@@ -436,6 +442,30 @@ export function createDashboard(deps: DashboardDeps) {
       return c.body(new Uint8Array(a.content));
     });
   }
+
+  app.get('/keys', (c) => {
+    const keys = new KeyStore(deps.db)
+      .list()
+      .map((k) => ({ ...k, sent: sentLast24Hours(deps.db, k.id) }));
+    return c.html(pages.keysPage(keys, view(c)));
+  });
+
+  app.get('/webhooks', (c) => {
+    const hooks = deps.webhooks.map((w) => {
+      const state = webhookState(deps.db, w.name);
+      return {
+        name: w.name,
+        url: withoutCredentials(w.url).url,
+        format: w.format,
+        events: w.events,
+        failures: state.failures,
+        failingSince: state.failing_since,
+        confirmed: state.confirmed === 1,
+        calls: webhookLog(deps.db, w.name, 20).reverse(),
+      };
+    });
+    return c.html(pages.webhooksPage(hooks, view(c)));
+  });
 
   app.onError((err, c) => {
     deps.log.error({ err: err.message, path: c.req.path }, 'dashboard: a page failed');

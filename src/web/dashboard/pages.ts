@@ -14,6 +14,8 @@ import { STAT_OUTCOMES, type Destination, type Series } from '../../stats/stats.
 import type { Alias } from '../../aliases/aliases.ts';
 import type { Suppressed } from '../../suppression/suppression.ts';
 import type { CapturedMessage, CapturedSummary } from './captured.ts';
+import type { ApiKey } from '../../keys/keys.ts';
+import type { LogEntry } from '../../events/webhooks.ts';
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -64,8 +66,9 @@ export function layout(
               o.v
                 ? html`<a href="/">Overview</a> <a href="/queue">Queue</a>
                     <a href="/search">Search</a> <a href="/domains">Domains</a>
-                    <a href="/suppression">Suppression</a
-                    >${o.v?.sandbox ? html` <a href="/captured">Captured</a>` : ''}
+                    <a href="/suppression">Suppression</a> <a href="/keys">API keys</a>
+                    <a href="/webhooks">Webhooks</a>
+                    ${o.v?.sandbox ? html`<a href="/captured">Captured</a>` : ''}
                     <form method="post" action="/logout" class="inline">
                       <input type="hidden" name="csrf" value="${o.v.csrf}" /><button type="submit">
                         Log out
@@ -820,6 +823,119 @@ export function capturedPage(m: CapturedMessage, v: View): Html {
         </tbody>
       </table>
       <p><a href="/captured/${m.id}/raw">The raw message</a></p>`,
+    { v },
+  );
+}
+
+export function keysPage(keys: (ApiKey & { sent: number })[], v: View): Html {
+  return layout(
+    'API keys',
+    html`<p class="hint">
+        <code>posta key create</code> makes a key (its secret is shown once),
+        <code>posta key revoke</code> ends one.
+      </p>
+      ${
+        keys.length === 0
+          ? html`<p>No access key yet.</p>`
+          : html`<table id="keys">
+              <thead>
+                <tr>
+                  <th scope="col">Id</th>
+                  <th scope="col">Name</th>
+                  <th scope="col">May send from</th>
+                  <th scope="col">Rate</th>
+                  <th scope="col">Sent, last 24 h</th>
+                  <th scope="col">Created</th>
+                  <th scope="col">State</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${keys.map(
+                  (k) =>
+                    html`<tr>
+                      <td><code>${k.id}</code></td>
+                      <td>${k.name}</td>
+                      <td>${k.domains.join(', ')}</td>
+                      <td>${k.rate}/s, ${k.daily}/day</td>
+                      <td>${k.sent}</td>
+                      <td>${when(k.createdAt)}</td>
+                      <td>${k.revokedAt === null ? 'in use' : `revoked ${when(k.revokedAt)}`}</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
+      }`,
+    { v },
+  );
+}
+
+export interface WebhookView {
+  name: string;
+  url: string;
+  format: string;
+  events: readonly string[];
+  failures: number;
+  failingSince: number | null;
+  confirmed: boolean;
+  calls: LogEntry[];
+}
+
+export function webhooksPage(hooks: WebhookView[], v: View): Html {
+  return layout(
+    'Webhooks',
+    html`${
+      hooks.length === 0
+        ? html`<p>No webhook endpoint: add a <code>[webhooks.NAME]</code> table to posta.toml.</p>`
+        : hooks.map(
+            (h) =>
+              html`<section aria-labelledby="w-${h.name}">
+                <h2 id="w-${h.name}">${h.name}</h2>
+                <p>
+                  ${h.url}
+                  (${h.format}${h.format === 'sns' ? (h.confirmed ? ', confirmed' : ', not confirmed yet') : ''});
+                  events: ${h.events.join(', ') || 'all'}.
+                  ${
+                    h.failures
+                      ? html`<strong>${h.failures} calls failed in a row</strong
+                          >${h.failingSince ? `, since ${when(h.failingSince)}` : ''}.`
+                      : 'Its last call succeeded.'
+                  }
+                </p>
+                ${
+                  h.calls.length === 0
+                    ? html`<p>No call yet.</p>`
+                    : html`<table class="calls">
+                        <caption>
+                          The last ${h.calls.length} calls
+                        </caption>
+                        <thead>
+                          <tr>
+                            <th scope="col">Time</th>
+                            <th scope="col">Event</th>
+                            <th scope="col">Status</th>
+                            <th scope="col">Error</th>
+                            <th scope="col">Duration</th>
+                          </tr>
+                        </thead>
+                        <tbody>
+                          ${h.calls.map(
+                            (c) =>
+                              html`<tr
+                                class="${c.error || (c.status ?? 0) >= 300 ? 'permanent' : ''}"
+                              >
+                                <td>${when(c.at)}</td>
+                                <td>${c.event ?? ''}</td>
+                                <td>${c.status ?? ''}</td>
+                                <td>${c.error ?? ''}</td>
+                                <td>${c.ms} ms</td>
+                              </tr>`,
+                          )}
+                        </tbody>
+                      </table>`
+                }
+              </section>`,
+          )
+    }`,
     { v },
   );
 }
