@@ -101,6 +101,15 @@ export function webhookLog(db: Db, endpoint?: string, limit = 100): LogEntry[] {
   return (rows as unknown as LogEntry[]).reverse();
 }
 
+/** The calls made for one message's events, oldest first. */
+export function webhookLogOfMessage(db: Db, message: string): LogEntry[] {
+  return prepared(
+    db,
+    `SELECT endpoint, event, at, status, error, ms FROM webhook_log
+      WHERE event IN (SELECT id FROM events WHERE message = ?) ORDER BY id`,
+  ).all(message) as unknown as LogEntry[];
+}
+
 export class Webhooks {
   private readonly o: WebhookOptions;
   private timer: NodeJS.Timeout | null = null;

@@ -311,6 +311,13 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   assert.match(calls, /\d+ calls? failed in a row/);
   assert.match(calls, /\t\d+\t503\t/);
 
+  // the first message's page: its header fields (kept for account mail), its events, and the
+  // webhook calls made for them (the endpoint is down, so its Send is retried)
+  await page.goto(`${base()}/queue/${ids.delivered}`);
+  assert.match(await page.locator('#headers').innerText(), /^Subject\tdelivered one$/m);
+  assert.match(await page.locator('#events').innerText(), /Send: ok@dest\.test/);
+  assert.match(await page.locator('#message-calls').innerText(), /\tapp\t\d+\t503\tHTTP 503/);
+
   // the bounced message's timeline says why
   await page.goto(`${base()}/queue/${ids.bounced}`);
   assert.match(

@@ -16,7 +16,12 @@ import type { Directory } from '../../domains/directory.ts';
 import type { WebhookConfig } from '../../config/load.ts';
 import { KeyStore } from '../../keys/keys.ts';
 import { sentLast24Hours } from '../../keys/usage.ts';
-import { webhookLog, webhookState, withoutCredentials } from '../../events/webhooks.ts';
+import {
+  webhookLog,
+  webhookLogOfMessage,
+  webhookState,
+  withoutCredentials,
+} from '../../events/webhooks.ts';
 import { listCaptured, readCaptured } from './captured.ts';
 import type { Logger } from '../../log/log.ts';
 import type { Status } from '../../status/control.ts';
@@ -29,7 +34,8 @@ import {
   retryMessage,
   searchMessages,
 } from '../../queue/inspect.ts';
-import { listEvents } from '../../events/events.ts';
+import { headerList, listEvents, mailRecord } from '../../events/events.ts';
+import { storedMessage } from '../../queue/spool.ts';
 import { destinations, statSeries } from '../../stats/stats.ts';
 import { verifyPassword } from '../../users/hash.ts';
 import { HashGate } from '../../users/gate.ts';
@@ -264,9 +270,13 @@ export function createDashboard(deps: DashboardDeps) {
     const v = view(c);
     const d = messageDetail(deps.db, id);
     if (!d) return c.html(pages.notFoundPage(`No message ${id} is queued or logged.`, v), 404);
-    return c.html(
-      pages.messagePage(d, listEvents(deps.db, { message: id }), v, c.req.query('done')),
-    );
+    const stored = storedMessage(deps.db, id);
+    const more = {
+      events: listEvents(deps.db, { message: id }),
+      headers: stored ? headerList(stored.head).headers : (mailRecord(deps.db, id)?.headers ?? []),
+      calls: webhookLogOfMessage(deps.db, id),
+    };
+    return c.html(pages.messagePage(d, more, v, c.req.query('done')));
   });
 
   app.get('/queue/:id/:action', (c) => {

@@ -315,7 +315,11 @@ export function queuePage(entries: QueueEntry[], v: View, flash?: string): Html 
 
 export function messagePage(
   d: MessageDetail,
-  events: StoredEvent[],
+  more: {
+    events: StoredEvent[];
+    headers: { name: string; value: string }[];
+    calls: LogEntry[];
+  },
   v: View,
   flash?: string,
 ): Html {
@@ -438,11 +442,55 @@ export function messagePage(
       }
       <h2>Events</h2>
       ${
-        events.length === 0
+        more.events.length === 0
           ? html`<p>No events (events are kept for the mail of accounts and access keys).</p>`
-          : html`<ul>
-              ${events.map((e) => html`<li><time>${when(e.at)}</time> ${e.type}: ${e.recipients.join(', ')}</li>`)}
+          : html`<ul id="events">
+              ${more.events.map((e) => html`<li><time>${when(e.at)}</time> ${e.type}: ${e.recipients.join(', ')}</li>`)}
             </ul>`
+      }
+      ${
+        more.calls.length === 0
+          ? ''
+          : html`<h2>Webhook calls</h2>
+              <table id="message-calls">
+                <thead>
+                  <tr>
+                    <th scope="col">Time</th>
+                    <th scope="col">Endpoint</th>
+                    <th scope="col">Event</th>
+                    <th scope="col">Status</th>
+                    <th scope="col">Error</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${more.calls.map(
+                    (c) =>
+                      html`<tr>
+                        <td>${when(c.at)}</td>
+                        <td>${c.endpoint}</td>
+                        <td>${c.event ?? ''}</td>
+                        <td>${c.status ?? ''}</td>
+                        <td>${c.error ?? ''}</td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+      }
+      <h2>Header fields</h2>
+      ${
+        more.headers.length === 0
+          ? html`<p>Not kept: the message has left the queue and was not an account's.</p>`
+          : html`<table id="headers">
+              <tbody>
+                ${more.headers.map(
+                  (h) =>
+                    html`<tr>
+                      <th scope="row">${h.name}</th>
+                      <td>${h.value}</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
       }`,
     { v, flash },
   );
