@@ -212,6 +212,8 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     });
     const dashboard = lazyDashboard({
       dir: config.dir,
+      config,
+      resolve: resolver.resolve,
       db: spool.db,
       status,
       captured: opts.captureDir,

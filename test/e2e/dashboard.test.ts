@@ -266,6 +266,19 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   assert.match(listed.stdout, /^team@example\.test: a@dest\.test, b@example\.test$/m);
   await page.getByRole('button', { name: 'Remove team@example.test' }).click();
   assert.doesNotMatch(await readFile(aliases, 'utf8'), /^team:/m);
+  // the DNS check, run on demand: doctor's checks (the test DNS has no example.test) and the records
+  await page.getByRole('link', { name: 'Check the DNS of example.test' }).click();
+  await shot(page, 'domain-check');
+  const checks = await page.locator('#checks').innerText();
+  assert.match(checks, /^MX\t✗ fail\texample\.test has no MX record\tpublish .+$/m);
+  assert.match(checks, /^DKIM\t✗ fail\t/m);
+  assert.match(checks, /^Listeners\t✓ pass\t/m);
+  assert.match(
+    await page.locator('#zone').innerText(),
+    /^\S+\._domainkey\.example\.test\.\s+\d+\s+IN\s+TXT\s+"v=DKIM1; k=rsa;/m,
+  );
+  await page.getByRole('link', { name: 'Back to the domains' }).click();
+
   // a bad target is refused with the CLI's sentence, and nothing is written
   await page.getByLabel('Alias (local part', { exact: false }).fill('x');
   await page.getByLabel('Forwards to').fill('|/bin/sh');

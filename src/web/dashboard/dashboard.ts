@@ -13,7 +13,9 @@ import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { getRequestListener } from '@hono/node-server';
 import type { Db } from '../../db/db.ts';
 import type { Directory } from '../../domains/directory.ts';
-import type { WebhookConfig } from '../../config/load.ts';
+import type { ResolvedConfig, WebhookConfig } from '../../config/load.ts';
+import type { ResolveFn } from '../../dns/resolver.ts';
+import { checkDomain } from './domain-check.ts';
 import { KeyStore } from '../../keys/keys.ts';
 import { sentLast24Hours } from '../../keys/usage.ts';
 import {
@@ -67,6 +69,9 @@ import { parseAddress } from '../../address/address.ts';
 export interface DashboardDeps {
   /** The config folder: its admin-password file. */
   dir: string;
+  /** For the DNS check of a domain (domain-check.ts). */
+  config: ResolvedConfig;
+  resolve: ResolveFn;
   db: Db;
   status: () => Status;
   /** The sandbox's capture folder (`posta dev`): its mail gets pages of its own. */
@@ -332,6 +337,15 @@ export function createDashboard(deps: DashboardDeps) {
   app.get('/domains', async (c) =>
     c.html(pages.domainsPage(await domainViews(), view(c), { flash: c.req.query('done') })),
   );
+
+  app.get('/domains/:domain/check', async (c) => {
+    const domain = c.req.param('domain');
+    if (!(domain in domainsOf())) {
+      return c.html(pages.notFoundPage(`No domain ${domain} is served here.`, view(c)), 404);
+    }
+    const { zone, report } = await checkDomain(deps.config, deps.resolve, domain);
+    return c.html(pages.domainCheckPage(domain, zone, report, view(c)));
+  });
 
   app.post('/domains/:domain/aliases/:verb?', async (c) => {
     const { domain, verb } = c.req.param();

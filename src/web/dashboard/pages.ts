@@ -16,6 +16,7 @@ import type { Suppressed } from '../../suppression/suppression.ts';
 import type { CapturedMessage, CapturedSummary } from './captured.ts';
 import type { ApiKey } from '../../keys/keys.ts';
 import type { LogEntry } from '../../events/webhooks.ts';
+import type { Report } from '../../doctor/report.ts';
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
@@ -619,6 +620,9 @@ export function domainsPage(
             <code>posta dns ${d.domain}</code> prints the records to publish,
             <code>posta doctor ${d.domain}</code> checks them.
           </p>
+          <p>
+            <a class="button" href="/domains/${d.domain}/check">Check the DNS of ${d.domain}</a>
+          </p>
           <h3>Aliases</h3>
           <p class="hint">
             Written to domains/${d.domain}/aliases as <code>posta alias</code> writes it;
@@ -670,6 +674,43 @@ export function domainsPage(
         </section>`,
     )}`,
     { v, flash: o.flash },
+  );
+}
+
+const MARK = { pass: '✓', fail: '✗', warn: '!' } as const;
+
+export function domainCheckPage(domain: string, zone: string, report: Report, v: View): Html {
+  return layout(
+    `DNS of ${domain}`,
+    html`<p>
+        ${report.ok ? 'Every check passed or only warns.' : html`<strong>A check failed</strong>: see its fix below.`}
+      </p>
+      <table id="checks">
+        <thead>
+          <tr>
+            <th scope="col">Check</th>
+            <th scope="col">Result</th>
+            <th scope="col">Found</th>
+            <th scope="col">What to do</th>
+          </tr>
+        </thead>
+        <tbody>
+          ${report.checks.map(
+            (c) =>
+              html`<tr class="${c.status === 'fail' ? 'permanent' : ''}">
+                <th scope="row">${c.title}</th>
+                <td><span aria-hidden="true">${MARK[c.status]}</span> ${c.status}</td>
+                <td>${c.detail}</td>
+                <td>${c.fix ?? ''}</td>
+              </tr>`,
+          )}
+        </tbody>
+      </table>
+      <h2>Records to publish</h2>
+      <p class="hint">As <code>posta dns ${domain}</code> prints them, zone-file lines.</p>
+      <pre id="zone">${zone}</pre>
+      <p><a href="/domains">Back to the domains</a></p>`,
+    { v },
   );
 }
 
@@ -1058,6 +1099,7 @@ form.row { margin: 1rem 0; }
 form.row input, form.row select { font: inherit; padding: .35rem; width: min(28rem, 100%); display: block; }
 form.row button { margin-top: .5rem; }
 iframe#html { width: 100%; min-height: 24rem; border: 1px solid var(--line); background: #fff; }
+pre#zone { white-space: pre-wrap; overflow-wrap: anywhere; }
 pre#text { white-space: pre-wrap; border: 1px solid var(--line); padding: .5rem; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 select, input[type=search] { font: inherit; padding: .35rem; }
