@@ -159,6 +159,16 @@ for (const [name, listen, want] of [
     'smtp = ["0.0.0.0:25"]\nsubmission = ["127.0.0.1:25"]',
     /\[listen\] smtp "0\.0\.0\.0:25" already takes every address on port 25, so \[listen\] submission "127\.0\.0\.1:25" cannot be had too; drop one of them\.$/,
   ],
+  [
+    'plain http on every address',
+    'http = ["0.0.0.0:8025"]',
+    /\[listen\] http "0\.0\.0\.0:8025" is not on loopback, and plain HTTP would carry the dashboard's logins and the APIs' keys unencrypted over the network; listen on 127\.0\.0\.1 or \[::1\] and use \[listen\] https \(or ssh -L\) from other hosts\.$/,
+  ],
+  [
+    'plain http on a public address',
+    'http = ["192.0.2.7:80"]',
+    /\[listen\] http "192\.0\.2\.7:80" is not on loopback/,
+  ],
 ] as const) {
   test(`config error: ${name}`, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'posta-load-'));
@@ -170,6 +180,16 @@ for (const [name, listen, want] of [
     await rm(dir, { recursive: true });
   });
 }
+
+test('plain http on any loopback address is fine', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'posta-load-'));
+  await writeFile(
+    join(dir, 'posta.toml'),
+    'hostname = "a.b"\n[listen]\nhttp = ["127.3.4.5:8025", "[::1]:8025"]\n',
+  );
+  assert.equal((await loadConfig(dir)).listen.http.length, 2);
+  await rm(dir, { recursive: true });
+});
 
 test('the IPv4 and IPv6 wildcards of one port go together (the default)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'posta-load-'));

@@ -11,6 +11,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { PostaError } from '../errors.ts';
 import { parseDomain } from '../address/address.ts';
+import { isLoopback } from '../address/ip.ts';
 import { ConfigSchema, type ParsedConfig } from './schema.ts';
 import { formatEndpoint, parseEndpoint, parseHostPort, type Endpoint } from './endpoint.ts';
 import type { StsMode } from '../mtasts/policy.ts';
@@ -147,6 +148,7 @@ export async function loadConfig(dir: string): Promise<ResolvedConfig> {
   }
   const config = resolveConfig(dir, file, parseConfigText(file, text), await listDomains(dir));
   checkListenersApart(config);
+  checkHttpOnLoopback(config);
   return config;
 }
 
@@ -302,6 +304,20 @@ function checkListenersApart(c: ResolvedConfig): void {
         );
       }
     }
+  }
+}
+
+/**
+ * The http listener carries the dashboard's login and session cookies and the
+ * APIs' keys in the clear: only loopback may have it (applications and people
+ * elsewhere use [listen] https, or ssh -L to it).
+ */
+function checkHttpOnLoopback(c: ResolvedConfig): void {
+  for (const e of c.listen.http) {
+    if (isLoopback(e.host)) continue;
+    throw new PostaError(
+      `${c.file}: [listen] http "${formatEndpoint(e)}" is not on loopback, and plain HTTP would carry the dashboard's logins and the APIs' keys unencrypted over the network; listen on 127.0.0.1 or [::1] and use [listen] https (or ssh -L) from other hosts.`,
+    );
   }
 }
 

@@ -41,7 +41,6 @@ import { storedMessage } from '../../queue/spool.ts';
 import { destinations, statSeries } from '../../stats/stats.ts';
 import { verifyPassword } from '../../users/hash.ts';
 import { HashGate } from '../../users/gate.ts';
-import { isLoopback } from '../../address/ip.ts';
 import { readAdminHash } from './admin.ts';
 import { LoginLimiter, refuse } from './guard.ts';
 import {
@@ -129,13 +128,6 @@ export function createDashboard(deps: DashboardDeps) {
   });
 
   app.use(async (c, next) => {
-    const socket = c.env.incoming.socket;
-    if (scheme(c) === 'http' && !isLoopback(socket.localAddress ?? '')) {
-      return c.text(
-        'The dashboard is served on loopback and over https only; reach it with ssh -L.\n',
-        403,
-      );
-    }
     const refused = refuse({
       method: c.req.method,
       host: c.req.header('host'),
