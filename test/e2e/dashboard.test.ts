@@ -331,6 +331,17 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   assert.match(await page.locator('#events').innerText(), /Send: ok@dest\.test/);
   assert.match(await page.locator('#message-calls').innerText(), /\tapp\t\d+\t503\tHTTP 503/);
 
+  // the overview's counters follow the server without a reload (server-sent events)
+  await page.goto(`${base()}/`);
+  const before = Number(await page.locator('#queue-messages').innerText());
+  await submit(s, 'always-tempfail@dest.test', 'one more');
+  let now = before;
+  for (let i = 0; i < 50 && now === before; i++) {
+    await sleep(200);
+    now = Number(await page.locator('#queue-messages').innerText());
+  }
+  assert.equal(now, before + 1, 'the live counter moved');
+
   // the bounced message's timeline says why
   await page.goto(`${base()}/queue/${ids.bounced}`);
   assert.match(

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Hono, type Context } from 'hono';
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { getRequestListener } from '@hono/node-server';
+import { streamSSE } from 'hono/streaming';
 import type { Db } from '../../db/db.ts';
 import type { Directory } from '../../domains/directory.ts';
 import type { ResolvedConfig, WebhookConfig } from '../../config/load.ts';
@@ -87,6 +88,8 @@ export interface DashboardDeps {
 type Env = { Bindings: { incoming: IncomingMessage }; Variables: { session: Session } };
 
 const COOKIE = 'posta_session';
+const LIVE_EVERY_MS = 2000;
+const LIVE_FOR_MS = 10 * 60_000;
 
 const require = createRequire(import.meta.url);
 /** The scripts the pages load, served as the packages ship them (no build step). */
@@ -99,6 +102,10 @@ const ASSETS: Record<string, { path: string; type: string }> = {
     path: require.resolve('uplot/dist/uPlot.min.css'),
     type: 'text/css; charset=utf-8',
   },
+  'live.js': {
+    path: fileURLToPath(new URL('./live.js', import.meta.url)),
+    type: 'text/javascript; charset=utf-8',
+  },
   'charts.js': {
     path: fileURLToPath(new URL('./charts.js', import.meta.url)),
     type: 'text/javascript; charset=utf-8',
@@ -107,7 +114,7 @@ const ASSETS: Record<string, { path: string; type: string }> = {
 
 const HEADERS = {
   'content-security-policy':
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-frame-options': 'DENY',
   'x-content-type-options': 'nosniff',
   // not no-referrer: with it a browser sends `Origin: null` on the pages' own forms
@@ -249,6 +256,21 @@ export function createDashboard(deps: DashboardDeps) {
     };
     return c.html(pages.overviewPage(overview, view(c)));
   });
+
+  // the overview's live counters, every LIVE_EVERY_MS; a stream ends after LIVE_FOR_MS and
+  // the browser opens another, so none outlives its page for long
+  app.get('/live', (c) =>
+    streamSSE(c, async (stream) => {
+      const end = Date.now() + LIVE_FOR_MS;
+      while (!stream.aborted && !stream.closed && Date.now() < end) {
+        await stream.writeSSE({
+          event: 'counters',
+          data: JSON.stringify(pages.liveCounters(deps.status())),
+        });
+        await stream.sleep(LIVE_EVERY_MS);
+      }
+    }),
+  );
 
   app.get('/search', (c) => {
     const field = c.req.query('field') ?? 'any';

@@ -55,7 +55,8 @@ export function layout(
           o.charts
             ? html`<link rel="stylesheet" href="/assets/uPlot.min.css" />
                 <script src="/assets/uPlot.iife.min.js" defer></script>
-                <script src="/assets/charts.js" defer></script>`
+                <script src="/assets/charts.js" defer></script>
+                <script src="/assets/live.js" defer></script>`
             : ''
         }
       </head>
@@ -147,11 +148,25 @@ function chart(id: string, title: string, s: Series): Html {
   </figure>`;
 }
 
+const oldest = (s: Status) => (s.queue.messages ? ago(s.queue.oldestSeconds) : '—');
+
+/** The overview's figures that /live keeps current, by element id. */
+export function liveCounters(s: Status): Record<string, string | number> {
+  return {
+    'queue-messages': s.queue.messages,
+    'queue-queued': s.queue.queued,
+    'queue-deferred': s.queue.deferred,
+    'queue-oldest': oldest(s),
+    ...Object.fromEntries(OUTCOMES.map((o) => [`last-hour-${o}`, s.lastHour[o] ?? 0])),
+  };
+}
+
 const rate = (n: number, of: number) => (of ? `${((100 * n) / of).toFixed(1)}%` : '—');
 
 export function overviewPage(o: Overview, v: View): Html {
   const s = o.status;
-  const counts = (r: Record<string, number>) => OUTCOMES.map((o) => html`<td>${r[o] ?? 0}</td>`);
+  const counts = (r: Record<string, number>, live?: string) =>
+    OUTCOMES.map((o) => html`<td ${live ? html`id="${live}-${o}"` : ''}>${r[o] ?? 0}</td>`);
   return layout(
     'Overview',
     html`<section aria-labelledby="charts-h">
@@ -196,7 +211,7 @@ export function overviewPage(o: Overview, v: View): Html {
           </div>
           <div>
             <dt>Recipients not yet tried</dt>
-            <dd>${s.queue.queued}</dd>
+            <dd id="queue-queued">${s.queue.queued}</dd>
           </div>
           <div>
             <dt>Recipients deferred</dt>
@@ -204,7 +219,7 @@ export function overviewPage(o: Overview, v: View): Html {
           </div>
           <div>
             <dt>Oldest</dt>
-            <dd>${s.queue.messages ? ago(s.queue.oldestSeconds) : '—'}</dd>
+            <dd id="queue-oldest">${oldest(s)}</dd>
           </div>
         </dl>
         <p><a href="/queue">See the queue</a></p>
@@ -221,7 +236,7 @@ export function overviewPage(o: Overview, v: View): Html {
           <tbody>
             <tr id="last-hour">
               <th scope="row">Last hour</th>
-              ${counts(s.lastHour)}
+              ${counts(s.lastHour, 'last-hour')}
             </tr>
             <tr id="last-day">
               <th scope="row">Last 24 hours</th>
