@@ -228,3 +228,36 @@ export function releaseMessage(db: Db, id: string, now = Date.now()): number {
       .run(now, id).changes,
   );
 }
+
+export interface DestinationQueue {
+  domain: string;
+  recipients: number;
+  deferred: number;
+  held: number;
+  /** When its oldest message was accepted. */
+  oldest: number;
+  /** A recent reply of its MX, when one was tried. */
+  lastReply: string | null;
+}
+
+/** The waiting recipients by destination domain, the largest first. */
+export function queueByDomain(db: Db): DestinationQueue[] {
+  const rows = db
+    .prepare(
+      `SELECT r.domain AS domain, count(*) AS recipients, sum(r.attempts > 0) AS deferred,
+              sum(r.state = 'held') AS held, min(m.created_at) AS oldest,
+              (SELECT x.last_reply FROM recipients x WHERE x.domain = r.domain
+                  AND x.last_reply IS NOT NULL ORDER BY x.next_attempt DESC LIMIT 1) AS last_reply
+         FROM recipients r JOIN messages m ON m.id = r.message
+        GROUP BY r.domain ORDER BY recipients DESC, r.domain`,
+    )
+    .all() as Record<string, string | number | null>[];
+  return rows.map((r) => ({
+    domain: String(r.domain),
+    recipients: Number(r.recipients),
+    deferred: Number(r.deferred),
+    held: Number(r.held),
+    oldest: Number(r.oldest),
+    lastReply: r.last_reply === null ? null : String(r.last_reply),
+  }));
+}

@@ -173,7 +173,10 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
 
   await page.getByRole('link', { name: 'Queue', exact: true }).click();
   await shot(page, 'queue');
-  const rows = page.locator('tbody tr');
+  const byDomain = await page.locator('#destinations-queue tbody tr').allInnerTexts();
+  assert.deepEqual(byDomain.length, 1, byDomain.join('\n'));
+  assert.match(byDomain[0] ?? '', /^dest\.test\t2\t2\t0\t\d+ s\t451 4\.3\.0 try again later$/);
+  const rows = page.locator('#messages tbody tr');
   assert.equal(await rows.count(), 2);
   const row = rows.filter({ hasText: 'tempfail1@dest.test' });
   assert.match(await row.innerText(), /451 4\.3\.0 try again later/);

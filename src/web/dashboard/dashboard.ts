@@ -33,6 +33,7 @@ import {
   holdMessage,
   messageDetail,
   releaseMessage,
+  queueByDomain,
   queueEntries,
   retryMessage,
   searchMessages,
@@ -280,9 +281,15 @@ export function createDashboard(deps: DashboardDeps) {
     return c.html(pages.searchPage(q, found, view(c)));
   });
 
-  app.get('/queue', (c) =>
-    c.html(pages.queuePage(queueEntries(deps.db), view(c), c.req.query('done'))),
-  );
+  app.get('/queue', (c) => {
+    const domain = c.req.query('domain')?.toLowerCase();
+    const all = queueEntries(deps.db);
+    const entries = domain
+      ? all.filter((m) => m.recipients.some((r) => r.address.toLowerCase().endsWith(`@${domain}`)))
+      : all;
+    const q = { entries, domains: queueByDomain(deps.db), domain };
+    return c.html(pages.queuePage(q, view(c), c.req.query('done')));
+  });
 
   app.get('/queue/:id', (c) => {
     const id = c.req.param('id');

@@ -8,7 +8,13 @@
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { Status } from '../../status/control.ts';
-import type { Found, MessageDetail, QueueEntry, SearchField } from '../../queue/inspect.ts';
+import type {
+  DestinationQueue,
+  Found,
+  MessageDetail,
+  QueueEntry,
+  SearchField,
+} from '../../queue/inspect.ts';
 import type { StoredEvent } from '../../events/events.ts';
 import { STAT_OUTCOMES, type Destination, type Series } from '../../stats/stats.ts';
 import type { Alias } from '../../aliases/aliases.ts';
@@ -281,50 +287,98 @@ export function overviewPage(o: Overview, v: View): Html {
   );
 }
 
-export function queuePage(entries: QueueEntry[], v: View, flash?: string): Html {
+/** The messages the queue page lists at most. */
+const QUEUE_ROWS = 500;
+
+export function queuePage(
+  q: { entries: QueueEntry[]; domains: DestinationQueue[]; domain?: string | undefined },
+  v: View,
+  flash?: string,
+): Html {
   const now = Date.now();
+  const entries = q.entries.slice(0, QUEUE_ROWS);
+  const shown =
+    entries.length < q.entries.length
+      ? `the first ${entries.length} of ${q.entries.length}`
+      : `${entries.length}`;
   return layout(
-    'Queue',
-    entries.length === 0
-      ? html`<p>The queue is empty: every message was delivered or has bounced.</p>`
-      : html`<table>
-          <caption>
-            ${entries.length} message${entries.length === 1 ? '' : 's'} waiting
-          </caption>
-          <thead>
-            <tr>
-              <th scope="col">Queue id</th>
-              <th scope="col">From</th>
-              <th scope="col">Recipients</th>
-              <th scope="col">Attempts</th>
-              <th scope="col">Next attempt</th>
-              <th scope="col">Last reply</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${entries.map((m) => {
-              const next = Math.min(...m.recipients.map((r) => r.nextAttempt));
-              const attempts = Math.max(0, ...m.recipients.map((r) => r.attempts));
-              const reply = m.recipients.find((r) => r.lastReply)?.lastReply ?? '';
-              return html`<tr>
-                <td><a href="/queue/${m.id}">${m.id}</a></td>
-                <td>${m.sender || '<>'}</td>
-                <td>${m.recipients.map((r) => r.address).join(', ')}</td>
-                <td>${attempts}</td>
-                <td>
-                  ${
-                    m.recipients.every((r) => r.held)
-                      ? 'held'
-                      : next <= now
-                        ? 'due now'
-                        : `in ${ago((next - now) / 1000)}`
-                  }
-                </td>
-                <td>${reply}</td>
-              </tr>`;
-            })}
-          </tbody>
-        </table>`,
+    q.domain ? `Queue to ${q.domain}` : 'Queue',
+    q.entries.length === 0
+      ? html`<p>
+          ${q.domain ? `No message waits for ${q.domain}.` : 'The queue is empty: every message was delivered or has bounced.'}
+        </p>`
+      : html`${
+            q.domain
+              ? html`<p><a href="/queue">Every destination</a></p>`
+              : html`<table id="destinations-queue">
+                  <caption>
+                    By destination
+                  </caption>
+                  <thead>
+                    <tr>
+                      <th scope="col">Domain</th>
+                      <th scope="col">Recipients</th>
+                      <th scope="col">Deferred</th>
+                      <th scope="col">Held</th>
+                      <th scope="col">Oldest</th>
+                      <th scope="col">A recent reply</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    ${q.domains.map(
+                      (d) =>
+                        html`<tr>
+                          <th scope="row">
+                            <a href="/queue?domain=${encodeURIComponent(d.domain)}">${d.domain}</a>
+                          </th>
+                          <td>${d.recipients}</td>
+                          <td>${d.deferred}</td>
+                          <td>${d.held}</td>
+                          <td>${ago((now - d.oldest) / 1000)}</td>
+                          <td>${d.lastReply ?? ''}</td>
+                        </tr>`,
+                    )}
+                  </tbody>
+                </table>`
+          }
+          <table id="messages">
+            <caption>
+              ${shown} message${q.entries.length === 1 ? '' : 's'} waiting
+            </caption>
+            <thead>
+              <tr>
+                <th scope="col">Queue id</th>
+                <th scope="col">From</th>
+                <th scope="col">Recipients</th>
+                <th scope="col">Attempts</th>
+                <th scope="col">Next attempt</th>
+                <th scope="col">Last reply</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${entries.map((m) => {
+                const next = Math.min(...m.recipients.map((r) => r.nextAttempt));
+                const attempts = Math.max(0, ...m.recipients.map((r) => r.attempts));
+                const reply = m.recipients.find((r) => r.lastReply)?.lastReply ?? '';
+                return html`<tr>
+                  <td><a href="/queue/${m.id}">${m.id}</a></td>
+                  <td>${m.sender || '<>'}</td>
+                  <td>${m.recipients.map((r) => r.address).join(', ')}</td>
+                  <td>${attempts}</td>
+                  <td>
+                    ${
+                      m.recipients.every((r) => r.held)
+                        ? 'held'
+                        : next <= now
+                          ? 'due now'
+                          : `in ${ago((next - now) / 1000)}`
+                    }
+                  </td>
+                  <td>${reply}</td>
+                </tr>`;
+              })}
+            </tbody>
+          </table>`,
     { v, flash },
   );
 }
