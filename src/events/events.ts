@@ -44,6 +44,8 @@ export interface MailRecord {
   /** The message's header fields, in order, as SES lists them; at most MAX_HEADERS. */
   headers: { name: string; value: string }[];
   headersTruncated: boolean;
+  /** The account that submitted it, when one did (SMTP AUTH's user). */
+  account: string | null;
 }
 
 /** SES gives the first header fields, each shortened; so does posta. */
@@ -75,7 +77,7 @@ export function headerList(head: Buffer): { headers: MailRecord['headers']; trun
 
 /** A mail record as its row's values, made before the commit that writes it (its JSON off the transaction). */
 export interface MailValues {
-  values: [string, number, string, string | null, string, string, string];
+  values: [string, number, string, string | null, string, string, string, string | null];
 }
 
 /** The header block is kept as it is (as text) and read into fields only when an event is built. */
@@ -87,6 +89,8 @@ export function mailRow(m: {
   tags: Record<string, string[]>;
   recipients: string[];
   head: Buffer;
+  /** The account that submitted it (SMTP AUTH's user), when one did. */
+  account?: string | null;
 }): MailValues {
   const end = m.head.indexOf('\r\n\r\n');
   return {
@@ -98,6 +102,7 @@ export function mailRow(m: {
       JSON.stringify(m.tags),
       JSON.stringify(m.recipients),
       (end < 0 ? m.head : m.head.subarray(0, end + 2)).toString('utf8'),
+      m.account ?? null,
     ],
   };
 }
@@ -105,8 +110,8 @@ export function mailRow(m: {
 export function insertMail(db: Db, row: MailValues): void {
   prepared(
     db,
-    `INSERT INTO mail_log (message, created_at, sender, api_key, tags, recipients, headers)
-     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO mail_log (message, created_at, sender, api_key, tags, recipients, headers, account)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
   ).run(...row.values);
 }
 
@@ -170,6 +175,7 @@ interface MailRow {
   tags: string;
   recipients: string;
   headers: string;
+  account: string | null;
 }
 
 export function mailRecord(db: Db, message: string): MailRecord | undefined {
@@ -186,6 +192,7 @@ export function mailRecord(db: Db, message: string): MailRecord | undefined {
     recipients: JSON.parse(r.recipients) as string[],
     headers: h.headers,
     headersTruncated: h.truncated,
+    account: r.account,
   };
 }
 

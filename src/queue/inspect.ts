@@ -261,3 +261,11 @@ export function queueByDomain(db: Db): DestinationQueue[] {
     lastReply: r.last_reply === null ? null : String(r.last_reply),
   }));
 }
+
+/** The account that submitted a message (queued, or in the events' mail records), or null. */
+export function messageAccount(db: Db, id: string): string | null {
+  const row = (db.prepare('SELECT account FROM messages WHERE id = ?').get(id) ??
+    db.prepare('SELECT account FROM mail_log WHERE message = ?').get(id)) as
+    { account: string | null } | undefined;
+  return row?.account?.toLowerCase() ?? null;
+}

@@ -320,6 +320,7 @@ export const MIGRATIONS = [
      hash TEXT PRIMARY KEY,
      kind TEXT NOT NULL,
      csrf TEXT,
+     account TEXT,
      expires_at INTEGER NOT NULL
    ) WITHOUT ROWID;`,
   // the dashboard's charts (stats/stats.ts): per minute, outcome and destination class
@@ -330,6 +331,8 @@ export const MIGRATIONS = [
      n INTEGER NOT NULL,
      PRIMARY KEY (minute, outcome, class)
    ) WITHOUT ROWID;`,
+  // whose mail it is, for an account's own view of the dashboard
+  `ALTER TABLE mail_log ADD COLUMN account TEXT;`,
 ];
 
 /** Bytes in one row of message_parts. */
@@ -362,6 +365,7 @@ function mailOf(id: string, e: Envelope, head: Buffer): MailValues | undefined {
     createdAt: Date.now(),
     sender: e.sender,
     apiKey: e.apiKey ?? null,
+    account: e.account ?? null,
     tags: e.tags ?? {},
     recipients: e.recipients,
     head,

@@ -12,6 +12,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import nodemailer from 'nodemailer';
 import { posta, tempDir } from '../helpers/posta.ts';
 import { startMxFor } from '../helpers/receiver.ts';
 import { randomLoopback } from '../helpers/net.ts';
@@ -24,6 +25,8 @@ let browser: Browser;
 let shots: string;
 let hook: Server;
 let keyId = '';
+/** Where raw() connects from: failed logins are counted per client address. */
+let clientAddress: string | undefined;
 const ids: Record<string, string> = {};
 
 const base = () => `http://${s.host}:${s.ports.http}`;
@@ -54,6 +57,7 @@ function raw(
       {
         host: s.host,
         port: s.ports.http,
+        localAddress: clientAddress,
         method,
         path,
         headers: { host: `${s.host}:${s.ports.http}`, ...headers },
@@ -446,4 +450,70 @@ test('cross-site POSTs, a wrong Host, a missing session token and a stale cookie
   );
   assert.equal(ok.status, 303);
   assert.ok(!(await kept()));
+});
+
+test('an account logs in with its own password and sees only its own mail, with no actions', async () => {
+  const other = 'other@example.test';
+  const pw = 'another horse battery';
+  await s.reload(() => posta(['user', 'add', other, '--password', pw, '--dir', s.dir]));
+  const t = nodemailer.createTransport({
+    host: s.host,
+    port: s.ports.submission,
+    auth: { user: other, pass: pw },
+    tls: { rejectUnauthorized: false },
+  });
+  const info = await t.sendMail({
+    from: other,
+    to: 'always-tempfail@dest.test',
+    subject: 'mine',
+    text: 'x',
+  });
+  t.close();
+  const own = /queued as (\S+)/.exec(info.response)?.[1] ?? '';
+  assert.ok(own);
+  const theirs = await submit(s, 'always-tempfail@dest.test', 'the admin account');
+
+  // another client than the test whose five failed logins locked its address out
+  clientAddress = randomLoopback();
+  const form = {
+    'content-type': 'application/x-www-form-urlencoded',
+    'sec-fetch-site': 'same-origin',
+  };
+  const wrong = await raw(
+    'POST',
+    '/login',
+    form,
+    `address=${encodeURIComponent(other)}&password=nope`,
+  );
+  assert.equal(wrong.status, 401);
+  assert.match(wrong.text, /not the address and password of an account/);
+  const login = await raw(
+    'POST',
+    '/login',
+    form,
+    `address=${encodeURIComponent(other)}&password=${encodeURIComponent(pw)}`,
+  );
+  assert.equal(login.status, 303);
+  assert.equal(login.headers.location, '/queue');
+  const cookie = String(login.headers['set-cookie']).split(';')[0] ?? '';
+
+  const queue = await raw('GET', '/queue', { cookie });
+  assert.equal(queue.status, 200);
+  assert.ok(queue.text.includes(own), 'its own message is listed');
+  assert.ok(!queue.text.includes(theirs), "another account's message is not");
+  assert.doesNotMatch(queue.text, /By destination/);
+  const page = await raw('GET', `/queue/${own}`, { cookie });
+  assert.equal(page.status, 200);
+  assert.doesNotMatch(page.text, /Retry now|\/delete"/);
+  assert.equal((await raw('GET', `/queue/${theirs}`, { cookie })).status, 404);
+  const found = await raw('GET', '/search?field=to&q=always-tempfail', { cookie });
+  assert.ok(found.text.includes(own) && !found.text.includes(theirs));
+  assert.equal((await raw('GET', '/', { cookie })).headers.location, '/queue');
+  for (const path of ['/domains', '/suppression', '/keys', '/webhooks', '/live']) {
+    assert.equal((await raw('GET', path, { cookie })).status, 403, path);
+  }
+  const csrf = /name="csrf" value="([^"]+)"/.exec(queue.text)?.[1] ?? '';
+  const del = await raw('POST', `/queue/${own}/delete`, { ...form, cookie }, `csrf=${csrf}`);
+  assert.equal(del.status, 403);
+  assert.match((await posta(['queue', 'list', '--dir', s.dir])).stdout, new RegExp(own));
 });

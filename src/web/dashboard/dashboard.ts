@@ -31,6 +31,7 @@ import type { Status } from '../../status/control.ts';
 import {
   deleteMessage,
   holdMessage,
+  messageAccount,
   messageDetail,
   releaseMessage,
   queueByDomain,
@@ -42,6 +43,7 @@ import { headerList, listEvents, mailRecord } from '../../events/events.ts';
 import { storedMessage } from '../../queue/spool.ts';
 import { destinations, statSeries } from '../../stats/stats.ts';
 import { verifyPassword } from '../../users/hash.ts';
+import { authenticate } from '../../users/accounts.ts';
 import { HashGate } from '../../users/gate.ts';
 import { readAdminHash } from './admin.ts';
 import { LoginLimiter, refuse } from './guard.ts';
@@ -90,6 +92,8 @@ type Env = { Bindings: { incoming: IncomingMessage }; Variables: { session: Sess
 
 const COOKIE = 'posta_session';
 const LIVE_EVERY_MS = 2000;
+/** What an account's session may open: its queue, its messages, the search, logout. */
+const ACCOUNT_PAGES = [/^\/queue$/, /^\/queue\/[^/]+$/, /^\/search$/, /^\/logout$/];
 const LIVE_FOR_MS = 10 * 60_000;
 
 const require = createRequire(import.meta.url);
@@ -133,7 +137,13 @@ export function createDashboard(deps: DashboardDeps) {
   const view = (c: Context<Env>): pages.View => ({
     csrf: c.get('session').csrf,
     sandbox: deps.captured !== undefined,
+    account: c.get('session').account,
   });
+  /** An account's session sees only its own mail; the admin's sees all. */
+  const mine = (c: Context<Env>, id: string) => {
+    const account = c.get('session').account;
+    return account === null || messageAccount(deps.db, id) === account;
+  };
 
   app.use(async (c, next) => {
     const refused = refuse({
@@ -163,8 +173,8 @@ export function createDashboard(deps: DashboardDeps) {
     return c.body(await readFile(asset.path));
   });
 
-  const openSession = (c: Context<Env>) => {
-    const s = createSession(deps.db);
+  const openSession = (c: Context<Env>, account: string | null = null) => {
+    const s = createSession(deps.db, Date.now(), account);
     setCookie(c, COOKIE, s.token, {
       httpOnly: true,
       sameSite: 'Strict',
@@ -189,6 +199,22 @@ export function createDashboard(deps: DashboardDeps) {
     }
     const body = await c.req.parseBody();
     const password = typeof body.password === 'string' ? body.password : '';
+    const address = typeof body.address === 'string' ? body.address.trim().toLowerCase() : '';
+    if (address) {
+      const account =
+        password !== '' &&
+        (await gate.run(() => authenticate(deps.dir, address, password)).catch(() => null));
+      if (!account) {
+        limiter.failed(ip);
+        deps.log.warn({ ip, account: address }, 'dashboard: an account login failed');
+        const error = 'That is not the address and password of an account here.';
+        return c.html(pages.loginPage({ error, passwordSet: true }), 401);
+      }
+      limiter.succeeded(ip);
+      openSession(c, address);
+      deps.log.info({ ip, account: address }, 'dashboard: an account logged in');
+      return c.redirect('/queue', 303);
+    }
     const hash = await readAdminHash(deps.dir);
     const ok =
       hash !== null &&
@@ -238,6 +264,13 @@ export function createDashboard(deps: DashboardDeps) {
       }
     }
     c.set('session', session);
+    if (session.account !== null && !ACCOUNT_PAGES.some((p) => p.test(c.req.path))) {
+      if (c.req.path === '/') return c.redirect('/queue', 303);
+      return c.html(
+        pages.notFoundPage('This page is for the admin: an account sees its own mail.', view(c)),
+        403,
+      );
+    }
     await next();
   });
 
@@ -277,24 +310,28 @@ export function createDashboard(deps: DashboardDeps) {
     const field = c.req.query('field') ?? 'any';
     const text = (c.req.query('q') ?? '').trim();
     const q = { field: pages.isSearchField(field) ? field : 'any', text };
-    const found = text ? searchMessages(deps.db, q.field, text) : null;
+    const found = text ? searchMessages(deps.db, q.field, text).filter((m) => mine(c, m.id)) : null;
     return c.html(pages.searchPage(q, found, view(c)));
   });
 
   app.get('/queue', (c) => {
     const domain = c.req.query('domain')?.toLowerCase();
-    const all = queueEntries(deps.db);
+    const account = c.get('session').account;
+    const all = queueEntries(deps.db).filter(
+      (m) => account === null || m.account?.toLowerCase() === account,
+    );
     const entries = domain
       ? all.filter((m) => m.recipients.some((r) => r.address.toLowerCase().endsWith(`@${domain}`)))
       : all;
-    const q = { entries, domains: queueByDomain(deps.db), domain };
+    // the destinations sum everyone's mail: the admin's view only
+    const q = { entries, domains: account === null ? queueByDomain(deps.db) : [], domain };
     return c.html(pages.queuePage(q, view(c), c.req.query('done')));
   });
 
   app.get('/queue/:id', (c) => {
     const id = c.req.param('id');
     const v = view(c);
-    const d = messageDetail(deps.db, id);
+    const d = mine(c, id) ? messageDetail(deps.db, id) : null;
     if (!d) return c.html(pages.notFoundPage(`No message ${id} is queued or logged.`, v), 404);
     const stored = storedMessage(deps.db, id);
     const more = {

@@ -43,6 +43,8 @@ function ago(seconds: number): string {
 export interface View {
   csrf: string;
   sandbox: boolean;
+  /** An account's session: its own mail only, no actions; null: the admin. */
+  account: string | null;
 }
 
 export function layout(
@@ -72,16 +74,28 @@ export function layout(
             <a href="/" class="brand">posta</a>
             ${
               o.v
-                ? html`<a href="/">Overview</a> <a href="/queue">Queue</a>
-                    <a href="/search">Search</a> <a href="/domains">Domains</a>
-                    <a href="/suppression">Suppression</a> <a href="/keys">API keys</a>
-                    <a href="/webhooks">Webhooks</a>
-                    ${o.v?.sandbox ? html`<a href="/captured">Captured</a>` : ''}
-                    <form method="post" action="/logout" class="inline">
-                      <input type="hidden" name="csrf" value="${o.v.csrf}" /><button type="submit">
-                        Log out
-                      </button>
-                    </form>`
+                ? o.v.account !== null
+                  ? html`<a href="/queue">Queue</a> <a href="/search">Search</a>
+                      <span>${o.v.account}</span>
+                      <form method="post" action="/logout" class="inline">
+                        <input type="hidden" name="csrf" value="${o.v.csrf}" /><button
+                          type="submit"
+                        >
+                          Log out
+                        </button>
+                      </form>`
+                  : html`<a href="/">Overview</a> <a href="/queue">Queue</a>
+                      <a href="/search">Search</a> <a href="/domains">Domains</a>
+                      <a href="/suppression">Suppression</a> <a href="/keys">API keys</a>
+                      <a href="/webhooks">Webhooks</a>
+                      ${o.v?.sandbox ? html`<a href="/captured">Captured</a>` : ''}
+                      <form method="post" action="/logout" class="inline">
+                        <input type="hidden" name="csrf" value="${o.v.csrf}" /><button
+                          type="submit"
+                        >
+                          Log out
+                        </button>
+                      </form>`
                 : ''
             }
           </nav>
@@ -101,26 +115,28 @@ export function loginPage(o: { error?: string; passwordSet: boolean }): Html {
     html`${o.error ? html`<p role="alert" class="error">${o.error}</p>` : ''}
       ${
         o.passwordSet
-          ? html`<form method="post" action="/login">
-              <label for="password">Admin password</label>
-              <input
-                id="password"
-                name="password"
-                type="password"
-                autocomplete="current-password"
-                required
-                autofocus
-              />
-              <button type="submit">Log in</button>
-            </form>`
+          ? ''
           : html`<p>
               No admin password is set. On the server, run <code>posta admin password</code>, or
               <code>posta admin link</code> for a one-time login link.
             </p>`
       }
+      <form method="post" action="/login">
+        <label for="address">Account address (empty for the admin)</label>
+        <input id="address" name="address" type="email" autocomplete="username" autofocus />
+        <label for="password">Password</label>
+        <input
+          id="password"
+          name="password"
+          type="password"
+          autocomplete="current-password"
+          required
+        />
+        <button type="submit">Log in</button>
+      </form>
       <p class="hint">
-        A lost password: <code>posta admin link</code> on the server prints a link that logs in
-        once.
+        An account sees the mail it sent. A lost admin password:
+        <code>posta admin link</code> on the server prints a link that logs in once.
       </p>`,
   );
 }
@@ -310,36 +326,40 @@ export function queuePage(
       : html`${
             q.domain
               ? html`<p><a href="/queue">Every destination</a></p>`
-              : html`<table id="destinations-queue">
-                  <caption>
-                    By destination
-                  </caption>
-                  <thead>
-                    <tr>
-                      <th scope="col">Domain</th>
-                      <th scope="col">Recipients</th>
-                      <th scope="col">Deferred</th>
-                      <th scope="col">Held</th>
-                      <th scope="col">Oldest</th>
-                      <th scope="col">A recent reply</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    ${q.domains.map(
-                      (d) =>
-                        html`<tr>
-                          <th scope="row">
-                            <a href="/queue?domain=${encodeURIComponent(d.domain)}">${d.domain}</a>
-                          </th>
-                          <td>${d.recipients}</td>
-                          <td>${d.deferred}</td>
-                          <td>${d.held}</td>
-                          <td>${ago((now - d.oldest) / 1000)}</td>
-                          <td>${d.lastReply ?? ''}</td>
-                        </tr>`,
-                    )}
-                  </tbody>
-                </table>`
+              : q.domains.length === 0
+                ? ''
+                : html`<table id="destinations-queue">
+                    <caption>
+                      By destination
+                    </caption>
+                    <thead>
+                      <tr>
+                        <th scope="col">Domain</th>
+                        <th scope="col">Recipients</th>
+                        <th scope="col">Deferred</th>
+                        <th scope="col">Held</th>
+                        <th scope="col">Oldest</th>
+                        <th scope="col">A recent reply</th>
+                      </tr>
+                    </thead>
+                    <tbody>
+                      ${q.domains.map(
+                        (d) =>
+                          html`<tr>
+                            <th scope="row">
+                              <a href="/queue?domain=${encodeURIComponent(d.domain)}"
+                                >${d.domain}</a
+                              >
+                            </th>
+                            <td>${d.recipients}</td>
+                            <td>${d.deferred}</td>
+                            <td>${d.held}</td>
+                            <td>${ago((now - d.oldest) / 1000)}</td>
+                            <td>${d.lastReply ?? ''}</td>
+                          </tr>`,
+                      )}
+                    </tbody>
+                  </table>`
           }
           <table id="messages">
             <caption>
@@ -458,20 +478,24 @@ export function messagePage(
                   )}
                 </tbody>
               </table>
-              <p class="actions">
-                ${
-                  q.recipients.some((r) => !r.held)
-                    ? html`<a class="button" href="/queue/${d.id}/retry">Retry now</a>
-                        <a class="button" href="/queue/${d.id}/hold">Hold</a>`
-                    : ''
-                }
-                ${
-                  q.recipients.some((r) => r.held)
-                    ? html`<a class="button" href="/queue/${d.id}/release">Release</a>`
-                    : ''
-                }
-                <a class="button danger" href="/queue/${d.id}/delete">Delete</a>
-              </p>`
+              ${
+                v.account !== null
+                  ? ''
+                  : html`<p class="actions">
+                      ${
+                        q.recipients.some((r) => !r.held)
+                          ? html`<a class="button" href="/queue/${d.id}/retry">Retry now</a>
+                              <a class="button" href="/queue/${d.id}/hold">Hold</a>`
+                          : ''
+                      }
+                      ${
+                        q.recipients.some((r) => r.held)
+                          ? html`<a class="button" href="/queue/${d.id}/release">Release</a>`
+                          : ''
+                      }
+                      <a class="button danger" href="/queue/${d.id}/delete">Delete</a>
+                    </p>`
+              }`
           : ''
       }
       <h2>Timeline</h2>

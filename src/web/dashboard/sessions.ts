@@ -1,6 +1,7 @@
 /**
  * The dashboard's logins: one-time login links (`posta admin link`, and
- * `posta dev` at start) and the sessions a login opens, in the queue's
+ * `posta dev` at start) and the sessions a login opens, the admin's or an
+ * account's, in the queue's
  * database so a link made by the CLI works in the running server and a
  * session outlives a restart. Only the SHA-256 of a token is stored: a copy
  * of the database opens no session. Each session has its own token for
@@ -44,23 +45,27 @@ export interface Session {
   token: string;
   /** The token each unsafe request must carry (guard.ts). */
   csrf: string;
+  /** An account's session (it sees only its own mail); null: the admin's. */
+  account: string | null;
 }
 
-export function createSession(db: Db, now = Date.now()): Session {
+export function createSession(db: Db, now = Date.now(), account: string | null = null): Session {
   prune(db, now);
-  const s = { token: newToken(), csrf: newToken() };
+  const s = { token: newToken(), csrf: newToken(), account };
   db.prepare(
-    "INSERT INTO admin_tokens (hash, kind, csrf, expires_at) VALUES (?, 'session', ?, ?)",
-  ).run(hashOf(s.token), s.csrf, now + SESSION_TTL_MS);
+    "INSERT INTO admin_tokens (hash, kind, csrf, account, expires_at) VALUES (?, 'session', ?, ?, ?)",
+  ).run(hashOf(s.token), s.csrf, account, now + SESSION_TTL_MS);
   return s;
 }
 
 /** The session of a cookie's token, or null when there is none (ended, expired, made up). */
 export function findSession(db: Db, token: string, now = Date.now()): Session | null {
   const row = db
-    .prepare("SELECT csrf FROM admin_tokens WHERE hash = ? AND kind = 'session' AND expires_at > ?")
-    .get(hashOf(token), now) as { csrf: string } | undefined;
-  return row ? { token, csrf: row.csrf } : null;
+    .prepare(
+      "SELECT csrf, account FROM admin_tokens WHERE hash = ? AND kind = 'session' AND expires_at > ?",
+    )
+    .get(hashOf(token), now) as { csrf: string; account: string | null } | undefined;
+  return row ? { token, csrf: row.csrf, account: row.account } : null;
 }
 
 export function endSession(db: Db, token: string): void {
