@@ -114,10 +114,13 @@ export class Checkpointer {
   private start(): void {
     if (this.closed || this.running) return;
     this.wanted = false;
-    this.running = this.runner.run(this.path).then(
-      () => this.done(''),
-      (err: Error) => this.done(err.message),
-    );
+    // a runner that throws (a thread that cannot start) fails this checkpoint, not the commit
+    this.running = Promise.resolve()
+      .then(() => this.runner.run(this.path))
+      .then(
+        () => this.done(''),
+        (err: Error) => this.done(err.message),
+      );
   }
 
   private done(error: string): void {

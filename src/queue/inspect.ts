@@ -153,7 +153,13 @@ export type SearchField = 'any' | 'to' | 'from' | 'subject' | 'msgid' | 'id';
  * the events' mail records (30 days). A scan of those tables, without an
  * index for substrings; fine for a dashboard's search box.
  */
-export function searchMessages(db: Db, field: SearchField, text: string, limit = 100): Found[] {
+export function searchMessages(
+  db: Db,
+  field: SearchField,
+  text: string,
+  o: { limit?: number; accept?: (id: string) => boolean } = {},
+): Found[] {
+  const limit = o.limit ?? 100;
   const like = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
   const on = (f: SearchField) => field === 'any' || field === f;
   const parts: string[] = [];
@@ -181,12 +187,15 @@ export function searchMessages(db: Db, field: SearchField, text: string, limit =
   const ids = (
     db
       .prepare(`SELECT m FROM (${parts.join(' UNION ')}) ORDER BY m DESC LIMIT ?`)
-      .all(...args, limit) as {
+      // candidates: some are dropped below (another account's, a header that is not Subject)
+      .all(...args, limit * 20) as {
       m: string;
     }[]
   ).map((r) => r.m);
   const found: Found[] = [];
   for (const id of ids) {
+    if (found.length >= limit) break;
+    if (o.accept && !o.accept(id)) continue;
     const d = messageDetail(db, id);
     const mail = mailRecord(db, id);
     if (!d && !mail) continue;
@@ -244,21 +253,31 @@ export interface DestinationQueue {
 export function queueByDomain(db: Db): DestinationQueue[] {
   const rows = db
     .prepare(
-      `SELECT r.domain AS domain, count(*) AS recipients, sum(r.attempts > 0) AS deferred,
-              sum(r.state = 'held') AS held, min(m.created_at) AS oldest,
-              (SELECT x.last_reply FROM recipients x WHERE x.domain = r.domain
-                  AND x.last_reply IS NOT NULL ORDER BY x.next_attempt DESC LIMIT 1) AS last_reply
+      `SELECT r.domain AS domain, count(*) AS recipients,
+              sum(r.attempts > 0 AND r.state = 'queued') AS deferred,
+              sum(r.state = 'held') AS held, min(m.created_at) AS oldest
          FROM recipients r JOIN messages m ON m.id = r.message
         GROUP BY r.domain ORDER BY recipients DESC, r.domain`,
     )
-    .all() as Record<string, string | number | null>[];
+    .all() as Record<string, string | number>[];
+  // one scan: with max(), SQLite takes last_reply from the row of the latest next_attempt
+  const replies = new Map(
+    (
+      db
+        .prepare(
+          `SELECT domain, last_reply, max(next_attempt) FROM recipients
+            WHERE last_reply IS NOT NULL GROUP BY domain`,
+        )
+        .all() as { domain: string; last_reply: string }[]
+    ).map((r) => [r.domain, r.last_reply]),
+  );
   return rows.map((r) => ({
     domain: String(r.domain),
     recipients: Number(r.recipients),
     deferred: Number(r.deferred),
     held: Number(r.held),
     oldest: Number(r.oldest),
-    lastReply: r.last_reply === null ? null : String(r.last_reply),
+    lastReply: replies.get(String(r.domain)) ?? null,
   }));
 }
 

@@ -861,7 +861,11 @@ export class Spool {
   private commit(): void {
     const held = this.checkpoints?.held;
     // still scheduled: what comes meanwhile joins this batch
-    if (held) return void held.then(() => this.commit());
+    if (held)
+      return void held.then(
+        () => this.commit(),
+        () => this.commit(),
+      );
     this.scheduled = false;
     const batch = this.pending;
     this.pending = [];

@@ -497,6 +497,20 @@ test('an account logs in with its own password and sees only its own mail, with 
   assert.equal(login.headers.location, '/queue');
   const cookie = String(login.headers['set-cookie']).split(';')[0] ?? '';
 
+  // an account's good login does not forget this client's guesses at the admin password
+  for (let i = 0; i < 4; i++) {
+    assert.equal((await raw('POST', '/login', form, 'password=guess')).status, 401);
+  }
+  const good = `address=${encodeURIComponent(other)}&password=${encodeURIComponent(pw)}`;
+  assert.equal((await raw('POST', '/login', form, good)).status, 303);
+  assert.equal((await raw('POST', '/login', form, 'password=guess')).status, 401);
+  assert.equal((await raw('POST', '/login', form, 'password=guess')).status, 429);
+  // nor does it keep the account out
+  assert.equal((await raw('POST', '/login', form, good)).status, 303);
+  // a login form of 100 KB is refused before it is read; an asset name is only an asset's
+  assert.equal((await raw('POST', '/login', form, `password=${'x'.repeat(100_000)}`)).status, 413);
+  assert.equal((await raw('GET', '/assets/constructor')).status, 404);
+
   const queue = await raw('GET', '/queue', { cookie });
   assert.equal(queue.status, 200);
   assert.ok(queue.text.includes(own), 'its own message is listed');

@@ -12,6 +12,7 @@ import { Hono, type Context } from 'hono';
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { getRequestListener } from '@hono/node-server';
 import { streamSSE } from 'hono/streaming';
+import { bodyLimit } from 'hono/body-limit';
 import type { Db } from '../../db/db.ts';
 import type { Directory } from '../../domains/directory.ts';
 import type { ResolvedConfig, WebhookConfig } from '../../config/load.ts';
@@ -92,6 +93,9 @@ type Env = { Bindings: { incoming: IncomingMessage }; Variables: { session: Sess
 
 const COOKIE = 'posta_session';
 const LIVE_EVERY_MS = 2000;
+/** A login form is a few hundred bytes; the other forms are small too. */
+const LOGIN_BODY_MAX = 16 * 1024;
+const FORM_BODY_MAX = 64 * 1024;
 /** What an account's session may open: its queue, its messages, the search, logout. */
 const ACCOUNT_PAGES = [/^\/queue$/, /^\/queue\/[^/]+$/, /^\/search$/, /^\/logout$/];
 const LIVE_FOR_MS = 10 * 60_000;
@@ -139,6 +143,7 @@ export function createDashboard(deps: DashboardDeps) {
     sandbox: deps.captured !== undefined,
     account: c.get('session').account,
   });
+  const tooLarge = (c: Context) => c.text('The form is too large.\n', 413);
   /** An account's session sees only its own mail; the admin's sees all. */
   const mine = (c: Context<Env>, id: string) => {
     const account = c.get('session').account;
@@ -165,7 +170,8 @@ export function createDashboard(deps: DashboardDeps) {
     return c.body(pages.CSS);
   });
   app.get('/assets/:file', async (c) => {
-    const asset = ASSETS[c.req.param('file')];
+    const file = c.req.param('file');
+    const asset = Object.hasOwn(ASSETS, file) ? ASSETS[file] : undefined;
     if (!asset) return c.notFound();
     c.header('content-type', asset.type);
     // the file names change with nothing but the package version, so a day
@@ -189,28 +195,36 @@ export function createDashboard(deps: DashboardDeps) {
     c.html(pages.loginPage({ passwordSet: (await readAdminHash(deps.dir)) !== null })),
   );
 
-  app.post('/login', async (c) => {
+  app.post('/login', bodyLimit({ maxSize: LOGIN_BODY_MAX, onError: tooLarge }), async (c) => {
     const ip = clientIp(c);
-    const wait = limiter.wait(ip);
+    const body = await c.req.parseBody();
+    const password = typeof body.password === 'string' ? body.password : '';
+    const typed = typeof body.address === 'string' ? body.address.trim() : '';
+    // the account as SMTP AUTH names it (smtp/server.ts), so its mail is found
+    const parsed = typed ? parseAddress(typed) : null;
+    const address = parsed?.ok
+      ? `${parsed.value.local}@${parsed.value.domain}`
+      : typed.toLowerCase();
+    // failures count per client and per login it tried: one login's success
+    // forgets only its own, so an account cannot clear its guesses at the admin's
+    const target = `${ip} ${address || 'admin'}`;
+    const wait = limiter.wait(target);
     if (wait > 0) {
       c.header('retry-after', String(Math.ceil(wait / 1000)));
       const error = `Too many failed logins from ${ip}; try again in ${Math.ceil(wait / 60_000)} minutes.`;
       return c.html(pages.loginPage({ error, passwordSet: true }), 429);
     }
-    const body = await c.req.parseBody();
-    const password = typeof body.password === 'string' ? body.password : '';
-    const address = typeof body.address === 'string' ? body.address.trim().toLowerCase() : '';
     if (address) {
       const account =
         password !== '' &&
         (await gate.run(() => authenticate(deps.dir, address, password)).catch(() => null));
       if (!account) {
-        limiter.failed(ip);
+        limiter.failed(target);
         deps.log.warn({ ip, account: address }, 'dashboard: an account login failed');
         const error = 'That is not the address and password of an account here.';
         return c.html(pages.loginPage({ error, passwordSet: true }), 401);
       }
-      limiter.succeeded(ip);
+      limiter.succeeded(target);
       openSession(c, address);
       deps.log.info({ ip, account: address }, 'dashboard: an account logged in');
       return c.redirect('/queue', 303);
@@ -221,12 +235,12 @@ export function createDashboard(deps: DashboardDeps) {
       password !== '' &&
       (await gate.run(() => verifyPassword(password, hash)).catch(() => false));
     if (!ok) {
-      limiter.failed(ip);
+      limiter.failed(target);
       deps.log.warn({ ip }, 'dashboard: a login failed');
       const error = hash === null ? 'No admin password is set.' : 'That is not the admin password.';
       return c.html(pages.loginPage({ error, passwordSet: hash !== null }), 401);
     }
-    limiter.succeeded(ip);
+    limiter.succeeded(target);
     openSession(c);
     deps.log.info({ ip }, 'dashboard: logged in with the admin password');
     return c.redirect('/', 303);
@@ -242,6 +256,9 @@ export function createDashboard(deps: DashboardDeps) {
     deps.log.info({ ip: clientIp(c) }, 'dashboard: logged in with a one-time link');
     return c.redirect('/', 303);
   });
+
+  // no form of the dashboard is large: a bigger body is refused before it is read
+  app.post('*', bodyLimit({ maxSize: FORM_BODY_MAX, onError: tooLarge }));
 
   // everything below needs a session, and an unsafe request its token
   app.use(async (c, next) => {
@@ -398,7 +415,7 @@ export function createDashboard(deps: DashboardDeps) {
 
   app.get('/domains/:domain/check', async (c) => {
     const domain = c.req.param('domain');
-    if (!(domain in domainsOf())) {
+    if (!Object.hasOwn(domainsOf(), domain)) {
       return c.html(pages.notFoundPage(`No domain ${domain} is served here.`, view(c)), 404);
     }
     const { zone, report } = await checkDomain(deps.config, deps.resolve, domain);
@@ -408,7 +425,7 @@ export function createDashboard(deps: DashboardDeps) {
   app.post('/domains/:domain/aliases/:verb?', async (c) => {
     const { domain, verb } = c.req.param();
     const v = view(c);
-    if (!(domain in domainsOf()) || (verb !== undefined && verb !== 'remove')) {
+    if (!Object.hasOwn(domainsOf(), domain) || (verb !== undefined && verb !== 'remove')) {
       return c.html(pages.notFoundPage(`No domain ${domain} is served here.`, v), 404);
     }
     const body = await c.req.parseBody();
@@ -457,7 +474,7 @@ export function createDashboard(deps: DashboardDeps) {
     const verb = c.req.param('verb');
     const body = await c.req.parseBody();
     const domain = field(body, 'domain');
-    if (!(domain in domainsOf()))
+    if (!Object.hasOwn(domainsOf(), domain))
       return suppressionView(c, { error: `No domain ${domain} is served here.` }, 400);
     const parsed = parseAddress(field(body, 'address'));
     if (!parsed.ok) return suppressionView(c, { error: `${parsed.error}.` }, 400);
