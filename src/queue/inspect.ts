@@ -184,16 +184,13 @@ export function searchMessages(
   if (on('msgid')) match('messages', 'id', 'message_id');
   // the subject: in the header block the events keep of account mail (events.ts)
   if (on('subject')) match('mail_log', 'message', 'headers');
-  const ids = (
-    db
-      .prepare(`SELECT m FROM (${parts.join(' UNION ')}) ORDER BY m DESC LIMIT ?`)
-      // candidates: some are dropped below (another account's, a header that is not Subject)
-      .all(...args, limit * 20) as {
-      m: string;
-    }[]
-  ).map((r) => r.m);
+  // newest first, read only as far as needed: some are dropped below (another
+  // account's, a header field that holds the text but is not Subject)
+  const ids = db
+    .prepare(`SELECT m FROM (${parts.join(' UNION ')}) ORDER BY m DESC`)
+    .iterate(...args) as Iterable<{ m: string }>;
   const found: Found[] = [];
-  for (const id of ids) {
+  for (const { m: id } of ids) {
     if (found.length >= limit) break;
     if (o.accept && !o.accept(id)) continue;
     const d = messageDetail(db, id);

@@ -327,7 +327,9 @@ export function createDashboard(deps: DashboardDeps) {
     const field = c.req.query('field') ?? 'any';
     const text = (c.req.query('q') ?? '').trim();
     const q = { field: pages.isSearchField(field) ? field : 'any', text };
-    const found = text ? searchMessages(deps.db, q.field, text).filter((m) => mine(c, m.id)) : null;
+    const found = text
+      ? searchMessages(deps.db, q.field, text, { accept: (id) => mine(c, id) })
+      : null;
     return c.html(pages.searchPage(q, found, view(c)));
   });
 
