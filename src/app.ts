@@ -211,14 +211,12 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       errors: opts.errors?.items ?? [],
     });
     const dashboard = lazyDashboard({
-      dir: config.dir,
       config,
       resolve: resolver.resolve,
       db: spool.db,
       status,
       captured: opts.captureDir,
       directory,
-      webhooks: config.webhooks,
       hosts: allowedHosts([config.hostname, ...config.listen.http.map((e) => e.host)]),
       log,
     });

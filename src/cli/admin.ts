@@ -10,9 +10,8 @@ import { loadConfig } from '../config/load.ts';
 import { adminPasswordFile } from '../config/paths.ts';
 import { writeFileAtomic } from '../fsutil/atomic.ts';
 import { hashPassword } from '../users/hash.ts';
-import { openQueueDb } from '../queue/spool.ts';
-import { createLink, LINK_TTL_MS } from '../web/dashboard/sessions.ts';
-import { dashboardUrl } from '../web/dashboard/admin.ts';
+import { LINK_TTL_MS } from '../web/dashboard/sessions.ts';
+import { dashboardUrl, loginLink } from '../web/dashboard/admin.ts';
 import { readPassword } from './password.ts';
 import { str, type Command } from './command.ts';
 
@@ -52,13 +51,7 @@ server. From a laptop, reach a server's loopback listener with
             '--password goes with `posta admin password`; see `posta admin --help`.',
           );
         }
-        const db = openQueueDb(config.dataDir);
-        try {
-          const url = `${dashboardUrl(config)}login/${createLink(db)}`;
-          process.stdout.write(`${url}\n`);
-        } finally {
-          db.close();
-        }
+        process.stdout.write(`${loginLink(config)}\n`);
         return;
       }
       default:

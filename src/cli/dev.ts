@@ -1,8 +1,6 @@
-import { openQueueDb } from '../queue/spool.ts';
-import { createLink } from '../web/dashboard/sessions.ts';
-import { dashboardUrl } from '../web/dashboard/admin.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { PostaError, UsageError } from '../errors.ts';
+import { loginLink } from '../web/dashboard/admin.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
@@ -121,12 +119,5 @@ async function startSandbox(dir: string, base: number, user: string, log: Logger
       `${err.message.replace(/\.$/, '')}; pick other ports with --port-base N (now ${base}: ports N+25, N+465, N+587, N+${TOP_OFFSET}).`,
     );
   });
-  const db = openQueueDb(config.dataDir);
-  let dashboard: string;
-  try {
-    dashboard = `${dashboardUrl(config)}login/${createLink(db)}`;
-  } finally {
-    db.close();
-  }
-  return { app, password, captured, dashboard };
+  return { app, password, captured, dashboard: loginLink(config) };
 }

@@ -8,7 +8,7 @@
 import type { Db } from '../db/db.ts';
 import { listMessages, storedMessage, type QueuedMessage, type RecipientState } from './spool.ts';
 import { readHeader } from '../message/header.ts';
-import { mailRecord } from '../events/events.ts';
+import { headerList, mailRecord } from '../events/events.ts';
 
 export interface QueueEntry extends Omit<QueuedMessage, 'recipients'> {
   recipients: (RecipientState & { held: boolean })[];
@@ -32,6 +32,8 @@ export interface MessageDetail {
   queued: QueueEntry | null;
   subject: string | null;
   from: string[];
+  /** The header fields: the queued message's, else those the events kept (account mail). */
+  headers: { name: string; value: string }[];
   attempts: LoggedAttempt[];
 }
 
@@ -76,18 +78,20 @@ export function messageDetail(db: Db, id: string): MessageDetail | null {
   let subject: string | null = null;
   let from: string[] = [];
   const stored = storedMessage(db, id);
+  let headers: MessageDetail['headers'] = [];
   if (stored) {
     const header = readHeader(stored.head);
     from = header.from;
     subject = header.subject ?? null;
+    headers = headerList(stored.head).headers;
   } else {
     // delivered: the header fields the events keep of account mail (events.ts)
-    const field = (name: string) =>
-      mailRecord(db, id)?.headers.find((h) => h.name.toLowerCase() === name)?.value;
+    headers = mailRecord(db, id)?.headers ?? [];
+    const field = (name: string) => headers.find((h) => h.name.toLowerCase() === name)?.value;
     from = [field('from')].filter((v) => v !== undefined);
     subject = field('subject') ?? null;
   }
-  return { id, queued, subject, from, attempts };
+  return { id, queued, subject, from, headers, attempts };
 }
 
 /** Make every waiting recipient due now; returns how many. */

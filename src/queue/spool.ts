@@ -917,8 +917,7 @@ export class SyncFailed extends Error {
   }
 }
 
-/** Messages in the queue with their recipients still to deliver. */
-/** The queue's messages, or the one of `id` (none when it is not queued). */
+/** The queue's messages with their recipients still to deliver, or only the one of `id` (none when it is not queued). */
 export function listMessages(db: Db, id?: string): QueuedMessage[] {
   const rows = db
     .prepare(

@@ -2,6 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import type { ResolvedConfig } from '../../config/load.ts';
 import { adminPasswordFile } from '../../config/paths.ts';
+import { openQueueDb } from '../../queue/spool.ts';
+import { createLink } from './sessions.ts';
 
 /** The dashboard's URL on the first http listener (loopback by default), with a trailing slash. */
 export function dashboardUrl(config: Pick<ResolvedConfig, 'listen'>): string {
@@ -17,4 +19,14 @@ export function dashboardUrl(config: Pick<ResolvedConfig, 'listen'>): string {
 export async function readAdminHash(dir: string): Promise<string | null> {
   const text = await readFile(adminPasswordFile(dir), 'utf8').catch(() => null);
   return text?.trim() || null;
+}
+
+/** A new one-time login link to the dashboard (sessions.ts), for `posta admin link` and `posta dev`. */
+export function loginLink(config: Pick<ResolvedConfig, 'listen' | 'dataDir'>): string {
+  const db = openQueueDb(config.dataDir);
+  try {
+    return `${dashboardUrl(config)}login/${createLink(db)}`;
+  } finally {
+    db.close();
+  }
 }

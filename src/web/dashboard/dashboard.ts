@@ -15,7 +15,7 @@ import { streamSSE } from 'hono/streaming';
 import { bodyLimit } from 'hono/body-limit';
 import type { Db } from '../../db/db.ts';
 import type { Directory } from '../../domains/directory.ts';
-import type { ResolvedConfig, WebhookConfig } from '../../config/load.ts';
+import type { ResolvedConfig } from '../../config/load.ts';
 import type { ResolveFn } from '../../dns/resolver.ts';
 import { checkDomain } from './domain-check.ts';
 import { KeyStore } from '../../keys/keys.ts';
@@ -40,8 +40,7 @@ import {
   retryMessage,
   searchMessages,
 } from '../../queue/inspect.ts';
-import { headerList, listEvents, mailRecord } from '../../events/events.ts';
-import { storedMessage } from '../../queue/spool.ts';
+import { listEvents } from '../../events/events.ts';
 import { destinations, statSeries } from '../../stats/stats.ts';
 import { verifyPassword } from '../../users/hash.ts';
 import { authenticate } from '../../users/accounts.ts';
@@ -71,9 +70,7 @@ import { listSuppressed, suppress, unsuppress } from '../../suppression/suppress
 import { parseAddress } from '../../address/address.ts';
 
 export interface DashboardDeps {
-  /** The config folder: its admin-password file. */
-  dir: string;
-  /** For the DNS check of a domain (domain-check.ts). */
+  /** The config folder (admin-password, aliases), [webhooks], the DNS check (domain-check.ts). */
   config: ResolvedConfig;
   resolve: ResolveFn;
   db: Db;
@@ -82,8 +79,6 @@ export interface DashboardDeps {
   captured?: string | undefined;
   /** The domains' DKIM keys, to check the captured mail's signatures. */
   directory: Pick<Directory, 'names' | 'keys'>;
-  /** [webhooks.NAME] of posta.toml. */
-  webhooks: readonly WebhookConfig[];
   /** Host names a request may give (guard.ts allowedHosts). */
   hosts: Set<string>;
   log: Logger;
@@ -93,12 +88,12 @@ type Env = { Bindings: { incoming: IncomingMessage }; Variables: { session: Sess
 
 const COOKIE = 'posta_session';
 const LIVE_EVERY_MS = 2000;
+const LIVE_FOR_MS = 10 * 60_000;
 /** A login form is a few hundred bytes; the other forms are small too. */
 const LOGIN_BODY_MAX = 16 * 1024;
 const FORM_BODY_MAX = 64 * 1024;
 /** What an account's session may open: its queue, its messages, the search, logout. */
 const ACCOUNT_PAGES = [/^\/queue$/, /^\/queue\/[^/]+$/, /^\/search$/, /^\/logout$/];
-const LIVE_FOR_MS = 10 * 60_000;
 
 const require = createRequire(import.meta.url);
 /** The scripts the pages load, served as the packages ship them (no build step). */
@@ -192,7 +187,7 @@ export function createDashboard(deps: DashboardDeps) {
   };
 
   app.get('/login', async (c) =>
-    c.html(pages.loginPage({ passwordSet: (await readAdminHash(deps.dir)) !== null })),
+    c.html(pages.loginPage({ passwordSet: (await readAdminHash(deps.config.dir)) !== null })),
   );
 
   app.post('/login', bodyLimit({ maxSize: LOGIN_BODY_MAX, onError: tooLarge }), async (c) => {
@@ -217,7 +212,7 @@ export function createDashboard(deps: DashboardDeps) {
     if (address) {
       const account =
         password !== '' &&
-        (await gate.run(() => authenticate(deps.dir, address, password)).catch(() => null));
+        (await gate.run(() => authenticate(deps.config.dir, address, password)).catch(() => null));
       if (!account) {
         limiter.failed(target);
         deps.log.warn({ ip, account: address }, 'dashboard: an account login failed');
@@ -229,7 +224,7 @@ export function createDashboard(deps: DashboardDeps) {
       deps.log.info({ ip, account: address }, 'dashboard: an account logged in');
       return c.redirect('/queue', 303);
     }
-    const hash = await readAdminHash(deps.dir);
+    const hash = await readAdminHash(deps.config.dir);
     const ok =
       hash !== null &&
       password !== '' &&
@@ -352,10 +347,8 @@ export function createDashboard(deps: DashboardDeps) {
     const v = view(c);
     const d = mine(c, id) ? messageDetail(deps.db, id) : null;
     if (!d) return c.html(pages.notFoundPage(`No message ${id} is queued or logged.`, v), 404);
-    const stored = storedMessage(deps.db, id);
     const more = {
       events: listEvents(deps.db, { message: id }),
-      headers: stored ? headerList(stored.head).headers : (mailRecord(deps.db, id)?.headers ?? []),
       calls: webhookLogOfMessage(deps.db, id),
     };
     return c.html(pages.messagePage(d, more, v, c.req.query('done')));
@@ -399,7 +392,11 @@ export function createDashboard(deps: DashboardDeps) {
     return c.html(pages.notFoundPage(`No such action: ${action}.`, view(c)), 404);
   });
 
-  const domainsOf = () => deps.status().dkim;
+  /** Each domain served here with its DKIM selectors. */
+  const domainsOf = (): Record<string, string[]> =>
+    Object.fromEntries(
+      deps.directory.names().map((d) => [d, deps.directory.keys(d).map((k) => k.selector)]),
+    );
   const field = (body: Record<string, unknown>, name: string) =>
     typeof body[name] === 'string' ? body[name].trim() : '';
   const domainViews = async () =>
@@ -407,7 +404,7 @@ export function createDashboard(deps: DashboardDeps) {
       Object.entries(domainsOf()).map(async ([domain, selectors]) => ({
         domain,
         selectors,
-        aliases: (await readAliases(aliasesFile(deps.dir, domain), domain)).aliases(),
+        aliases: (await readAliases(aliasesFile(deps.config.dir, domain), domain)).aliases(),
       })),
     );
 
@@ -431,7 +428,7 @@ export function createDashboard(deps: DashboardDeps) {
       return c.html(pages.notFoundPage(`No domain ${domain} is served here.`, v), 404);
     }
     const body = await c.req.parseBody();
-    const file = aliasesFile(deps.dir, domain);
+    const file = aliasesFile(deps.config.dir, domain);
     try {
       const local = parseAliasLocal(field(body, 'local'));
       let text: string;
@@ -552,7 +549,7 @@ export function createDashboard(deps: DashboardDeps) {
   });
 
   app.get('/webhooks', (c) => {
-    const hooks = deps.webhooks.map((w) => {
+    const hooks = deps.config.webhooks.map((w) => {
       const state = webhookState(deps.db, w.name);
       return {
         name: w.name,

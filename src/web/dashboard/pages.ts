@@ -47,6 +47,39 @@ export interface View {
   account: string | null;
 }
 
+/** The session's token, in each form that changes something (guard.ts). */
+const hidden = (csrf: string) => html`<input type="hidden" name="csrf" value="${csrf}" />`;
+
+/** A Remove button of a list row: posts `fields` to `action`; `label` names the row for a screen reader. */
+function removeButton(
+  action: string,
+  fields: Record<string, string>,
+  label: string,
+  v: View,
+): Html {
+  return html`<form method="post" action="${action}">
+    ${hidden(v.csrf)}
+    ${Object.entries(fields).map(([k, x]) => html`<input type="hidden" name="${k}" value="${x}" />`)}
+    <button type="submit" class="danger" aria-label="${label}">Remove</button>
+  </form>`;
+}
+
+/** The links a session may follow: an account's own mail, or everything for the admin. */
+function nav(v: View): Html {
+  const links =
+    v.account !== null
+      ? html`<a href="/queue">Queue</a> <a href="/search">Search</a> <span>${v.account}</span>`
+      : html`<a href="/">Overview</a> <a href="/queue">Queue</a> <a href="/search">Search</a>
+          <a href="/domains">Domains</a> <a href="/suppression">Suppression</a>
+          <a href="/keys">API keys</a>
+          <a href="/webhooks">Webhooks</a>
+          ${v.sandbox ? html`<a href="/captured">Captured</a>` : ''}`;
+  return html`${links}
+    <form method="post" action="/logout" class="inline">
+      ${hidden(v.csrf)}<button type="submit">Log out</button>
+    </form>`;
+}
+
 export function layout(
   title: string,
   body: Html,
@@ -72,32 +105,7 @@ export function layout(
         <header>
           <nav aria-label="Main">
             <a href="/" class="brand">posta</a>
-            ${
-              o.v
-                ? o.v.account !== null
-                  ? html`<a href="/queue">Queue</a> <a href="/search">Search</a>
-                      <span>${o.v.account}</span>
-                      <form method="post" action="/logout" class="inline">
-                        <input type="hidden" name="csrf" value="${o.v.csrf}" /><button
-                          type="submit"
-                        >
-                          Log out
-                        </button>
-                      </form>`
-                  : html`<a href="/">Overview</a> <a href="/queue">Queue</a>
-                      <a href="/search">Search</a> <a href="/domains">Domains</a>
-                      <a href="/suppression">Suppression</a> <a href="/keys">API keys</a>
-                      <a href="/webhooks">Webhooks</a>
-                      ${o.v?.sandbox ? html`<a href="/captured">Captured</a>` : ''}
-                      <form method="post" action="/logout" class="inline">
-                        <input type="hidden" name="csrf" value="${o.v.csrf}" /><button
-                          type="submit"
-                        >
-                          Log out
-                        </button>
-                      </form>`
-                : ''
-            }
+            ${o.v ? nav(o.v) : ''}
           </nav>
         </header>
         <main>
@@ -405,11 +413,7 @@ export function queuePage(
 
 export function messagePage(
   d: MessageDetail,
-  more: {
-    events: StoredEvent[];
-    headers: { name: string; value: string }[];
-    calls: LogEntry[];
-  },
+  more: { events: StoredEvent[]; calls: LogEntry[] },
   v: View,
   flash?: string,
 ): Html {
@@ -572,11 +576,11 @@ export function messagePage(
       }
       <h2>Header fields</h2>
       ${
-        more.headers.length === 0
+        d.headers.length === 0
           ? html`<p>Not kept: the message has left the queue and was not an account's.</p>`
           : html`<table id="headers">
               <tbody>
-                ${more.headers.map(
+                ${d.headers.map(
                   (h) =>
                     html`<tr>
                       <th scope="row">${h.name}</th>
@@ -690,8 +694,6 @@ export interface DomainView {
   aliases: Alias[];
 }
 
-const hidden = (csrf: string) => html`<input type="hidden" name="csrf" value="${csrf}" />`;
-
 function problem(error: string | undefined): Html | string {
   return error ? html`<p role="alert" class="error">${error}</p>` : '';
 }
@@ -739,17 +741,12 @@ export function domainsPage(
                           <td>${a.local}@${d.domain}</td>
                           <td>${a.targets.join(', ')}</td>
                           <td>
-                            <form method="post" action="/domains/${d.domain}/aliases/remove">
-                              ${hidden(v.csrf)}
-                              <input type="hidden" name="local" value="${a.local}" />
-                              <button
-                                type="submit"
-                                class="danger"
-                                aria-label="Remove ${a.local}@${d.domain}"
-                              >
-                                Remove
-                              </button>
-                            </form>
+                            ${removeButton(
+                              `/domains/${d.domain}/aliases/remove`,
+                              { local: a.local },
+                              `Remove ${a.local}@${d.domain}`,
+                              v,
+                            )}
                           </td>
                         </tr>`,
                     )}
@@ -857,18 +854,12 @@ export function suppressionPage(
                       <td>${x.reason}</td>
                       <td>${when(x.createdAt)}</td>
                       <td>
-                        <form method="post" action="/suppression/remove">
-                          ${hidden(v.csrf)}
-                          <input type="hidden" name="domain" value="${x.domain}" />
-                          <input type="hidden" name="address" value="${x.address}" />
-                          <button
-                            type="submit"
-                            class="danger"
-                            aria-label="Remove ${x.address} from ${x.domain}'s list"
-                          >
-                            Remove
-                          </button>
-                        </form>
+                        ${removeButton(
+                          '/suppression/remove',
+                          { domain: x.domain, address: x.address },
+                          `Remove ${x.address} from ${x.domain}'s list`,
+                          v,
+                        )}
                       </td>
                     </tr>`,
                 )}
@@ -1130,7 +1121,7 @@ export function confirmPage(id: string, action: Action, v: View): Html {
     `${a.title}: ${id}`,
     html`<p>${a.text}</p>
       <form method="post" action="/queue/${id}/${action}">
-        <input type="hidden" name="csrf" value="${v.csrf}" />
+        ${hidden(v.csrf)}
         <button type="submit" class="${action === 'delete' ? 'danger' : ''}">${a.button}</button>
         <a href="/queue/${id}">Cancel</a>
       </form>`,
