@@ -10,7 +10,8 @@ import { POSTA, tempDir } from '../helpers/posta.ts';
 
 const run = promisify(execFile);
 
-test('posta dev prints an account, accepts mail from swaks and captures it signed', async () => {
+/** `posta dev` in a sandbox folder of its own, on random ports; `listening()` waits for its four listeners. */
+async function startDev() {
   const root = join(await tempDir(), 'sandbox');
   // Ports N+25 … N+6025 stay below Linux's ephemeral range (32768 up), where
   // other tests' client sockets on 127.0.0.1 could hold one.
@@ -25,10 +26,26 @@ test('posta dev prints an account, accepts mail from swaks and captures it signe
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => resolve(code)),
   );
+  return {
+    root,
+    base,
+    child,
+    exited,
+    stderr: () => stderr,
+    async listening() {
+      for (let i = 0; i < 200 && (stdout.match(/"listening"/g) ?? []).length < 4; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+  };
+}
+
+test('posta dev prints an account, accepts mail from swaks and captures it signed', async () => {
+  const dev = await startDev();
+  const { root, base, child, exited } = dev;
   try {
-    for (let i = 0; i < 200 && (stdout.match(/"listening"/g) ?? []).length < 3; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await dev.listening();
+    const stderr = dev.stderr();
     const password = /password (\S+)/.exec(stderr)?.[1];
     assert.ok(password, `the sandbox prints the password: ${stderr}`);
     // No '-' or '_': swaks would take a leading '-' for an option.
@@ -99,26 +116,15 @@ function htmlMessage(): string {
 }
 
 test('in Chromium, the sandbox shows captured mail: the rendered HTML, the text, the attachment, the DKIM passes', async () => {
-  const root = join(await tempDir(), 'sandbox');
-  const base = 10000 + Math.floor(Math.random() * 16000);
-  const child = spawn(POSTA, ['dev', '--sandbox', root, '--port-base', String(base)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  let stdout = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => resolve(code)),
-  );
+  const dev = await startDev();
+  const { root, base, child, exited } = dev;
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--no-sandbox'],
   });
   try {
-    for (let i = 0; i < 200 && (stdout.match(/"listening"/g) ?? []).length < 4; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await dev.listening();
+    const stderr = dev.stderr();
     const url = /dashboard\s+(http:\/\/127\.0\.0\.1:\d+\/login\/\S+)/.exec(stderr)?.[1];
     assert.ok(url, `the sandbox prints a login link to the dashboard: ${stderr}`);
     const password = /password (\S+)/.exec(stderr)?.[1] ?? '';
