@@ -9,10 +9,21 @@
  * message is never read into memory whole.
  *
  * The canonicalization, body hash and header formatting are mailauth's. Its
- * dkimSign() cannot oversign, so this module drives those parts itself to add
- * From, To, Subject, Date and Message-ID to h= once more than they occur
- * (RFC 6376 §8.15): a verifier then treats a later-added second From or
- * Subject as a change that breaks the signature.
+ * dkimSign() cannot oversign, so this module drives those parts itself.
+ *
+ * Which fields are signed: mailauth's default list (RFC 6376 §5.4.1's
+ * recommendation: From, Subject, Date, To, Cc, Reply-To, the MIME and List-*
+ * fields, ...) and the three it lacks: List-Unsubscribe-Post (RFC 8058 §4:
+ * one-click unsubscribe counts only when it is signed), Feedback-ID (Gmail's
+ * feedback loop) and Auto-Submitted (RFC 3834; a DSN's says it must not be
+ * answered).
+ *
+ * Over-signing (RFC 6376 §8.15): each field in OVERSIGNED goes into h= once
+ * more than it occurs, so an absent one is signed as absent. A replayer who
+ * adds a Reply-To, a Cc, a second From or a second Content-Type to a genuine
+ * message (to reuse its signature for spam) breaks the signature instead. The
+ * list is what rspamd and Google over-sign: the fields a reader sees or a
+ * client acts on.
  */
 import { createHash, sign } from 'node:crypto';
 import { dkimBody } from 'mailauth/lib/dkim/body/index.js';
@@ -29,7 +40,27 @@ import { bodyStream, split, type Held } from '../message/held.ts';
 /** What signing needs of a key (a DkimKey is one; a worker thread gets just these). */
 export type SigningKey = Pick<DkimKey, 'selector' | 'algorithm' | 'privateKey'>;
 
-const OVERSIGNED = ['From', 'To', 'Subject', 'Date', 'Message-ID'];
+const SIGNED = `${defaultDKIMFieldNames}:List-Unsubscribe-Post:Feedback-ID:Auto-Submitted`;
+
+export const OVERSIGNED = [
+  'From',
+  'To',
+  'Cc',
+  'Reply-To',
+  'Sender',
+  'Subject',
+  'Date',
+  'Message-ID',
+  'In-Reply-To',
+  'References',
+  'MIME-Version',
+  'Content-Type',
+  'Content-Transfer-Encoding',
+  'List-Unsubscribe',
+  'List-Unsubscribe-Post',
+  'Feedback-ID',
+  'Auto-Submitted',
+];
 
 export async function signMessage(
   message: Buffer | Held,
@@ -45,7 +76,7 @@ export async function signMessage(
   // the header without the empty line that ends it
   const end = held.head.indexOf('\r\n\r\n');
   const { parsed } = parseHeaders(end < 0 ? held.head : held.head.subarray(0, end + 2));
-  const lines = getSigningHeaderLines(parsed, defaultDKIMFieldNames);
+  const lines = getSigningHeaderLines(parsed, SIGNED);
   const signing = { keys: [lines.keys, ...OVERSIGNED].join(': '), headers: lines.headers };
   const timestamp = Math.floor(now.getTime() / 1000);
   let out = '';

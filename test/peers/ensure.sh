@@ -27,7 +27,7 @@ peers=(
   "python3-prometheus-client|python3 module prometheus_client|$py -c 'import prometheus_client.parser'"
   "python3-boto3|python3 modules boto3, botocore (SES API clients)|$py -c 'import boto3, botocore'"
   "python3-yaml|python3 module yaml (reads the SPF suite)|$py -c 'import yaml'"
-  "python3-spf|RFC 7208 SPF test suite (rfc7208-tests.yml.gz)|test -r /usr/share/doc/python3-spf/rfc7208-tests.yml.gz"
+  "python3-spf|python3 module spf (pyspf) and the RFC 7208 SPF test suite|test -r /usr/share/doc/python3-spf/rfc7208-tests.yml.gz && $py -c 'import spf'"
   "opendkim-tools|opendkim-testmsg (DKIM verification by OpenDKIM)|command -v opendkim-testmsg"
   "strace|strace may trace (the order of fsync and 250 in durability.test.ts)|strace -f -qq -e trace=fsync -o /dev/null true"
   "bind9-utils|named-checkzone|command -v named-checkzone"

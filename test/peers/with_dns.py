@@ -5,7 +5,12 @@ DNS lookups sent to the test DNS server instead of /etc/resolv.conf.
 dkimverify-all checks every DKIM-Signature of the message (dkimverify checks
 only the first) and prints one line per signature: "N d=DOMAIN a=ALGO ok".
 
+spf IP SENDER HELO evaluates SPF with pyspf (python3-spf) as a receiver
+would (RFC 7208 §2.3: an empty SENDER checks postmaster@HELO) and prints
+"RESULT EXPLANATION"; it exits 0 only for pass.
+
 usage: with_dns.py ADDRESS PORT dkimverify|dkimverify-all|arcverify [ARGS...] < message
+       with_dns.py ADDRESS PORT spf IP SENDER HELO
 """
 import sys
 
@@ -39,6 +44,12 @@ def verify_all():
     sys.exit(1 if failed else 0)
 
 
+if tool == 'spf':
+    import spf
+
+    result, explanation = spf.check2(i=sys.argv[1], s=sys.argv[2], h=sys.argv[3])
+    print(result, explanation)
+    sys.exit(0 if result == 'pass' else 1)
 if tool == 'dkimverify-all':
     verify_all()
     sys.exit(0)
