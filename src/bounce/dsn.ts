@@ -9,7 +9,10 @@
  * (text/rfc822-headers; the body is not returned). It is sent from the null
  * sender (RFC 5321 §4.5.5) with Auto-Submitted: auto-replied (RFC 3834), and
  * never to the null sender, so bounces cannot loop. nodemailer's MimeNode
- * builds the MIME structure.
+ * builds the MIME structure; the scheduler puts a Received field on top and
+ * signs it with the From domain's keys, Auto-Submitted among the signed
+ * fields. Its SPF is checked at the HELO name (RFC 7208 §2.3), which is why
+ * `posta dns` publishes an SPF record for the hostname.
  */
 import MimeNode from 'nodemailer/lib/mime-node';
 import { headerBlock, readHeader, rfc5322Date } from '../message/header.ts';

@@ -29,7 +29,7 @@ import type { Logger } from '../log/log.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { newQueueId, type Attempt, type DueMessage, type Spool } from '../queue/spool.ts';
 import { buildDsn, type FailedRecipient } from '../bounce/dsn.ts';
-import { utf8Header } from '../message/header.ts';
+import { generatedReceivedField, utf8Header } from '../message/header.ts';
 import { formatReply, type AttemptInfo, type Outcome } from './outcome.ts';
 import type { Transport } from './transport.ts';
 import { isSrs, type Srs } from '../srs/srs.ts';
@@ -544,6 +544,11 @@ export class Scheduler {
       original,
       recipients,
     });
+    // RFC 5321 §4.4: every message carries a trace field of each server it passed, its first too
+    data = Buffer.concat([
+      Buffer.from(generatedReceivedField(this.o.hostname, id, new Date())),
+      data,
+    ]);
     const keys = this.o.directory.keys(fromDomain);
     if (keys.length) {
       const { signMessage } = await import('../dkim/sign.ts'); // loaded by the first bounce

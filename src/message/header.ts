@@ -109,6 +109,14 @@ export interface Trace {
   userid?: string;
 }
 
+/**
+ * The trace field of a message posta wrote itself (a DSN): no SMTP client,
+ * so only the by and id clauses (RFC 5321 §4.4), as Postfix writes its own.
+ */
+export function generatedReceivedField(hostname: string, queueId: string, date: Date): string {
+  return `Received: by ${hostname} (posta) id ${queueId};\r\n\t${rfc5322Date(date)}\r\n`;
+}
+
 export function receivedField(t: Trace): string {
   if (t.userid !== undefined) {
     // RFC 5322 §3.6.7: a local user is no SMTP client; named as Postfix names it.
