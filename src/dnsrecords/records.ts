@@ -74,6 +74,18 @@ export function domainRecords(r: RecordInput): DnsRecord[] {
       value: `v=TLSRPTv1; rua=mailto:postmaster@${d}`,
       about: 'TLS-RPT: where senders report TLS failures',
     },
+    // RFC 7208 §2.3: a bounce's sender is empty, so receivers check the HELO name's SPF;
+    // when the hostname is the domain itself, the record above serves both.
+    ...(host === d
+      ? []
+      : [
+          {
+            name: host,
+            type: 'TXT' as const,
+            value: heloSpf(r.addresses),
+            about: `SPF of the HELO name: bounces (sent from <>) are checked against ${host}`,
+          },
+        ]),
     ...v4.map((a) => ({ name: host, type: 'A' as const, value: a, about: `${host} is at ${a}` })),
     ...v6.map((a) => ({
       name: host,
@@ -83,6 +95,12 @@ export function domainRecords(r: RecordInput): DnsRecord[] {
     })),
   ];
   return records;
+}
+
+/** The hostname's SPF record: its addresses, or its own A/AAAA records when they are not known. */
+export function heloSpf(addresses: readonly string[]): string {
+  const terms = addresses.map((a) => `${isIP(a) === 6 ? 'ip6' : 'ip4'}:${a}`);
+  return `v=spf1 ${terms.length ? terms.join(' ') : 'a'} -all`;
 }
 
 export function ptrRecords(hostname: string, addresses: readonly string[]): DnsRecord[] {

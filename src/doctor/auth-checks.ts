@@ -4,6 +4,7 @@
  *          terms (§4.6.4), authorising every sending address: evaluated by
  *          mailauth in strict mode as a receiver would, for postmaster@DOMAIN
  *          with HELO hostname
+ *   spf-helo the same for the hostname, where bounces (sender <>) are checked
  *   dkim   SELECTOR._domainkey.DOMAIN of every key on disk publishes that
  *          key's public half (RFC 6376 §3.6.1; RFC 8463 for Ed25519)
  *   dmarc  _dmarc.DOMAIN has one `v=DMARC1` record with a p= tag (RFC 7489 §6.3)
@@ -14,6 +15,7 @@ import { spf } from 'mailauth/lib/spf/index.js';
 import type { DNSResolver } from 'mailauth';
 import type { ResolveFn } from '../dns/resolver.ts';
 import { dkimTxt, type DkimKey } from '../dkim/keys.ts';
+import { heloSpf } from '../dnsrecords/records.ts';
 import type { DnsContext } from './dns-checks.ts';
 import { tags, txt } from './lookup.ts';
 import { fail, pass, warn, type CheckResult } from './report.ts';
@@ -61,30 +63,58 @@ export async function countSpfLookups(
   return n;
 }
 
-export async function checkSpf(ctx: DnsContext): Promise<CheckResult> {
-  const records = await spfRecords(ctx.resolve, ctx.domain);
+/** The domain's SPF, as receivers check mail from its senders. */
+export function checkSpf(ctx: DnsContext): Promise<CheckResult> {
   const terms = ctx.sending.addresses.map((ip) => `${isIP(ip) === 6 ? 'ip6' : 'ip4'}:${ip}`);
-  const suggested = `v=spf1 ${terms.length ? terms.join(' ') : 'mx'} -all`;
+  return checkSpfAt(ctx, {
+    id: 'spf',
+    name: ctx.domain,
+    suggested: `v=spf1 ${terms.length ? terms.join(' ') : 'mx'} -all`,
+  });
+}
+
+/**
+ * The hostname's SPF: a bounce's envelope sender is empty, so receivers
+ * check SPF at the HELO name (RFC 7208 §2.3, §2.4) for postmaster@HOSTNAME.
+ * A hostname that is the domain itself is the check above.
+ */
+export function checkHeloSpf(ctx: DnsContext): Promise<CheckResult> {
+  if (ctx.hostname === ctx.domain) {
+    return Promise.resolve(pass('spf-helo', `${ctx.hostname} is the domain: its SPF is above`));
+  }
+  return checkSpfAt(ctx, {
+    id: 'spf-helo',
+    name: ctx.hostname,
+    suggested: heloSpf(ctx.sending.addresses),
+  });
+}
+
+async function checkSpfAt(
+  ctx: DnsContext,
+  at: { id: 'spf' | 'spf-helo'; name: string; suggested: string },
+): Promise<CheckResult> {
+  const { id, name, suggested } = at;
+  const records = await spfRecords(ctx.resolve, name);
   if (records.length === 0) {
     return fail(
-      'spf',
-      `${ctx.domain} has no v=spf1 TXT record`,
-      `publish \`${ctx.domain}. IN TXT "${suggested}"\``,
+      id,
+      `${name} has no v=spf1 TXT record${id === 'spf-helo' ? ': bounces from posta fail SPF' : ''}`,
+      `publish \`${name}. IN TXT "${suggested}"\``,
     );
   }
   if (records.length > 1) {
     // RFC 7208 §4.5: more than one record is a permerror for every receiver.
     return fail(
-      'spf',
-      `${ctx.domain} has ${records.length} v=spf1 records (${records.map((r) => `"${r}"`).join(', ')}): receivers treat that as a permanent error`,
+      id,
+      `${name} has ${records.length} v=spf1 records (${records.map((r) => `"${r}"`).join(', ')}): receivers treat that as a permanent error`,
       'merge them into one record and delete the others',
     );
   }
   const record = records[0] ?? '';
-  const lookups = await countSpfLookups(ctx.resolve, record, new Set([ctx.domain]));
+  const lookups = await countSpfLookups(ctx.resolve, record, new Set([name]));
   if (lookups > SPF_LOOKUP_LIMIT) {
     return fail(
-      'spf',
+      id,
       `"${record}" needs ${lookups} DNS lookups (include, a, mx, ptr, exists, redirect); receivers stop at ${SPF_LOOKUP_LIMIT} with a permanent error`,
       'replace includes with the ip4:/ip6: ranges they stand for until at most 10 remain',
     );
@@ -95,7 +125,7 @@ export async function checkSpf(ctx: DnsContext): Promise<CheckResult> {
   const results = await Promise.all(
     ips.map(async (ip) => {
       const r = await spf({
-        sender: `postmaster@${ctx.domain}`,
+        sender: `postmaster@${name}`,
         ip,
         helo: ctx.hostname,
         mta: ctx.hostname,
@@ -109,7 +139,7 @@ export async function checkSpf(ctx: DnsContext): Promise<CheckResult> {
   const broken = results.find((r) => r.result === 'permerror');
   if (broken) {
     return fail(
-      'spf',
+      id,
       `"${record}" is not valid: ${broken.comment.replace(/^[^:]*: /, '')}`,
       `fix the record; for this server it can be "${suggested}"`,
     );
@@ -117,14 +147,14 @@ export async function checkSpf(ctx: DnsContext): Promise<CheckResult> {
   const temporary = results.find((r) => r.result === 'temperror');
   if (temporary) {
     return warn(
-      'spf',
+      id,
       `could not evaluate "${record}": ${temporary.comment.replace(/^[^:]*: /, '')}`,
       'check that every name the record refers to resolves, then run posta doctor again',
     );
   }
   if (ctx.sending.addresses.length === 0) {
     return warn(
-      'spf',
+      id,
       `"${record}" is valid; could not tell whether it authorises this server: ${ctx.sending.unknown ?? ''}`,
       'list the server\'s public addresses in `addresses = ["..."]` at the top of posta.toml',
     );
@@ -133,13 +163,13 @@ export async function checkSpf(ctx: DnsContext): Promise<CheckResult> {
   if (refused.length) {
     const missing = refused.map((r) => `${isIP(r.ip) === 6 ? 'ip6' : 'ip4'}:${r.ip}`);
     return fail(
-      'spf',
+      id,
       `"${record}" does not authorise ${refused.map((r) => `${r.ip} (${r.result})`).join(', ')}`,
       `add ${missing.join(' ')} to the record before its "all" term`,
     );
   }
   return pass(
-    'spf',
+    id,
     `"${record}" authorises ${ctx.sending.addresses.join(', ')} (${lookups} DNS lookup${lookups === 1 ? '' : 's'})`,
   );
 }

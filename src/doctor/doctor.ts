@@ -18,7 +18,7 @@ import { acmePaths } from '../acme/manager.ts';
 import type { SendingAddresses } from './addresses.ts';
 import { PostaError } from '../errors.ts';
 import { checkAddress, checkDnsbl, checkMx, checkPtr, type DnsContext } from './dns-checks.ts';
-import { checkDkim, checkDmarc, checkSpf } from './auth-checks.ts';
+import { checkDkim, checkDmarc, checkHeloSpf, checkSpf } from './auth-checks.ts';
 import { checkMtaSts, checkTlsRpt } from './policy-checks.ts';
 import { checkCertificate } from './certificate.ts';
 import { checkPostmaster } from './postmaster.ts';
@@ -81,6 +81,7 @@ export async function runDoctor(o: DoctorOptions): Promise<Report> {
     guarded('address', () => checkAddress(ctx)),
     guarded('ptr', () => ptrWithFix(ctx, o)),
     guarded('spf', () => checkSpf(ctx)),
+    guarded('spf-helo', () => checkHeloSpf(ctx)),
     guarded('dkim', async () => checkDkim(ctx, await loadKeys(keyDir), keyDir)),
     guarded('dmarc', () => checkDmarc(ctx)),
     guarded('mta-sts', () => checkMtaSts(ctx, config.mtaSts)),

@@ -31,6 +31,7 @@ export const TITLES = {
   address: 'A/AAAA',
   ptr: 'PTR',
   spf: 'SPF',
+  'spf-helo': 'HELO SPF',
   dkim: 'DKIM',
   dmarc: 'DMARC',
   'mta-sts': 'MTA-STS',

@@ -43,6 +43,7 @@ const ALL_IDS = [
   'address',
   'ptr',
   'spf',
+  'spf-helo',
   'dkim',
   'dmarc',
   'mta-sts',
@@ -395,7 +396,7 @@ test('the text report: one line per check with ✓ ✗ ! and a fix under each �
   );
   assert.match(ok.stdout, /^✓ MX +example\.test MX 10 mail\.example\.test$/m);
   assert.match(ok.stdout, /^✓ Certificate +mail\.example\.test, expires/m);
-  assert.match(ok.stdout, /^All 13 checks passed\.$/m);
+  assert.match(ok.stdout, /^All 14 checks passed\.$/m);
 
   await serve(without(/^_dmarc\./)(base));
   try {
