@@ -25,6 +25,7 @@ import { KeyStore } from './keys/keys.ts';
 import { Quotas } from './keys/quota.ts';
 import { sentLast24Hours } from './keys/usage.ts';
 import { Webhooks } from './events/webhooks.ts';
+import { complaintRatesEvery } from './events/complaint-rate.ts';
 import { loadSnsSigner, serveSnsCert } from './events/sns.ts';
 import { startHttp01 } from './acme/http01.ts';
 import { startSmtp, type Listener } from './smtp/server.ts';
@@ -172,6 +173,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     });
     draining.push(smtp);
     const started = Date.now();
+    const complaints = complaintRatesEvery(spool.db, 60_000);
     const status = (): Status => ({
       version: VERSION,
       pid: process.pid,
@@ -208,6 +210,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
           daily: k.daily,
           sentLast24Hours: sentLast24Hours(spool.db, k.id),
         })),
+      complaints: complaints(),
       errors: opts.errors?.items ?? [],
     });
     const dashboard = lazyDashboard({

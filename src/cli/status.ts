@@ -2,6 +2,7 @@ import { PostaError } from '../errors.ts';
 import { loadConfig } from '../config/load.ts';
 import { fetchStatus, type Status } from '../status/control.ts';
 import { positionals, type Command } from './command.ts';
+import { COMPLAINT_LIMIT, percent, WINDOW_DAYS } from '../events/complaint-rate.ts';
 
 export const status: Command = {
   name: 'status',
@@ -10,7 +11,8 @@ export const status: Command = {
 Asks the running \`posta serve\` of the config folder (through its control
 socket, DATA/posta.sock) for its health: version, uptime, listeners, the
 queue, deliveries and bounces in the last hour and day, the certificate's
-expiry, DKIM selectors, each access key's use of its quota and the last errors. Exit 1 when no server answers.`,
+expiry, DKIM selectors, each access key's use of its quota, each sending
+domain's complaint rate (a warning past 0.3%) and the last errors. Exit 1 when no server answers.`,
   options: { json: { type: 'boolean' } },
   async run(args) {
     positionals(this, args, []);
@@ -55,6 +57,14 @@ function text(s: Status): string {
         ]
       : []),
   ];
+  if (s.complaints.length) {
+    lines.push(`complaints   last ${WINDOW_DAYS} days, per recipient delivered`);
+    for (const c of s.complaints) {
+      lines.push(
+        `  ${c.domain.padEnd(12)} ${c.complaints} of ${c.delivered} (${percent(c.rate)})${c.over ? `  WARNING: at or past ${percent(COMPLAINT_LIMIT)}, where Gmail and Yahoo start refusing bulk mail; stop sending to people who did not ask for it` : ''}`,
+      );
+    }
+  }
   if (s.errors.length) {
     lines.push('last errors', ...s.errors.slice(-5).map((e) => `  ${e.time}  ${e.msg}`));
   } else {

@@ -28,15 +28,34 @@ export interface ReportSender {
 /**
  * May this sender complain for `recipient`? Only a verified one (SPF, or
  * DKIM aligned with its domain) of the recipient's own Organizational Domain
- * (a mailbox provider's feedback loop, the recipient's own server): a
+ * (a mailbox provider's feedback loop, the recipient's own server), or a
+ * feedback loop known to speak for that domain (FEEDBACK_LOOPS): a
  * co-recipient of the mail, who knows its queue id too, cannot suppress the
  * others.
  */
 function mayReport(sender: ReportSender, recipient: string): boolean {
   const verified = sender.auth?.spf === 'pass' || sender.auth?.dkim === 'pass';
   if (!verified || !sender.address.includes('@')) return false;
-  return getAlignment(domainOf(recipient), [domainOf(sender.address)], false) !== false;
+  const reporter = domainOf(sender.address);
+  const domain = domainOf(recipient).toLowerCase();
+  if (getAlignment(domain, [reporter], false) !== false) return true;
+  return FEEDBACK_LOOPS.some(
+    (l) => getAlignment(reporter, [l.reporter], false) !== false && l.recipients.test(domain),
+  );
 }
+
+/**
+ * Feedback loops that speak for more than their own Organizational Domain:
+ * Yahoo's Complaint Feedback Loop reports, from arf.mail.yahoo.com, what the
+ * users of every mail brand Yahoo runs marked as spam, AOL's among them.
+ */
+const FEEDBACK_LOOPS: { reporter: string; recipients: RegExp }[] = [
+  {
+    reporter: 'yahoo.com',
+    recipients:
+      /^(?:yahoo\.[a-z]{2,3}(?:\.[a-z]{2})?|ymail\.com|rocketmail\.com|aol\.(?:com|co\.uk|de|fr)|aim\.com)$/,
+  },
+];
 
 /** Reads `message`, a feedback report (looksLikeFeedbackReport), about posta's mail; never throws. */
 export async function takeComplaint(

@@ -356,3 +356,121 @@ test('an ARF report about a message posta sent is a Complaint and suppresses the
   const after = await posta(['suppress', 'list', '--json', '--dir', s.dir]);
   assert.doesNotMatch(after.stdout, /someone-else/);
 });
+
+/**
+ * A report as Yahoo's Complaint Feedback Loop sends them: from
+ * arf.mail.yahoo.com, ARF Version 0.1, Received-Date, and only the header of
+ * the reported message (text/rfc822-headers), here for an AOL user.
+ */
+function yahooReport(original: Buffer, recipient: string): string {
+  const head = original.toString('latin1').split('\r\n\r\n', 1)[0] ?? '';
+  return [
+    'From: Yahoo! Mail AntiSpam Feedback <feedback@arf.mail.yahoo.com>',
+    'To: abuse@example.test',
+    'Subject: FW: to reader',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/report; boundary="----=_Part_1_2"; report-type=feedback-report',
+    '',
+    '------=_Part_1_2',
+    'Content-Type: text/plain; charset=us-ascii',
+    'Content-Transfer-Encoding: 7bit',
+    '',
+    'This is an email abuse report for an email message received from IP 192.0.2.1 on Thu, 03 Dec 2026 08:00:00 +0000',
+    '',
+    '------=_Part_1_2',
+    'Content-Type: message/feedback-report',
+    'Content-Transfer-Encoding: 7bit',
+    '',
+    'Feedback-Type: abuse',
+    'User-Agent: Yahoo!-Mail-Feedback/2.0',
+    'Version: 0.1',
+    'Original-Mail-From: <ada@example.test>',
+    `Original-Rcpt-To: ${recipient}`,
+    'Received-Date: Thu, 03 Dec 2026 08:00:00 +0000',
+    'Reported-Domain: example.test',
+    'Authentication-Results: mta1000.mail.gq1.yahoo.com  from=example.test; dkim=pass (ok)',
+    '',
+    '------=_Part_1_2',
+    'Content-Type: text/rfc822-headers',
+    'Content-Transfer-Encoding: 7bit',
+    '',
+    head,
+    '',
+    '------=_Part_1_2--',
+    '',
+  ].join('\r\n');
+}
+
+test("Yahoo's feedback loop complains for an AOL user: a Complaint, a suppression, and a complaint rate past 0.3% in posta status and on the dashboard", async () => {
+  // Yahoo's loop mails from arf.mail.yahoo.com, which SPF authorises; AOL's MX is the receiver
+  await mx.dns.update(
+    [
+      SOA('test'),
+      'dest.test. IN MX 10 mx.dest.test.',
+      `mx.dest.test. IN A ${mx.address}`,
+      'dest.test. IN TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+      'aol.com. IN MX 10 mx.dest.test.',
+      'arf.mail.yahoo.com. IN TXT "v=spf1 ip4:127.0.0.0/8 -all"',
+      '',
+    ].join('\n'),
+  );
+  const id = await send('reader@aol.com');
+  const original = await mx.rx.arrival(rcptFor('reader@aol.com'), 'the mail to the AOL user');
+  await reportOnPort25(yahooReport(original.data, 'reader@aol.com'), 'feedback@arf.mail.yahoo.com');
+  const list = await eventsUntil(id, 'Complaint');
+  const c = list.find((e) => e.eventType === 'Complaint') as SesEvent & {
+    complaint?: { complainedRecipients: { emailAddress: string }[]; userAgent: string };
+  };
+  assert.deepEqual(c.complaint?.complainedRecipients, [{ emailAddress: 'reader@aol.com' }]);
+  assert.equal(c.complaint?.userAgent, 'Yahoo!-Mail-Feedback/2.0');
+  const listed = await posta([
+    'suppress',
+    'list',
+    '--json',
+    '--reason',
+    'COMPLAINT',
+    '--dir',
+    s.dir,
+  ]);
+  assert.ok(
+    (JSON.parse(listed.stdout) as { address: string }[]).some(
+      (r) => r.address === 'reader@aol.com',
+    ),
+    listed.stdout,
+  );
+
+  // a handful of deliveries and two complaints: far past Gmail's 0.3%
+  const json = await posta(['status', '--json', '--dir', s.dir]);
+  assert.equal(json.code, 0, json.stderr);
+  const rates = (JSON.parse(json.stdout) as { complaints: Record<string, unknown>[] }).complaints;
+  const ours = rates.find((r) => r.domain === 'example.test') as
+    { delivered: number; complaints: number; rate: number; over: boolean } | undefined;
+  assert.ok(ours, JSON.stringify(rates));
+  assert.equal(ours.complaints, 2, 'this one and the feedback loop report of the test above');
+  assert.ok(ours.delivered >= 3, JSON.stringify(ours));
+  assert.equal(ours.rate, ours.complaints / ours.delivered);
+  assert.equal(ours.over, true);
+  const text = await posta(['status', '--dir', s.dir]);
+  assert.match(
+    text.stdout,
+    new RegExp(
+      `^  example\\.test +2 of ${ours.delivered} \\(${(200 / ours.delivered).toFixed(2).replace('.', '\\.')}%\\)  WARNING: at or past 0\\.30%`,
+      'm',
+    ),
+  );
+
+  // the dashboard's overview says the same, with the warning
+  const login = await posta(['admin', 'link', '--dir', s.dir]);
+  assert.equal(login.code, 0, login.stderr);
+  const opened = await fetch(login.stdout.trim(), { redirect: 'manual' });
+  assert.equal(opened.status, 303);
+  const cookie = (opened.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+  const page = await (
+    await fetch(`http://${s.host}:${s.ports.http}/`, { headers: { cookie } })
+  ).text();
+  assert.match(page, /<th scope="row">example\.test<\/th>\s*<td>\d+<\/td>\s*<td>2<\/td>/);
+  assert.match(
+    page,
+    /role="alert">\s*<strong\s*>example\.test: [\d.]+% of its recipients reported its mail as spam\.<\/strong/,
+  );
+});

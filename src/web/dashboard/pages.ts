@@ -16,6 +16,12 @@ import type {
   SearchField,
 } from '../../queue/inspect.ts';
 import type { StoredEvent } from '../../events/events.ts';
+import {
+  COMPLAINT_LIMIT,
+  COMPLAINT_TARGET,
+  percent,
+  WINDOW_DAYS,
+} from '../../events/complaint-rate.ts';
 import { STAT_OUTCOMES, type Destination, type Series } from '../../stats/stats.ts';
 import type { Alias } from '../../aliases/aliases.ts';
 import type { Suppressed } from '../../suppression/suppression.ts';
@@ -193,6 +199,51 @@ export function liveCounters(s: Status): Record<string, string | number> {
 
 const rate = (n: number, of: number) => (of ? `${((100 * n) / of).toFixed(1)}%` : '—');
 
+/** Each sending domain's complaint rate, the warning past Gmail's line first. */
+function complaintsSection(s: Status): Html {
+  return html`<section aria-labelledby="complaints-h">
+    <h2 id="complaints-h">Complaints, last ${WINDOW_DAYS} days</h2>
+    ${s.complaints
+      .filter((c) => c.over)
+      .map(
+        (c) =>
+          html`<p class="error" role="alert">
+            <strong
+              >${c.domain}: ${percent(c.rate)} of its recipients reported its mail as spam.</strong
+            >
+            Gmail and Yahoo start refusing bulk mail at ${percent(COMPLAINT_LIMIT)} (keep it below
+            ${percent(COMPLAINT_TARGET)}): send only to people who asked for the mail, and make
+            unsubscribing easy.
+          </p>`,
+      )}
+    ${
+      s.complaints.length
+        ? html`<table id="complaints">
+            <thead>
+              <tr>
+                <th scope="col">Sending domain</th>
+                <th scope="col">Delivered</th>
+                <th scope="col">Complaints</th>
+                <th scope="col">Complaint rate</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${s.complaints.map(
+                (c) =>
+                  html`<tr>
+                    <th scope="row">${c.domain}</th>
+                    <td>${c.delivered}</td>
+                    <td>${c.complaints}</td>
+                    <td>${percent(c.rate)}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+        : html`<p>Nothing delivered in that time.</p>`
+    }
+  </section>`;
+}
+
 export function overviewPage(o: Overview, v: View): Html {
   const s = o.status;
   const counts = (r: Record<string, number>, live?: string) =>
@@ -232,6 +283,7 @@ export function overviewPage(o: Overview, v: View): Html {
           </tbody>
         </table>
       </section>
+      ${complaintsSection(s)}
       <section aria-labelledby="queue-h">
         <h2 id="queue-h">Queue</h2>
         <dl class="figures">
