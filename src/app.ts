@@ -43,6 +43,9 @@ import { noMetrics } from './metrics/off.ts';
 import { startControl, type Status } from './status/control.ts';
 import { startLocalSubmission } from './submit/socket.ts';
 import { VERSION } from './version.ts';
+import { createBulk, httpsBase } from './unsubscribe/fields.ts';
+import { loadUnsubscribeSecret } from './unsubscribe/token.ts';
+import { unsubscribeHandler } from './unsubscribe/endpoint.ts';
 
 export interface App {
   listeners: Listener[];
@@ -131,6 +134,14 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     // key's rate holds over the APIs and SMTP together.
     const keys = new KeyStore(spool.db);
     const quotas = new Quotas(spool.db);
+    // one-click unsubscribe and Feedback-ID on every path our senders use
+    const bulk = createBulk(
+      { base: httpsBase(config.hostname, config.listen.https), ...config.bulk },
+      await loadUnsubscribeSecret(config.dataDir),
+      spool.db,
+      log,
+    );
+    const unsubscribe = unsubscribeHandler({ spool, db: spool.db, log });
     const sesApi = lazyApi({
       hostname: config.hostname,
       messageSize: config.limits.messageSize,
@@ -142,6 +153,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       budget,
       resolve: resolver.resolve,
       log,
+      bulk,
     });
     // webhooks: the SNS signing key is made only when an endpoint wants it
     const signer = config.webhooks.some((w) => w.format === 'sns')
@@ -155,7 +167,10 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       log,
     });
     const api: ApiHandler = (req, res) =>
-      sesApi(req, res) || serveSnsCert(signer, req, res) || webhooks.handle(req, res);
+      unsubscribe(req, res) ||
+      sesApi(req, res) ||
+      serveSnsCert(signer, req, res) ||
+      webhooks.handle(req, res);
     const smtp = await startSmtp({
       config,
       directory,
@@ -170,6 +185,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       metrics,
       keys,
       quotas,
+      bulk,
     });
     draining.push(smtp);
     const started = Date.now();

@@ -61,6 +61,9 @@ function lastEvent(e: StoredEvent | undefined): string {
       return e.detail.bounceSubType === 'OnAccountSuppressionList' ? 'suppressed' : 'bounced';
     case 'Complaint':
       return 'complained';
+    case 'Subscription':
+      // Resend has no such state: the message was delivered, and its reader unsubscribed
+      return 'delivered';
   }
 }
 

@@ -9,7 +9,11 @@
  *   §2.1.1) or a message over [limits] message_size is refused;
  * - the X-SES-* parameter headers (X-SES-CONFIGURATION-SET,
  *   X-SES-MESSAGE-TAGS, the *-ARN ones, X-SES-LIST-MANAGEMENT-OPTIONS) are
- *   read and removed, as SES does;
+ *   read and removed, as SES does; list management options (that header or
+ *   v2's ListManagementOptions) become the ses:contact-list and ses:topic
+ *   tags, which ask for one-click unsubscribe;
+ * - the bulk fields, one-click unsubscribe and Feedback-ID, when asked or
+ *   configured (unsubscribe/fields.ts), before signing;
  * - From and Sender are read strictly (message/originator.ts) and must be
  *   of the key's domains, which must be this server's; so must the envelope
  *   sender (FromEmailAddress / Source, else the From address);
@@ -45,6 +49,7 @@ import {
 import { keyMaySendFrom, type ApiKey } from '../keys/keys.ts';
 import type { Quotas } from '../keys/quota.ts';
 import { ApiError } from './errors.ts';
+import { CONTACT_LIST_TAG, TOPIC_TAG, UnsubscribeError, type Bulk } from '../unsubscribe/fields.ts';
 
 /** SES's limit of recipients per message (To, Cc and Bcc together). */
 export const MAX_RECIPIENTS = 50;
@@ -57,6 +62,8 @@ export interface SendDeps {
   sign: Signer;
   quotas: Quotas;
   log: Logger;
+  /** One-click unsubscribe and Feedback-ID (unsubscribe/fields.ts). */
+  bulk: Bulk;
 }
 
 export interface SendInput {
@@ -100,6 +107,8 @@ export interface PreparedSend {
   tags: Record<string, string[]>;
   clientIp: string;
   protocol: string;
+  /** Records the message's unsubscribe link, once it has its queue id. */
+  register: (queueId: string) => void;
 }
 
 export async function sendMessage(
@@ -137,17 +146,29 @@ export function prepareSend(deps: SendDeps, input: SendInput): PreparedSend {
   const long = longLine(data);
   if (long) throw new ApiError('rejected', `${longLineText(long)}.`);
 
-  const message = split(data);
+  const given = split(data);
   const key = input.key;
+  const fromDomain = checkFrom(given.head, key, deps.directory);
+  const sender = envelopeSender(input.from, given.head, key, deps.directory);
+  const recipients = envelopeRecipients(input.destinations, fields, deps.directory);
+  let bulk;
+  try {
+    bulk = deps.bulk({ head: given.head, domain: fromDomain, recipients, keyId: key.id, tags });
+  } catch (err) {
+    if (err instanceof UnsubscribeError) throw new ApiError('bad-request', `${err.message}.`);
+    throw err;
+  }
+  const message = { head: bulk.head, body: given.body };
   return {
     key,
     message,
-    fromDomain: checkFrom(message.head, key, deps.directory),
-    sender: envelopeSender(input.from, message.head, key, deps.directory),
-    recipients: envelopeRecipients(input.destinations, fields, deps.directory),
+    fromDomain,
+    sender,
+    recipients,
     tags,
     clientIp: input.clientIp,
     protocol: input.protocol,
+    register: bulk.register,
   };
 }
 
@@ -168,6 +189,7 @@ export async function queueSend(
   }
   const queueId = newQueueId();
   try {
+    p.register(queueId);
     const stamped = await stampMessage(message, {
       sign: deps.sign,
       header: readHeader(message.head),
@@ -219,9 +241,17 @@ function fieldValue(field: string): string {
     .trim();
 }
 
-/** X-SES-MESSAGE-TAGS: "name0=value0, name1=value1"; the configuration set is the tag SES gives it. */
+/**
+ * X-SES-MESSAGE-TAGS: "name0=value0, name1=value1"; the configuration set is
+ * the tag SES gives it; X-SES-LIST-MANAGEMENT-OPTIONS: "LIST; topic=TOPIC".
+ */
 function readSesHeader(name: string, value: string, tags: Record<string, string[]>): void {
   if (name === 'x-ses-configuration-set') tags['ses:configuration-set'] = [value];
+  if (name === 'x-ses-list-management-options') {
+    const [list = '', ...params] = value.split(';').map((p) => p.trim());
+    const topic = params.find((p) => /^topic=/i.test(p))?.slice(6);
+    listTags(tags, list, topic);
+  }
   if (name !== 'x-ses-message-tags') return;
   for (const pair of value.split(',')) {
     const eq = pair.indexOf('=');
@@ -229,6 +259,12 @@ function readSesHeader(name: string, value: string, tags: Record<string, string[
     const [k, v] = [pair.slice(0, eq).trim(), pair.slice(eq + 1).trim()];
     tags[k] = [...(tags[k] ?? []), v];
   }
+}
+
+/** SES's ListManagementOptions as tags: they ask for one-click unsubscribe (unsubscribe/fields.ts). */
+export function listTags(tags: Record<string, string[]>, list: string, topic?: string): void {
+  tags[CONTACT_LIST_TAG] = [list];
+  if (topic) tags[TOPIC_TAG] = [topic];
 }
 
 /** "Name <a@b>" written back as a field value: the name quoted, or an encoded word. */

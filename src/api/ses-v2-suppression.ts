@@ -17,6 +17,7 @@ import {
   suppress,
   suppressed,
   unsuppress,
+  sesReason,
   type SuppressionReason,
 } from '../suppression/suppression.ts';
 import { ApiError } from './errors.ts';
@@ -77,13 +78,14 @@ export function suppressionOp(
     // one address suppressed for several of the key's domains is listed once
     const seen = new Set<string>();
     const all = listSuppressed(db, { domains, from, to })
-      .filter((s) => reasons.length === 0 || reasons.includes(s.reason))
+      // an UNSUBSCRIBE entry is listed, and filtered, as COMPLAINT (suppression.ts)
+      .filter((s) => reasons.length === 0 || reasons.includes(sesReason(s.reason)))
       .filter((s) => !seen.has(s.address) && seen.add(s.address));
     const page = all.slice(offset, offset + size);
     return {
       SuppressedDestinationSummaries: page.map((s) => ({
         EmailAddress: s.address,
-        Reason: s.reason,
+        Reason: sesReason(s.reason),
         LastUpdateTime: seconds(s.createdAt),
       })),
       ...(offset + size < all.length
@@ -99,7 +101,7 @@ export function suppressionOp(
     return {
       SuppressedDestination: {
         EmailAddress: found.address,
-        Reason: found.reason,
+        Reason: sesReason(found.reason),
         LastUpdateTime: seconds(found.createdAt),
         ...(found.message ? { Attributes: { MessageId: found.message } } : {}),
       },

@@ -35,7 +35,7 @@ import {
   type Json,
 } from './json.ts';
 import type { ApiDeps, ApiReply, ApiRequest } from './http.ts';
-import { sendMessage } from './send.ts';
+import { listTags, sendMessage } from './send.ts';
 import { templateScope } from './templates.ts';
 import { suppressionOp } from './ses-v2-suppression.ts';
 import { templateOperation, templateMessage } from './ses-v2-templates.ts';
@@ -116,6 +116,16 @@ async function sendEmail(req: ApiRequest, deps: ApiDeps): Promise<{ MessageId: s
   const tags = emailTags(b, 'EmailTags', '');
   const set = str(b, 'ConfigurationSetName', '');
   if (set !== undefined) tags['ses:configuration-set'] = [set];
+  // posta has no contact lists: the option asks for one-click unsubscribe,
+  // and its names are kept as tags (api/send.ts listTags)
+  const lists = obj(b, 'ListManagementOptions', '');
+  if (lists) {
+    const list = need(
+      str(lists, 'ContactListName', 'ListManagementOptions.'),
+      'ListManagementOptions.ContactListName',
+    );
+    listTags(tags, list, str(lists, 'TopicName', 'ListManagementOptions.'));
+  }
 
   const kinds = ['Raw', 'Simple', 'Template'].filter((k) => content[k] !== undefined);
   if (kinds.length !== 1) throw bad('Content must have exactly one of Raw, Simple and Template');

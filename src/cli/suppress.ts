@@ -26,15 +26,15 @@ function addressArg(text: string): string {
 function reasonArg(text: string | undefined): SuppressionReason | undefined {
   if (text === undefined) return undefined;
   const r = text.toUpperCase();
-  if (r !== 'BOUNCE' && r !== 'COMPLAINT') {
-    throw new UsageError(`--reason must be BOUNCE or COMPLAINT, not "${text}".`);
+  if (r !== 'BOUNCE' && r !== 'COMPLAINT' && r !== 'UNSUBSCRIBE') {
+    throw new UsageError(`--reason must be BOUNCE, COMPLAINT or UNSUBSCRIBE, not "${text}".`);
   }
   return r;
 }
 
 export const suppress: Command = {
   name: 'suppress',
-  help: `Usage: posta suppress add ADDRESS --domain DOMAIN [--reason BOUNCE|COMPLAINT]
+  help: `Usage: posta suppress add ADDRESS --domain DOMAIN [--reason BOUNCE|COMPLAINT|UNSUBSCRIBE]
        posta suppress del ADDRESS --domain DOMAIN
        posta suppress list [--domain DOMAIN] [--reason R] [--json]
 

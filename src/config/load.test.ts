@@ -201,3 +201,31 @@ test('the IPv4 and IPv6 wildcards of one port go together (the default)', async 
   ]);
   await rm(dir, { recursive: true });
 });
+
+for (const [name, toml, want] of [
+  [
+    'one-click unsubscribe without the https listener',
+    '[listen]\nhttps = []\n[bulk]\nunsubscribe_keys = ["AKPSABCDEFGHIJKLMNOP"]',
+    /\[bulk\] unsubscribe_keys asks for one-click unsubscribe, whose https URL needs the https listener, but \[listen\] https is empty/,
+  ],
+  [
+    'one-click unsubscribe for a domain that is not ours',
+    '[bulk]\nunsubscribe_domains = ["other.test"]',
+    /\[bulk\] unsubscribe_domains names "other\.test", which is not a domain of this server/,
+  ],
+  [
+    'a key id that is not one',
+    '[bulk]\nunsubscribe_keys = ["nope"]',
+    /\[bulk\] unsubscribe_keys\[0\] = "nope" is not an access key id/,
+  ],
+] as const) {
+  test(`config error: ${name}`, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'posta-load-'));
+    await writeFile(join(dir, 'posta.toml'), `hostname = "a.b"\n${toml}\n`);
+    await assert.rejects(loadConfig(dir), (err: Error) => {
+      assert.match(err.message, want);
+      return true;
+    });
+    await rm(dir, { recursive: true });
+  });
+}

@@ -55,6 +55,13 @@ export interface ResolvedConfig {
   readonly domains: readonly string[];
   /** [webhooks.NAME] tables, by name. */
   readonly webhooks: readonly WebhookConfig[];
+  readonly bulk: {
+    /** Sending domains (A-labels) whose mail gets one-click unsubscribe. */
+    readonly unsubscribeDomains: readonly string[];
+    readonly unsubscribeKeys: readonly string[];
+    /** Feedback-ID's SenderId; '' for none. */
+    readonly feedbackId: string;
+  };
 }
 
 export interface WebhookConfig {
@@ -149,7 +156,30 @@ export async function loadConfig(dir: string): Promise<ResolvedConfig> {
   const config = resolveConfig(dir, file, parseConfigText(file, text), await listDomains(dir));
   checkListenersApart(config);
   checkHttpOnLoopback(config);
+  checkBulk(config);
   return config;
+}
+
+/**
+ * One-click unsubscribe (RFC 8058 §3.1) needs an https URL: a switch that
+ * turns it on without the https listener is refused, not half-done; and
+ * each domain named must be one of ours.
+ */
+function checkBulk(c: ResolvedConfig): void {
+  const b = c.bulk;
+  const key = b.unsubscribeDomains.length ? 'unsubscribe_domains' : 'unsubscribe_keys';
+  if ((b.unsubscribeDomains.length || b.unsubscribeKeys.length) && !c.listen.https.length) {
+    throw new PostaError(
+      `${c.file}: [bulk] ${key} asks for one-click unsubscribe, whose https URL needs the https listener, but [listen] https is empty; listen on port 443 (https = ["0.0.0.0:443", "[::]:443"]) or empty ${key}.`,
+    );
+  }
+  for (const d of b.unsubscribeDomains) {
+    if (!c.domains.includes(d)) {
+      throw new PostaError(
+        `${c.file}: [bulk] unsubscribe_domains names "${d}", which is not a domain of this server (${c.domains.join(', ') || 'none'}); add it with \`posta init ${d}\` or remove it.`,
+      );
+    }
+  }
 }
 
 export function parseConfigText(file: string, text: string): ParsedConfig {
@@ -227,6 +257,7 @@ function keyName(path: string[]): string {
     'limits',
     'delivery',
     'inbound',
+    'bulk',
   ]);
   if (first !== undefined && sectionKeys.has(first) && rest.length > 0) {
     const [key, ...idx] = rest;
@@ -385,6 +416,14 @@ function resolveConfig(
       signatureVersion: w.signature_version,
     })),
     delivery: resolveDelivery(file, c.delivery, abs),
+    bulk: {
+      unsubscribeDomains: c.bulk.unsubscribe_domains.map((d) => {
+        const p = parseDomain(d);
+        return p.ok ? p.value : d.toLowerCase();
+      }),
+      unsubscribeKeys: c.bulk.unsubscribe_keys,
+      feedbackId: c.bulk.feedback_id,
+    },
     inbound: {
       checks: c.inbound.checks,
       dmarcReject: c.inbound.dmarc_reject,

@@ -376,6 +376,39 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe('Delivery of queued mail to other servers.'),
+  bulk: z
+    .strictObject({
+      unsubscribe_domains: z
+        .array(domainName)
+        .default([])
+        .describe(
+          'Sending domains all of whose mail (with one recipient) gets one-click unsubscribe (RFC 8058): List-Unsubscribe with an https URL on this server and a mailto: address of the domain, and List-Unsubscribe-Post. Needs [listen] https. A message can opt out with "X-Posta-Unsubscribe: none".',
+        ),
+      unsubscribe_keys: z
+        .array(
+          z.string().regex(/^AKPS[A-Z2-7]{16}$/, {
+            message:
+              'is not an access key id (AKPS and 16 letters or digits, as `posta key list` shows)',
+          }),
+        )
+        .default([])
+        .describe(
+          'Access keys (their ids) all of whose mail gets one-click unsubscribe, as for unsubscribe_domains: the key a newsletter is sent with, not the one of password resets.',
+        ),
+      feedback_id: z
+        .string()
+        .regex(/^[A-Za-z0-9._-]{0,64}$/, {
+          message: 'is not a sender id: letters, digits, ".", "_" and "-", at most 64',
+        })
+        .default('')
+        .describe(
+          'Gmail\'s Feedback-ID SenderId: when set, mail from posta\'s senders that has no Feedback-ID gets `Feedback-ID: CAMPAIGN:KEY:TYPE:SENDERID` (the campaign tag, the access key id, "bulk" or the configuration set), signed. Empty: none.',
+        ),
+    })
+    .prefault({})
+    .describe(
+      'Bulk mail: one-click unsubscribe and Feedback-ID. An application may also ask per message with "X-Posta-Unsubscribe: one-click" or SES v2 ListManagementOptions.',
+    ),
   webhooks: z
     .record(
       z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, {
@@ -393,8 +426,10 @@ export const ConfigSchema = z.strictObject({
             '"sns": the SES event JSON in an SNS notification, signed as SNS signs (django-ses, django-anymail, Mautic); "posta": the SES event JSON alone, with an HMAC-SHA256 signature header.',
           ),
         events: z
-          .array(z.enum(['Send', 'Delivery', 'DeliveryDelay', 'Bounce', 'Complaint']))
-          .default(['Send', 'Delivery', 'DeliveryDelay', 'Bounce', 'Complaint'])
+          .array(
+            z.enum(['Send', 'Delivery', 'DeliveryDelay', 'Bounce', 'Complaint', 'Subscription']),
+          )
+          .default(['Send', 'Delivery', 'DeliveryDelay', 'Bounce', 'Complaint', 'Subscription'])
           .describe('The event types to send.'),
         domains: z
           .array(domainName)

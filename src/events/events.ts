@@ -18,8 +18,13 @@
 import { prepared, type Db } from '../db/db.ts';
 import { newQueueId } from '../queue/id.ts';
 
-/** SES's types that posta has: it never takes a message and then refuses it (Reject). */
-export type EventType = 'Send' | 'Delivery' | 'DeliveryDelay' | 'Bounce' | 'Complaint';
+/**
+ * SES's types that posta has: it never takes a message and then refuses it
+ * (Reject). Subscription: the recipient unsubscribed through the message's
+ * List-Unsubscribe (unsubscribe/).
+ */
+export type EventType =
+  'Send' | 'Delivery' | 'DeliveryDelay' | 'Bounce' | 'Complaint' | 'Subscription';
 
 export interface NewEvent {
   message: string;

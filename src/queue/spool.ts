@@ -333,6 +333,15 @@ export const MIGRATIONS = [
    ) WITHOUT ROWID;`,
   // whose mail it is, for an account's own view of the dashboard
   `ALTER TABLE mail_log ADD COLUMN account TEXT;`,
+  // one-click unsubscribe (unsubscribe/links.ts): each token given out, its
+  // (domain, address) and the last message that carried it
+  `CREATE TABLE unsubscribe_links (
+     token TEXT PRIMARY KEY,
+     domain TEXT NOT NULL,
+     address TEXT NOT NULL,
+     message TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   ) WITHOUT ROWID;`,
 ];
 
 /** Bytes in one row of message_parts. */

@@ -14,6 +14,9 @@
  *   "postmaster" stands for postmaster@ the local domain of the hostname
  *   (mail.example.com -> example.com), else the first local domain by name;
  *   it is taken only when that address resolves, like any other.
+ *   unsubscribe+TOKEN@ a local domain, the mailto: of List-Unsubscribe, is
+ *   taken without an alias, alone in its transaction (server.ts), and
+ *   consumed at DATA (unsubscribe/mailto.ts).
  * - Sender-specified routing (RFC 5321 §3.6.1, appendix C) is never honoured:
  *   local parts with "%" or "!" are refused. Source routes ("@a:b@c") are
  *   stripped by smtp-server as the RFC asks, leaving "b@c" to these rules.
@@ -22,6 +25,7 @@ import { domainOf, localPartOf, parseAddress, parseDomain } from '../address/add
 import type { Directory } from '../domains/directory.ts';
 import { isSrs, type Srs } from '../srs/srs.ts';
 import { keyMaySendFrom } from '../keys/keys.ts';
+import { unsubscribeAddressToken } from '../unsubscribe/mailto.ts';
 import type { Principal } from './principal.ts';
 import {
   C550AliasLoop,
@@ -143,6 +147,8 @@ export function checkInboundRecipient(
     };
   }
   const local = localPartOf(norm);
+  // the mailto: of one-click unsubscribe, whatever the aliases say (unsubscribe/mailto.ts)
+  if (unsubscribeAddressToken(norm) !== null) return { ok: true, address: norm };
   if (isSrs(local)) {
     // A bounce to an address posta forwarded from: only genuine, fresh ones.
     const r = srs.reverse(norm);

@@ -18,7 +18,9 @@
  *    every recipient (keys/quota.ts; 451 4.7.1 over it), and given back when
  *    the message is not queued after all; the envelope names the key, so
  *    the spool counts it.
- * 4. A Received trace field, then DKIM signatures of the From domain's keys.
+ * 4. Submission: the bulk fields, one-click unsubscribe and Feedback-ID, when
+ *    asked or configured (unsubscribe/fields.ts); then a Received trace
+ *    field, then DKIM signatures of the From domain's keys.
  * 5. Inbound (25), unless [inbound] checks = false: SPF, DKIM, DMARC and
  *    ARC checked (verify/inbound.ts), an Authentication-Results field and an
  *    ARC set of the recipient's domain added on top; DMARC p=reject failures
@@ -29,6 +31,8 @@
  *    §3.4); delivery adds it for non-ASCII addresses by itself.
  * 7. Inbound: a feedback report (RFC 5965) about mail posta sent records a
  *    complaint (events/complaints.ts) before the 250; it is forwarded too.
+ *    A mail to an unsubscribe address (alone in its transaction) is not
+ *    queued: it unsubscribes (unsubscribe/mailto.ts), then gets its 250.
  *
  * A refused message is never queued; the session goes on (server.ts).
  */
@@ -54,10 +58,14 @@ import {
   C451LocalError,
   C451QuotaExceeded,
   C452StorageFull,
+  C550BadHeader,
+  C550NoSuchUser,
   C552TooBig,
   SmtpReply,
 } from './reply.ts';
 import { looksLikeFeedbackReport } from '../events/arf.ts';
+import { UnsubscribeError, type Bulk } from '../unsubscribe/fields.ts';
+import { takeUnsubscribeMail, unsubscribeAddressToken } from '../unsubscribe/mailto.ts';
 
 export interface ReceiveDeps {
   config: ResolvedConfig;
@@ -74,6 +82,8 @@ export interface ReceiveDeps {
   keys: KeyStore;
   /** Their quotas, shared with the HTTP APIs. */
   quotas: Quotas;
+  /** One-click unsubscribe and Feedback-ID for submitted mail. */
+  bulk: Bulk;
 }
 
 export type Source = 'submission' | 'inbound';
@@ -121,6 +131,10 @@ async function accept(
   source: Source,
   deps: ReceiveDeps,
 ): Promise<Accepted> {
+  const [only, ...others] = session.envelope.rcptTo;
+  if (source === 'inbound' && only && !others.length && unsubscribeAddressToken(only.address)) {
+    return takeUnsubscribe(data, only.address, deps);
+  }
   const principal =
     source === 'submission' ? principalOf(accountOf(session), deps.keys) : undefined;
   const fromDomain =
@@ -145,6 +159,14 @@ async function accept(
   }
 }
 
+/** A mail to unsubscribe+TOKEN@: consumed, never queued. */
+async function takeUnsubscribe(data: Held, address: string, deps: ReceiveDeps): Promise<Accepted> {
+  const queueId = newQueueId();
+  const taken = await takeUnsubscribeMail({ spool: deps.spool, log: deps.log }, address, queueId);
+  if (!taken) throw C550NoSuchUser(`<${address}>: no such unsubscribe address here`);
+  return { queueId, messageId: readHeader(data.head).messageId, size: heldSize(data) };
+}
+
 function takeQuota(key: ApiKey, recipients: number, quotas: Quotas): void {
   const refused = quotas.take(key, recipients);
   if (!refused) return;
@@ -162,8 +184,13 @@ async function queue(
   fromDomain: string | undefined,
 ): Promise<Accepted> {
   const account = principal?.name;
-  const header = readHeader(data.head);
   const queueId = newQueueId();
+  if (fromDomain) {
+    const bulk = bulkFields(data.head, session, fromDomain, principal, deps);
+    bulk.register(queueId);
+    data = { head: bulk.head, body: data.body };
+  }
+  const header = readHeader(data.head);
   const secure = session.secure ? 'S' : '';
   const stamped = await stampMessage(data, {
     sign: deps.sign,
@@ -221,6 +248,30 @@ async function queue(
     );
   }
   return { queueId, messageId: envelope.messageId, size: heldSize(message) };
+}
+
+/** The bulk fields of submitted mail (unsubscribe/fields.ts); a request it cannot have is a 550. */
+function bulkFields(
+  head: Buffer,
+  session: SMTPServerSession,
+  domain: string,
+  principal: Principal | undefined,
+  deps: ReceiveDeps,
+): ReturnType<Bulk> {
+  try {
+    return deps.bulk({
+      head,
+      domain,
+      recipients: session.envelope.rcptTo.map((r) => r.address),
+      keyId: principal?.kind === 'key' ? principal.key.id : undefined,
+      tags: {},
+    });
+  } catch (err) {
+    if (!(err instanceof UnsubscribeError)) throw err;
+    // RFC 3463: 5.5.3 too many recipients; 5.6.0 a header field it cannot take
+    if (err.kind === 'recipients') throw new SmtpReply(550, '5.5.3', err.message);
+    throw C550BadHeader(err.message);
+  }
 }
 
 /** Verify, refuse or seal mail from another server; returns the message to queue. */

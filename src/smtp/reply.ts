@@ -23,6 +23,7 @@ export const C451LocalError = r(451, '4.3.0');
 export const C451QuotaExceeded = r(451, '4.7.1');
 export const C452StorageFull = r(452, '4.3.1');
 export const C452Busy = r(452, '4.3.1');
+export const C452TooManyRecipients = r(452, '4.5.3');
 export const C454AuthThrottled = r(454, '4.7.0');
 export const C500BareLineEnding = r(500, '5.5.2');
 export const C530AuthRequired = r(530, '5.7.0');

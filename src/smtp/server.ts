@@ -29,7 +29,16 @@ import { principalOf, type Principal } from './principal.ts';
 import { isKeyId, type KeyStore } from '../keys/keys.ts';
 import type { Quotas } from '../keys/quota.ts';
 import { receive, type Source } from './receive.ts';
-import { C421Busy, C454AuthThrottled, C535AuthFailed, C554Listed, SmtpReply } from './reply.ts';
+import {
+  C421Busy,
+  C452TooManyRecipients,
+  C454AuthThrottled,
+  C535AuthFailed,
+  C554Listed,
+  SmtpReply,
+} from './reply.ts';
+import { unsubscribeAddressToken } from '../unsubscribe/mailto.ts';
+import type { Bulk } from '../unsubscribe/fields.ts';
 import { listedIn } from '../verify/dnsbl.ts';
 import type { ResolveFn } from '../dns/resolver.ts';
 import type { Verifier } from '../verify/pool.ts';
@@ -63,6 +72,8 @@ export interface SmtpDeps {
   keys: KeyStore;
   /** The keys' quotas: the same instance as the HTTP APIs', so a rate holds over both. */
   quotas: Quotas;
+  /** One-click unsubscribe and Feedback-ID for submitted mail (unsubscribe/fields.ts). */
+  bulk: Bulk;
 }
 
 export interface Listener {
@@ -284,6 +295,17 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
           'rcpt refused',
         );
         return callback(d.reply);
+      }
+      // an unsubscribe address is consumed, not queued: alone in its
+      // transaction (RFC 5321 §4.5.3.1.10: the client sends the rest in another)
+      const unsub = (a: string) => !submission && unsubscribeAddressToken(a) !== null;
+      const others = session.envelope.rcptTo;
+      if (others.length && (unsub(d.address) || others.some((r) => unsub(r.address)))) {
+        return callback(
+          C452TooManyRecipients(
+            'An unsubscribe address takes a message of its own; send the rest apart',
+          ),
+        );
       }
       address.address = d.address;
       callback();

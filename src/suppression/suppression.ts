@@ -12,12 +12,24 @@
  * about the sender, and 5.2.1 "mailbox disabled");
  * a full mailbox, a message refused as spam or for its size does not.
  *
- * Table suppressed (queue.db): domain, address, reason (BOUNCE | COMPLAINT),
- * message (what caused it, when known), created_at.
+ * UNSUBSCRIBE: the recipient used the one-click List-Unsubscribe link or
+ * its mailto: address (unsubscribe/). SES v2's suppression list has only
+ * BOUNCE and COMPLAINT (its unsubscribes live in contact lists instead), so
+ * the SES APIs show an UNSUBSCRIBE entry as COMPLAINT, the reason that means
+ * "this person asked for no more mail" (sesReason below); posta's own CLI
+ * and events show UNSUBSCRIBE.
+ *
+ * Table suppressed (queue.db): domain, address, reason (BOUNCE | COMPLAINT |
+ * UNSUBSCRIBE), message (what caused it, when known), created_at.
  */
 import { prepared, type Db } from '../db/db.ts';
 
-export type SuppressionReason = 'BOUNCE' | 'COMPLAINT';
+export type SuppressionReason = 'BOUNCE' | 'COMPLAINT' | 'UNSUBSCRIBE';
+
+/** The reason as the SES v2 API can say it: it has no UNSUBSCRIBE (see the top). */
+export function sesReason(r: SuppressionReason): 'BOUNCE' | 'COMPLAINT' {
+  return r === 'UNSUBSCRIBE' ? 'COMPLAINT' : r;
+}
 
 export interface Suppressed {
   domain: string;

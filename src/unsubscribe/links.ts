@@ -1,0 +1,38 @@
+/**
+ * The unsubscribe links posta has given out: token (token.ts) -> the
+ * sending domain, the recipient, and the last message that carried it (the
+ * one a Subscription event is about). A row is written when a message with
+ * the link is queued, just before the message itself and on the queue's
+ * connection, so the message's synced commit makes the row durable too: no
+ * accepted message carries a link posta does not know. One row per
+ * (domain, recipient), kept for good,
+ * as the suppression list is: a link in an old message still works.
+ *
+ * Table unsubscribe_links (queue.db): token, domain, address, message, created_at.
+ */
+import { prepared, type Db } from '../db/db.ts';
+
+export interface Link {
+  token: string;
+  domain: string;
+  address: string;
+  message: string;
+}
+
+export function registerLink(db: Db, l: Link, now = Date.now()): void {
+  prepared(
+    db,
+    `INSERT INTO unsubscribe_links (token, domain, address, message, created_at)
+     VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (token) DO UPDATE SET message = excluded.message`,
+  ).run(l.token.toLowerCase(), l.domain, l.address.toLowerCase(), l.message, now);
+}
+
+/** The link of a token (any case), or undefined when posta never gave it. */
+export function findLink(db: Db, token: string): Link | undefined {
+  const r = prepared(
+    db,
+    'SELECT token, domain, address, message FROM unsubscribe_links WHERE token = ?',
+  ).get(token.toLowerCase()) as Link | undefined;
+  return r && { token: r.token, domain: r.domain, address: r.address, message: r.message };
+}
