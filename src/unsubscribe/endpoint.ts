@@ -50,7 +50,8 @@ export function unsubscribeHandler(deps: UnsubscribeDeps & { db: Db }): Unsubscr
   return (req, res) => {
     const m = PATH.exec(req.url ?? '');
     if (!m) return false;
-    const token = decodeURIComponent(m[1] ?? '');
+    // a token is base32: nothing to decode (and a malformed %-escape must not throw)
+    const token = m[1] ?? '';
     const link = isToken(token) ? findLink(deps.db, token) : undefined;
     if (!link) {
       req.resume();
