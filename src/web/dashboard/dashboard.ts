@@ -78,7 +78,7 @@ export interface DashboardDeps {
   /** The sandbox's capture folder (`posta dev`): its mail gets pages of its own. */
   captured?: string | undefined;
   /** The domains' DKIM keys, to check the captured mail's signatures. */
-  directory: Pick<Directory, 'names' | 'keys'>;
+  directory: Pick<Directory, 'names' | 'keys' | 'allKeys' | 'rotation'>;
   /** Host names a request may give (guard.ts allowedHosts). */
   hosts: Set<string>;
   log: Logger;
