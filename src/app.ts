@@ -122,7 +122,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       rotator = startRotator({
         directory,
         switches,
-        resolve: resolver.resolve,
+        resolver: () => createResolver(config.dns.servers).resolve,
         log,
         intervalMs: config.dkim.rotationCheckMs,
         now: () => new Date(),

@@ -20,7 +20,12 @@ import type { SwitchLog } from './switches.ts';
 export interface RotatorOptions {
   directory: Pick<Directory, 'names' | 'allKeys' | 'rotation'>;
   switches: SwitchLog;
-  resolve: ResolveFn;
+  /**
+   * A resolver for one round: a fresh one, not delivery's cache, so that a
+   * record published since the last round is seen (a "no such name" is
+   * cached for half a minute there).
+   */
+  resolver: () => ResolveFn;
   log: Logger;
   intervalMs: number;
   now: () => Date;
@@ -41,7 +46,7 @@ export function startRotator(o: RotatorOptions): Rotator {
     log();
   };
 
-  async function checkDomain(domain: string): Promise<void> {
+  async function checkDomain(domain: string, resolve: ResolveFn): Promise<void> {
     const r = o.directory.rotation(domain);
     if (!r) return;
     const { plan } = r;
@@ -63,7 +68,7 @@ export function startRotator(o: RotatorOptions): Rotator {
     for (const selector of plan.newSelectors) {
       const key = keys.find((k) => k.selector === selector);
       const problem = key
-        ? await keyRecordProblem(o.resolve, domain, key).catch(
+        ? await keyRecordProblem(resolve, domain, key).catch(
             (err: Error) => `could not look up ${selector}._domainkey.${domain}: ${err.message}`,
           )
         : `there is no key file for ${selector}`;
@@ -101,8 +106,9 @@ export function startRotator(o: RotatorOptions): Rotator {
   let running: Promise<void> | null = null;
   let again = false;
   const round = async () => {
+    const resolve = o.resolver();
     for (const domain of o.directory.names()) {
-      await checkDomain(domain).catch((err: Error) =>
+      await checkDomain(domain, resolve).catch((err: Error) =>
         o.log.error({ domain, err: err.message }, 'dkim rotation: the check failed'),
       );
     }
