@@ -74,7 +74,9 @@ export function parseRotation(file: string, text: string): RotationPlan {
     t = parseToml(text);
   } catch (err) {
     const where = err instanceof TomlError ? ` (line ${err.line})` : '';
-    throw new PostaError(`${file} is not valid TOML${where}: ${(err as Error).message}`);
+    throw new PostaError(
+      `${file} is not valid TOML${where}: ${(err as Error).message.split('\n')[0]?.replace(/^Invalid TOML document: /, '')}.`,
+    );
   }
   const known = new Set(['new', 'old', 'started', 'after', 'grace_days']);
   const unknown = Object.keys(t).find((k) => !known.has(k));
@@ -87,7 +89,7 @@ export function parseRotation(file: string, text: string): RotationPlan {
   }
   const plan: RotationPlan = {
     newSelectors: selectors(file, t.new, 'new'),
-    oldSelectors: selectors(file, t.old ?? [], 'old'),
+    oldSelectors: selectors(file, t.old, 'old'),
     started: date(file, t.started, 'started'),
     after: t.after === undefined ? null : date(file, t.after, 'after'),
     graceDays: grace,
