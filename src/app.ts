@@ -34,6 +34,7 @@ import { poolVerifier } from './verify/pool.ts';
 import { poolSigner } from './dkim/pool.ts';
 import { SwitchLog } from './dkim/switches.ts';
 import { startRotator, type Rotator } from './dkim/rotator.ts';
+import { rotationLine } from './dkim/rotation.ts';
 import { WorkerPool } from './workers/pool.ts';
 import { StsPolicies } from './delivery/sts.ts';
 import { MxTransport } from './delivery/mx.ts';
@@ -219,6 +220,12 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       },
       dkim: Object.fromEntries(
         directory.names().map((d) => [d, directory.keys(d).map((k) => k.selector)]),
+      ),
+      dkimRotation: Object.fromEntries(
+        directory.names().flatMap((d) => {
+          const r = directory.rotation(d);
+          return r ? [[d, rotationLine(r.plan, r.switchedAt, new Date())]] : [];
+        }),
       ),
       keys: keys
         .list()

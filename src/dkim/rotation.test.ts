@@ -42,7 +42,11 @@ test('the plan file: what rotate writes reads back; bad files name the key', () 
       /"a\.b", which is not a selector/,
     ],
     ['no started', 'new = ["a"]\nold = ["b"]', /f: started must be a date/],
-    ['a typo', 'new = ["a"]\nold = ["b"]\nstarted = 2026-12-01T10:00:00Z\ngrace = 3', /unknown key grace/],
+    [
+      'a typo',
+      'new = ["a"]\nold = ["b"]\nstarted = 2026-12-01T10:00:00Z\ngrace = 3',
+      /unknown key grace/,
+    ],
     [
       'grace < 0',
       'new = ["a"]\nold = ["b"]\nstarted = 2026-12-01T10:00:00Z\ngrace_days = -1',

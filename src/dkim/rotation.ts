@@ -148,3 +148,15 @@ export function signingKeys<K extends { selector: string }>(
 export function maySwitch(plan: RotationPlan, now: Date, visible: boolean): boolean {
   return visible && (plan.after === null || now >= plan.after);
 }
+
+/** One line on a rotation under way, for `posta status` and the dashboard. */
+export function rotationLine(plan: RotationPlan, switchedAt: Date | null, now: Date): string {
+  if (!switchedAt) {
+    const after = plan.after && now < plan.after ? `, not before ${plan.after.toISOString()}` : '';
+    return `rotating to ${plan.newSelectors.join(', ')}: they sign once their DNS records are published${after}; ${plan.oldSelectors.join(', ')} sign until then`;
+  }
+  const until = removableAt(plan, switchedAt);
+  return now < until
+    ? `rotated to ${plan.newSelectors.join(', ')} on ${switchedAt.toISOString()}; keep the records of ${plan.oldSelectors.join(', ')} published until ${until.toISOString()}`
+    : `rotated to ${plan.newSelectors.join(', ')}; the records of ${plan.oldSelectors.join(', ')} may be removed since ${until.toISOString()} (posta dkim rotate --finish)`;
+}

@@ -369,7 +369,7 @@ test('dkim during a rotation: a missing new or old record warns with what to do,
     const ctx = {
       domain: 'example.com',
       hostname: 'mail.example.com',
-      resolve: fakeResolve(Object.assign({}, ...published.map(record))),
+      resolve: fakeResolve(Object.assign({}, ...published.map(record)) as Record<string, unknown>),
       sending: { addresses: [], source: 'config' as const },
       ipFamily: 'prefer-ipv6' as const,
     };

@@ -132,6 +132,20 @@ test('a rotation switches only once both new records are visible, and mail signe
   // the overlap: the message signed before the switch still verifies
   await verifies(before, 'signed before the switch, verified after it');
 
+  const st = await posta(['status', '--json', '--dir', s.dir]);
+  const health = JSON.parse(st.stdout) as {
+    dkim: Record<string, string[]>;
+    dkimRotation: Record<string, string>;
+  };
+  assert.deepEqual(
+    health.dkim['example.test']?.sort(),
+    [...fresh].sort(),
+    'posta status: the signing keys',
+  );
+  assert.match(
+    health.dkimRotation['example.test'] ?? '',
+    /keep the records of .* published until /,
+  );
   // the old keys are retiring: status says until when, --finish refuses
   const retiring = await posta(['dkim', 'status', 'example.test', '--dir', s.dir]);
   assert.match(retiring.stdout, /keep the old records published until/);
