@@ -33,6 +33,9 @@ import { createResolver, offlineResolver, type Resolver } from './dns/resolver.t
 import { Srs, loadSrsSecret } from './srs/srs.ts';
 import { poolVerifier } from './verify/pool.ts';
 import { poolSigner } from './dkim/pool.ts';
+import { SwitchLog } from './dkim/switches.ts';
+import { startRotator, type Rotator } from './dkim/rotator.ts';
+import { rotationLine } from './dkim/rotation.ts';
 import { WorkerPool } from './workers/pool.ts';
 import { StsPolicies } from './delivery/sts.ts';
 import { MxTransport } from './delivery/mx.ts';
@@ -93,10 +96,17 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
         'the certificate does not cover hostname; clients that verify it will refuse TLS',
       );
     }
-    const directory = await Directory.load(config.dir);
+    const switches = await SwitchLog.open(config.dataDir);
+    const directory = await Directory.load(config.dir, {
+      switched: (domain, plan) => switches.get(domain, plan),
+    });
+    let rotator: Rotator | undefined;
     directory.watch(
       2000,
-      (domains) => log.info({ domains }, 'config folder reloaded'),
+      (domains) => {
+        log.info({ domains }, 'config folder reloaded');
+        void rotator?.check(); // a new plan (posta dkim rotate) is checked at once
+      },
       (err) =>
         log.error({ err: err.message }, 'config folder reload failed; keeping the previous state'),
     );
@@ -112,6 +122,19 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     clearIncoming(config.dataDir);
     const resolver = opts.captureDir ? offlineResolver() : createResolver(config.dns.servers);
     const srs = new Srs(await loadSrsSecret(config.dir));
+    if (!opts.captureDir) {
+      // The sandbox asks no DNS: its rotations never switch.
+      rotator = startRotator({
+        directory,
+        switches,
+        resolver: () => createResolver(config.dns.servers).resolve,
+        log,
+        intervalMs: config.dkim.rotationCheckMs,
+        now: () => new Date(),
+      });
+      stops.push(() => rotator?.stop());
+      void rotator.check(); // until it answers, the old keys sign (their records are published)
+    }
     // prom-client loads only when an http listener serves /metrics.
     const metrics = config.listen.http.length
       ? new (await import('./metrics/metrics.ts')).Metrics({
@@ -215,6 +238,12 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       },
       dkim: Object.fromEntries(
         directory.names().map((d) => [d, directory.keys(d).map((k) => k.selector)]),
+      ),
+      dkimRotation: Object.fromEntries(
+        directory.names().flatMap((d) => {
+          const r = directory.rotation(d);
+          return r ? [[d, rotationLine(r.plan, r.switchedAt, new Date())]] : [];
+        }),
       ),
       keys: keys
         .list()

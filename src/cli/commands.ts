@@ -70,6 +70,11 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./dns.ts')).dns,
   },
   {
+    name: 'dkim',
+    summary: 'DKIM keys: rotate to new keys without a gap in signing, status of a rotation',
+    load: async () => (await import('./dkim.ts')).dkim,
+  },
+  {
     name: 'queue',
     summary: 'inspect and act on the queue: list, show, flush, delete',
     load: async () => (await import('./queue.ts')).queue,

@@ -6,6 +6,7 @@ import { parseEndpoint, parseHostPort, type Endpoint } from '../config/endpoint.
 import { parseDomain } from '../address/address.ts';
 import { createResolver } from '../dns/resolver.ts';
 import { runDoctor } from '../doctor/doctor.ts';
+import { SwitchLog } from '../dkim/switches.ts';
 import { sendingAddresses, type SendingAddresses } from '../doctor/addresses.ts';
 import { formatText } from '../doctor/report.ts';
 import { positionals, str, type Command } from './command.ts';
@@ -65,6 +66,8 @@ could not test, with a fix for each ✗ and !. Exits 1 when a check failed.
       dnsbl,
       probe,
       fix: args.values.fix === true,
+      // unreadable (another user's data folder): rotations are taken as not switched
+      switches: await SwitchLog.open(config.dataDir).catch(() => null),
     });
     process.stdout.write(
       args.values.json === true

@@ -14,8 +14,8 @@
  */
 import { PostaError, UsageError } from '../errors.ts';
 import { loadConfig } from '../config/load.ts';
-import { dkimDir } from '../config/paths.ts';
-import { loadKeys } from '../dkim/keys.ts';
+import { loadDomainKeys, SwitchLog } from '../dkim/switches.ts';
+import { signingKeys } from '../dkim/rotation.ts';
 import { Spool } from '../queue/spool.ts';
 import { findDotLine } from '../submit/local.ts';
 import { dropLocal, tooBig, type DropOptions } from '../submit/drop.ts';
@@ -97,7 +97,11 @@ field and its log: "from userid 33 www-data".`,
         domains: config.domains,
         hostname: config.hostname,
         messageSize: config.limits.messageSize,
-        keys: (domain) => loadKeys(dkimDir(config.dir, domain)),
+        keys: async (domain) => {
+          // as the server would sign: not with a rotation's pending keys (dkim/rotation.ts)
+          const d = await loadDomainKeys(config.dir, domain, await SwitchLog.open(config.dataDir));
+          return signingKeys(d.keys, d.plan, d.switchedAt);
+        },
         enqueue: (envelope, data, id) =>
           spool.enqueue(envelope, data, id).catch((err: Error) => {
             throw new PostaError(

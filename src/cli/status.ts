@@ -11,8 +11,9 @@ export const status: Command = {
 Asks the running \`posta serve\` of the config folder (through its control
 socket, DATA/posta.sock) for its health: version, uptime, listeners, the
 queue, deliveries and bounces in the last hour and day, the certificate's
-expiry, DKIM selectors, each access key's use of its quota, each sending
-domain's complaint rate (a warning past 0.3%) and the last errors. Exit 1 when no server answers.`,
+expiry, the DKIM selectors that sign (and where a key rotation is), each
+access key's use of its quota, each sending domain's complaint rate (a
+warning past 0.3%) and the last errors. Exit 1 when no server answers.`,
   options: { json: { type: 'boolean' } },
   async run(args) {
     positionals(this, args, []);
@@ -46,7 +47,10 @@ function text(s: Status): string {
         ]
       : []),
     'dkim',
-    ...Object.entries(s.dkim).map(([d, sel]) => `  ${d.padEnd(12)} ${sel.join(', ')}`),
+    ...Object.entries(s.dkim).flatMap(([d, sel]) => [
+      `  ${d.padEnd(12)} ${sel.join(', ')}`,
+      ...(s.dkimRotation[d] ? [`  ${' '.repeat(12)} ${s.dkimRotation[d]}`] : []),
+    ]),
     ...(s.keys.length
       ? [
           'keys',

@@ -45,6 +45,7 @@ export interface ResolvedConfig {
   }>;
   readonly mtaSts: { readonly mode: StsMode; readonly maxAge: number };
   readonly dns: { readonly servers: readonly Endpoint[] };
+  readonly dkim: { readonly rotationCheckMs: number };
   readonly delivery: DeliveryConfig;
   readonly inbound: {
     readonly checks: boolean;
@@ -253,6 +254,7 @@ function keyName(path: string[]): string {
     'tls',
     'acme',
     'dns',
+    'dkim',
     'mta_sts',
     'limits',
     'delivery',
@@ -403,6 +405,7 @@ function resolveConfig(
     },
     mtaSts: { mode: c.mta_sts.mode, maxAge: c.mta_sts.max_age },
     dns: { servers: eps(c.dns.servers) },
+    dkim: { rotationCheckMs: c.dkim.rotation_check * 1000 },
     webhooks: Object.entries(c.webhooks).map(([name, w]) => ({
       name,
       url: w.url,

@@ -452,6 +452,19 @@ export const ConfigSchema = z.strictObject({
     .describe(
       'Where to send events (Send, Delivery, DeliveryDelay, Bounce, ...), a table per endpoint: [webhooks.NAME] with url = "...". Each is retried with back-off until it answers 2xx, for up to a day; `posta webhooks log` shows the calls.',
     ),
+  dkim: z
+    .strictObject({
+      rotation_check: z
+        .number()
+        .int()
+        .min(1)
+        .default(600)
+        .describe(
+          'Seconds between two checks, during a `posta dkim rotate`, of whether the new DKIM records are published; posta also checks at start and when the config folder changes.',
+        ),
+    })
+    .prefault({})
+    .describe('DKIM signing keys.'),
   dns: z
     .strictObject({
       servers: endpoints(

@@ -3,7 +3,8 @@
  * (PKCS#8), mode 0600. ALG is "rsa" (RSA-2048, RFC 6376) or "ed25519" (RFC 8463).
  * The selector is in the file name and is the DNS label under _domainkey.
  * New keys get date-based selectors, one per algorithm, so a rotation adds
- * keys beside the old ones: 20261127r (RSA) and 20261127e (Ed25519).
+ * keys beside the old ones: 20261127r (RSA) and 20261127e (Ed25519); a second
+ * pair made the same day is 20261127-2r and 20261127-2e.
  */
 import {
   createPrivateKey,
@@ -30,17 +31,35 @@ export interface DkimKey {
 
 const FILE = /^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\.(rsa|ed25519)\.key$/;
 
-export function dateSelector(date: Date, algorithm: DkimAlgorithm): string {
+export function dateSelector(date: Date, algorithm: DkimAlgorithm, n = 1): string {
   const ymd = date.toISOString().slice(0, 10).replaceAll('-', '');
-  return `${ymd}${algorithm === 'rsa' ? 'r' : 'e'}`;
+  return `${ymd}${n > 1 ? `-${n}` : ''}${algorithm === 'rsa' ? 'r' : 'e'}`;
+}
+
+export type Selectors = Record<DkimAlgorithm, string>;
+
+/** The first pair of date selectors that no file in the folder uses yet. */
+export async function freeSelectors(dkimDir: string, date = new Date()): Promise<Selectors> {
+  const used = new Set(
+    (await readdir(dkimDir).catch(() => [] as string[])).map((n) => n.split('.')[0]),
+  );
+  for (let n = 1; ; n++) {
+    const pair = { rsa: dateSelector(date, 'rsa', n), ed25519: dateSelector(date, 'ed25519', n) };
+    if (!used.has(pair.rsa) && !used.has(pair.ed25519)) return pair;
+  }
 }
 
 /** Create one RSA-2048 and one Ed25519 key; never replaces an existing file. */
-export async function generateKeys(dkimDir: string, date = new Date()): Promise<DkimKey[]> {
+export async function generateKeys(
+  dkimDir: string,
+  date = new Date(),
+  selectors?: Selectors,
+): Promise<DkimKey[]> {
   makeDirs(dkimDir, 0o700);
+  const names = selectors ?? (await freeSelectors(dkimDir, date));
   const keys: DkimKey[] = [];
   for (const algorithm of ['rsa', 'ed25519'] as const) {
-    const selector = dateSelector(date, algorithm);
+    const selector = names[algorithm];
     const file = join(dkimDir, `${selector}.${algorithm}.key`);
     const { privateKey } =
       algorithm === 'rsa'

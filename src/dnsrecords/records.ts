@@ -44,12 +44,7 @@ export function domainRecords(r: RecordInput): DnsRecord[] {
       value: `v=spf1 ${spfTerms.length ? spfTerms.join(' ') : 'mx'} -all`,
       about: 'SPF: only this server sends mail for the domain',
     },
-    ...r.keys.map((k) => ({
-      name: `${k.selector}._domainkey.${d}`,
-      type: 'TXT' as const,
-      value: dkimTxt(k),
-      about: `DKIM ${k.algorithm === 'rsa' ? 'RSA-2048' : 'Ed25519'} key, selector ${k.selector}`,
-    })),
+    ...r.keys.map((k) => dkimRecord(d, k)),
     {
       name: `_dmarc.${d}`,
       type: 'TXT',
@@ -101,6 +96,15 @@ export function domainRecords(r: RecordInput): DnsRecord[] {
 export function heloSpf(addresses: readonly string[]): string {
   const terms = addresses.map((a) => `${isIP(a) === 6 ? 'ip6' : 'ip4'}:${a}`);
   return `v=spf1 ${terms.length ? terms.join(' ') : 'a'} -all`;
+}
+
+export function dkimRecord(domain: string, k: DkimKey): DnsRecord {
+  return {
+    name: `${k.selector}._domainkey.${domain}`,
+    type: 'TXT',
+    value: dkimTxt(k),
+    about: `DKIM ${k.algorithm === 'rsa' ? 'RSA-2048' : 'Ed25519'} key, selector ${k.selector}`,
+  };
 }
 
 export function ptrRecords(hostname: string, addresses: readonly string[]): DnsRecord[] {

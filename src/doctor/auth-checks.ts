@@ -6,16 +6,19 @@
  *          with HELO hostname
  *   spf-helo the same for the hostname, where bounces (sender <>) are checked
  *   dkim   SELECTOR._domainkey.DOMAIN of every key on disk publishes that
- *          key's public half (RFC 6376 §3.6.1; RFC 8463 for Ed25519)
+ *          key's public half (RFC 6376 §3.6.1; RFC 8463 for Ed25519); during
+ *          a rotation a missing new (pending) or old (retiring) record is a
+ *          warning with the record to publish or how long to keep it
  *   dmarc  _dmarc.DOMAIN has one `v=DMARC1` record with a p= tag (RFC 7489 §6.3)
  */
-import { createPublicKey } from 'node:crypto';
 import { isIP } from 'node:net';
 import { spf } from 'mailauth/lib/spf/index.js';
 import type { DNSResolver } from 'mailauth';
 import type { ResolveFn } from '../dns/resolver.ts';
-import { dkimTxt, type DkimKey } from '../dkim/keys.ts';
-import { heloSpf } from '../dnsrecords/records.ts';
+import type { DkimKey } from '../dkim/keys.ts';
+import { keyRecordProblem } from '../dkim/published.ts';
+import { keyState, removableAt, type RotationPlan } from '../dkim/rotation.ts';
+import { dkimRecord, heloSpf, zoneLine } from '../dnsrecords/records.ts';
 import type { DnsContext } from './dns-checks.ts';
 import { tags, txt } from './lookup.ts';
 import { fail, pass, warn, type CheckResult } from './report.ts';
@@ -174,30 +177,20 @@ async function checkSpfAt(
   );
 }
 
-/** The key in a p= value, as SubjectPublicKeyInfo DER, or null when it does not decode. */
-function publishedKey(algorithm: DkimKey['algorithm'], p: string): Buffer | null {
-  const raw = Buffer.from(p.replace(/\s+/g, ''), 'base64');
-  if (algorithm === 'ed25519') return raw.length === 32 ? raw : null;
-  // RFC 6376 §3.6.1 says SubjectPublicKeyInfo; some publish the bare RSAPublicKey.
-  for (const type of ['spki', 'pkcs1'] as const) {
-    try {
-      return createPublicKey({ key: raw, format: 'der', type }).export({
-        type: 'spki',
-        format: 'der',
-      });
-    } catch {
-      // try the next form
-    }
-  }
-  return null;
+/** A rotation under way (dkim/rotation.ts), for the dkim check to tell pending and retiring keys apart. */
+export interface DkimRotation {
+  plan: RotationPlan;
+  switchedAt: Date | null;
+  now: Date;
 }
 
-const sameKey = (a: Buffer | null, b: Buffer | null) => a !== null && b !== null && a.equals(b);
+const day = (d: Date) => d.toISOString().slice(0, 10);
 
 export async function checkDkim(
   ctx: DnsContext,
   keys: readonly DkimKey[],
   keyDir: string,
+  rotation: DkimRotation | null = null,
 ): Promise<CheckResult> {
   if (keys.length === 0) {
     return fail(
@@ -207,37 +200,66 @@ export async function checkDkim(
     );
   }
   const problems: string[] = [];
+  const notes: string[] = [];
+  const toPublish: string[] = [];
+  const ok: string[] = [];
+  const plan = rotation?.plan ?? null;
+  const switchedAt = rotation?.switchedAt ?? null;
+  const until = plan && switchedAt ? removableAt(plan, switchedAt) : null;
   for (const key of keys) {
-    const name = `${key.selector}._domainkey.${ctx.domain}`;
-    const records = (await txt(ctx.resolve, name)).filter((r) => tags(r).has('p'));
-    if (records.length !== 1) {
-      problems.push(
-        records.length ? `${name} has ${records.length} key records` : `${name} has no key record`,
+    const state = keyState(key.selector, plan, switchedAt, rotation?.now ?? new Date());
+    const problem = await keyRecordProblem(ctx.resolve, ctx.domain, key);
+    const name = `${key.selector} (${key.algorithm})`;
+    if (state === 'active') {
+      if (problem) problems.push(problem);
+      else ok.push(name);
+    } else if (state === 'pending') {
+      // RFC 6376 §6.1.2: a signature whose selector has no record fails; posta waits for it.
+      if (problem) {
+        notes.push(`${problem}: the new key ${key.selector} waits for it (the old keys sign)`);
+        toPublish.push(zoneLine(dkimRecord(ctx.domain, key)));
+      } else {
+        ok.push(`${name} new, published: posta signs with it after its next check`);
+      }
+    } else if (state === 'retiring') {
+      const keep = `keep it published until ${day(until ?? new Date())}`;
+      if (problem)
+        notes.push(
+          `${problem}: the old key ${key.selector} signed mail until ${day(switchedAt ?? new Date())}; ${keep}`,
+        );
+      else ok.push(`${name} old: ${keep}`);
+    } else {
+      ok.push(
+        `${name} old: its record may be removed since ${day(until ?? new Date())} (posta dkim rotate --finish)`,
       );
-      continue;
     }
-    const t = tags(records[0] ?? '');
-    const k = (t.get('k') ?? 'rsa').toLowerCase(); // RFC 6376 §3.6.1: k= defaults to rsa
-    const p = t.get('p') ?? '';
-    const ours = tags(dkimTxt(key)).get('p') ?? '';
-    if (p === '') {
-      problems.push(`${name} has an empty p=, which revokes the key (RFC 6376 §3.6.1)`);
-    } else if (k !== key.algorithm) {
-      problems.push(`${name} says k=${k}, but the key on disk is ${key.algorithm}`);
-    } else if (!sameKey(publishedKey(key.algorithm, p), publishedKey(key.algorithm, ours))) {
-      problems.push(`${name} publishes another key than ${key.file}`);
+  }
+  if (plan) {
+    for (const s of plan.newSelectors.filter((s) => !keys.some((k) => k.selector === s))) {
+      notes.push(`the rotation names ${s}, but ${keyDir} has no key file for it`);
     }
   }
   if (problems.length) {
     return fail(
       'dkim',
-      problems.join('; '),
+      [...problems, ...notes].join('; '),
       `publish the DKIM records \`posta dns ${ctx.domain}\` prints (one TXT per selector)`,
+    );
+  }
+  if (notes.length) {
+    return warn(
+      'dkim',
+      [...ok.map((o) => `${o} matches`), ...notes].join('; '),
+      toPublish.length
+        ? `publish ${toPublish.map((l) => `\`${l}\``).join(' and ')}`
+        : `publish the DKIM records \`posta dns ${ctx.domain}\` prints (one TXT per selector)`,
     );
   }
   return pass(
     'dkim',
-    `${keys.map((k) => `${k.selector} (${k.algorithm})`).join(', ')} match the keys on disk`,
+    plan
+      ? `${ok.join('; ')}; all match the keys on disk`
+      : `${ok.join(', ')} match the keys on disk`,
   );
 }
 

@@ -7,7 +7,8 @@ import { parseConfigText } from '../config/load.ts';
 import { selfSignedCertificate } from '../tls/selfsigned.ts';
 import { setIpFamily } from './fix.ts';
 import { isPublic, sendingAddresses } from './addresses.ts';
-import { countSpfLookups } from './auth-checks.ts';
+import { checkDkim, countSpfLookups } from './auth-checks.ts';
+import { dkimTxt, generateKeys } from '../dkim/keys.ts';
 import { checkCertificate } from './certificate.ts';
 import { checkMx, checkPtr, type DnsContext } from './dns-checks.ts';
 import { checkPostmaster } from './postmaster.ts';
@@ -284,5 +285,97 @@ test('postmaster: postmaster@ and abuse@ must resolve (an alias, the catch-all, 
         /^posta alias add (postmaster|abuse)@example\.test YOU@ELSEWHERE/,
         name,
       );
+  }
+});
+
+test('dkim during a rotation: a missing new or old record warns with what to do, a missing signing one fails', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'posta-doctor-dkim-'));
+  const keys = [
+    ...(await generateKeys(dir, new Date(), { rsa: 'old-r', ed25519: 'old-e' })),
+    ...(await generateKeys(dir, new Date(), { rsa: 'new-r', ed25519: 'new-e' })),
+  ];
+  const record = (sel: string) => {
+    const k = keys.find((x) => x.selector === sel);
+    return k ? { [`TXT ${sel}._domainkey.example.com`]: [[dkimTxt(k)]] } : {};
+  };
+  const all = ['old-r', 'old-e', 'new-r', 'new-e'];
+  const plan = {
+    newSelectors: ['new-r', 'new-e'],
+    oldSelectors: ['old-r', 'old-e'],
+    started: new Date('2026-12-01T00:00:00Z'),
+    after: null,
+    graceDays: 7,
+  };
+  const switched = new Date('2026-12-02T00:00:00Z');
+  const at = (d: string) => new Date(`${d}T00:00:00Z`);
+  // [case, published selectors, switched at, now, status, detail, fix]
+  const cases: [string, string[], Date | null, Date, string, RegExp, RegExp][] = [
+    [
+      'all published, pending',
+      all,
+      null,
+      at('2026-12-01'),
+      'pass',
+      /new-e \(ed25519\) new, published/,
+      /^$/,
+    ],
+    [
+      'a new record missing: warn with the record',
+      ['old-r', 'old-e', 'new-r'],
+      null,
+      at('2026-12-01'),
+      'warn',
+      /new-e\._domainkey\.example\.com has no key record: the new key new-e waits for it/,
+      /^publish `new-e\._domainkey\.example\.com\.\t3600\tIN\tTXT\t"v=DKIM1; k=ed25519; p=/,
+    ],
+    [
+      'an old signing record missing: fail',
+      ['old-r', 'new-r', 'new-e'],
+      null,
+      at('2026-12-01'),
+      'fail',
+      /old-e\._domainkey\.example\.com has no key record/,
+      /posta dns/,
+    ],
+    [
+      'switched: old kept until',
+      all,
+      switched,
+      at('2026-12-03'),
+      'pass',
+      /old-r \(rsa\) old: keep it published until 2026-12-09/,
+      /^$/,
+    ],
+    [
+      'switched: an old record removed too early',
+      ['old-r', 'new-r', 'new-e'],
+      switched,
+      at('2026-12-03'),
+      'warn',
+      /old-e\._domainkey\.example\.com has no key record: the old key old-e signed mail until 2026-12-02; keep it published until 2026-12-09/,
+      /posta dns/,
+    ],
+    [
+      'grace over',
+      ['new-r', 'new-e'],
+      switched,
+      at('2026-12-10'),
+      'pass',
+      /old-r \(rsa\) old: its record may be removed since 2026-12-09/,
+      /^$/,
+    ],
+  ];
+  for (const [name, published, switchedAt, now, status, detail, fix] of cases) {
+    const ctx = {
+      domain: 'example.com',
+      hostname: 'mail.example.com',
+      resolve: fakeResolve(Object.assign({}, ...published.map(record)) as Record<string, unknown>),
+      sending: { addresses: [], source: 'config' as const },
+      ipFamily: 'prefer-ipv6' as const,
+    };
+    const r = await checkDkim(ctx, keys, dir, { plan, switchedAt, now });
+    assert.equal(r.status, status, `${name}: ${r.detail}`);
+    assert.match(r.detail, detail, name);
+    assert.match(r.fix ?? '', fix, name);
   }
 });

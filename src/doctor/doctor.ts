@@ -13,7 +13,7 @@ import type { ResolvedConfig } from '../config/load.ts';
 import type { Endpoint } from '../config/endpoint.ts';
 import type { ResolveFn } from '../dns/resolver.ts';
 import { dkimDir } from '../config/paths.ts';
-import { loadKeys } from '../dkim/keys.ts';
+import { loadDomainKeys, type SwitchLog } from '../dkim/switches.ts';
 import { acmePaths } from '../acme/manager.ts';
 import type { SendingAddresses } from './addresses.ts';
 import { PostaError } from '../errors.ts';
@@ -42,6 +42,8 @@ export interface DoctorOptions {
   fix: boolean;
   /** Connection timeout for listeners and the port-25 probe. */
   timeoutMs?: number;
+  /** The server's record of DKIM rotation switches (null: unknown, none is assumed). */
+  switches?: SwitchLog | null;
 }
 
 /** A check that throws still gives its line: a failure for a broken file, else "could not test". */
@@ -82,7 +84,11 @@ export async function runDoctor(o: DoctorOptions): Promise<Report> {
     guarded('ptr', () => ptrWithFix(ctx, o)),
     guarded('spf', () => checkSpf(ctx)),
     guarded('spf-helo', () => checkHeloSpf(ctx)),
-    guarded('dkim', async () => checkDkim(ctx, await loadKeys(keyDir), keyDir)),
+    guarded('dkim', async () => {
+      const d = await loadDomainKeys(config.dir, domain, o.switches ?? null);
+      const rotation = d.plan && { plan: d.plan, switchedAt: d.switchedAt, now: o.now() };
+      return checkDkim(ctx, d.keys, keyDir, rotation);
+    }),
     guarded('dmarc', () => checkDmarc(ctx)),
     guarded('mta-sts', () => checkMtaSts(ctx, config.mtaSts)),
     guarded('tls-rpt', () => checkTlsRpt(ctx)),

@@ -4,6 +4,10 @@
  * changes (checked every few seconds), so `posta user add` or a hand edit of
  * an aliases file takes effect without a restart. (posta.toml is not
  * re-read: config/watch.ts logs that a change of it needs a restart.)
+ *
+ * A domain's keys are all those in its dkim/ folder; keys() gives the ones
+ * that sign now: during a rotation (dkim/rotation.ts) not the pending new
+ * ones, and after the switch (which `switched` tells) not the old ones.
  */
 import { listDomains } from '../config/load.ts';
 import { fileStamp } from '../fsutil/stamp.ts';
@@ -11,13 +15,21 @@ import { aliasesFile, dkimDir, usersFile } from '../config/paths.ts';
 import { readUsers, type Account } from '../users/userdb.ts';
 import { readAliases, type Alias } from '../aliases/aliases.ts';
 import { loadKeys, type DkimKey } from '../dkim/keys.ts';
+import { signingKeys, type RotationPlan } from '../dkim/rotation.ts';
+import { readPlan, rotationFile } from '../dkim/switches.ts';
 import { findAlias, resolveAddress } from '../aliases/resolve.ts';
 
 interface DomainState {
   accounts: Map<string, Account>;
   aliases: Alias[];
   keys: DkimKey[];
+  plan: RotationPlan | null;
   stamp: string;
+}
+
+export interface DirectoryOptions {
+  /** When the server switched DOMAIN to `plan`'s new keys; null: not yet. */
+  switched?: (domain: string, plan: RotationPlan) => Date | null;
 }
 
 const BROKEN_RETRY_MS = 60_000;
@@ -32,14 +44,16 @@ export class Directory {
    */
   private readonly broken = new Map<string, { stamp: string; at: number }>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly switched: NonNullable<DirectoryOptions['switched']>;
 
-  private constructor(dir: string) {
+  private constructor(dir: string, o: DirectoryOptions) {
     this.dir = dir;
+    this.switched = o.switched ?? (() => null);
   }
 
   /** Loads every domain; errors (a bad users line, a broken key) stop start-up. */
-  static async load(dir: string): Promise<Directory> {
-    const d = new Directory(dir);
+  static async load(dir: string, o: DirectoryOptions = {}): Promise<Directory> {
+    const d = new Directory(dir, o);
     await d.refresh(true);
     return d;
   }
@@ -99,6 +113,7 @@ export class Directory {
       accounts: new Map(users.accounts().map((a) => [a.local, a])),
       aliases: aliases.aliases(),
       keys: await loadKeys(dkimDir(this.dir, domain)),
+      plan: await readPlan(this.dir, domain),
       stamp,
     };
   }
@@ -109,6 +124,7 @@ export class Directory {
       usersFile(this.dir, domain),
       aliasesFile(this.dir, domain),
       dkimDir(this.dir, domain),
+      rotationFile(this.dir, domain),
     ]) {
       parts.push(await fileStamp(f).catch(() => '-'));
     }
@@ -127,8 +143,22 @@ export class Directory {
     return this.domains.get(domain)?.accounts.get(local);
   }
 
+  /** The keys that sign for `domain` now. */
   keys(domain: string): readonly DkimKey[] {
+    const d = this.domains.get(domain);
+    if (!d) return [];
+    return d.plan ? signingKeys(d.keys, d.plan, this.switched(domain, d.plan)) : d.keys;
+  }
+
+  /** Every key of `domain`, pending and retiring ones too (to verify or publish them). */
+  allKeys(domain: string): readonly DkimKey[] {
     return this.domains.get(domain)?.keys ?? [];
+  }
+
+  /** The rotation under way for `domain`, and when the server switched (null: not yet). */
+  rotation(domain: string): { plan: RotationPlan; switchedAt: Date | null } | null {
+    const plan = this.domains.get(domain)?.plan;
+    return plan ? { plan, switchedAt: this.switched(domain, plan) } : null;
   }
 
   /** Targets of the alias named exactly local@domain (no +suffix, no catch-all). */

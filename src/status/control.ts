@@ -30,7 +30,10 @@ export interface Status {
     failures: number;
     lastError?: string | undefined;
   };
+  /** The selectors that sign, by domain. */
   dkim: Record<string, string[]>;
+  /** Domains with a DKIM key rotation under way: one line on where it is. */
+  dkimRotation: Record<string, string>;
   /** Access keys in use: their quota and what they sent in the last 24 hours. */
   keys: { id: string; name: string; rate: number; daily: number; sentLast24Hours: number }[];
   /** Per sending domain, the last 7 days (events/complaint-rate.ts). */

@@ -90,7 +90,7 @@ export async function listCaptured(dir: string, q = ''): Promise<CapturedSummary
 export async function readCaptured(
   dir: string,
   id: string,
-  directory: Pick<Directory, 'names' | 'keys'>,
+  directory: Pick<Directory, 'names' | 'allKeys'>,
 ): Promise<CapturedMessage | null> {
   if (!ID.test(id)) return null;
   const path = join(dir, `${id}.eml`);
@@ -104,7 +104,7 @@ export async function readCaptured(
     const hit = /^([^.]+)\._domainkey\.(.+)$/.exec(name.toLowerCase());
     const key =
       rrtype === 'TXT' && hit
-        ? directory.keys(hit[2] ?? '').find((k) => k.selector === hit[1])
+        ? directory.allKeys(hit[2] ?? '').find((k) => k.selector === hit[1])
         : undefined;
     if (!key)
       return Promise.reject(

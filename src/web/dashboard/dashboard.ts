@@ -4,6 +4,7 @@
  * actions. It reads the same services as the CLI (`posta status`'s Status,
  * queue/inspect.ts, events/events.ts). guard.ts says what a request must pass.
  */
+import { rotationLine } from '../../dkim/rotation.ts';
 import type { IncomingMessage } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -78,7 +79,7 @@ export interface DashboardDeps {
   /** The sandbox's capture folder (`posta dev`): its mail gets pages of its own. */
   captured?: string | undefined;
   /** The domains' DKIM keys, to check the captured mail's signatures. */
-  directory: Pick<Directory, 'names' | 'keys'>;
+  directory: Pick<Directory, 'names' | 'keys' | 'allKeys' | 'rotation'>;
   /** Host names a request may give (guard.ts allowedHosts). */
   hosts: Set<string>;
   log: Logger;
@@ -397,6 +398,10 @@ export function createDashboard(deps: DashboardDeps) {
     Object.fromEntries(
       deps.directory.names().map((d) => [d, deps.directory.keys(d).map((k) => k.selector)]),
     );
+  const rotationOf = (domain: string): string | undefined => {
+    const r = deps.directory.rotation(domain);
+    return r ? rotationLine(r.plan, r.switchedAt, new Date()) : undefined;
+  };
   const field = (body: Record<string, unknown>, name: string) =>
     typeof body[name] === 'string' ? body[name].trim() : '';
   const domainViews = async () =>
@@ -404,6 +409,7 @@ export function createDashboard(deps: DashboardDeps) {
       Object.entries(domainsOf()).map(async ([domain, selectors]) => ({
         domain,
         selectors,
+        rotation: rotationOf(domain),
         aliases: (await readAliases(aliasesFile(deps.config.dir, domain), domain)).aliases(),
       })),
     );

@@ -8,6 +8,7 @@ import type { ResolvedConfig } from '../../config/load.ts';
 import { dkimDir } from '../../config/paths.ts';
 import type { ResolveFn } from '../../dns/resolver.ts';
 import { loadKeys } from '../../dkim/keys.ts';
+import { SwitchLog } from '../../dkim/switches.ts';
 import { formatZone } from '../../dnsrecords/records.ts';
 import { runDoctor } from '../../doctor/doctor.ts';
 import { sendingAddresses } from '../../doctor/addresses.ts';
@@ -34,6 +35,7 @@ export async function checkDomain(
     sending: sendingAddresses(config.addresses, networkInterfaces()),
     dnsbl: [],
     fix: false,
+    switches: await SwitchLog.open(config.dataDir).catch(() => null),
   });
   return { zone, report };
 }

@@ -742,7 +742,10 @@ export function searchPage(
 
 export interface DomainView {
   domain: string;
+  /** The selectors that sign. */
   selectors: string[];
+  /** Where a DKIM key rotation is, when one is under way. */
+  rotation?: string | undefined;
   aliases: Alias[];
 }
 
@@ -767,6 +770,14 @@ export function domainsPage(
             <code>posta dns ${d.domain}</code> prints the records to publish,
             <code>posta doctor ${d.domain}</code> checks them.
           </p>
+          ${
+            d.rotation
+              ? html`<p class="rotation">
+                  DKIM key rotation: ${d.rotation}. <code>posta dkim status ${d.domain}</code> shows
+                  each key.
+                </p>`
+              : ''
+          }
           <p>
             <a class="button" href="/domains/${d.domain}/check">Check the DNS of ${d.domain}</a>
           </p>
