@@ -2,6 +2,7 @@ import { PostaError } from '../errors.ts';
 import { loadConfig } from '../config/load.ts';
 import { fetchStatus, type Status } from '../status/control.ts';
 import { positionals, type Command } from './command.ts';
+import { warmupLine } from '../warmup/schedule.ts';
 
 export const status: Command = {
   name: 'status',
@@ -10,7 +11,9 @@ export const status: Command = {
 Asks the running \`posta serve\` of the config folder (through its control
 socket, DATA/posta.sock) for its health: version, uptime, listeners, the
 queue, deliveries and bounces in the last hour and day, the certificate's
-expiry, DKIM selectors, each access key's use of its quota and the last errors. Exit 1 when no server answers.`,
+expiry, DKIM selectors, each access key's use of its quota, each warm-up
+(its day, today's limit per destination and what was sent today) and the
+last errors. Exit 1 when no server answers.`,
   options: { json: { type: 'boolean' } },
   async run(args) {
     positionals(this, args, []);
@@ -55,6 +58,11 @@ function text(s: Status): string {
         ]
       : []),
   ];
+  // s.warmup: absent from a server older than this command
+  const warmups = s.warmup ?? [];
+  if (warmups.length) {
+    lines.push('warm-up', ...warmups.map((w) => `  ${w.sender.padEnd(12)} ${warmupLine(w)}`));
+  }
   if (s.errors.length) {
     lines.push('last errors', ...s.errors.slice(-5).map((e) => `  ${e.time}  ${e.msg}`));
   } else {

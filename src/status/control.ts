@@ -6,6 +6,7 @@
 import { createServer, request, type Server } from 'node:http';
 import { chmod, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { WarmupStatus } from '../warmup/schedule.ts';
 
 export const SOCKET = 'posta.sock';
 
@@ -32,6 +33,8 @@ export interface Status {
   dkim: Record<string, string[]>;
   /** Access keys in use: their quota and what they sent in the last 24 hours. */
   keys: { id: string; name: string; rate: number; daily: number; sentLast24Hours: number }[];
+  /** Each [warmup] table: its day, today's limit and what was sent today (none: []). */
+  warmup: WarmupStatus[];
   errors: { time: string; msg: string }[];
 }
 
