@@ -41,6 +41,7 @@ import { StsPolicies } from './delivery/sts.ts';
 import { MxTransport } from './delivery/mx.ts';
 import { CaptureTransport } from './delivery/capture.ts';
 import { Scheduler } from './delivery/scheduler.ts';
+import { Warmup } from './warmup/warmup.ts';
 import type { Transport } from './delivery/transport.ts';
 import { noMetrics } from './metrics/off.ts';
 import { startControl, type Status } from './status/control.ts';
@@ -213,6 +214,10 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     draining.push(smtp);
     const started = Date.now();
     const complaints = complaintRatesEvery(spool.db, 60_000);
+    // warm-up: held recipients are looked at again, under the schedule as it is now
+    const warmup = config.warmup.length ? new Warmup(spool.db, config.warmup) : null;
+    const released = await spool.releaseWarmupHolds();
+    if (released) log.info({ recipients: released }, 'recipients held for warm-up are due again');
     const status = (): Status => ({
       version: VERSION,
       pid: process.pid,
@@ -256,6 +261,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
           sentLast24Hours: sentLast24Hours(spool.db, k.id),
         })),
       complaints: complaints(),
+      warmup: warmup?.status(Date.now()) ?? [],
       errors: opts.errors?.items ?? [],
     });
     const dashboard = lazyDashboard({
@@ -281,6 +287,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       hostname: config.hostname,
       log,
       metrics,
+      warmup,
     });
     scheduler.start();
     draining.push({ close: () => scheduler.stop() });

@@ -1,5 +1,6 @@
 import { PostaError, UsageError } from '../errors.ts';
 import { loadConfig } from '../config/load.ts';
+import { WARMUP_HOLD } from '../warmup/warmup.ts';
 import { openQueueDbIfAny } from '../queue/spool.ts';
 import {
   deleteMessage,
@@ -157,9 +158,11 @@ function recipientText(r: QueueEntry['recipients'][number], now: number): string
   const when = r.nextAttempt <= now ? 'now' : `in ${age(r.nextAttempt - now)}`;
   const state =
     r.attempts === 0 ? 'queued' : `deferred, ${r.attempts} attempt${r.attempts === 1 ? '' : 's'}`;
-  if (r.held)
-    return `<${r.address}>  held (${state})${r.lastReply ? `\n        last reply: ${r.lastReply}` : ''}`;
-  return `<${r.address}>  ${state}, next ${when}${r.lastReply ? `\n        last reply: ${r.lastReply}` : ''}`;
+  // a wait for warm-up is no reply of a server (warmup/warmup.ts)
+  const label = r.lastReply?.startsWith(WARMUP_HOLD) ? 'waiting for' : 'last reply:';
+  const reply = r.lastReply ? `\n        ${label} ${r.lastReply}` : '';
+  if (r.held) return `<${r.address}>  held (${state})${reply}`;
+  return `<${r.address}>  ${state}, next ${when}${reply}`;
 }
 
 function showText(d: MessageDetail): string {

@@ -3,6 +3,7 @@ import { loadConfig } from '../config/load.ts';
 import { fetchStatus, type Status } from '../status/control.ts';
 import { positionals, type Command } from './command.ts';
 import { COMPLAINT_LIMIT, percent, WINDOW_DAYS } from '../events/complaint-rate.ts';
+import { warmupLine } from '../warmup/schedule.ts';
 
 export const status: Command = {
   name: 'status',
@@ -13,7 +14,8 @@ socket, DATA/posta.sock) for its health: version, uptime, listeners, the
 queue, deliveries and bounces in the last hour and day, the certificate's
 expiry, the DKIM selectors that sign (and where a key rotation is), each
 access key's use of its quota, each sending domain's complaint rate (a
-warning past 0.3%) and the last errors. Exit 1 when no server answers.`,
+warning past 0.3%), each warm-up (its day, today's limit per destination and
+what was sent today) and the last errors. Exit 1 when no server answers.`,
   options: { json: { type: 'boolean' } },
   async run(args) {
     positionals(this, args, []);
@@ -68,6 +70,11 @@ function text(s: Status): string {
         `  ${c.domain.padEnd(12)} ${c.complaints} of ${c.delivered} (${percent(c.rate)})${c.over ? `  WARNING: at or past ${percent(COMPLAINT_LIMIT)}, where Gmail and Yahoo start refusing bulk mail; stop sending to people who did not ask for it` : ''}`,
       );
     }
+  }
+  // s.warmup: absent from a server older than this command
+  const warmups = s.warmup ?? [];
+  if (warmups.length) {
+    lines.push('warm-up', ...warmups.map((w) => `  ${w.sender.padEnd(12)} ${warmupLine(w)}`));
   }
   if (s.errors.length) {
     lines.push('last errors', ...s.errors.slice(-5).map((e) => `  ${e.time}  ${e.msg}`));

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseConfigText } from './load.ts';
@@ -120,6 +120,41 @@ const bad: [string, string, RegExp][] = [
     /unknown key "conection" in \[delivery\.destinations\."outlook\.com"\]; allowed keys there: connections, messages_per_minute\.$/,
   ],
   [
+    'a warm-up for a name that is no domain or address',
+    'hostname = "a.b"\n[warmup.example.com]\nstart = 2026-12-01',
+    /\[warmup\."example"\]: "example" is not a sending domain like example\.com or an address like news@example\.com; write the sender in quotes, as in \[warmup\."example\.com"\]\.$/,
+  ],
+  [
+    'a warm-up start with a time',
+    'hostname = "a.b"\n[warmup."example.com"]\nstart = 2026-12-01T10:00:00Z',
+    /\[warmup\."example\.com"\] start = "2026-12-01T10:00:00\.000Z" is not a date; write a TOML date without a time, like 2026-12-01\.$/,
+  ],
+  [
+    'a warm-up start that is no day',
+    'hostname = "a.b"\n[warmup."example.com"]\nstart = "2026-02-30"',
+    /\[warmup\."example\.com"\] start = "2026-02-30" is not a date/,
+  ],
+  [
+    'a warm-up without a start',
+    'hostname = "a.b"\n[warmup."example.com"]\nschedule = [1, 2]',
+    /\[warmup\."example\.com"\] start is required; add it to the file\.$/,
+  ],
+  [
+    'a warm-up schedule that goes down',
+    'hostname = "a.b"\n[warmup."example.com"]\nstart = 2026-12-01\nschedule = [10, 5]',
+    /\[warmup\."example\.com"\] schedule = \[10,5\] goes down; each day may allow as many messages as the day before or more\.$/,
+  ],
+  [
+    'a warm-up day of no messages',
+    'hostname = "a.b"\n[warmup."example.com"]\nstart = 2026-12-01\nschedule = [0, 5]',
+    /\[warmup\."example\.com"\] schedule\[0\] = 0 is too small; it must be at least 1\.$/,
+  ],
+  [
+    'a misspelt key in a warm-up',
+    'hostname = "a.b"\n[warmup."example.com"]\nstart = 2026-12-01\nshedule = [1]',
+    /unknown key "shedule" in \[warmup\."example\.com"\]; allowed keys there: start, schedule\.$/,
+  ],
+  [
     'a destination limit too small',
     'hostname = "a.b"\n[delivery.destinations."outlook.com"]\nconnections = 0',
     /\[delivery\.destinations\."outlook\.com"\] connections = 0 is too small; it must be at least 1\.$/,
@@ -228,4 +263,42 @@ for (const [name, toml, want] of [
     });
     await rm(dir, { recursive: true });
   });
+}
+
+test('[warmup] by sender: a domain or an address, one form whatever the case; the default schedule; one table per sender', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'posta-conf-'));
+  try {
+    const file = join(dir, 'posta.toml');
+    const head = 'hostname = "mail.example.com"\n';
+    await writeFile(
+      file,
+      `${head}[warmup."Example.COM"]\nstart = 2026-12-01\n[warmup."News@Example.com"]\nstart = "2026-12-05"\nschedule = [5, 5, 10]\n`,
+    );
+    const c = await loadConfig(dir);
+    assert.deepEqual(c.warmup, [
+      {
+        sender: 'example.com',
+        start: '2026-12-01',
+        schedule: [50, 100, 200, 400, 800, 1500, 3000, 6000, 12000, 25000, 50000, 100000],
+      },
+      { sender: 'news@example.com', start: '2026-12-05', schedule: [5, 5, 10] },
+    ]);
+    assert.deepEqual((await loadConfig(await emptyFolder(dir))).warmup, [], 'none by default');
+    await writeFile(
+      file,
+      `${head}[warmup."example.com"]\nstart = 2026-12-01\n[warmup."EXAMPLE.com"]\nstart = 2026-12-02\n`,
+    );
+    await assert.rejects(loadConfig(dir), {
+      message: `${file}: [warmup."example.com"] and [warmup."EXAMPLE.com"] are the same sender; keep one of them.`,
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+async function emptyFolder(parent: string): Promise<string> {
+  const dir = join(parent, 'plain');
+  await mkdir(dir);
+  await writeFile(join(dir, 'posta.toml'), 'hostname = "mail.example.com"\n');
+  return dir;
 }

@@ -10,9 +10,9 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { PostaError } from '../errors.ts';
-import { parseDomain } from '../address/address.ts';
+import { formatAddress, parseAddress, parseDomain } from '../address/address.ts';
 import { isLoopback } from '../address/ip.ts';
-import { ConfigSchema, type ParsedConfig } from './schema.ts';
+import { ConfigSchema, dateText, type ParsedConfig } from './schema.ts';
 import { formatEndpoint, parseEndpoint, parseHostPort, type Endpoint } from './endpoint.ts';
 import type { StsMode } from '../mtasts/policy.ts';
 import { noConfigFolder } from './paths.ts';
@@ -63,6 +63,18 @@ export interface ResolvedConfig {
     /** Feedback-ID's SenderId; '' for none. */
     readonly feedbackId: string;
   };
+  /** [warmup."SENDER"] tables. */
+  readonly warmup: readonly WarmupConfig[];
+}
+
+/** A warm-up (warmup/schedule.ts): a sending domain's or address's limits per day. */
+export interface WarmupConfig {
+  /** A domain (an A-label) or an address (lower case, its domain an A-label). */
+  readonly sender: string;
+  /** The first day, "YYYY-MM-DD" (UTC). */
+  readonly start: string;
+  /** Messages a day per destination on day 1, 2, ...; none after the last. */
+  readonly schedule: readonly number[];
 }
 
 export interface WebhookConfig {
@@ -211,7 +223,11 @@ function describeIssue(file: string, raw: unknown, issue: z.core.$ZodIssue): str
   if (issue.code === 'invalid_key') {
     const why = issue.issues.map((i) => i.message).join('; ');
     // [delivery.destinations.outlook.com] unquoted is two nested tables.
-    return `${file}: ${key}: ${JSON.stringify(path.at(-1))} ${why}; write the domain in quotes, as in [delivery.destinations."outlook.com"].`;
+    const example =
+      path[0] === 'warmup'
+        ? 'the sender in quotes, as in [warmup."example.com"]'
+        : 'the domain in quotes, as in [delivery.destinations."outlook.com"]';
+    return `${file}: ${key}: ${JSON.stringify(path.at(-1))} ${why}; write ${example}.`;
   }
   const value = valueAt(raw, path);
   if (value === undefined) return `${file}: ${key} is required; add it to the file.`;
@@ -248,6 +264,11 @@ function keyName(path: string[]): string {
   if (first === 'delivery' && rest[0] === 'destinations' && rest[1] !== undefined) {
     const table = `[delivery.destinations.${JSON.stringify(rest[1])}]`;
     return rest.length > 2 ? `${table} ${rest.slice(2).join('.')}` : table;
+  }
+  if (first === 'warmup' && rest[0] !== undefined) {
+    const table = `[warmup.${JSON.stringify(rest[0])}]`;
+    const [key, ...idx] = rest.slice(1);
+    return key === undefined ? table : `${table} ${key}${idx.map((i) => `[${i}]`).join('')}`;
   }
   const sectionKeys = new Set([
     'listen',
@@ -427,6 +448,7 @@ function resolveConfig(
       unsubscribeKeys: c.bulk.unsubscribe_keys,
       feedbackId: c.bulk.feedback_id,
     },
+    warmup: warmups(file, c.warmup),
     inbound: {
       checks: c.inbound.checks,
       dmarcReject: c.inbound.dmarc_reject,
@@ -491,6 +513,26 @@ function destinations(file: string, d: ParsedConfig['delivery']): Map<string, De
     });
   }
   return out;
+}
+
+/** [warmup."SENDER"] tables in the one form delivery compares (address.ts); one per sender. */
+function warmups(file: string, w: ParsedConfig['warmup']): WarmupConfig[] {
+  const out = new Map<string, WarmupConfig>();
+  const written = new Map<string, string>();
+  for (const [name, t] of Object.entries(w)) {
+    const a = name.includes('@') ? parseAddress(name) : null;
+    const d = a ? null : parseDomain(name);
+    const sender = a?.ok ? formatAddress(a.value) : d?.ok ? d.value : name.toLowerCase();
+    const before = written.get(sender);
+    if (before !== undefined) {
+      throw new PostaError(
+        `${file}: [warmup."${before}"] and [warmup."${name}"] are the same sender; keep one of them.`,
+      );
+    }
+    written.set(sender, name);
+    out.set(sender, { sender, start: dateText(t.start) ?? '', schedule: t.schedule });
+  }
+  return [...out.values()];
 }
 
 export async function listDomains(dir: string): Promise<string[]> {

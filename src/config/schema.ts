@@ -7,7 +7,8 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseDomain } from '../address/address.ts';
+import { TomlDate } from 'smol-toml';
+import { parseAddress, parseDomain } from '../address/address.ts';
 import { parseEndpoint, parseHostPort } from './endpoint.ts';
 
 /** A list of "ADDRESS:PORT"; the error's examples listen on the port of the first default. */
@@ -32,6 +33,32 @@ const hostPort = z.string().refine((s) => parseHostPort(s) !== null, {
 
 const domainName = z.string().refine((s) => parseDomain(s).ok, {
   message: 'is not a fully qualified domain name like mail.example.com',
+});
+
+/**
+ * Messages a day per destination on the days of a warm-up: doubling from 50,
+ * the usual advice for a new sender (Gmail: "increase sending volume
+ * slowly"; SES's dedicated-IP warm-up plans), no limit after day 12.
+ */
+export const DEFAULT_WARMUP_SCHEDULE = [
+  50, 100, 200, 400, 800, 1500, 3000, 6000, 12000, 25000, 50000, 100000,
+];
+
+/**
+ * A TOML local date (start = 2026-12-01), or the same as a string, as
+ * "YYYY-MM-DD"; null for anything else (a date with a time, say). The schema
+ * checks with it rather than transforming (zod's JSON Schema, which the
+ * template is written from, loses the defaults of a table holding a transform).
+ */
+export function dateText(v: unknown): string | null {
+  const s = v instanceof TomlDate ? (v.isDate() ? v.toISOString() : null) : v;
+  if (typeof s !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(s)) return null;
+  const t = Date.parse(`${s}T00:00:00Z`);
+  return !isNaN(t) && new Date(t).toISOString().slice(0, 10) === s ? s : null;
+}
+
+const localDate = z.unknown().refine((v) => dateText(v) !== null, {
+  message: 'is not a date; write a TOML date without a time, like 2026-12-01',
 });
 
 const ipAddress = z.string().refine((s) => isIP(s) !== 0, {
@@ -465,6 +492,33 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe('DKIM signing keys.'),
+  warmup: z
+    .record(
+      z.string().refine((s) => (s.includes('@') ? parseAddress(s) : parseDomain(s)).ok, {
+        message: 'is not a sending domain like example.com or an address like news@example.com',
+      }),
+      z.strictObject({
+        start: localDate.describe(
+          'The first day of the warm-up: a TOML date (start = 2026-12-01) or the same in quotes; days are UTC days. Before it, day 1 applies.',
+        ),
+        schedule: z
+          .array(z.number().int().min(1))
+          .min(1)
+          .max(366)
+          .refine((a) => a.every((n, i) => i === 0 || n >= (a[i - 1] ?? 0)), {
+            message: 'goes down; each day may allow as many messages as the day before or more',
+          })
+          .default(DEFAULT_WARMUP_SCHEDULE)
+          .describe(
+            'Messages a day to each destination on day 1, 2, 3 and so on; after the last day there is no limit. A destination is a mailbox provider (google, microsoft, yahoo, apple), else the recipient domain.',
+          ),
+      }),
+    )
+    .default({})
+    .meta({ examples: [{ 'example.com': { start: '2026-12-01' } }] })
+    .describe(
+      'Warm-up for a new sending domain or address, a table each: [warmup."example.com"] with start = 2026-12-01. Its mail to each destination is held to the day\'s number of messages; the rest waits in the queue for the next day (`posta status` shows the day and the counts).',
+    ),
   dns: z
     .strictObject({
       servers: endpoints(

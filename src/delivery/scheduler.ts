@@ -17,6 +17,9 @@
  *   reported to the sender in one DSN per round, whatever the number of
  *   domains (never to the null sender);
  *   with delay_warning set, one "delayed" DSN is sent too.
+ * - Warm-up ([warmup."SENDER"], warmup/warmup.ts): our senders' recipients
+ *   over the day's limit for their destination are held until the next UTC
+ *   day, without an attempt; the time held lengthens their lifetime.
  * - A round polls every second, and at once when a message is enqueued or a
  *   job ends, so `posta queue flush` from another process takes effect within
  *   a second. Rounds after an enqueue or a job look only at that message and
@@ -38,6 +41,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { domainClass } from '../metrics/domain-class.ts';
 import { outcomeWrites, type OutcomeWrites } from '../events/outcomes.ts';
 import { suppressed } from '../suppression/suppression.ts';
+import type { Reservation, Warmup } from '../warmup/warmup.ts';
 
 export interface SchedulerOptions {
   spool: Spool;
@@ -48,6 +52,8 @@ export interface SchedulerOptions {
   hostname: string;
   log: Logger;
   metrics: Metrics;
+  /** The [warmup] limits; none (no cost at all) when no warm-up is configured. */
+  warmup?: Warmup | null;
 }
 
 const POLL_MS = 1000;
@@ -319,13 +325,23 @@ export class Scheduler {
         // and take nothing of the domain's limits
         const blocked = recipients.filter((r) => this.isSuppressed(m, r));
         for (const r of blocked) suppressedNow.add(r);
-        const tried = recipients.filter((r) => !suppressedNow.has(r));
+        let tried = recipients.filter((r) => !suppressedNow.has(r));
+        // warm-up: those past today's limit wait for tomorrow, untried
+        const room =
+          this.o.warmup && m.source === 'submission' && tried.length
+            ? this.o.warmup.take(m.sender, domain, tried.length, Date.now())
+            : null;
+        const waiting = room ? tried.slice(room.allowed) : [];
+        const held = new Set(waiting);
+        if (room) tried = tried.slice(0, room.allowed);
         this.perDomain.set(domain, (this.perDomain.get(domain) ?? 0) + 1);
         if (tried.length && destinationLimits(this.o.delivery, domain).messagesPerMinute > 0) {
           this.sentAt.set(domain, [...(this.sentAt.get(domain) ?? []), Date.now()]);
         }
         const started = Date.now();
+        let delivered = 0;
         try {
+          if (room && waiting.length) await this.holdForWarmup(m, waiting, room);
           const r = tried.length
             ? await this.o.transport.deliver({
                 queueId: m.id,
@@ -336,20 +352,23 @@ export class Scheduler {
                 smtpUtf8: m.smtpUtf8,
               })
             : { outcomes: new Map<string, Outcome>(), info: {} };
-          const outcomes = recipients.map((address) => ({
-            address,
-            outcome: suppressedNow.has(address)
-              ? permanent(
-                  '5.1.1',
-                  `<${address}> is on the suppression list of ${domainOf(m.sender)}; posta did not send to it (posta suppress del ${address} --domain ${domainOf(m.sender)})`,
-                )
-              : (r.outcomes.get(address) ?? unknownOutcome),
-          }));
+          const outcomes = recipients
+            .filter((address) => !held.has(address))
+            .map((address) => ({
+              address,
+              outcome: suppressedNow.has(address)
+                ? permanent(
+                    '5.1.1',
+                    `<${address}> is on the suppression list of ${domainOf(m.sender)}; posta did not send to it (posta suppress del ${address} --domain ${domainOf(m.sender)})`,
+                  )
+                : (r.outcomes.get(address) ?? unknownOutcome),
+            }));
           const a = this.assess(m, outcomes, r.info, Date.now() - started);
           // Delivered and deferred recipients are written down at once;
           // failures wait for the other domains, so that the sender gets one
           // DSN for the message (until then a crash retries them: no loss).
           const now = a.attempts.filter((x) => !FINAL_FAILURE.has(x.outcome));
+          const n = now.filter((x) => x.outcome === 'delivered').length;
           if (now.length) {
             await this.recordWithRetry(m.id, {
               attempts: now,
@@ -357,10 +376,19 @@ export class Scheduler {
               notices: [],
               warned: false,
               ...this.outcomes(m, now, suppressedNow),
+              ...(room && n
+                ? {
+                    warmup: [
+                      { sender: room.sender, destination: room.destination, day: room.day, n },
+                    ],
+                  }
+                : {}),
             });
           }
+          delivered = n;
           return a;
         } finally {
+          if (room) this.o.warmup?.settle(room, delivered);
           const n = (this.perDomain.get(domain) ?? 1) - 1;
           if (n > 0) this.perDomain.set(domain, n);
           else this.perDomain.delete(domain);
@@ -395,18 +423,19 @@ export class Scheduler {
   ): Assessed {
     const d = this.o.delivery;
     const now = Date.now();
-    const expiresAt = m.createdAt + d.lifetimeMs;
     const out: Assessed = { attempts: [], retry: new Map(), failed: [], delayed: [] };
     for (const { address, outcome } of results) {
       let kind: Attempt['outcome'] = outcome.kind;
       let reply = formatReply(outcome.reply);
       if (outcome.kind === 'transient') {
+        const r = m.recipients.find((x) => x.address === address);
+        // the time warm-up held it does not count (warmup/warmup.ts)
+        const expiresAt = m.createdAt + d.lifetimeMs + (r?.warmupMs ?? 0);
         if (now >= expiresAt) {
           kind = 'expired';
           reply = `${reply} (gave up: the message was in the queue for ${Math.round(d.lifetimeMs / 1000)} s)`;
         } else {
-          const n = m.recipients.find((r) => r.address === address)?.attempts ?? 0;
-          out.retry.set(address, Math.min(now + this.backoff(n), expiresAt));
+          out.retry.set(address, Math.min(now + this.backoff(r?.attempts ?? 0), expiresAt));
         }
       }
       out.attempts.push({
@@ -451,11 +480,12 @@ export class Scheduler {
     const unverified = unverifiedSender(m);
     const bounce = m.sender !== '' && unverified === null;
     if (r.failed.length && bounce) notices.push(await this.notice(m, data, 'failed', r.failed));
+    // a recipient's wait for warm-up is no delay to warn of
+    const waited = (a: string) => m.recipients.find((x) => x.address === a)?.warmupMs ?? 0;
     const warn =
       d.delayWarningMs > 0 &&
       !m.warned &&
-      r.delayed.length > 0 &&
-      Date.now() - m.createdAt >= d.delayWarningMs;
+      r.delayed.some((x) => Date.now() - m.createdAt - waited(x.address) >= d.delayWarningMs);
     if (warn && bounce) notices.push(await this.notice(m, data, 'delayed', r.delayed));
     if (unverified !== null && (r.failed.length || warn)) {
       this.o.log.info(
@@ -491,6 +521,22 @@ export class Scheduler {
       },
       attempts,
     );
+  }
+
+  /** Recipients past their warm-up's limit: they wait in the queue, untried (warmup/warmup.ts). */
+  private async holdForWarmup(m: DueMessage, waiting: string[], room: Reservation): Promise<void> {
+    await this.o.spool.holdForWarmup(m.id, waiting, room.until, room.reason);
+    for (const rcpt of waiting) {
+      this.o.log.info(
+        {
+          qid: m.id,
+          rcpt,
+          destination: room.destination,
+          until: new Date(room.until).toISOString(),
+        },
+        'held for warm-up',
+      );
+    }
   }
 
   /** Is this recipient of our senders' mail on the sending domain's suppression list? */

@@ -103,7 +103,7 @@ test('a queue written before the domain index keeps its mail when opened', async
   old.close();
   const spool = new Spool(dir);
   const due = spool.due(Date.now(), 10, new Set(), new Set(), { domains: ['dest.test'] });
-  assert.deepEqual(due[0]?.recipients, [{ address: 'b@dest.test', attempts: 0 }]);
+  assert.deepEqual(due[0]?.recipients, [{ address: 'b@dest.test', attempts: 0, warmupMs: 0 }]);
   assert.equal((await text(spool, 'm1'))?.toString(), 'x\r\n');
   await spool.close();
 });
@@ -206,4 +206,33 @@ test("the server's spool checkpoints on a worker thread and its WAL stays bounde
   const n = Number(/^s(\d+)@/.exec(first?.sender ?? '')?.[1]);
   assert.ok((await text(again, kept[0] ?? ''))?.equals(body(n)));
   await again.close();
+});
+
+test('a recipient held for warm-up waits untried, its wait counted; a start makes it due again, the unspent wait taken off', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'spool-'));
+  const spool = new Spool(dir);
+  const id = await spool.enqueue(env(2), Buffer.from('Subject: x\r\n\r\nx\r\n'));
+  const [first, second] = env(2).recipients;
+  const now = Date.now();
+  await spool.holdForWarmup(id, [second ?? ''], now + 3_600_000, 'warm-up of x: all taken');
+  const due = spool.due(now, 10, new Set());
+  assert.deepEqual(
+    due[0]?.recipients.map((r) => r.address),
+    [first],
+    'the held one is not due',
+  );
+  const row = () =>
+    spool.db
+      .prepare('SELECT attempts, last_reply, warmup_ms FROM recipients WHERE address = ?')
+      .get(second ?? '') as { attempts: number; last_reply: string; warmup_ms: number };
+  assert.equal(row().attempts, 0, 'no attempt');
+  assert.equal(row().last_reply, 'warm-up of x: all taken');
+  assert.ok(Math.abs(row().warmup_ms - 3_600_000) < 5000, String(row().warmup_ms));
+  // released 20 minutes on: 40 minutes of the wait were never spent
+  assert.equal(await spool.releaseWarmupHolds(now + 1_200_000), 1);
+  assert.ok(Math.abs(row().warmup_ms - 1_200_000) < 5000, String(row().warmup_ms));
+  const again = spool.due(now + 1_200_000, 10, new Set());
+  assert.deepEqual(again[0]?.recipients.map((r) => r.address).sort(), [first, second].sort());
+  assert.equal(await spool.releaseWarmupHolds(now + 1_200_000), 0, 'nothing held any more');
+  await spool.close();
 });

@@ -67,6 +67,7 @@ import {
 import type { OutcomeWrites } from '../events/outcomes.ts';
 import { suppress } from '../suppression/suppression.ts';
 import { pruneWebhookLog } from '../events/webhooks.ts';
+import { countWarmup, pruneWarmupCounts, WARMUP_HOLD, type WarmupCount } from '../warmup/warmup.ts';
 
 export interface Envelope {
   /** The envelope sender; "" for the null sender (bounces). */
@@ -135,7 +136,8 @@ export interface DueMessage {
   smtpUtf8: boolean;
   /** See Envelope.senderAuth; null for our own mail (and mail queued before it was recorded). */
   senderAuth: SenderAuth | null;
-  recipients: { address: string; attempts: number }[];
+  /** warmupMs: how long warm-up held it (warmup/warmup.ts); its lifetime is that much longer. */
+  recipients: { address: string; attempts: number; warmupMs: number }[];
 }
 
 /** What to write when an attempt ends; see Spool.record. */
@@ -150,6 +152,8 @@ export interface AttemptResult {
   events?: NewEvent[];
   /** Addresses that bounced hard, for their domain's suppression list. */
   suppress?: OutcomeWrites['suppress'];
+  /** Deliveries to count in a warm-up (warmup/warmup.ts). */
+  warmup?: WarmupCount[];
 }
 
 export const MIGRATIONS = [
@@ -342,6 +346,17 @@ export const MIGRATIONS = [
      message TEXT NOT NULL,
      created_at INTEGER NOT NULL
    ) WITHOUT ROWID;`,
+  // warm-up (warmup/warmup.ts): messages delivered per warm-up, destination
+  // and UTC day; per recipient the time it was held by warm-up, which does
+  // not count against the lifetime
+  `CREATE TABLE warmup_counts (
+     sender TEXT NOT NULL,
+     destination TEXT NOT NULL,
+     day INTEGER NOT NULL,
+     n INTEGER NOT NULL,
+     PRIMARY KEY (sender, destination, day)
+   ) WITHOUT ROWID;
+   ALTER TABLE recipients ADD COLUMN warmup_ms INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** Bytes in one row of message_parts. */
@@ -414,6 +429,7 @@ interface DueRow {
   domain: string;
   attempts: number;
   next_attempt: number;
+  warmup_ms: number;
   created_at: number;
   sender: string;
   source: string;
@@ -422,7 +438,7 @@ interface DueRow {
   sender_auth: string | null;
 }
 
-const DUE_COLUMNS = `r.message, r.address, r.domain, r.attempts, r.next_attempt, m.created_at, m.sender,
+const DUE_COLUMNS = `r.message, r.address, r.domain, r.attempts, r.next_attempt, r.warmup_ms, m.created_at, m.sender,
                      m.source, m.warned, m.smtputf8, m.sender_auth`;
 
 /** The due recipients of one message, through the primary key whatever the backlog. */
@@ -596,8 +612,52 @@ export class Spool {
       for (const n of result.notices) this.insert(n.id, n.envelope, n.data, Date.now(), undefined);
       for (const e of result.events ?? []) insertEvent(this.db, e);
       for (const x of result.suppress ?? []) suppress(this.db, x);
+      for (const c of result.warmup ?? []) countWarmup(this.db, c);
     }, result.notices.length > 0);
     if (result.notices.length) this.onEnqueued(result.notices.map((n) => n.id));
+  }
+
+  /**
+   * Recipients over their warm-up's limit wait until `until` without an
+   * attempt (warmup/warmup.ts): `reason` is what the queue shows for them, and
+   * the wait is added to their warm-up time, which lengthens their lifetime.
+   * Need not survive a power cut: they would be held again.
+   */
+  async holdForWarmup(
+    id: string,
+    addresses: readonly string[],
+    until: number,
+    reason: string,
+  ): Promise<void> {
+    await this.write(() => {
+      const now = Date.now();
+      const hold = prepared(
+        this.db,
+        `UPDATE recipients SET next_attempt = ?, last_reply = ?, warmup_ms = warmup_ms + ?
+          WHERE message = ? AND address = ? AND state = 'queued'`,
+      );
+      for (const a of addresses) hold.run(until, reason, Math.max(0, until - now), id, a);
+    }, false);
+  }
+
+  /**
+   * At start: recipients held by warm-up are due now, so that a changed (or
+   * removed) warm-up applies at once; the part of the wait not spent is taken
+   * off their warm-up time. Walks the recipients waiting for a later time.
+   */
+  async releaseWarmupHolds(now = Date.now()): Promise<number> {
+    let n = 0;
+    await this.write(() => {
+      n = Number(
+        prepared(
+          this.db,
+          `UPDATE recipients
+              SET warmup_ms = max(0, warmup_ms - (next_attempt - ?)), next_attempt = ?
+            WHERE state = 'queued' AND next_attempt > ? AND last_reply LIKE '${WARMUP_HOLD}%'`,
+        ).run(now, now, now).changes,
+      );
+    }, false);
+    return n;
   }
 
   /** Events and suppressions not tied to an attempt (a complaint), in one commit. */
@@ -694,7 +754,11 @@ export class Spool {
         };
         out.set(r.message, m);
       }
-      m.recipients.push({ address: r.address, attempts: r.attempts });
+      m.recipients.push({
+        address: r.address,
+        attempts: r.attempts,
+        warmupMs: Number(r.warmup_ms),
+      });
     }
     return [...out.values()];
   }
@@ -733,6 +797,7 @@ export class Spool {
     pruneEvents(this.db, before);
     pruneWebhookLog(this.db, before);
     pruneStats(this.db, before);
+    pruneWarmupCounts(this.db, before);
   }
 
   /** Commits what is pending; resolves when its sync is done and the files are closed. */

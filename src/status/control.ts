@@ -7,6 +7,7 @@ import { createServer, request, type Server } from 'node:http';
 import { chmod, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ComplaintRate } from '../events/complaint-rate.ts';
+import type { WarmupStatus } from '../warmup/schedule.ts';
 
 export const SOCKET = 'posta.sock';
 
@@ -38,6 +39,8 @@ export interface Status {
   keys: { id: string; name: string; rate: number; daily: number; sentLast24Hours: number }[];
   /** Per sending domain, the last 7 days (events/complaint-rate.ts). */
   complaints: ComplaintRate[];
+  /** Each [warmup] table: its day, today's limit and what was sent today (none: []). */
+  warmup: WarmupStatus[];
   errors: { time: string; msg: string }[];
 }
 

@@ -8,6 +8,7 @@
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { Status } from '../../status/control.ts';
+import { warmupLine } from '../../warmup/schedule.ts';
 import type {
   DestinationQueue,
   Found,
@@ -327,6 +328,16 @@ export function overviewPage(o: Overview, v: View): Html {
           </tbody>
         </table>
       </section>
+      ${
+        s.warmup.length
+          ? html`<section aria-labelledby="warmup-h">
+              <h2 id="warmup-h">Warm-up</h2>
+              <ul id="warmup">
+                ${s.warmup.map((w) => html`<li>${w.sender}: ${warmupLine(w)}</li>`)}
+              </ul>
+            </section>`
+          : ''
+      }
       <section aria-labelledby="cert-h">
         <h2 id="cert-h">Certificate</h2>
         <p>
