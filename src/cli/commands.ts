@@ -55,6 +55,12 @@ export const commands: CommandEntry[] = [
     load: async () => (await import('./events.ts')).events,
   },
   {
+    name: 'reports',
+    summary:
+      'what the DMARC and TLS reports mailed to postmaster@ say: who sends as you, who fails',
+    load: async () => (await import('./reports.ts')).reports,
+  },
+  {
     name: 'webhooks',
     summary: 'the webhook endpoints of posta.toml: list, log, secret',
     load: async () => (await import('./webhooks.ts')).webhooks,

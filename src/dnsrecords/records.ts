@@ -29,6 +29,12 @@ export interface DnsRecord {
 
 const TTL = 3600;
 
+/**
+ * The local part of the rua address of DMARC and TLS-RPT: posta reads the
+ * reports mailed there (reports/) and forwards them as the role alias says.
+ */
+export const REPORT_LOCAL = 'postmaster';
+
 export function domainRecords(r: RecordInput): DnsRecord[] {
   const d = r.domain;
   const host = r.hostname;
@@ -48,7 +54,7 @@ export function domainRecords(r: RecordInput): DnsRecord[] {
     {
       name: `_dmarc.${d}`,
       type: 'TXT',
-      value: `v=DMARC1; p=quarantine; rua=mailto:postmaster@${d}`,
+      value: `v=DMARC1; p=quarantine; rua=mailto:${REPORT_LOCAL}@${d}`,
       about: 'DMARC: receivers quarantine mail that fails SPF and DKIM, and report to postmaster@',
     },
     {
@@ -66,7 +72,7 @@ export function domainRecords(r: RecordInput): DnsRecord[] {
     {
       name: `_smtp._tls.${d}`,
       type: 'TXT',
-      value: `v=TLSRPTv1; rua=mailto:postmaster@${d}`,
+      value: `v=TLSRPTv1; rua=mailto:${REPORT_LOCAL}@${d}`,
       about: 'TLS-RPT: where senders report TLS failures',
     },
     // RFC 7208 §2.3: a bounce's sender is empty, so receivers check the HELO name's SPF;

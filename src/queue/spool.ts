@@ -68,6 +68,7 @@ import type { OutcomeWrites } from '../events/outcomes.ts';
 import { suppress } from '../suppression/suppression.ts';
 import { pruneWebhookLog } from '../events/webhooks.ts';
 import { countWarmup, pruneWarmupCounts, WARMUP_HOLD, type WarmupCount } from '../warmup/warmup.ts';
+import { insertReport, pruneReports, type NewReport } from '../reports/store.ts';
 
 export interface Envelope {
   /** The envelope sender; "" for the null sender (bounces). */
@@ -357,6 +358,60 @@ export const MIGRATIONS = [
      PRIMARY KEY (sender, destination, day)
    ) WITHOUT ROWID;
    ALTER TABLE recipients ADD COLUMN warmup_ms INTEGER NOT NULL DEFAULT 0;`,
+  // DMARC aggregate and TLS-RPT reports sent to the domains' rua address
+  // (reports/store.ts): one row per report, unique per reporter and report
+  // id, its records or policies beside it; pruned by the time received
+  `CREATE TABLE dmarc_reports (
+     id INTEGER PRIMARY KEY,
+     org TEXT NOT NULL,
+     report_id TEXT NOT NULL,
+     email TEXT NOT NULL,
+     domain TEXT NOT NULL,
+     policy TEXT NOT NULL,
+     begin_at INTEGER NOT NULL,
+     end_at INTEGER NOT NULL,
+     received_at INTEGER NOT NULL,
+     message TEXT NOT NULL,
+     sender TEXT NOT NULL,
+     verified INTEGER NOT NULL,
+     UNIQUE (org, report_id)
+   );
+   CREATE INDEX dmarc_reports_received ON dmarc_reports (received_at);
+   CREATE TABLE dmarc_records (
+     report INTEGER NOT NULL REFERENCES dmarc_reports (id) ON DELETE CASCADE,
+     source_ip TEXT NOT NULL,
+     count INTEGER NOT NULL,
+     disposition TEXT NOT NULL,
+     dkim TEXT NOT NULL,
+     spf TEXT NOT NULL,
+     header_from TEXT NOT NULL,
+     detail TEXT NOT NULL
+   );
+   CREATE INDEX dmarc_records_report ON dmarc_records (report);
+   CREATE TABLE tls_reports (
+     id INTEGER PRIMARY KEY,
+     org TEXT NOT NULL,
+     report_id TEXT NOT NULL,
+     contact TEXT NOT NULL,
+     begin_at INTEGER NOT NULL,
+     end_at INTEGER NOT NULL,
+     received_at INTEGER NOT NULL,
+     message TEXT NOT NULL,
+     sender TEXT NOT NULL,
+     verified INTEGER NOT NULL,
+     UNIQUE (org, report_id)
+   );
+   CREATE INDEX tls_reports_received ON tls_reports (received_at);
+   CREATE TABLE tls_policies (
+     report INTEGER NOT NULL REFERENCES tls_reports (id) ON DELETE CASCADE,
+     type TEXT NOT NULL,
+     domain TEXT NOT NULL,
+     mx_hosts TEXT NOT NULL,
+     successful INTEGER NOT NULL,
+     failed INTEGER NOT NULL,
+     failures TEXT NOT NULL
+   );
+   CREATE INDEX tls_policies_report ON tls_policies (report);`,
 ];
 
 /** Bytes in one row of message_parts. */
@@ -669,6 +724,19 @@ export class Spool {
   }
 
   /**
+   * Store a DMARC or TLS report (reports/store.ts); false for a duplicate.
+   * Not synced on its own: the mail it came in is, and a report lost to a
+   * power cut is one row of a summary, not a message.
+   */
+  async recordReport(r: NewReport): Promise<boolean> {
+    let stored = false;
+    await this.write(() => {
+      stored = insertReport(this.db, r);
+    }, false);
+    return stored;
+  }
+
+  /**
    * Replace local recipients by the addresses they forward to, due now, and
    * optionally give the message a new envelope sender (SRS) for them.
    */
@@ -798,6 +866,7 @@ export class Spool {
     pruneWebhookLog(this.db, before);
     pruneStats(this.db, before);
     pruneWarmupCounts(this.db, before);
+    pruneReports(this.db, before);
   }
 
   /** Commits what is pending; resolves when its sync is done and the files are closed. */

@@ -33,10 +33,12 @@
  *    complaint (events/complaints.ts) before the 250; it is forwarded too.
  *    A mail to an unsubscribe address (alone in its transaction) is not
  *    queued: it unsubscribes (unsubscribe/mailto.ts), then gets its 250.
+ *    So is a DMARC aggregate or TLS report to postmaster@ one of our domains,
+ *    which is stored for `posta reports` (reports/take.ts) before the 250.
  *
  * A refused message is never queued; the session goes on (server.ts).
  */
-import { domainOf } from '../address/address.ts';
+import { domainOf, localPartOf } from '../address/address.ts';
 import type { Readable } from 'node:stream';
 import type { SMTPServerSession } from 'smtp-server';
 import type { ResolvedConfig } from '../config/load.ts';
@@ -66,6 +68,8 @@ import {
 import { looksLikeFeedbackReport } from '../events/arf.ts';
 import { UnsubscribeError, type Bulk } from '../unsubscribe/fields.ts';
 import { takeUnsubscribeMail, unsubscribeAddressToken } from '../unsubscribe/mailto.ts';
+import { reportKind } from '../reports/mail.ts';
+import { REPORT_LOCAL } from '../dnsrecords/records.ts';
 
 export interface ReceiveDeps {
   config: ResolvedConfig;
@@ -247,6 +251,26 @@ async function queue(
       { address: envelope.sender, auth: senderAuth },
     );
   }
+  // a DMARC aggregate or TLS report for the rua address `posta dns` publishes (reports/)
+  const report =
+    source === 'inbound' && envelope.recipients.some((r) => isReportAddress(r, deps.directory))
+      ? reportKind(message.head)
+      : null;
+  if (report) {
+    // loaded by the first report: the XML reader, fflate and zod's schema
+    const { takeReports } = await import('../reports/take.ts');
+    await takeReports(
+      {
+        record: (r) => deps.spool.recordReport(r),
+        domains: deps.directory.names(),
+        log: deps.log,
+      },
+      message,
+      report,
+      queueId,
+      { address: envelope.sender, auth: senderAuth },
+    );
+  }
   return { queueId, messageId: envelope.messageId, size: heldSize(message) };
 }
 
@@ -272,6 +296,13 @@ function bulkFields(
     if (err.kind === 'recipients') throw new SmtpReply(550, '5.5.3', err.message);
     throw C550BadHeader(err.message);
   }
+}
+
+/** postmaster@ one of our domains: where `posta dns` says to send reports. */
+function isReportAddress(address: string, directory: Directory): boolean {
+  return (
+    localPartOf(address).toLowerCase() === REPORT_LOCAL && directory.isLocal(domainOf(address))
+  );
 }
 
 /** Verify, refuse or seal mail from another server; returns the message to queue. */

@@ -2,7 +2,8 @@
  * The dashboard (hono, server-rendered pages.ts) on the http listener: an
  * overview of the server, the queue, and each message's timeline with its
  * actions. It reads the same services as the CLI (`posta status`'s Status,
- * queue/inspect.ts, events/events.ts). guard.ts says what a request must pass.
+ * queue/inspect.ts, events/events.ts, reports/summary.ts). guard.ts says what a
+ * request must pass.
  */
 import { rotationLine } from '../../dkim/rotation.ts';
 import type { IncomingMessage } from 'node:http';
@@ -58,6 +59,9 @@ import {
   type Session,
 } from './sessions.ts';
 import * as pages from './pages.ts';
+import { reportsPage } from './reports-page.ts';
+import { reportSummary } from '../../reports/summary.ts';
+import { REPORT_DAYS } from '../../reports/store.ts';
 import { PostaError } from '../../errors.ts';
 import { aliasesFile } from '../../config/paths.ts';
 import {
@@ -546,6 +550,15 @@ export function createDashboard(deps: DashboardDeps) {
       return c.body(new Uint8Array(a.content));
     });
   }
+
+  app.get('/reports', (c) => {
+    const asked = Number(c.req.query('days') ?? REPORT_DAYS);
+    const days =
+      Number.isInteger(asked) && asked >= 1 && asked <= REPORT_DAYS ? asked : REPORT_DAYS;
+    const domain = c.req.query('domain')?.toLowerCase();
+    const summary = reportSummary(deps.db, { days, domain });
+    return c.html(reportsPage(summary, { days }, view(c)));
+  });
 
   app.get('/keys', (c) => {
     const keys = new KeyStore(deps.db)

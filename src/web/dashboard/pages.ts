@@ -78,6 +78,7 @@ function nav(v: View): Html {
       ? html`<a href="/queue">Queue</a> <a href="/search">Search</a> <span>${v.account}</span>`
       : html`<a href="/">Overview</a> <a href="/queue">Queue</a> <a href="/search">Search</a>
           <a href="/domains">Domains</a> <a href="/suppression">Suppression</a>
+          <a href="/reports">Reports</a>
           <a href="/keys">API keys</a>
           <a href="/webhooks">Webhooks</a>
           ${v.sandbox ? html`<a href="/captured">Captured</a>` : ''}`;
