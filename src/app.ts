@@ -26,6 +26,7 @@ import { Quotas } from './keys/quota.ts';
 import { sentLast24Hours } from './keys/usage.ts';
 import { Webhooks } from './events/webhooks.ts';
 import { complaintRatesEvery } from './events/complaint-rate.ts';
+import { ReportBudget } from './reports/budget.ts';
 import { loadSnsSigner, serveSnsCert } from './events/sns.ts';
 import { startHttp01 } from './acme/http01.ts';
 import { startSmtp, type Listener } from './smtp/server.ts';
@@ -210,6 +211,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       keys,
       quotas,
       bulk,
+      reportBudget: new ReportBudget(),
     });
     draining.push(smtp);
     const started = Date.now();

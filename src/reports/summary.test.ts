@@ -17,6 +17,7 @@ import { reportKind } from './mail.ts';
 import { insertReport, pruneReports } from './store.ts';
 import { reportSummary } from './summary.ts';
 import { takeReports } from './take.ts';
+import { ReportBudget } from './budget.ts';
 
 const DAY = 86_400_000;
 
@@ -34,6 +35,7 @@ function setup() {
   const deps = {
     record: (r: Parameters<typeof insertReport>[1]) => Promise.resolve(insertReport(db, r)),
     domains: ['example.test'],
+    budget: new ReportBudget(),
     log,
   };
   const take = async (mail: Buffer, verified = true, id = 'q1') => {

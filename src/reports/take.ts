@@ -15,12 +15,15 @@ import { reportAttachments, type ReportKind } from './mail.ts';
 import type { NewReport, Receipt } from './store.ts';
 import { parseTlsReport } from './tlsrpt.ts';
 import { unpack } from './unpack.ts';
+import type { ReportBudget } from './budget.ts';
 
 export interface ReportDeps {
   /** Stores a report; false for a duplicate (queue/spool.ts recordReport). */
   record: (r: NewReport) => Promise<boolean>;
   /** Our domains: a report about another domain is not ours to keep. */
   domains: readonly string[];
+  /** What port 25 may spend on reading reports (budget.ts). */
+  budget: ReportBudget;
   log: Logger;
 }
 
@@ -49,7 +52,11 @@ export async function takeReports(
       const what = { ...log, file: part.filename || part.contentType };
       try {
         if (part.tooLarge) throw new Error('the attachment is too large');
-        const doc = unpack(part.data).toString('utf8');
+        const spent = "the hour's budget for reading reports is spent";
+        if (!deps.budget.any()) throw new Error(spent);
+        const bytes = unpack(part.data);
+        if (!deps.budget.take(bytes.length)) throw new Error(spent);
+        const doc = bytes.toString('utf8');
         const r = kind === 'dmarc' ? dmarcOf(doc, deps, receipt) : tlsOf(doc, deps, receipt);
         if (typeof r === 'string') {
           deps.log.info({ ...what }, `report not kept: ${r}`);

@@ -69,6 +69,7 @@ import { looksLikeFeedbackReport } from '../events/arf.ts';
 import { UnsubscribeError, type Bulk } from '../unsubscribe/fields.ts';
 import { takeUnsubscribeMail, unsubscribeAddressToken } from '../unsubscribe/mailto.ts';
 import { reportKind } from '../reports/mail.ts';
+import type { ReportBudget } from '../reports/budget.ts';
 import { REPORT_LOCAL } from '../dnsrecords/records.ts';
 
 export interface ReceiveDeps {
@@ -88,6 +89,8 @@ export interface ReceiveDeps {
   quotas: Quotas;
   /** One-click unsubscribe and Feedback-ID for submitted mail. */
   bulk: Bulk;
+  /** What reading DMARC and TLS reports may spend of this thread (reports/budget.ts). */
+  reportBudget: ReportBudget;
 }
 
 export type Source = 'submission' | 'inbound';
@@ -263,6 +266,7 @@ async function queue(
       {
         record: (r) => deps.spool.recordReport(r),
         domains: deps.directory.names(),
+        budget: deps.reportBudget,
         log: deps.log,
       },
       message,

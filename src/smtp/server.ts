@@ -39,6 +39,7 @@ import {
 } from './reply.ts';
 import { unsubscribeAddressToken } from '../unsubscribe/mailto.ts';
 import type { Bulk } from '../unsubscribe/fields.ts';
+import type { ReportBudget } from '../reports/budget.ts';
 import { listedIn } from '../verify/dnsbl.ts';
 import type { ResolveFn } from '../dns/resolver.ts';
 import type { Verifier } from '../verify/pool.ts';
@@ -74,6 +75,8 @@ export interface SmtpDeps {
   quotas: Quotas;
   /** One-click unsubscribe and Feedback-ID for submitted mail (unsubscribe/fields.ts). */
   bulk: Bulk;
+  /** What reading DMARC and TLS reports may spend of the SMTP thread. */
+  reportBudget: ReportBudget;
 }
 
 export interface Listener {
