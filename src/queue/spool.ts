@@ -68,7 +68,7 @@ import type { OutcomeWrites } from '../events/outcomes.ts';
 import { suppress } from '../suppression/suppression.ts';
 import { pruneWebhookLog } from '../events/webhooks.ts';
 import { countWarmup, pruneWarmupCounts, WARMUP_HOLD, type WarmupCount } from '../warmup/warmup.ts';
-import { insertReport, pruneReports, type NewReport } from '../reports/store.ts';
+import { insertReport, pruneReports, type NewReport, type Stored } from '../reports/store.ts';
 
 export interface Envelope {
   /** The envelope sender; "" for the null sender (bounces). */
@@ -728,8 +728,8 @@ export class Spool {
    * Not synced on its own: the mail it came in is, and a report lost to a
    * power cut is one row of a summary, not a message.
    */
-  async recordReport(r: NewReport): Promise<boolean> {
-    let stored = false;
+  async recordReport(r: NewReport): Promise<Stored> {
+    let stored: Stored = 'duplicate';
     await this.write(() => {
       stored = insertReport(this.db, r);
     }, false);

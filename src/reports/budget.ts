@@ -4,7 +4,7 @@
  * mail postmaster@, so the bytes of documents read are a budget that refills
  * continuously, PER_HOUR an hour. A report past it is not read (a log line)
  * and is forwarded like any mail. A domain's real reports are a few a day of
- * some kilobytes each; a flood of 20 MB ones costs at most a few seconds of
+ * some kilobytes each; a flood of the largest (8 MB) costs at most a few seconds of
  * the thread an hour.
  */
 export const PER_HOUR = 64 * 1024 * 1024;

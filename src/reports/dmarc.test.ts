@@ -109,7 +109,7 @@ const refused: [string, string, RegExp][] = [
   [
     'too many records',
     report({ records: record('192.0.2.1').repeat(MAX_RECORDS + 1) }),
-    /records, over 50000/,
+    /records, over 5000/,
   ],
 ];
 for (const [what, xml, message] of refused) {

@@ -15,10 +15,11 @@
 import { isIP } from 'node:net';
 import { child, children, parseXml, textAt, type XmlElement } from './xml.ts';
 
-export const MAX_RECORDS = 50_000;
+export const MAX_RECORDS = 5_000;
 const MAX_TEXT = 255;
 /** Elements per record are about 25; the rest of a report a few dozen. */
-const XML_LIMITS = { maxElements: MAX_RECORDS * 40, maxDepth: 12 };
+// a record is some 20 elements; the tree of a full report stays some tens of MB
+const XML_LIMITS = { maxElements: MAX_RECORDS * 25 + 100, maxDepth: 12 };
 
 export class ReportError extends Error {}
 

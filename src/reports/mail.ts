@@ -20,7 +20,7 @@ import { UNPACK_LIMITS } from './unpack.ts';
 
 export type ReportKind = 'dmarc' | 'tlsrpt';
 
-const MAX_DOCUMENTS = 5;
+const MAX_DOCUMENTS = 2;
 /** base64 makes 4 bytes of 3, plus line breaks. */
 const MAX_ENCODED = Math.ceil(UNPACK_LIMITS.attachment * 1.4) + 4096;
 

@@ -8,10 +8,22 @@
  * 25 verified that sender (SPF, or DKIM aligned with its domain), since
  * anyone may mail a report; reports go after REPORT_DAYS, by the time they
  * were received (a sender picks the dates inside, so those cannot decide).
+ *
+ * Since anyone may mail one, an unverified sender cannot crowd out the
+ * truth: a verified report replaces an unverified one of the same reporter
+ * and id (a forger who guessed the id first), and at most UNVERIFIED_PER_DAY
+ * unverified reports of each kind are stored a day, so they cannot fill the
+ * disk.
  */
 import { prepared, type Db } from '../db/db.ts';
 import type { DmarcReport } from './dmarc.ts';
 import type { TlsReport } from './tlsrpt.ts';
+
+/** Unverified reports stored a day, per kind; past it they are logged, not kept. */
+export const UNVERIFIED_PER_DAY = 100;
+
+/** What became of a report: stored, a duplicate of one stored, or over the day's unverified ones. */
+export type Stored = 'stored' | 'duplicate' | 'over-limit';
 
 /** Reports are kept as long as the delivery log and the events (delivery/scheduler.ts). */
 export const REPORT_DAYS = 30;
@@ -30,11 +42,26 @@ export type NewReport =
   | { kind: 'dmarc'; report: DmarcReport; receipt: Receipt }
   | { kind: 'tlsrpt'; report: TlsReport; receipt: Receipt };
 
-/** Store a report; false when that reporter's report of that id is stored already. */
-export function insertReport(db: Db, r: NewReport): boolean {
-  return r.kind === 'dmarc'
-    ? insertDmarc(db, r.report, r.receipt)
-    : insertTls(db, r.report, r.receipt);
+/** Store a report, unless that reporter's report of that id is stored already (or, unverified, one too many today). */
+export function insertReport(db: Db, r: NewReport): Stored {
+  const table = r.kind === 'dmarc' ? 'dmarc_reports' : 'tls_reports';
+  const { org, reportId } = r.report;
+  if (r.receipt.verified) {
+    // a forger's copy, stored first, gives way (its records go with it: ON DELETE CASCADE)
+    prepared(db, `DELETE FROM ${table} WHERE org = ? AND report_id = ? AND verified = 0`).run(
+      org,
+      reportId,
+    );
+  } else {
+    const today = prepared(
+      db,
+      `SELECT count(*) AS n FROM ${table} WHERE received_at >= ? AND verified = 0`,
+    ).get(r.receipt.receivedAt - 86_400_000) as { n: number };
+    if (today.n >= UNVERIFIED_PER_DAY) return 'over-limit';
+  }
+  const stored =
+    r.kind === 'dmarc' ? insertDmarc(db, r.report, r.receipt) : insertTls(db, r.report, r.receipt);
+  return stored ? 'stored' : 'duplicate';
 }
 
 function insertDmarc(db: Db, r: DmarcReport, by: Receipt): boolean {

@@ -12,20 +12,26 @@ import { messageStream, type Held } from '../message/held.ts';
 import type { SenderAuth } from '../verify/inbound.ts';
 import { parseDmarcReport } from './dmarc.ts';
 import { reportAttachments, type ReportKind } from './mail.ts';
-import type { NewReport, Receipt } from './store.ts';
+import type { NewReport, Receipt, Stored } from './store.ts';
 import { parseTlsReport } from './tlsrpt.ts';
 import { unpack } from './unpack.ts';
 import type { ReportBudget } from './budget.ts';
 
 export interface ReportDeps {
-  /** Stores a report; false for a duplicate (queue/spool.ts recordReport). */
-  record: (r: NewReport) => Promise<boolean>;
+  /** Stores a report (queue/spool.ts recordReport). */
+  record: (r: NewReport) => Promise<Stored>;
   /** Our domains: a report about another domain is not ours to keep. */
   domains: readonly string[];
   /** What port 25 may spend on reading reports (budget.ts). */
   budget: ReportBudget;
   log: Logger;
 }
+
+const STORED_LOG: Record<Stored, string> = {
+  stored: 'report stored',
+  duplicate: 'report stored already',
+  'over-limit': 'report not kept: too many reports from unverified senders today',
+};
 
 const ours = (name: string, domains: readonly string[]) =>
   domains.some((d) => name === d || name.endsWith(`.${d}`));
@@ -62,10 +68,10 @@ export async function takeReports(
           deps.log.info({ ...what }, `report not kept: ${r}`);
           continue;
         }
-        const fresh = await deps.record(r);
+        const stored = await deps.record(r);
         deps.log.info(
           { ...what, org: r.report.org, id: r.report.reportId, verified: receipt.verified },
-          fresh ? 'report stored' : 'report stored already',
+          STORED_LOG[stored],
         );
       } catch (err) {
         deps.log.warn({ ...what, err: (err as Error).message }, 'report not read');

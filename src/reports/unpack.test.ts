@@ -27,17 +27,13 @@ test('a gzip bomb stops inflating at the document cap', () => {
   // a valid gzip file of many members, each 16 MB of zeros: 1 GB in all
   const member = gzipSync(Buffer.alloc(16 * 1024 * 1024));
   const bomb = Buffer.concat(Array.from({ length: 64 }, () => member));
-  const started = performance.now();
   assert.throws(() => unpack(bomb, SMALL), /gzip data inflates past 2097152 bytes/);
-  assert.throws(() => unpack(bomb), /gzip data inflates past 20971520 bytes/);
-  assert.ok(performance.now() - started < 2000);
+  assert.throws(() => unpack(bomb), /gzip data inflates past 8388608 bytes/);
 });
 
 test('a zip bomb stops at the cap whatever its headers declare', () => {
   const bomb = zip({ 'a.xml': Buffer.alloc(8 * 1024 * 1024) }, 1);
-  const started = performance.now();
   assert.throws(() => unpack(bomb, SMALL), /zip file inflates past 2097152 bytes/);
-  assert.ok(performance.now() - started < 1000);
   // the same with the declared size made small: the lie does not help
   const lying = Buffer.from(bomb);
   const central = lying.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));

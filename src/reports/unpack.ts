@@ -15,9 +15,9 @@ import { Unzip, UnzipInflate, type UnzipFile } from 'fflate';
 
 export const UNPACK_LIMITS = {
   /** The attachment as sent (decoded from base64). */
-  attachment: 10 * 1024 * 1024,
+  attachment: 4 * 1024 * 1024,
   /** The document inflated from it. */
-  document: 20 * 1024 * 1024,
+  document: 8 * 1024 * 1024,
   /** Inflated bytes per attachment byte, beyond `floor`. */
   ratio: 100,
   /** A document this small reads whatever the ratio. */
