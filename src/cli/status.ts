@@ -51,7 +51,8 @@ function text(s: Status): string {
     'dkim',
     ...Object.entries(s.dkim).flatMap(([d, sel]) => [
       `  ${d.padEnd(12)} ${sel.join(', ')}`,
-      ...(s.dkimRotation[d] ? [`  ${' '.repeat(12)} ${s.dkimRotation[d]}`] : []),
+      // absent from a server older than this command, as complaints and warmup below
+      ...(s.dkimRotation?.[d] ? [`  ${' '.repeat(12)} ${s.dkimRotation[d]}`] : []),
     ]),
     ...(s.keys.length
       ? [
@@ -63,9 +64,10 @@ function text(s: Status): string {
         ]
       : []),
   ];
-  if (s.complaints.length) {
+  const complaints = s.complaints ?? [];
+  if (complaints.length) {
     lines.push(`complaints   last ${WINDOW_DAYS} days, per recipient delivered`);
-    for (const c of s.complaints) {
+    for (const c of complaints) {
       lines.push(
         `  ${c.domain.padEnd(12)} ${c.complaints} of ${c.delivered} (${percent(c.rate)})${c.over ? `  WARNING: at or past ${percent(COMPLAINT_LIMIT)}, where Gmail and Yahoo start refusing bulk mail; stop sending to people who did not ask for it` : ''}`,
       );

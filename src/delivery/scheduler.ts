@@ -516,7 +516,16 @@ export class Scheduler {
         createdAt: m.createdAt,
         domain: domainOf(m.sender),
         hostname: this.o.hostname,
-        expiresAt: m.createdAt + this.o.delivery.lifetimeMs,
+        // a wait for warm-up lengthens the lifetime (warmup/warmup.ts)
+        expiresAt:
+          m.createdAt +
+          this.o.delivery.lifetimeMs +
+          Math.max(
+            0,
+            ...attempts.map(
+              (a) => m.recipients.find((r) => r.address === a.recipient)?.warmupMs ?? 0,
+            ),
+          ),
         suppressed: suppressedNow,
       },
       attempts,

@@ -10,7 +10,8 @@
  *
  * The sending domain is the envelope sender's (mail_log.sender), as the
  * suppression list keys it. Events ids grow with time (events.ts), so the
- * window is an id range.
+ * window is an id range, whose start a binary search over the primary key
+ * finds without reading the older events.
  */
 import { prepared, type Db } from '../db/db.ts';
 
@@ -32,21 +33,46 @@ export interface ComplaintRate {
 
 /** Every sending domain with a delivery or a complaint in the window, by name. */
 export function complaintRates(db: Db, now = Date.now()): ComplaintRate[] {
-  const since = now - WINDOW_DAYS * 86_400_000;
+  const first = firstEventSince(db, now - WINDOW_DAYS * 86_400_000);
+  if (first === undefined) return [];
   const rows = prepared(
     db,
     `SELECT lower(substr(m.sender, instr(m.sender, '@') + 1)) AS domain,
             sum(CASE WHEN e.type = 'Delivery' THEN json_array_length(e.recipients) ELSE 0 END) AS delivered,
             sum(CASE WHEN e.type = 'Complaint' THEN json_array_length(e.recipients) ELSE 0 END) AS complaints
        FROM events e JOIN mail_log m ON m.message = e.message
-      WHERE e.id >= coalesce((SELECT id FROM events WHERE at >= ? ORDER BY id LIMIT 1), 1e18)
+      WHERE e.id >= ?
         AND e.type IN ('Delivery', 'Complaint') AND m.sender LIKE '%@%'
       GROUP BY domain ORDER BY domain`,
-  ).all(since) as { domain: string; delivered: number; complaints: number }[];
+  ).all(first) as { domain: string; delivered: number; complaints: number }[];
   return rows.map((r) => {
     const rate = r.delivered > 0 ? r.complaints / r.delivered : r.complaints > 0 ? 1 : 0;
     return { ...r, rate, over: rate >= COMPLAINT_LIMIT };
   });
+}
+
+/** The first event id at or after `since`, by binary search (ids grow with time). */
+function firstEventSince(db: Db, since: number): number | undefined {
+  const b = prepared(db, 'SELECT min(id) AS lo, max(id) AS hi FROM events').get() as {
+    lo: number | null;
+    hi: number | null;
+  };
+  if (b.lo === null || b.hi === null) return undefined;
+  const next = prepared(db, 'SELECT id, at FROM events WHERE id >= ? ORDER BY id LIMIT 1');
+  let lo = b.lo;
+  let hi = b.hi + 1;
+  let found: number | undefined;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    const r = next.get(mid) as { id: number; at: number } | undefined;
+    if (r && r.at >= since) {
+      found = r.id; // the answer is r.id, or an id below mid
+      hi = mid;
+    } else {
+      lo = (r?.id ?? hi) + 1;
+    }
+  }
+  return found;
 }
 
 /**

@@ -35,6 +35,7 @@ import { registerLink } from './links.ts';
 import { unsubscribeToken } from './token.ts';
 
 export const ASK_FIELD = 'x-posta-unsubscribe';
+const ASK_TEXT = /^x-posta-unsubscribe\s*:/im;
 /** The tags api/send.ts keeps SES's ListManagementOptions in. */
 export const CONTACT_LIST_TAG = 'ses:contact-list';
 export const TOPIC_TAG = 'ses:topic';
@@ -94,7 +95,18 @@ function part(s: string | undefined): string {
 }
 
 export function createBulk(s: BulkSettings, secret: Buffer, db: Db, log: Logger): Bulk {
+  const unset = (_queueId: string) => {};
+  const anyConfigured =
+    s.unsubscribeDomains.length > 0 || s.unsubscribeKeys.length > 0 || s.feedbackId !== '';
   return (m) => {
+    // most mail asks for nothing: no header parse then
+    if (
+      !anyConfigured &&
+      m.tags[CONTACT_LIST_TAG] === undefined &&
+      !ASK_TEXT.test(m.head.toString('latin1'))
+    ) {
+      return { head: m.head, register: unset };
+    }
     const h = new Headers(m.head);
     const asks = h.get(ASK_FIELD).map((l) => valueOf(l).toLowerCase());
     if (asks.length) h.remove(ASK_FIELD);
