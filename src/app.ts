@@ -163,7 +163,6 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     const bulk = createBulk(
       { base: httpsBase(config.hostname, config.listen.https), ...config.bulk },
       await loadUnsubscribeSecret(config.dataDir),
-      spool.db,
       log,
     );
     const unsubscribe = unsubscribeHandler({ spool, db: spool.db, log });

@@ -50,6 +50,7 @@ import { keyMaySendFrom, type ApiKey } from '../keys/keys.ts';
 import type { Quotas } from '../keys/quota.ts';
 import { ApiError } from './errors.ts';
 import { CONTACT_LIST_TAG, TOPIC_TAG, UnsubscribeError, type Bulk } from '../unsubscribe/fields.ts';
+import type { NewLink } from '../unsubscribe/links.ts';
 
 /** SES's limit of recipients per message (To, Cc and Bcc together). */
 export const MAX_RECIPIENTS = 50;
@@ -107,8 +108,8 @@ export interface PreparedSend {
   tags: Record<string, string[]>;
   clientIp: string;
   protocol: string;
-  /** Records the message's unsubscribe link, once it has its queue id. */
-  register: (queueId: string) => void;
+  /** Its unsubscribe link, recorded as it is queued. */
+  link: NewLink | undefined;
 }
 
 export async function sendMessage(
@@ -168,7 +169,7 @@ export function prepareSend(deps: SendDeps, input: SendInput): PreparedSend {
     tags,
     clientIp: input.clientIp,
     protocol: input.protocol,
-    register: bulk.register,
+    link: bulk.link,
   };
 }
 
@@ -189,7 +190,6 @@ export async function queueSend(
   }
   const queueId = newQueueId();
   try {
-    p.register(queueId);
     const stamped = await stampMessage(message, {
       sign: deps.sign,
       header: readHeader(message.head),
@@ -216,6 +216,7 @@ export async function queueSend(
       smtpUtf8: utf8Header(message.head),
       apiKey: key.id,
       tags,
+      unsubscribe: p.link,
     };
     await deps.spool.enqueue(envelope, stamped.message, queueId);
     deps.quotas.settled(key, recipients.length);

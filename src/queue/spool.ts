@@ -69,6 +69,7 @@ import { suppress } from '../suppression/suppression.ts';
 import { pruneWebhookLog } from '../events/webhooks.ts';
 import { countWarmup, pruneWarmupCounts, WARMUP_HOLD, type WarmupCount } from '../warmup/warmup.ts';
 import { insertReport, pruneReports, type NewReport, type Stored } from '../reports/store.ts';
+import { registerLink, type NewLink } from '../unsubscribe/links.ts';
 
 export interface Envelope {
   /** The envelope sender; "" for the null sender (bounces). */
@@ -97,6 +98,8 @@ export interface Envelope {
   apiKey?: string;
   /** The SES tags it was sent with (EmailTags, X-SES-MESSAGE-TAGS, the configuration set). */
   tags?: Record<string, string[]>;
+  /** Its one-click unsubscribe link (unsubscribe/fields.ts), recorded in the same commit. */
+  unsubscribe?: NewLink;
 }
 
 export interface QueuedMessage extends Envelope {
@@ -965,6 +968,7 @@ export class Spool {
     );
     // the key's use commits with what it sent: the quota cannot drift from the queue
     if (e.apiKey) countSend(this.db, e.apiKey, e.recipients.length, now);
+    if (e.unsubscribe) registerLink(this.db, { ...e.unsubscribe, message: id }, now);
     // our senders' mail has events: Send now, the outcomes as they come
     if (mail) {
       insertMail(this.db, mail);

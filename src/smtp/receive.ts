@@ -67,6 +67,7 @@ import {
 } from './reply.ts';
 import { looksLikeFeedbackReport } from '../events/arf.ts';
 import { UnsubscribeError, type Bulk } from '../unsubscribe/fields.ts';
+import type { NewLink } from '../unsubscribe/links.ts';
 import { takeUnsubscribeMail, unsubscribeAddressToken } from '../unsubscribe/mailto.ts';
 import { reportKind } from '../reports/mail.ts';
 import type { ReportBudget } from '../reports/budget.ts';
@@ -99,6 +100,8 @@ export interface Accepted {
   queueId: string;
   messageId: string | undefined;
   size: number;
+  /** A mail to an unsubscribe address: taken, not queued. */
+  unsubscribed?: true;
 }
 
 export async function receive(
@@ -171,7 +174,12 @@ async function takeUnsubscribe(data: Held, address: string, deps: ReceiveDeps): 
   const queueId = newQueueId();
   const taken = await takeUnsubscribeMail({ spool: deps.spool, log: deps.log }, address, queueId);
   if (!taken) throw C550NoSuchUser(`<${address}>: no such unsubscribe address here`);
-  return { queueId, messageId: readHeader(data.head).messageId, size: heldSize(data) };
+  return {
+    queueId,
+    messageId: readHeader(data.head).messageId,
+    size: heldSize(data),
+    unsubscribed: true,
+  };
 }
 
 function takeQuota(key: ApiKey, recipients: number, quotas: Quotas): void {
@@ -192,9 +200,10 @@ async function queue(
 ): Promise<Accepted> {
   const account = principal?.name;
   const queueId = newQueueId();
+  let link: NewLink | undefined;
   if (fromDomain) {
     const bulk = bulkFields(data.head, session, fromDomain, principal, deps);
-    bulk.register(queueId);
+    link = bulk.link;
     data = { head: bulk.head, body: data.body };
   }
   const header = readHeader(data.head);
@@ -236,6 +245,7 @@ async function queue(
     smtpUtf8:
       (session.envelope.smtpUtf8 === true || account !== undefined) && utf8Header(data.head),
     senderAuth,
+    unsubscribe: link,
   };
   try {
     await deps.spool.enqueue(envelope, message, queueId);

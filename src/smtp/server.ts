@@ -331,7 +331,10 @@ function options(kind: ListenerKind, deps: SmtpDeps, shared: Shared): SMTPServer
             'accepted',
           );
           deps.metrics.accepted.inc({ source });
-          callback(null, `2.0.0 Ok: queued as ${a.queueId}`);
+          callback(
+            null,
+            a.unsubscribed ? '2.0.0 Ok: unsubscribed' : `2.0.0 Ok: queued as ${a.queueId}`,
+          );
         })
         .catch((err: Error) => {
           stream.resume(); // drain what is left, so the session can go on

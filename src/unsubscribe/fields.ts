@@ -28,10 +28,9 @@
  * - X-Posta-Unsubscribe itself is always removed.
  */
 import { Headers } from 'mailsplit';
-import type { Db } from '../db/db.ts';
 import type { Endpoint } from '../config/endpoint.ts';
 import type { Logger } from '../log/log.ts';
-import { registerLink } from './links.ts';
+import type { NewLink } from './links.ts';
 import { unsubscribeToken } from './token.ts';
 
 export const ASK_FIELD = 'x-posta-unsubscribe';
@@ -69,10 +68,10 @@ export interface BulkMessage {
 
 /**
  * The header with the bulk fields (as it was when there is nothing to do),
- * and what records its link once the message has its queue id (a no-op
- * without one); throws UnsubscribeError, before anything is written.
+ * and its unsubscribe link, which the spool records in the commit that
+ * queues the message (Envelope.unsubscribe); throws UnsubscribeError.
  */
-export type Bulk = (m: BulkMessage) => { head: Buffer; register: (queueId: string) => void };
+export type Bulk = (m: BulkMessage) => { head: Buffer; link: NewLink | undefined };
 
 /** The https URL's base: the hostname, with the port when the listener's is not 443. */
 export function httpsBase(hostname: string, https: readonly Endpoint[]): string | null {
@@ -94,8 +93,7 @@ function part(s: string | undefined): string {
   return (s ?? '').replace(/[^\x21-\x39\x3b-\x7e]/g, '').slice(0, 64);
 }
 
-export function createBulk(s: BulkSettings, secret: Buffer, db: Db, log: Logger): Bulk {
-  const unset = (_queueId: string) => {};
+export function createBulk(s: BulkSettings, secret: Buffer, log: Logger): Bulk {
   const anyConfigured =
     s.unsubscribeDomains.length > 0 || s.unsubscribeKeys.length > 0 || s.feedbackId !== '';
   return (m) => {
@@ -105,7 +103,7 @@ export function createBulk(s: BulkSettings, secret: Buffer, db: Db, log: Logger)
       m.tags[CONTACT_LIST_TAG] === undefined &&
       !ASK_TEXT.test(m.head.toString('latin1'))
     ) {
-      return { head: m.head, register: unset };
+      return { head: m.head, link: undefined };
     }
     const h = new Headers(m.head);
     const asks = h.get(ASK_FIELD).map((l) => valueOf(l).toLowerCase());
@@ -123,7 +121,7 @@ export function createBulk(s: BulkSettings, secret: Buffer, db: Db, log: Logger)
       (m.keyId !== undefined && s.unsubscribeKeys.includes(m.keyId));
     let add = '';
     let listed = false;
-    let register = (_queueId: string) => {};
+    let link: NewLink | undefined;
     if (!asks.includes('none') && (asked || configured) && !h.get('list-unsubscribe').length) {
       const [rcpt, ...more] = m.recipients;
       if (rcpt === undefined || more.length) {
@@ -136,14 +134,9 @@ export function createBulk(s: BulkSettings, secret: Buffer, db: Db, log: Logger)
         log.info({ rcpts: m.recipients.length }, 'no List-Unsubscribe: not one recipient');
       } else {
         const token = unsubscribeToken(secret, m.domain, rcpt);
-        register = (message) => {
-          registerLink(db, { token, domain: m.domain, address: rcpt, message });
-          if (!s.base)
-            log.warn(
-              { qid: message },
-              'List-Unsubscribe without one-click: [listen] https is empty',
-            );
-        };
+        link = { token, domain: m.domain, address: rcpt };
+        if (!s.base)
+          log.warn({ rcpt }, 'List-Unsubscribe without one-click: [listen] https is empty');
         const mailto = `<mailto:unsubscribe+${token}@${m.domain}?subject=unsubscribe>`;
         // RFC 8058 §3.1: an https URI, and List-Unsubscribe-Post beside it
         add += s.base
@@ -157,8 +150,8 @@ export function createBulk(s: BulkSettings, secret: Buffer, db: Db, log: Logger)
       const parts = [m.tags.campaign?.[0], m.keyId, type, s.feedbackId].map(part);
       add += `Feedback-ID: ${parts.join(':')}\r\n`;
     }
-    if (!add && !asks.length) return { head: m.head, register };
+    if (!add && !asks.length) return { head: m.head, link };
     const head = Buffer.concat([Buffer.from(add, 'latin1'), asks.length ? h.build() : m.head]);
-    return { head, register };
+    return { head, link };
   };
 }

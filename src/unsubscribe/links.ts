@@ -1,10 +1,10 @@
 /**
  * The unsubscribe links posta has given out: token (token.ts) -> the
  * sending domain, the recipient, and the last message that carried it (the
- * one a Subscription event is about). A row is written when a message with
- * the link is queued, just before the message itself and on the queue's
- * connection, so the message's synced commit makes the row durable too: no
- * accepted message carries a link posta does not know. One row per
+ * one a Subscription event is about). A row is written in the commit that
+ * queues a message with the link (queue/spool.ts, Envelope.unsubscribe), so
+ * no accepted message carries a link posta does not know, and a refused one
+ * leaves none. One row per
  * (domain, recipient), kept for good,
  * as the suppression list is: a link in an old message still works.
  *
@@ -18,6 +18,9 @@ export interface Link {
   address: string;
   message: string;
 }
+
+/** A link as a message to be queued carries it: the message is its queue id. */
+export type NewLink = Omit<Link, 'message'>;
 
 export function registerLink(db: Db, l: Link, now = Date.now()): void {
   prepared(

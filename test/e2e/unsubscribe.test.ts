@@ -234,7 +234,7 @@ test('X-Posta-Unsubscribe over SMTP submission; a mail to the mailto: address on
     ...['--from', rcpt, '--to', mailto, '--header', 'Subject: unsubscribe'],
   ]);
   assert.equal(sw.code, 0, sw.out);
-  assert.match(sw.out, /<- +250 2\.0\.0 /);
+  assert.match(sw.out, /<- +250 2\.0\.0 Ok: unsubscribed/, 'taken, not queued');
   assert.equal(await suppressedAs(rcpt), 'UNSUBSCRIBE');
   await eventUntil(id, 'Subscription');
   await notDelivered(await submitWith(rcpt, {}), rcpt);
