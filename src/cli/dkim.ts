@@ -9,6 +9,8 @@ import {
   type RotationStatus,
 } from '../dkim/rotate.ts';
 import { SwitchLog } from '../dkim/switches.ts';
+import { openQueueDbIfAny } from '../queue/spool.ts';
+import { queuedFromBefore } from '../queue/inspect.ts';
 import { dkimRecord, zoneLine } from '../dnsrecords/records.ts';
 import { positionals, str, type Command } from './command.ts';
 import { domainArg } from './init.ts';
@@ -157,12 +159,14 @@ async function finish(config: ResolvedConfig, domain: string) {
       `${err.message.replace(/\.$/, '')}; run this as the server's user (or root), which can read the data folder.`,
     );
   });
+  const db = openQueueDbIfAny(config.dataDir);
   const { plan, removed } = await finishRotation({
     configDir: config.dir,
     domain,
     switches,
     now: new Date(),
-  });
+    queuedBefore: (d, at) => queuedFromBefore(db, d, at.getTime()),
+  }).finally(() => db.close());
   const out = [
     `Finished the DKIM key rotation of ${domain}: ${plan.newSelectors.join(', ')} sign; deleted ${removed.map((k) => k.file).join(', ') || 'no old key file (already gone)'}.`,
     '',

@@ -75,12 +75,21 @@ export async function startRotation(
   }
 }
 
-/** Deletes the old keys and the plan once their grace is over; returns the keys deleted. */
+/**
+ * Deletes the old keys and the plan once their grace is over and no mail
+ * signed with them is still queued; returns the keys deleted.
+ */
 export async function finishRotation(o: {
   configDir: string;
   domain: string;
   switches: SwitchLog;
   now: Date;
+  /**
+   * Messages still queued that the domain's senders (or posta, a DSN) sent
+   * before `at`: they carry the old keys' signatures, and warm-up or retries
+   * can keep them past the grace.
+   */
+  queuedBefore: (domain: string, at: Date) => number;
 }): Promise<{ plan: RotationPlan; removed: DkimKey[] }> {
   await requireDomain(o.configDir, o.domain);
   const d = await loadDomainKeys(o.configDir, o.domain, o.switches);
@@ -95,6 +104,12 @@ export async function finishRotation(o: {
   if (o.now < until) {
     throw new PostaError(
       `The old keys ${plan.oldSelectors.join(', ')} of ${o.domain} are still needed until ${until.toISOString()} (mail signed with them is still being delivered and verified); run this again then.`,
+    );
+  }
+  const waiting = o.queuedBefore(o.domain, d.switchedAt);
+  if (waiting > 0) {
+    throw new PostaError(
+      `${waiting} message${waiting === 1 ? '' : 's'} queued before the switch of ${o.domain} (${d.switchedAt.toISOString()}) ${waiting === 1 ? 'is' : 'are'} still in the queue, signed with the old keys ${plan.oldSelectors.join(', ')}: their records are needed until ${waiting === 1 ? 'it leaves' : 'they leave'} it (\`posta queue list\`); run this again then.`,
     );
   }
   const removed = d.keys.filter((k) => plan.oldSelectors.includes(k.selector));

@@ -5,7 +5,7 @@
  * removes the message and its recipients, and an attempt in flight for it
  * finds nothing left to record.
  */
-import type { Db } from '../db/db.ts';
+import { prepared, type Db } from '../db/db.ts';
 import { listMessages, storedMessage, type QueuedMessage, type RecipientState } from './spool.ts';
 import { readHeader } from '../message/header.ts';
 import { headerList, mailRecord } from '../events/events.ts';
@@ -288,4 +288,18 @@ export function messageAccount(db: Db, id: string): string | null {
     db.prepare('SELECT account FROM mail_log WHERE message = ?').get(id)) as
     { account: string | null } | undefined;
   return row?.account?.toLowerCase() ?? null;
+}
+
+/**
+ * Messages still queued that arrived before `before` from a sender of
+ * `domain`, or DSNs posta made then: signed with the keys of that time
+ * (`posta dkim rotate --finish` waits for them).
+ */
+export function queuedFromBefore(db: Db, domain: string, before: number): number {
+  const r = prepared(
+    db,
+    `SELECT count(*) AS n FROM messages WHERE created_at < ?
+        AND (sender = '' OR lower(substr(sender, instr(sender, '@') + 1)) = ?)`,
+  ).get(before, domain.toLowerCase()) as { n: number };
+  return r.n;
 }
