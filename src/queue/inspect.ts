@@ -8,6 +8,7 @@
 import { prepared, type Db } from '../db/db.ts';
 import { listMessages, storedMessage, type QueuedMessage, type RecipientState } from './spool.ts';
 import { readHeader } from '../message/header.ts';
+import { WARMUP_HOLD } from '../warmup/warmup.ts';
 import { headerList, mailRecord } from '../events/events.ts';
 
 export interface QueueEntry extends Omit<QueuedMessage, 'recipients'> {
@@ -94,12 +95,20 @@ export function messageDetail(db: Db, id: string): MessageDetail | null {
   return { id, queued, subject, from, headers, attempts };
 }
 
+/**
+ * Made due now: a recipient that warm-up held gives back the part of its
+ * wait it did not spend, which was to lengthen its lifetime (warmup/warmup.ts).
+ */
+const DUE_NOW = `next_attempt = :now, warmup_ms = CASE
+    WHEN last_reply LIKE '${WARMUP_HOLD}%' AND next_attempt > :now
+    THEN max(0, warmup_ms - (next_attempt - :now)) ELSE warmup_ms END`;
+
 /** Make every waiting recipient due now; returns how many. */
 export function flushQueue(db: Db, now = Date.now()): number {
   return Number(
     db
-      .prepare("UPDATE recipients SET next_attempt = ? WHERE state = 'queued' AND next_attempt > ?")
-      .run(now, now).changes,
+      .prepare(`UPDATE recipients SET ${DUE_NOW} WHERE state = 'queued' AND next_attempt > :now`)
+      .run({ now }).changes,
   );
 }
 
@@ -133,8 +142,8 @@ export function attemptCounts(db: Db, since: number): Record<string, number> {
 export function retryMessage(db: Db, id: string, now = Date.now()): number {
   return Number(
     db
-      .prepare("UPDATE recipients SET next_attempt = ? WHERE message = ? AND state = 'queued'")
-      .run(now, id).changes,
+      .prepare(`UPDATE recipients SET ${DUE_NOW} WHERE message = :id AND state = 'queued'`)
+      .run({ now, id }).changes,
   );
 }
 
