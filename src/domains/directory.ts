@@ -109,13 +109,30 @@ export class Directory {
   private async read(domain: string, stamp: string): Promise<DomainState> {
     const users = await readUsers(usersFile(this.dir, domain));
     const aliases = await readAliases(aliasesFile(this.dir, domain), domain);
+    const { keys, plan } = await this.readKeys(domain);
     return {
       accounts: new Map(users.accounts().map((a) => [a.local, a])),
       aliases: aliases.aliases(),
-      keys: await loadKeys(dkimDir(this.dir, domain)),
-      plan: await readPlan(this.dir, domain),
+      keys,
+      plan,
       stamp,
     };
+  }
+
+  /**
+   * The keys and the rotation plan as of one moment: `posta dkim rotate`
+   * writes the plan before new keys, and --finish deletes old keys before
+   * the plan, so keys read beside a plan read either side of a change could
+   * make an unpublished or a removed key sign. The plan is read before and
+   * after the keys, until both reads agree.
+   */
+  private async readKeys(domain: string) {
+    for (let i = 0; ; i++) {
+      const before = await readPlan(this.dir, domain);
+      const keys = await loadKeys(dkimDir(this.dir, domain));
+      const plan = await readPlan(this.dir, domain);
+      if (JSON.stringify(before) === JSON.stringify(plan) || i >= 4) return { keys, plan };
+    }
   }
 
   private async stamp(domain: string): Promise<string> {
