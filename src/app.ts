@@ -309,6 +309,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
         messageSize: config.limits.messageSize,
         keys: (domain) => directory.keys(domain),
         enqueue: (envelope, data, id) => spool.enqueue(envelope, data, id),
+        bulk,
       },
       log,
     ).catch((err: Error) => {

@@ -4,7 +4,9 @@
  * with Received, Date and Message-ID, DKIM-signed with the keys of its From
  * domain, checked against the size limit and enqueued (fsync'd) in one go.
  * The running server does this for `posta sendmail` through its local
- * submission socket (socket.ts); without a server, sendmail does it itself.
+ * submission socket (socket.ts), with the bulk fields (one-click
+ * unsubscribe, Feedback-ID) as submission has them; without a server,
+ * sendmail does it itself, without those.
  */
 import { PostaError } from '../errors.ts';
 import { utf8Header } from '../message/header.ts';
@@ -12,6 +14,8 @@ import { newQueueId, type Envelope } from '../queue/spool.ts';
 import type { DkimKey } from '../dkim/keys.ts';
 import { prepareLocal, stampLocal } from './local.ts';
 import type { LocalUser } from './maildrop.ts';
+import { UnsubscribeError, type Bulk } from '../unsubscribe/fields.ts';
+import type { NewLink } from '../unsubscribe/links.ts';
 
 /** The sendmail flags that shape the envelope. */
 export interface DropOptions {
@@ -30,6 +34,11 @@ export interface DropContext {
   messageSize: number;
   keys(domain: string): Promise<readonly DkimKey[]> | readonly DkimKey[];
   enqueue(envelope: Envelope, data: Buffer, id: string): Promise<string>;
+  /**
+   * One-click unsubscribe and Feedback-ID (unsubscribe/fields.ts), as on
+   * 587: the running server has it; sendmail queueing by itself does not.
+   */
+  bulk?: Bulk;
 }
 
 export async function dropLocal(
@@ -42,6 +51,26 @@ export async function dropLocal(
   const message = prepareLocal({ data: input, ...o, domains: ctx.domains });
   const queueId = newQueueId();
   const { fromDomain } = message;
+  let link: NewLink | undefined;
+  if (ctx.bulk && fromDomain && ctx.domains.includes(fromDomain)) {
+    const end = message.data.indexOf('\r\n\r\n');
+    const cut = end < 0 ? message.data.length : end + 4;
+    let bulk;
+    try {
+      bulk = ctx.bulk({
+        head: message.data.subarray(0, cut),
+        domain: fromDomain,
+        recipients: message.recipients,
+        keyId: undefined,
+        tags: {},
+      });
+    } catch (err) {
+      if (err instanceof UnsubscribeError) throw new PostaError(`${err.message}.`);
+      throw err;
+    }
+    link = bulk.link;
+    message.data = Buffer.concat([bulk.head, message.data.subarray(cut)]);
+  }
   const keys = fromDomain && ctx.domains.includes(fromDomain) ? await ctx.keys(fromDomain) : [];
   const { data, messageId } = await stampLocal(message, {
     hostname: ctx.hostname,
@@ -59,6 +88,7 @@ export async function dropLocal(
     clientIp: '127.0.0.1',
     messageId,
     smtpUtf8: utf8Header(data), // RFC 6531 §3.4, as for an account on 587
+    unsubscribe: link,
   };
   await ctx.enqueue(envelope, data, queueId);
   return { queueId, sender: message.sender, recipients: message.recipients };

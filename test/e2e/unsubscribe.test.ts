@@ -263,3 +263,26 @@ test('asking for one-click unsubscribe with two recipients is a BadRequest, and 
     return true;
   });
 });
+
+test('posta sendmail through the running server gets the same fields: X-Posta-Unsubscribe asks, and is removed', async () => {
+  const rcpt = 'cron-reader@dest.test';
+  const r = await posta(['sendmail', '-t', '--dir', s.dir], {
+    input: [
+      `From: ${s.user}`,
+      `To: ${rcpt}`,
+      'Subject: nightly digest',
+      'X-Posta-Unsubscribe: one-click',
+      '',
+      'digest',
+      '',
+    ].join('\n'),
+  });
+  assert.equal(r.code, 0, r.stderr);
+  const m = await mx.rx.arrival(to(rcpt), 'the sendmail digest');
+  assert.equal(field(m, 'X-Posta-Unsubscribe'), undefined, 'the request field is removed');
+  assert.equal(field(m, 'List-Unsubscribe-Post'), 'List-Unsubscribe=One-Click');
+  assert.match(links(m).mailto, /^unsubscribe\+[a-z2-7]{26}@example\.test$/);
+  assert.match(field(m, 'Feedback-ID') ?? '', /:postatest$/);
+  const v = await dkimpy(dkimDns, 'dkimverify-all', m.data);
+  assert.equal(v.code, 0, v.out);
+});
