@@ -18,10 +18,9 @@
  * without a release, and use SHA-1 with case-sensitive hashes.
  */
 import { localPartOf } from '../address/address.ts';
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../fsutil/atomic.ts';
+import { loadSecret } from '../fsutil/secret.ts';
 
 const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
 const MAX_AGE_DAYS = 21;
@@ -114,16 +113,6 @@ function decodeDay(tt: string): number {
 }
 
 /** The config folder's SRS secret, made on first use (mode 0600). */
-export async function loadSrsSecret(configDir: string): Promise<Buffer> {
-  const file = join(configDir, SRS_FILE);
-  try {
-    const text = (await readFile(file, 'utf8')).trim();
-    const secret = Buffer.from(text, 'base64');
-    if (secret.length >= 16) return secret;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const secret = randomBytes(32);
-  await writeFileAtomic(file, `${secret.toString('base64')}\n`, 0o600);
-  return secret;
+export function loadSrsSecret(configDir: string): Promise<Buffer> {
+  return loadSecret(join(configDir, SRS_FILE));
 }

@@ -16,10 +16,9 @@
  * out are also kept (links.ts), so a lost secret makes new links only: the
  * old ones still work.
  */
-import { createHmac, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../fsutil/atomic.ts';
+import { loadSecret } from '../fsutil/secret.ts';
 
 export const SECRET_FILE = 'unsubscribe.key';
 export const TOKEN_LENGTH = 26;
@@ -51,15 +50,6 @@ export function isToken(s: string): boolean {
 }
 
 /** The server's secret, made on first use. */
-export async function loadUnsubscribeSecret(dataDir: string): Promise<Buffer> {
-  const file = join(dataDir, SECRET_FILE);
-  try {
-    const secret = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
-    if (secret.length >= 16) return secret;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const secret = randomBytes(32);
-  await writeFileAtomic(file, `${secret.toString('base64')}\n`, 0o600);
-  return secret;
+export function loadUnsubscribeSecret(dataDir: string): Promise<Buffer> {
+  return loadSecret(join(dataDir, SECRET_FILE));
 }

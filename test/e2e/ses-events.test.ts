@@ -19,6 +19,7 @@ import {
   SendEmailCommand,
 } from '@aws-sdk/client-sesv2';
 import { posta } from '../helpers/posta.ts';
+import { eventsUntil as eventListUntil } from '../helpers/events.ts';
 import { boto3 } from '../helpers/boto3.ts';
 import { startMxFor, type ReceivedMessage } from '../helpers/receiver.ts';
 import { SOA } from '../helpers/dns.ts';
@@ -65,24 +66,7 @@ interface SesEvent {
   delivery?: { recipients: string[]; smtpResponse: string };
 }
 
-async function events(id: string): Promise<SesEvent[]> {
-  const r = await posta(['events', '--message', id, '--json', '--dir', s.dir]);
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as SesEvent);
-}
-
-/** The events of `id` once one of type `type` is there. */
-async function eventsUntil(id: string, type: string): Promise<SesEvent[]> {
-  for (let i = 0; i < 200; i++) {
-    const list = await events(id);
-    if (list.some((e) => e.eventType === type)) return list;
-    await sleep(100);
-  }
-  assert.fail(`no ${type} event for ${id}: ${JSON.stringify(await events(id))}`);
-}
+const eventsUntil = (id: string, type: string) => eventListUntil<SesEvent>(s.dir, id, type);
 
 async function send(to: string, tags = true): Promise<string> {
   const out = await client.send(

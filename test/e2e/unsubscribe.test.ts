@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import nodemailer from 'nodemailer';
 import { SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import { posta } from '../helpers/posta.ts';
+import { events as eventList, eventsUntil } from '../helpers/events.ts';
 import { startMxFor, type ReceivedMessage } from '../helpers/receiver.ts';
 import { dkimpy, SOA, startDns, type DnsServer } from '../helpers/dns.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
@@ -85,22 +86,12 @@ interface SesEvent {
   };
 }
 
-async function events(id: string): Promise<SesEvent[]> {
-  const r = await posta(['events', '--message', id, '--json', '--dir', s.dir]);
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as SesEvent);
-}
+const events = (id: string) => eventList<SesEvent>(s.dir, id);
 
+/** The first event of `type` for `id`, once there is one. */
 async function eventUntil(id: string, type: string): Promise<SesEvent> {
-  for (let i = 0; i < 200; i++) {
-    const found = (await events(id)).find((e) => e.eventType === type);
-    if (found) return found;
-    await sleep(100);
-  }
-  assert.fail(`no ${type} event for ${id}: ${JSON.stringify(await events(id))}`);
+  const list = await eventsUntil<SesEvent>(s.dir, id, type);
+  return list.find((e) => e.eventType === type) as SesEvent;
 }
 
 async function suppressedAs(address: string): Promise<string | undefined> {
