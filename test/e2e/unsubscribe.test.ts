@@ -14,13 +14,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import nodemailer from 'nodemailer';
 import { SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import { posta } from '../helpers/posta.ts';
 import { events as eventList, eventsUntil } from '../helpers/events.ts';
 import { startMxFor, type ReceivedMessage } from '../helpers/receiver.ts';
 import { dkimpy, SOA, startDns, type DnsServer } from '../helpers/dns.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
+import { submit } from '../helpers/smtp.ts';
 
 let mx: Awaited<ReturnType<typeof startMxFor>>;
 let s: TestServer;
@@ -134,22 +134,8 @@ async function sesSend(to: string[], campaign?: string): Promise<string> {
 }
 
 /** Submitted on 587 as the test account, with header fields of its own. */
-async function submitWith(to: string, headers: Record<string, string>): Promise<string> {
-  const t = nodemailer.createTransport({
-    host: s.host,
-    port: s.ports.submission,
-    auth: { user: s.user, pass: s.password },
-    tls: { rejectUnauthorized: false },
-  });
-  try {
-    const info = await t.sendMail({ from: s.user, to, subject: 'list', text: 'hi', headers });
-    const id = /queued as (\S+)/.exec(info.response)?.[1];
-    assert.ok(id, info.response);
-    return id;
-  } finally {
-    t.close();
-  }
-}
+const submitWith = (to: string, headers: Record<string, string>) =>
+  submit(s, to, 'list', 'hi', headers);
 
 const to = (address: string) => (m: ReceivedMessage) => m.rcptTos.includes(address);
 

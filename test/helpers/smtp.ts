@@ -269,6 +269,7 @@ export async function submit(
   to: string,
   subject = 'test',
   text = 'Hello.\r\n',
+  headers: Record<string, string> = {},
 ): Promise<string> {
   const t = nodemailer.createTransport({
     host: s.host,
@@ -277,7 +278,7 @@ export async function submit(
     tls: { rejectUnauthorized: false },
   });
   try {
-    const info = await t.sendMail({ from: s.user, to, subject, text });
+    const info = await t.sendMail({ from: s.user, to, subject, text, headers });
     const id = /queued as (\S+)/.exec(info.response)?.[1];
     if (!id) throw new Error(`no queue id in ${JSON.stringify(info.response)}`);
     return id;
