@@ -11,9 +11,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { request } from 'node:http';
 import { zipSync } from 'fflate';
 import { posta } from '../helpers/posta.ts';
+import { adminPage } from '../helpers/dashboard.ts';
 import { SOA } from '../helpers/dns.ts';
 import { startMxFor } from '../helpers/receiver.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
@@ -71,27 +71,6 @@ function smtplib(from: string, data: Buffer): Promise<string> {
     );
     child.stdin?.end(data);
   });
-}
-
-function get(path: string, headers: Record<string, string> = {}) {
-  return new Promise<{ status: number; headers: Record<string, unknown>; text: string }>(
-    (resolve, reject) => {
-      const req = request(
-        {
-          host: s.host,
-          port: s.ports.http,
-          path,
-          headers: { host: `${s.host}:${s.ports.http}`, ...headers },
-        },
-        (res) => {
-          let text = '';
-          res.on('data', (d: Buffer) => (text += d.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-        },
-      );
-      req.on('error', reject).end();
-    },
-  );
 }
 
 test('reports to postmaster@ are stored and summarised, and still forwarded to the alias target', async () => {
@@ -178,12 +157,9 @@ test('reports to postmaster@ are stored and summarised, and still forwarded to t
   );
 
   // the dashboard's Reports page, for the admin
-  const link = await posta(['admin', 'link', '--dir', s.dir]);
-  assert.equal(link.code, 0, link.stderr);
-  const login = await get(new URL(link.stdout.trim()).pathname);
-  const cookie = String(login.headers['set-cookie']).split(';')[0] ?? '';
-  const page = await get('/reports', { cookie });
+  const page = await adminPage(s, '/reports');
   assert.equal(page.status, 200);
-  assert.match(page.text, /<code>203\.0\.113\.66<\/code>/);
-  assert.match(page.text, /certificate-expired 3/);
+  const html = await page.text();
+  assert.match(html, /<code>203\.0\.113\.66<\/code>/);
+  assert.match(html, /certificate-expired 3/);
 });

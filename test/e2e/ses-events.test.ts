@@ -19,6 +19,7 @@ import {
   SendEmailCommand,
 } from '@aws-sdk/client-sesv2';
 import { posta } from '../helpers/posta.ts';
+import { adminPage } from '../helpers/dashboard.ts';
 import { eventsUntil as eventListUntil } from '../helpers/events.ts';
 import { boto3 } from '../helpers/boto3.ts';
 import { startMxFor, type ReceivedMessage } from '../helpers/receiver.ts';
@@ -444,14 +445,7 @@ test("Yahoo's feedback loop complains for an AOL user: a Complaint, a suppressio
   );
 
   // the dashboard's overview says the same, with the warning
-  const login = await posta(['admin', 'link', '--dir', s.dir]);
-  assert.equal(login.code, 0, login.stderr);
-  const opened = await fetch(login.stdout.trim(), { redirect: 'manual' });
-  assert.equal(opened.status, 303);
-  const cookie = (opened.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-  const page = await (
-    await fetch(`http://${s.host}:${s.ports.http}/`, { headers: { cookie } })
-  ).text();
+  const page = await (await adminPage(s, '/')).text();
   assert.match(page, /<th scope="row">example\.test<\/th>\s*<td>\d+<\/td>\s*<td>2<\/td>/);
   assert.match(
     page,
