@@ -34,7 +34,10 @@ export interface TestServer {
    * re-read the config folder after it.
    */
   reload(change: () => Promise<unknown>): Promise<void>;
-  /** The log lines from index `from` on that contain `text`, once there is one (at most `ms`). */
+  /**
+   * The log lines from index `from` on that contain `text`, once there is one
+   * (at most `ms`, generous: a CI machine under load is slow).
+   */
   logged(from: number, text: string, ms?: number): Promise<string[]>;
 }
 
@@ -129,7 +132,7 @@ export async function startServer(
       const done = await server.logged(from, '"msg":"config folder reloaded"', 15_000);
       if (!done.length) throw new Error('the server did not re-read the config folder within 15 s');
     },
-    async logged(from, text, ms = 10_000) {
+    async logged(from, text, ms = 60_000) {
       const lines = () => server.logs.slice(from).filter((l) => l.includes(text));
       for (let i = 0; i < ms / 50 && lines().length === 0; i++) await sleep(50);
       return lines();

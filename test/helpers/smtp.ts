@@ -114,8 +114,8 @@ export class RawSmtp {
     }
   }
 
-  /** The next whole reply; throws if none comes within the timeout. */
-  async reply(timeoutMs = 10_000): Promise<Reply> {
+  /** The next whole reply; throws if none comes within the timeout (generous: CI machines are slow). */
+  async reply(timeoutMs = 30_000): Promise<Reply> {
     const ok = await this.until(() => this.completeReply() > 0 || this.closed, timeoutMs);
     const n = this.completeReply();
     if (!ok || n === 0) {
