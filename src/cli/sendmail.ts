@@ -5,7 +5,8 @@
  * once it is queued. With no server running it writes the queue itself
  * (data/queue.db, which only the server's user can), and the server delivers
  * the message when it starts. Either way the message is prepared as
- * submission prepares it (submit/drop.ts): Date, Message-ID, Received, DKIM.
+ * submission prepares it (submit/drop.ts): Date, Message-ID, Received, the
+ * bulk fields (one-click unsubscribe, Feedback-ID), DKIM.
  *
  * The flags that programs pass to sendmail are accepted: -t, -f, -F, -i, -r
  * (an old -f), -v, -N, -B, -o with any option (-oi is -i; -odi, -oem and the
@@ -21,6 +22,9 @@ import { findDotLine } from '../submit/local.ts';
 import { dropLocal, tooBig, type DropOptions } from '../submit/drop.ts';
 import { thisUser } from '../submit/maildrop.ts';
 import { submitToServer } from '../submit/socket.ts';
+import { createBulk, httpsBase } from '../unsubscribe/fields.ts';
+import { loadUnsubscribeSecret } from '../unsubscribe/token.ts';
+import { createLogger } from '../log/log.ts';
 import { str, type Args, type Command } from './command.ts';
 import { actAsOwnerOf } from './privileges.ts';
 
@@ -93,7 +97,14 @@ field and its log: "from userid 33 www-data".`,
     actAsOwnerOf(config.dir, config.dataDir);
     const spool = openQueue(config.dataDir, args);
     try {
+      // as the server adds them; what it would log about them is no news to a sendmail caller
+      const bulk = createBulk(
+        { base: httpsBase(config.hostname, config.listen.https), ...config.bulk },
+        await loadUnsubscribeSecret(config.dataDir),
+        createLogger({ level: 'silent' }),
+      );
       await dropLocal(input, options, user, {
+        bulk,
         domains: config.domains,
         hostname: config.hostname,
         messageSize: config.limits.messageSize,

@@ -4,9 +4,9 @@
  * with Received, Date and Message-ID, DKIM-signed with the keys of its From
  * domain, checked against the size limit and enqueued (fsync'd) in one go.
  * The running server does this for `posta sendmail` through its local
- * submission socket (socket.ts), with the bulk fields (one-click
- * unsubscribe, Feedback-ID) as submission has them; without a server,
- * sendmail does it itself, without those.
+ * submission socket (socket.ts); without a server, sendmail does it itself.
+ * Either way with the bulk fields (one-click unsubscribe, Feedback-ID) as
+ * submission has them.
  */
 import { PostaError } from '../errors.ts';
 import { utf8Header } from '../message/header.ts';
@@ -34,11 +34,8 @@ export interface DropContext {
   messageSize: number;
   keys(domain: string): Promise<readonly DkimKey[]> | readonly DkimKey[];
   enqueue(envelope: Envelope, data: Buffer, id: string): Promise<string>;
-  /**
-   * One-click unsubscribe and Feedback-ID (unsubscribe/fields.ts), as on
-   * 587: the running server has it; sendmail queueing by itself does not.
-   */
-  bulk?: Bulk;
+  /** One-click unsubscribe and Feedback-ID (unsubscribe/fields.ts), as on 587. */
+  bulk: Bulk;
 }
 
 export async function dropLocal(
@@ -52,7 +49,7 @@ export async function dropLocal(
   const queueId = newQueueId();
   const { fromDomain } = message;
   let link: NewLink | undefined;
-  if (ctx.bulk && fromDomain && ctx.domains.includes(fromDomain)) {
+  if (fromDomain && ctx.domains.includes(fromDomain)) {
     const end = message.data.indexOf('\r\n\r\n');
     const cut = end < 0 ? message.data.length : end + 4;
     let bulk;

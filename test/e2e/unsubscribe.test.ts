@@ -241,8 +241,8 @@ test('asking for one-click unsubscribe with two recipients is a BadRequest, and 
   });
 });
 
-test('posta sendmail through the running server gets the same fields: X-Posta-Unsubscribe asks, and is removed', async () => {
-  const rcpt = 'cron-reader@dest.test';
+/** A cron-style digest through `posta sendmail -t`, asking for one-click unsubscribe. */
+async function sendmailDigest(rcpt: string): Promise<void> {
   const r = await posta(['sendmail', '-t', '--dir', s.dir], {
     input: [
       `From: ${s.user}`,
@@ -255,6 +255,10 @@ test('posta sendmail through the running server gets the same fields: X-Posta-Un
     ].join('\n'),
   });
   assert.equal(r.code, 0, r.stderr);
+}
+
+/** The digest arrived with the fields, signed, and without the request field. */
+async function digestArrived(rcpt: string): Promise<ReceivedMessage> {
   const m = await mx.rx.arrival(to(rcpt), 'the sendmail digest');
   assert.equal(field(m, 'X-Posta-Unsubscribe'), undefined, 'the request field is removed');
   assert.equal(field(m, 'List-Unsubscribe-Post'), 'List-Unsubscribe=One-Click');
@@ -262,4 +266,25 @@ test('posta sendmail through the running server gets the same fields: X-Posta-Un
   assert.match(field(m, 'Feedback-ID') ?? '', /:postatest$/);
   const v = await dkimpy(dkimDns, 'dkimverify-all', m.data);
   assert.equal(v.code, 0, v.out);
+  return m;
+}
+
+test('posta sendmail through the running server gets the same fields: X-Posta-Unsubscribe asks, and is removed', async () => {
+  const rcpt = 'cron-reader@dest.test';
+  await sendmailDigest(rcpt);
+  await digestArrived(rcpt);
+});
+
+test('posta sendmail with no server running queues the message with the same fields, and its link unsubscribes once the server is back', async () => {
+  const rcpt = 'offline-reader@dest.test';
+  await s.stop();
+  try {
+    await sendmailDigest(rcpt);
+  } finally {
+    await s.restart();
+  }
+  const m = await digestArrived(rcpt);
+  const post = await curl(['-d', 'List-Unsubscribe=One-Click', links(m).url]);
+  assert.equal(post.out.trim(), '200', post.out);
+  assert.equal(await suppressedAs(rcpt), 'UNSUBSCRIBE');
 });
