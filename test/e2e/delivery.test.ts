@@ -218,7 +218,7 @@ test('recipients failing at two domains get one DSN that names both', async () =
   );
   assert.doesNotMatch(dsn.data.toString(), /Final-Recipient: rfc822; kim@/);
   await rx.arrival(to('kim@reuse.test'), 'the recipient that took it');
-  for (let i = 0; i < 100 && (await show(id)).queued !== null; i++) await sleep(100);
+  for (let i = 0; i < 600 && (await show(id)).queued !== null; i++) await sleep(100);
   const notices = s.logs.filter((l) => l.includes(`"qid":"${id}"`) && l.includes('dsn queued'));
   assert.equal(notices.length, 1, notices.join('\n'));
 });

@@ -54,7 +54,7 @@ const to = (address: string) => (m: ReceivedMessage) => m.rcptTos.includes(addre
  */
 async function queuedSince(from: number, expect: number): Promise<string[]> {
   const lines = () => s.logs.slice(from).filter((l) => l.includes('"msg":"API send queued"'));
-  for (let i = 0; i < 50 && lines().length < expect; i++) await sleep(100);
+  for (let i = 0; i < 300 && lines().length < expect; i++) await sleep(100);
   await sleep(200);
   return lines();
 }
