@@ -129,8 +129,8 @@ export async function startServer(
     async reload(change) {
       const from = server.logs.length;
       await change();
-      const done = await server.logged(from, '"msg":"config folder reloaded"', 15_000);
-      if (!done.length) throw new Error('the server did not re-read the config folder within 15 s');
+      const done = await server.logged(from, '"msg":"config folder reloaded"');
+      if (!done.length) throw new Error('the server did not re-read the config folder within 60 s');
     },
     async logged(from, text, ms = 60_000) {
       const lines = () => server.logs.slice(from).filter((l) => l.includes(text));

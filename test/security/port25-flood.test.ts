@@ -131,7 +131,7 @@ test('1,000 idle connections from 50 addresses: another network still delivers, 
   const timedOut = conns.filter((c) => /421 4\.4\.2 Timeout/.test(c.text)).length;
   assert.ok(timedOut >= 990, `${timedOut} of 1,000 got 421 4.4.2 Timeout`);
   assert.ok((await s.logged(from, 'stress mode on')).length, 'stress mode is logged');
-  assert.ok((await s.logged(from, 'stress mode off', 15_000)).length, 'and its end');
+  assert.ok((await s.logged(from, 'stress mode off')).length, 'and its end');
   const after = memory(pid);
   console.log(`after: VmRSS ${after.rss} MB, VmHWM ${after.hwm} MB`);
   for (const c of conns) c.socket.destroy();
