@@ -166,6 +166,8 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   // each domain's DNS health, loaded by htmx after the page (doctor's checks: the test DNS
   // has no example.test), with a link to its checks
   await page.locator('#dns-health ul').waitFor();
+  await page.locator('#chart-hour canvas').waitFor();
+  await shot(page, 'overview-health');
   assert.match(
     await page.locator('#dns-health li').innerText(),
     /^example\.test: \d+ failures?(, \d+ warnings?)? \(the checks of example\.test\)$/,
@@ -521,6 +523,38 @@ test('in Chromium: an htmx action without the session token, or after the sessio
   );
   assert.equal(inHeader.status, 303);
   assert.match(await readFile(aliases, 'utf8'), /^yes: a@dest\.test$/m);
+});
+
+test('in Chromium without JavaScript: the same forms post and redirect, and the DNS health has its link', async () => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto(await link());
+  await page.getByRole('link', { name: 'Check the DNS of each domain' }).click();
+  assert.equal(new URL(page.url()).pathname, '/domains/health');
+  assert.match(await page.locator('#dns-health li').innerText(), /^example\.test: \d+ failures?/);
+  await shot(page, 'dns-health-nojs');
+
+  await page.goto(`${base()}/domains`);
+  const users = join(s.dir, 'domains/example.test/users');
+  await s.reload(async () => {
+    await page.getByLabel('Account (local part', { exact: false }).fill('plain@example.test');
+    await page.getByLabel('Password for the account', { exact: false }).fill('plain password');
+    await page.getByLabel('It may send as any address', { exact: false }).check();
+    await page.getByRole('button', { name: 'Add the account' }).click();
+  });
+  assert.equal(new URL(page.url()).pathname, '/domains');
+  assert.match(await page.locator('[role=status]').innerText(), /Added the account plain@/);
+  assert.match(await readFile(users, 'utf8'), /^plain \$argon2id\$\S+ send-as=domain$/m);
+  assert.match(
+    (await posta(['user', 'list', 'example.test', '--dir', s.dir])).stdout,
+    /^plain@example\.test\tsend-as=domain$/m,
+  );
+  await s.reload(() =>
+    page.getByRole('button', { name: 'Remove the account plain@example.test' }).click(),
+  );
+  assert.match(await page.locator('[role=status]').innerText(), /Removed the account plain@/);
+  assert.doesNotMatch(await readFile(users, 'utf8'), /^plain /m);
+  await context.close();
 });
 
 test('a login link works once; the admin password logs in, and failed logins are limited', async () => {

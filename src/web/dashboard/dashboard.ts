@@ -1,9 +1,11 @@
 /**
- * The dashboard (hono, server-rendered pages.ts) on the http listener: an
- * overview of the server, the queue, and each message's timeline with its
- * actions. It reads the same services as the CLI (`posta status`'s Status,
- * queue/inspect.ts, events/events.ts, reports/summary.ts). guard.ts says what a
- * request must pass.
+ * The dashboard (hono, server-rendered pages.ts) on the http listener, and on
+ * the https one with `[dashboard] https = true` (the same app: its cookie is
+ * Secure there): an overview of the server, the queue, and each message's
+ * timeline with its actions; the domains, their aliases and accounts are
+ * domains.ts's. It reads the same services as the CLI (`posta status`'s
+ * Status, queue/inspect.ts, events/events.ts, reports/summary.ts). guard.ts
+ * says what a request must pass, htmx's requests included.
  */
 import type { IncomingMessage } from 'node:http';
 import { readFile } from 'node:fs/promises';
