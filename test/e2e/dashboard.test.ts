@@ -45,6 +45,16 @@ async function said(page: Page, role: 'status' | 'alert', text: RegExp): Promise
   await page.locator(`[role=${role}]`, { hasText: text }).waitFor();
 }
 
+/** What the page's Content-Security-Policy blocked, as the browser's console says it. */
+function cspBlocked(page: Page): string[] {
+  const blocked: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/i.test(m.text()))
+      blocked.push(`${page.url()}: ${m.text()}`);
+  });
+  return blocked;
+}
+
 async function shot(page: Page, name: string) {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 }
@@ -146,6 +156,7 @@ after(async () => {
 test('in Chromium: a login link opens the overview; the queue, a timeline, a retry that delivers, a delete', async (t) => {
   t.diagnostic(`screenshots in ${shots}`);
   const page = await browser.newPage();
+  const blocked = cspBlocked(page);
   // not logged in: the login page
   await page.goto(`${base()}/queue`);
   assert.equal(new URL(page.url()).pathname, '/login');
@@ -450,11 +461,14 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
     await page.locator('#attempts').innerText(),
     /reject@dest\.test\tpermanent\t.*550 5\.1\.1/,
   );
+  // htmx and the pages' scripts live within the Content-Security-Policy (no inline style, no eval)
+  assert.deepEqual(blocked, []);
   await page.close();
 });
 
 test('in Chromium: an htmx action without the session token, or after the session ended, is refused and the page says so', async () => {
   const page = await browser.newPage();
+  const blocked = cspBlocked(page);
   await page.goto(await link());
   await page.goto(`${base()}/domains`);
   const aliases = join(s.dir, 'domains/example.test/aliases');
@@ -487,6 +501,7 @@ test('in Chromium: an htmx action without the session token, or after the sessio
   await addAlias('nope');
   await said(page, 'alert', /^Refused \(401\): Log in first/);
   assert.doesNotMatch(await readFile(aliases, 'utf8'), /^nope:/m);
+  assert.deepEqual(blocked, [], 'actions.js within the Content-Security-Policy');
   await page.close();
 
   // what htmx would send from a page on another site, and without the token
