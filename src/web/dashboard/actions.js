@@ -1,7 +1,10 @@
-// What htmx (dashboard pages.ts hxPost, hxGet) does not show by itself: a
-// request the server refused (401 logged out, 403 no token or another site,
-// 413, 429, 5xx) or could not be sent. The server's sentence goes into an
-// alert at the top of the page, where a screen reader reads it out.
+// What htmx (dashboard pages.ts hxPost, hxGet) does not do by itself:
+// - show a request the server refused (401 logged out, 403 no token or
+//   another site, 413, 429, 5xx) or that could not be sent: the server's
+//   sentence goes into an alert at the top of the page, where a screen
+//   reader reads it out;
+// - move the focus, as a new page would, when a new <main> came in: to its
+//   alert, its status line or its heading, so the keyboard goes on from there.
 function showProblem(text) {
   const main = document.querySelector('main');
   if (!main) return;
@@ -31,4 +34,12 @@ document.addEventListener('htmx:sendError', () => {
 // a new page's main came in: an old problem no longer applies
 document.addEventListener('htmx:beforeSwap', (event) => {
   if (event.detail.shouldSwap) document.getElementById('request-error')?.remove();
+});
+
+document.addEventListener('htmx:afterSwap', (event) => {
+  if (event.detail.target?.tagName !== 'MAIN') return;
+  const first = document.querySelector('main [role=alert], main [role=status], main h1');
+  if (!first) return;
+  first.setAttribute('tabindex', '-1');
+  first.focus({ preventScroll: true });
 });

@@ -719,7 +719,9 @@ export function messagePage(
 /** A queue action's link: to its confirmation page (swapped in by htmx). */
 function actionLink(id: string, action: Action, text: string, cls = ''): Html {
   const href = `/queue/${id}/${action}`;
-  return html`<a class="button ${cls}" href="${href}" ${hxGet(href)}>${text}</a>`;
+  return html`<a class="${cls ? `button ${cls}` : 'button'}" href="${href}" ${hxGet(href)}
+    >${text}</a
+  >`;
 }
 
 const ACTIONS = {
