@@ -7,7 +7,7 @@
  * as it does after the CLI. A hash is never shown, a password never echoed.
  */
 import { html } from 'hono/html';
-import type { Context, Hono } from 'hono';
+import type { Context, Env as HonoEnv, Hono } from 'hono';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import { PostaError } from '../../errors.ts';
 import {
@@ -138,7 +138,7 @@ function addressOf(typed: string, domain: string): string {
  * says whether a domain is this server's; `failed` answers a refused edit
  * with the domains page and its sentence; a done edit redirects to it.
  */
-export function accountRoutes<E extends { Bindings: object; Variables: object }>(
+export function accountRoutes<E extends HonoEnv>(
   app: Hono<E>,
   o: {
     dir: string;
@@ -152,6 +152,9 @@ export function accountRoutes<E extends { Bindings: object; Variables: object }>
     const domain = c.req.param('domain');
     const verb = c.req.param('verb');
     if (!o.served(domain)) return o.failed(c, `No domain ${domain} is served here.`, 404);
+    if (verb !== undefined && verb !== 'passwd' && verb !== 'remove') {
+      return o.failed(c, `No such action: ${verb}.`, 404);
+    }
     const body = await c.req.parseBody();
     try {
       const address = addressOf(text(body, 'address'), domain);
@@ -163,11 +166,9 @@ export function accountRoutes<E extends { Bindings: object; Variables: object }>
       } else if (verb === 'passwd') {
         await changePassword(o.dir, address, password);
         done = `Changed the password of ${address}.`;
-      } else if (verb === 'remove') {
+      } else {
         await deleteUser(o.dir, address);
         done = `Removed the account ${address}.`;
-      } else {
-        return o.failed(c, `No such action: ${verb}.`, 404);
       }
       o.log.info(
         { account: address, change: verb ?? 'add', ip: o.clientIp(c) },
