@@ -18,7 +18,7 @@ import { certificateSource, type CertificateSource } from './tls/source.ts';
 import { certificateCovers } from './tls/certs.ts';
 import { startHttps } from './web/https.ts';
 import { startHttp } from './web/http.ts';
-import { lazyDashboard } from './web/dashboard/lazy.ts';
+import { lazyDashboard, type DashboardHandler } from './web/dashboard/lazy.ts';
 import { allowedHosts } from './web/dashboard/guard.ts';
 import { lazyApi, type ApiHandler } from './api/lazy.ts';
 import { KeyStore } from './keys/keys.ts';
@@ -272,10 +272,15 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       status,
       captured: opts.captureDir,
       directory,
-      hosts: allowedHosts([config.hostname, ...config.listen.http.map((e) => e.host)]),
+      hosts: allowedHosts([
+        config.hostname,
+        ...config.listen.http.map((e) => e.host),
+        ...(config.dashboard.https ? config.listen.https.map((e) => e.host) : []),
+      ]),
       log,
     });
-    draining.push(await startWeb(config, directory, certs, log, api));
+    const onHttps = config.dashboard.https ? dashboard : undefined;
+    draining.push(await startWeb(config, directory, certs, log, api, onHttps));
     draining.push(await startHttp(config.listen.http, metrics, log, api, dashboard));
     certs.start();
     stops.push(() => certs.stop());
@@ -345,15 +350,23 @@ function openSpool(config: ResolvedConfig, workers: WorkerPool, log: Logger): Sp
   }
 }
 
-/** The https listener (MTA-STS policies, tls-alpn-01) and, for http-01, port 80. */
+/** The https listener (MTA-STS policies, tls-alpn-01, the dashboard if on) and, for http-01, port 80. */
 async function startWeb(
   config: ResolvedConfig,
   directory: Directory,
   certs: CertificateSource,
   log: Logger,
   api: ApiHandler,
+  dashboard: DashboardHandler | undefined,
 ): Promise<{ close(): Promise<void> }> {
-  const deps = { config, domains: () => directory.names(), certs: certs.store, log, api };
+  const deps = {
+    config,
+    domains: () => directory.names(),
+    certs: certs.store,
+    log,
+    api,
+    dashboard,
+  };
   const https = await startHttps({ ...deps, challenges: certs.challenges });
   if (config.acme?.challenge !== 'http-01') return https;
   const http = await startHttp01(config.acme.httpListen, certs.challenges, log).catch(

@@ -25,7 +25,8 @@ default) and needs a login, even on loopback. \`password\` sets the admin
 password (prompted for when not given, or read from standard input).
 \`link\` prints a login link that works once, for ${LINK_TTL_MS / 60_000} minutes, in the running
 server. From a laptop, reach a server's loopback listener with
-\`ssh -L 8025:127.0.0.1:8025 SERVER\` and open http://127.0.0.1:8025/.`,
+\`ssh -L 8025:127.0.0.1:8025 SERVER\` and open http://127.0.0.1:8025/; or set
+[dashboard] https = true and open the link's path at https://HOSTNAME/.`,
   options: { password: { type: 'string' } },
   async run(args) {
     const [verb = '', ...rest] = args.positionals;

@@ -216,6 +216,20 @@ for (const [name, listen, want] of [
   });
 }
 
+test('[dashboard] https is off by default; on, it still refuses plain http off loopback', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'posta-load-'));
+  await writeFile(join(dir, 'posta.toml'), 'hostname = "a.b"\n');
+  assert.equal((await loadConfig(dir)).dashboard.https, false);
+  await writeFile(join(dir, 'posta.toml'), 'hostname = "a.b"\n[dashboard]\nhttps = true\n');
+  assert.equal((await loadConfig(dir)).dashboard.https, true);
+  await writeFile(
+    join(dir, 'posta.toml'),
+    'hostname = "a.b"\n[listen]\nhttp = ["0.0.0.0:8025"]\n[dashboard]\nhttps = true\n',
+  );
+  await assert.rejects(loadConfig(dir), /\[listen\] http "0\.0\.0\.0:8025" is not on loopback/);
+  await rm(dir, { recursive: true });
+});
+
 test('plain http on any loopback address is fine', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'posta-load-'));
   await writeFile(

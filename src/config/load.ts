@@ -65,6 +65,8 @@ export interface ResolvedConfig {
   };
   /** [warmup."SENDER"] tables. */
   readonly warmup: readonly WarmupConfig[];
+  /** [dashboard] https: the dashboard on the https listener too. */
+  readonly dashboard: { readonly https: boolean };
 }
 
 /** A warm-up (warmup/schedule.ts): a sending domain's or address's limits per day. */
@@ -449,6 +451,7 @@ function resolveConfig(
       feedbackId: c.bulk.feedback_id,
     },
     warmup: warmups(file, c.warmup),
+    dashboard: { https: c.dashboard.https },
     inbound: {
       checks: c.inbound.checks,
       dmarcReject: c.inbound.dmarc_reject,

@@ -102,7 +102,7 @@ export const ConfigSchema = z.strictObject({
       ),
       https: endpoints(
         ['0.0.0.0:443', '[::]:443'],
-        'HTTPS: the SES APIs, the MTA-STS policy of every domain at https://mta-sts.DOMAIN/, and ACME tls-alpn-01.',
+        'HTTPS: the SES APIs, the MTA-STS policy of every domain at https://mta-sts.DOMAIN/, ACME tls-alpn-01, and the dashboard when [dashboard] https is on.',
       ),
     })
     .prefault({})
@@ -518,6 +518,19 @@ export const ConfigSchema = z.strictObject({
     .meta({ examples: [{ 'example.com': { start: '2026-12-01' } }] })
     .describe(
       'Warm-up for a new sending domain or address, a table each: [warmup."example.com"] with start = 2026-12-01. Its mail to each destination is held to the day\'s number of messages; the rest waits in the queue for the next day (`posta status` shows the day and the counts).',
+    ),
+  dashboard: z
+    .strictObject({
+      https: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Serve the dashboard on the [listen] https listener too, at https://HOSTNAME/ (same login, session cookies marked Secure). Off: only the loopback http listener has it.',
+        ),
+    })
+    .prefault({})
+    .describe(
+      'The dashboard (log in with `posta admin password` or `posta admin link`); it is always on the [listen] http listener.',
     ),
   dns: z
     .strictObject({

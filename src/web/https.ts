@@ -12,6 +12,8 @@
  *
  * - The SES and Resend APIs (api/http.ts), over TLS for applications on
  *   other hosts.
+ * - With `[dashboard] https = true`, the dashboard (dashboard/), the same one
+ *   as the http listener's, with the same guard; its cookies are Secure here.
  *
  * Everything else is 404. The certificate is the CertStore's, so renewals
  * apply to new connections at once.
@@ -24,6 +26,7 @@ import { stsPolicy } from '../mtasts/policy.ts';
 import type { CertStore } from '../tls/store.ts';
 import type { Challenges } from '../acme/challenges.ts';
 import { API_TIMEOUTS, type ApiHandler } from '../api/lazy.ts';
+import type { DashboardHandler } from './dashboard/lazy.ts';
 
 export interface HttpsDeps {
   config: ResolvedConfig;
@@ -33,6 +36,8 @@ export interface HttpsDeps {
   challenges: Challenges;
   log: Logger;
   api: ApiHandler;
+  /** The dashboard, when [dashboard] https is on. */
+  dashboard?: DashboardHandler | undefined;
 }
 
 export async function startHttps(deps: HttpsDeps): Promise<{ close(): Promise<void> }> {
@@ -61,6 +66,10 @@ export async function startHttps(deps: HttpsDeps): Promise<{ close(): Promise<vo
             req.url === '/.well-known/mta-sts.txt' &&
             config.mtaSts.mode !== 'none' &&
             deps.domains().includes(domain);
+          if (!ok && deps.dashboard) {
+            deps.dashboard(req, res);
+            return;
+          }
           if (!ok) {
             res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n');
             return;

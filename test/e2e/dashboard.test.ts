@@ -37,6 +37,24 @@ async function link(): Promise<string> {
   return r.stdout.trim();
 }
 
+/**
+ * Waits for the page's status (or alert) line to say `text`: an htmx action
+ * swaps the new page in after the click returns, so the old line may be there.
+ */
+async function said(page: Page, role: 'status' | 'alert', text: RegExp): Promise<void> {
+  await page.locator(`[role=${role}]`, { hasText: text }).waitFor();
+}
+
+/** What the page's Content-Security-Policy blocked, as the browser's console says it. */
+function cspBlocked(page: Page): string[] {
+  const blocked: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/i.test(m.text()))
+      blocked.push(`${page.url()}: ${m.text()}`);
+  });
+  return blocked;
+}
+
 async function shot(page: Page, name: string) {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 }
@@ -138,6 +156,7 @@ after(async () => {
 test('in Chromium: a login link opens the overview; the queue, a timeline, a retry that delivers, a delete', async (t) => {
   t.diagnostic(`screenshots in ${shots}`);
   const page = await browser.newPage();
+  const blocked = cspBlocked(page);
   // not logged in: the login page
   await page.goto(`${base()}/queue`);
   assert.equal(new URL(page.url()).pathname, '/login');
@@ -155,6 +174,19 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   assert.ok(Number(lastHour[1]) >= 2, `transient: ${lastHour.join(' ')}`);
   assert.ok(Number(lastHour[2]) >= 1, `permanent: ${lastHour.join(' ')}`);
   assert.match(await page.locator('main').innerText(), /example\.test: DKIM selectors \S+/);
+  // each domain's DNS health, loaded by htmx after the page (doctor's checks: the test DNS
+  // has no example.test), with a link to its checks
+  await page.locator('#dns-health ul').waitFor();
+  await page.locator('#chart-hour canvas').waitFor();
+  await shot(page, 'overview-health');
+  assert.match(
+    await page.locator('#dns-health li').innerText(),
+    /^example\.test: \d+ failures?(, \d+ warnings?)? \(the checks of example\.test\)$/,
+  );
+  assert.equal(
+    await page.getByRole('link', { name: 'the checks of example.test' }).getAttribute('href'),
+    '/domains/example.test/check',
+  );
   // the charts: drawn by uPlot, from series with the mail of this test in them
   await page.locator('#chart-hour canvas').waitFor();
   await page.locator('#chart-week canvas').waitFor();
@@ -195,10 +227,19 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   );
   assert.equal(await page.locator('#state').innerText(), 'queued');
 
+  // the actions go through htmx: the confirmation and the result are swapped into this page
+  // (in the page's own script: strings, as this project's types have no DOM)
+  await page.evaluate('window.notReloaded = true');
   await page.getByRole('link', { name: 'Retry now' }).click();
+  await page.waitForURL(`${base()}/queue/${ids.retried}/retry`);
   await shot(page, 'confirm-retry');
   await page.getByRole('button', { name: 'Retry now' }).click();
-  assert.match(await page.locator('[role=status]').innerText(), /1 recipients are due now/);
+  await said(page, 'status', /1 recipients are due now/);
+  assert.equal(new URL(page.url()).pathname, `/queue/${ids.retried}`);
+  assert.equal(await page.evaluate('window.notReloaded'), true, 'the page was not reloaded');
+  // the focus is where a new page's would be read from: its status line
+  assert.equal(await page.evaluate("document.activeElement.getAttribute('role')"), 'status');
+  assert.equal((await s.logged(0, '"msg":"dashboard: retry now"')).length, 1);
   let state = '';
   for (let i = 0; i < 100 && state !== 'done: no recipient left to deliver'; i++) {
     await sleep(200);
@@ -241,16 +282,13 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   assert.match(heldList.stdout, /<always-tempfail@dest\.test>\s+held/);
   await page.getByRole('link', { name: 'Release' }).click();
   await page.getByRole('button', { name: 'Release the message' }).click();
-  assert.match(await page.locator('[role=status]').innerText(), /1 recipients are released/);
+  await said(page, 'status', /1 recipients are released/);
   assert.equal(await page.locator('#state').innerText(), 'queued');
   await page.goto(`${base()}/queue/${ids.deferred}`);
   await page.getByRole('link', { name: 'Delete' }).click();
   await page.getByRole('button', { name: 'Delete the message' }).click();
-  assert.equal(new URL(page.url()).pathname, '/queue');
-  assert.match(
-    await page.locator('[role=status]').innerText(),
-    new RegExp(`Message ${ids.deferred} is deleted`),
-  );
+  await page.waitForURL(/\/queue\?done=/);
+  await said(page, 'status', new RegExp(`Message ${ids.deferred} is deleted`));
   assert.match(await page.locator('main').innerText(), /The queue is empty/);
   await shot(page, 'queue-empty');
   const r = await posta(['queue', 'list', '--dir', s.dir]);
@@ -261,17 +299,21 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   await page.getByRole('link', { name: 'Domains' }).click();
   await page.getByLabel('Alias (local part', { exact: false }).fill('Team');
   await page.getByLabel('Forwards to').fill('a@dest.test, b');
-  await page.getByRole('button', { name: 'Add the alias' }).click();
+  // (each edit waits for the server to re-read the folder: the SMTP AUTH below needs the
+  // accounts' edit to be the last one it read)
+  await s.reload(async () => {
+    await page.getByRole('button', { name: 'Add the alias' }).click();
+    await said(page, 'status', /team@example\.test: a@dest\.test, b@example\.test/);
+  });
   await shot(page, 'domains');
-  assert.match(
-    await page.locator('[role=status]').innerText(),
-    /team@example\.test: a@dest\.test, b@example\.test/,
-  );
   const aliases = join(s.dir, 'domains/example.test/aliases');
   assert.match(await readFile(aliases, 'utf8'), /^team: a@dest\.test, b@example\.test$/m);
   const listed = await posta(['alias', 'list', 'example.test', '--dir', s.dir]);
   assert.match(listed.stdout, /^team@example\.test: a@dest\.test, b@example\.test$/m);
-  await page.getByRole('button', { name: 'Remove team@example.test' }).click();
+  await s.reload(async () => {
+    await page.getByRole('button', { name: 'Remove team@example.test' }).click();
+    await said(page, 'status', /Removed team@example\.test/);
+  });
   assert.doesNotMatch(await readFile(aliases, 'utf8'), /^team:/m);
   // the DNS check, run on demand: doctor's checks (the test DNS has no example.test) and the records
   await page.getByRole('link', { name: 'Check the DNS of example.test' }).click();
@@ -290,13 +332,93 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   await page.getByLabel('Alias (local part', { exact: false }).fill('x');
   await page.getByLabel('Forwards to').fill('|/bin/sh');
   await page.getByRole('button', { name: 'Add the alias' }).click();
-  assert.match(await page.locator('[role=alert]').innerText(), /is a pipe target/);
+  await said(page, 'alert', /is a pipe target/);
   assert.doesNotMatch(await readFile(aliases, 'utf8'), /^x:/m);
+
+  // an account added in the browser: in the users file as `posta user add` writes it (the CLI
+  // wrote i@'s line), and it sends by SMTP AUTH with the password set here
+  const users = join(s.dir, 'domains/example.test/users');
+  const usersBefore = await readFile(users, 'utf8');
+  await s.reload(async () => {
+    await page.getByLabel('Account (local part', { exact: false }).fill('Web');
+    await page.getByLabel('Password for the account', { exact: false }).fill('web password one');
+    await page.getByRole('button', { name: 'Add the account' }).click();
+    await said(page, 'status', /^Added the account web@example\.test\.$/);
+  });
+  await shot(page, 'accounts');
+  // on a phone: nothing wider than the screen (a wide table scrolls in its own box)
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, 'accounts-phone');
+  assert.ok(
+    Number(await page.evaluate('document.documentElement.scrollWidth')) <= 390,
+    'the page fits a phone',
+  );
+  await page.setViewportSize({ width: 1280, height: 720 });
+  const usersAfter = await readFile(users, 'utf8');
+  const line = /^web (\S+)$/m.exec(usersAfter);
+  assert.ok(line, usersAfter);
+  assert.equal(usersAfter, `${usersBefore}web ${line[1]}\n`);
+  const cliHash = /^i (\S+)$/m.exec(usersBefore)?.[1] ?? '';
+  const params = (h: string) => h.split('$').slice(0, 4).join('$');
+  assert.match(cliHash, /^\$argon2id\$/);
+  assert.equal(params(line[1] ?? ''), params(cliHash), 'the same scheme and parameters as the CLI');
+  assert.doesNotMatch(await page.content(), /\$argon2/, 'no hash is shown');
+  assert.match(
+    await page.locator('#accounts-example\\.test').innerText(),
+    /^web@example\.test\titself\t/m,
+  );
+  const auth = async (pass: string) => {
+    const t = nodemailer.createTransport({
+      host: s.host,
+      port: s.ports.submission,
+      auth: { user: 'web@example.test', pass },
+      tls: { rejectUnauthorized: false },
+    });
+    try {
+      return await t.verify().then(
+        () => 'ok',
+        (err: Error) => err.message,
+      );
+    } finally {
+      t.close();
+    }
+  };
+  assert.equal(await auth('web password one'), 'ok');
+  assert.match(
+    (await posta(['user', 'list', 'example.test', '--dir', s.dir])).stdout,
+    /^web@example\.test$/m,
+  );
+  // a new password, then the account removed
+  await s.reload(async () => {
+    await page.getByLabel('New password of web@example.test').fill('web password two');
+    await page.getByRole('button', { name: 'Change the password of web@example.test' }).click();
+    await said(page, 'status', /Changed the password of web@example\.test/);
+  });
+  assert.equal(await auth('web password two'), 'ok');
+  assert.match(await auth('web password one'), /535/);
+  // too short a password is refused with the CLI's sentence, and nothing is written
+  await page.getByLabel('Account (local part', { exact: false }).fill('short');
+  await page.getByLabel('Password for the account', { exact: false }).fill('short');
+  // past the browser's own check of the length, to the server's
+  await page.evaluate(
+    "document.querySelectorAll('[minlength]').forEach((e) => e.removeAttribute('minlength'))",
+  );
+  await page.getByRole('button', { name: 'Add the account' }).click();
+  await said(page, 'alert', /at least 8 characters/);
+  assert.doesNotMatch(await readFile(users, 'utf8'), /^short /m);
+  await s.reload(async () => {
+    await page.getByRole('button', { name: 'Remove the account web@example.test' }).click();
+    await said(page, 'status', /Removed the account web@example\.test/);
+  });
+  assert.equal(await readFile(users, 'utf8'), usersBefore);
+  assert.match(await auth('web password two'), /535/);
+  assert.equal((await s.logged(0, '"msg":"dashboard: accounts changed"')).length, 3);
 
   // a suppression added and removed
   await page.getByRole('link', { name: 'Suppression' }).click();
   await page.getByLabel('Address').fill('Blocked@Dest.test');
   await page.getByRole('button', { name: 'Suppress' }).click();
+  await said(page, 'status', /blocked@dest\.test is suppressed/i);
   await shot(page, 'suppression');
   assert.match(
     await page.locator('#suppressed').innerText(),
@@ -305,7 +427,7 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
   const sup = await posta(['suppress', 'list', '--domain', 'example.test', '--dir', s.dir]);
   assert.match(sup.stdout, /blocked@dest\.test/i);
   await page.getByRole('button', { name: /^Remove blocked@dest\.test/i }).click();
-  assert.match(await page.locator('[role=status]').innerText(), /no longer suppressed/);
+  await said(page, 'status', /no longer suppressed/);
   // the hard bounce of reject@ put it there by itself; blocked@ is gone
   const left = await page.locator('#suppressed').innerText();
   assert.match(left, /reject@dest\.test/);
@@ -355,7 +477,117 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
     await page.locator('#attempts').innerText(),
     /reject@dest\.test\tpermanent\t.*550 5\.1\.1/,
   );
+  // htmx and the pages' scripts live within the Content-Security-Policy (no inline style, no eval)
+  assert.deepEqual(blocked, []);
   await page.close();
+});
+
+test('in Chromium: an htmx action without the session token, or after the session ended, is refused and the page says so', async () => {
+  const page = await browser.newPage();
+  const blocked = cspBlocked(page);
+  await page.goto(await link());
+  await page.goto(`${base()}/domains`);
+  const aliases = join(s.dir, 'domains/example.test/aliases');
+  const addAlias = async (local: string) => {
+    await page.getByLabel('Alias (local part', { exact: false }).fill(local);
+    await page.getByLabel('Forwards to').fill('a@dest.test');
+    await page.getByRole('button', { name: 'Add the alias' }).click();
+  };
+  // a form whose token is not the session's
+  await page.evaluate(
+    "document.querySelectorAll('input[name=csrf]').forEach((i) => { i.value = 'guess'; })",
+  );
+  await addAlias('nope');
+  await said(page, 'alert', /^Refused \(403\): The request lacks this session's token/);
+  await shot(page, 'refused-token');
+  assert.equal(new URL(page.url()).pathname, '/domains');
+  assert.doesNotMatch(await readFile(aliases, 'utf8'), /^nope:/m);
+
+  // the session ended (logged out in another tab): 401
+  await page.reload();
+  const csrf = await page.locator('input[name=csrf]').first().inputValue();
+  const cookie = (await page.context().cookies()).find((c) => c.name === 'posta_session');
+  assert.ok(cookie);
+  const form = {
+    cookie: `posta_session=${cookie.value}`,
+    'content-type': 'application/x-www-form-urlencoded',
+    'sec-fetch-site': 'same-origin',
+  };
+  assert.equal((await raw('POST', '/logout', form, `csrf=${csrf}`)).status, 303);
+  await addAlias('nope');
+  await said(page, 'alert', /^Refused \(401\): Log in first/);
+  assert.doesNotMatch(await readFile(aliases, 'utf8'), /^nope:/m);
+  assert.deepEqual(blocked, [], 'actions.js within the Content-Security-Policy');
+  await page.close();
+
+  // what htmx would send from a page on another site, and without the token
+  const fresh = await session();
+  const hx = {
+    cookie: fresh.cookie,
+    'content-type': 'application/x-www-form-urlencoded',
+    'hx-request': 'true',
+  };
+  const body = `csrf=${fresh.csrf}&local=nope&targets=a%40dest.test`;
+  const cross = await raw(
+    'POST',
+    '/domains/example.test/aliases',
+    { ...hx, 'sec-fetch-site': 'cross-site' },
+    body,
+  );
+  assert.equal(cross.status, 403);
+  assert.equal(cross.text, 'A request from another site is refused.\n');
+  const noToken = await raw(
+    'POST',
+    '/domains/example.test/aliases',
+    { ...hx, 'sec-fetch-site': 'same-origin' },
+    'local=nope&targets=a%40dest.test',
+  );
+  assert.equal(noToken.status, 403);
+  assert.match(noToken.text, /lacks this session's token/);
+  assert.doesNotMatch(await readFile(aliases, 'utf8'), /^nope:/m);
+  // the token in htmx's header is as good as the form's
+  await s.reload(async () => {
+    const inHeader = await raw(
+      'POST',
+      '/domains/example.test/aliases',
+      { ...hx, 'sec-fetch-site': 'same-origin', 'x-csrf-token': fresh.csrf },
+      'local=yes&targets=a%40dest.test',
+    );
+    assert.equal(inHeader.status, 303);
+  });
+  assert.match(await readFile(aliases, 'utf8'), /^yes: a@dest\.test$/m);
+});
+
+test('in Chromium without JavaScript: the same forms post and redirect, and the DNS health has its link', async () => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto(await link());
+  await page.getByRole('link', { name: 'Check the DNS of each domain' }).click();
+  assert.equal(new URL(page.url()).pathname, '/domains/health');
+  assert.match(await page.locator('#dns-health li').innerText(), /^example\.test: \d+ failures?/);
+  await shot(page, 'dns-health-nojs');
+
+  await page.goto(`${base()}/domains`);
+  const users = join(s.dir, 'domains/example.test/users');
+  await s.reload(async () => {
+    await page.getByLabel('Account (local part', { exact: false }).fill('plain@example.test');
+    await page.getByLabel('Password for the account', { exact: false }).fill('plain password');
+    await page.getByLabel('It may send as any address', { exact: false }).check();
+    await page.getByRole('button', { name: 'Add the account' }).click();
+  });
+  assert.equal(new URL(page.url()).pathname, '/domains');
+  assert.match(await page.locator('[role=status]').innerText(), /Added the account plain@/);
+  assert.match(await readFile(users, 'utf8'), /^plain \$argon2id\$\S+ send-as=domain$/m);
+  assert.match(
+    (await posta(['user', 'list', 'example.test', '--dir', s.dir])).stdout,
+    /^plain@example\.test\tsend-as=domain$/m,
+  );
+  await s.reload(() =>
+    page.getByRole('button', { name: 'Remove the account plain@example.test' }).click(),
+  );
+  assert.match(await page.locator('[role=status]').innerText(), /Removed the account plain@/);
+  assert.doesNotMatch(await readFile(users, 'utf8'), /^plain /m);
+  await context.close();
 });
 
 test('a login link works once; the admin password logs in, and failed logins are limited', async () => {

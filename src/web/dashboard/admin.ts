@@ -5,9 +5,18 @@ import { adminPasswordFile } from '../../config/paths.ts';
 import { openQueueDb } from '../../queue/spool.ts';
 import { createLink } from './sessions.ts';
 
-/** The dashboard's URL on the first http listener (loopback by default), with a trailing slash. */
-export function dashboardUrl(config: Pick<ResolvedConfig, 'listen'>): string {
+type Where = Pick<ResolvedConfig, 'listen' | 'hostname' | 'dashboard'>;
+
+/**
+ * The dashboard's URL on the first http listener (loopback by default), with a
+ * trailing slash; with no http listener, https://HOSTNAME/ when [dashboard]
+ * https serves it there.
+ */
+export function dashboardUrl(config: Where): string {
   const e = config.listen.http[0];
+  if (!e && config.dashboard.https && config.listen.https.length) {
+    return `https://${config.hostname}/`;
+  }
   if (!e) return 'http://127.0.0.1:8025/ (no [listen] http listener is set: add one)';
   const host = e.host.includes(':') ? `[${e.host}]` : e.host;
   // a wildcard listener is reached on loopback
@@ -22,7 +31,7 @@ export async function readAdminHash(dir: string): Promise<string | null> {
 }
 
 /** A new one-time login link to the dashboard (sessions.ts), for `posta admin link` and `posta dev`. */
-export function loginLink(config: Pick<ResolvedConfig, 'listen' | 'dataDir'>): string {
+export function loginLink(config: Where & Pick<ResolvedConfig, 'dataDir'>): string {
   const db = openQueueDb(config.dataDir);
   try {
     return `${dashboardUrl(config)}login/${createLink(db)}`;

@@ -1,11 +1,12 @@
 /**
- * The dashboard (hono, server-rendered pages.ts) on the http listener: an
- * overview of the server, the queue, and each message's timeline with its
- * actions. It reads the same services as the CLI (`posta status`'s Status,
- * queue/inspect.ts, events/events.ts, reports/summary.ts). guard.ts says what a
- * request must pass.
+ * The dashboard (hono, server-rendered pages.ts) on the http listener, and on
+ * the https one with `[dashboard] https = true` (the same app: its cookie is
+ * Secure there): an overview of the server, the queue, and each message's
+ * timeline with its actions; the domains, their aliases and accounts are
+ * domains.ts's. It reads the same services as the CLI (`posta status`'s
+ * Status, queue/inspect.ts, events/events.ts, reports/summary.ts). guard.ts
+ * says what a request must pass, htmx's requests included.
  */
-import { rotationLine } from '../../dkim/rotation.ts';
 import type { IncomingMessage } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -19,7 +20,6 @@ import type { Db } from '../../db/db.ts';
 import type { Directory } from '../../domains/directory.ts';
 import type { ResolvedConfig } from '../../config/load.ts';
 import type { ResolveFn } from '../../dns/resolver.ts';
-import { checkDomain } from './domain-check.ts';
 import { KeyStore } from '../../keys/keys.ts';
 import { sentLast24Hours } from '../../keys/usage.ts';
 import {
@@ -62,15 +62,7 @@ import * as pages from './pages.ts';
 import { reportsPage } from './reports-page.ts';
 import { reportSummary } from '../../reports/summary.ts';
 import { REPORT_DAYS } from '../../reports/store.ts';
-import { PostaError } from '../../errors.ts';
-import { aliasesFile } from '../../config/paths.ts';
-import {
-  checkAlias,
-  editAliases,
-  parseAliasLocal,
-  parseTarget,
-  readAliases,
-} from '../../aliases/aliases.ts';
+import { domainRoutes } from './domains.ts';
 import { listSuppressed, suppress, unsuppress } from '../../suppression/suppression.ts';
 import { parseAddress } from '../../address/address.ts';
 
@@ -89,7 +81,7 @@ export interface DashboardDeps {
   log: Logger;
 }
 
-type Env = { Bindings: { incoming: IncomingMessage }; Variables: { session: Session } };
+export type Env = { Bindings: { incoming: IncomingMessage }; Variables: { session: Session } };
 
 const COOKIE = 'posta_session';
 const LIVE_EVERY_MS = 2000;
@@ -110,6 +102,14 @@ const ASSETS: Record<string, { path: string; type: string }> = {
   'uPlot.min.css': {
     path: require.resolve('uplot/dist/uPlot.min.css'),
     type: 'text/css; charset=utf-8',
+  },
+  'htmx.min.js': {
+    path: require.resolve('htmx.org/dist/htmx.min.js'),
+    type: 'text/javascript; charset=utf-8',
+  },
+  'actions.js': {
+    path: fileURLToPath(new URL('./actions.js', import.meta.url)),
+    type: 'text/javascript; charset=utf-8',
   },
   'live.js': {
     path: fileURLToPath(new URL('./live.js', import.meta.url)),
@@ -163,6 +163,10 @@ export function createDashboard(deps: DashboardDeps) {
     await next();
     for (const [k, v] of Object.entries(HEADERS))
       if (!c.res.headers.has(k)) c.res.headers.set(k, v);
+    // htmx keeps the URL of the page a form's redirect leads to (hx-push-url), but not
+    // a POST's own answer (a refused edit's page): that URL shows no page
+    if (c.req.method === 'POST' && c.req.header('hx-request') === 'true')
+      c.res.headers.set('hx-push-url', 'false');
   });
 
   app.get('/assets/dashboard.css', (c) => {
@@ -397,80 +401,18 @@ export function createDashboard(deps: DashboardDeps) {
     return c.html(pages.notFoundPage(`No such action: ${action}.`, view(c)), 404);
   });
 
-  /** Each domain served here with its DKIM selectors. */
-  const domainsOf = (): Record<string, string[]> =>
-    Object.fromEntries(
-      deps.directory.names().map((d) => [d, deps.directory.keys(d).map((k) => k.selector)]),
-    );
-  const rotationOf = (domain: string): string | undefined => {
-    const r = deps.directory.rotation(domain);
-    return r ? rotationLine(r.plan, r.switchedAt, new Date()) : undefined;
-  };
+  domainRoutes(app, { deps, view, clientIp });
+
+  const domainNames = () => deps.directory.names();
   const field = (body: Record<string, unknown>, name: string) =>
     typeof body[name] === 'string' ? body[name].trim() : '';
-  const domainViews = async () =>
-    Promise.all(
-      Object.entries(domainsOf()).map(async ([domain, selectors]) => ({
-        domain,
-        selectors,
-        rotation: rotationOf(domain),
-        aliases: (await readAliases(aliasesFile(deps.config.dir, domain), domain)).aliases(),
-      })),
-    );
-
-  app.get('/domains', async (c) =>
-    c.html(pages.domainsPage(await domainViews(), view(c), { flash: c.req.query('done') })),
-  );
-
-  app.get('/domains/:domain/check', async (c) => {
-    const domain = c.req.param('domain');
-    if (!Object.hasOwn(domainsOf(), domain)) {
-      return c.html(pages.notFoundPage(`No domain ${domain} is served here.`, view(c)), 404);
-    }
-    const { zone, report } = await checkDomain(deps.config, deps.resolve, domain);
-    return c.html(pages.domainCheckPage(domain, zone, report, view(c)));
-  });
-
-  app.post('/domains/:domain/aliases/:verb?', async (c) => {
-    const { domain, verb } = c.req.param();
-    const v = view(c);
-    if (!Object.hasOwn(domainsOf(), domain) || (verb !== undefined && verb !== 'remove')) {
-      return c.html(pages.notFoundPage(`No domain ${domain} is served here.`, v), 404);
-    }
-    const body = await c.req.parseBody();
-    const file = aliasesFile(deps.config.dir, domain);
-    try {
-      const local = parseAliasLocal(field(body, 'local'));
-      let text: string;
-      if (verb === 'remove') {
-        if (!(await editAliases(file, domain, (f) => f.remove(local)))) {
-          throw new PostaError(`There is no alias ${local}@${domain}.`);
-        }
-        text = `Removed ${local}@${domain}.`;
-      } else {
-        const targets = field(body, 'targets')
-          .split(',')
-          .filter((t) => t.trim())
-          .map((t) => parseTarget(domain, t));
-        if (targets.length === 0) throw new PostaError('Give at least one address to forward to.');
-        checkAlias({ local, targets }, domain);
-        await editAliases(file, domain, (f) => f.add(local, targets));
-        text = `${local}@${domain}: ${targets.join(', ')}`;
-      }
-      deps.log.info({ domain, change: text, ip: clientIp(c) }, 'dashboard: aliases changed');
-      return c.redirect(`/domains?done=${encodeURIComponent(text)}`, 303);
-    } catch (err) {
-      if (!(err instanceof PostaError)) throw err;
-      return c.html(pages.domainsPage(await domainViews(), v, { error: err.message }), 400);
-    }
-  });
 
   const suppressionView = (
     c: Context<Env>,
     o: { flash?: string; error?: string },
     status: 200 | 400 = 200,
   ) => {
-    const domains = Object.keys(domainsOf());
+    const domains = domainNames();
     return c.html(
       pages.suppressionPage(listSuppressed(deps.db, { domains }), domains, view(c), o),
       status,
@@ -483,7 +425,7 @@ export function createDashboard(deps: DashboardDeps) {
     const verb = c.req.param('verb');
     const body = await c.req.parseBody();
     const domain = field(body, 'domain');
-    if (!Object.hasOwn(domainsOf(), domain))
+    if (!domainNames().includes(domain))
       return suppressionView(c, { error: `No domain ${domain} is served here.` }, 400);
     const parsed = parseAddress(field(body, 'address'));
     if (!parsed.ok) return suppressionView(c, { error: `${parsed.error}.` }, 400);

@@ -1,9 +1,13 @@
 /**
  * The dashboard's pages, rendered on the server with hono/html (its tagged
- * template escapes every value; Node's type stripping runs no JSX). No
- * script: forms post with the session's token in a hidden field, and every
- * action has a confirmation page, so the pages work with a keyboard, a
- * screen reader and a phone alike.
+ * template escapes every value; Node's type stripping runs no JSX). Every
+ * page works without script: forms post with the session's token in a hidden
+ * field and are answered with a redirect, and every queue action has a
+ * confirmation page, so the pages work with a keyboard, a screen reader and a
+ * phone alike. With script, htmx (pinned in package.json) sends the same
+ * forms and links itself and swaps in the `<main>` of the page they lead to
+ * (`hxPost`, `hxGet`), without reloading the page; actions.js shows a
+ * refused request (401, 403, ...) in the page.
  */
 import { html } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
@@ -24,16 +28,14 @@ import {
   WINDOW_DAYS,
 } from '../../events/complaint-rate.ts';
 import { STAT_OUTCOMES, type Destination, type Series } from '../../stats/stats.ts';
-import type { Alias } from '../../aliases/aliases.ts';
 import type { Suppressed } from '../../suppression/suppression.ts';
 import type { CapturedMessage, CapturedSummary } from './captured.ts';
 import type { ApiKey } from '../../keys/keys.ts';
 import type { LogEntry } from '../../events/webhooks.ts';
-import type { Report } from '../../doctor/report.ts';
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
-const when = (ms: number) =>
+export const when = (ms: number) =>
   new Date(ms)
     .toISOString()
     .replace('T', ' ')
@@ -54,17 +56,54 @@ export interface View {
   account: string | null;
 }
 
-/** The session's token, in each form that changes something (guard.ts). */
-const hidden = (csrf: string) => html`<input type="hidden" name="csrf" value="${csrf}" />`;
+/** The session's token, in each form that changes something (guard.ts); htmx sends it too. */
+export const hidden = (csrf: string) => html`<input type="hidden" name="csrf" value="${csrf}" />`;
+
+/**
+ * The attributes that let htmx send a form to `action` and swap in the
+ * `<main>` of the page the server redirects to (its URL goes to the history,
+ * as a plain form's redirect would); without script the form posts as it is.
+ */
+export const hxPost = (action: string) =>
+  html`hx-post="${action}" hx-target="main" hx-select="main" hx-swap="outerHTML show:window:top"
+  hx-push-url="true"`;
+
+/** The same for a link: its page's `<main>` is swapped in. */
+export const hxGet = (href: string) =>
+  html`hx-get="${href}" hx-target="main" hx-select="main" hx-swap="outerHTML show:window:top"
+  hx-push-url="true"`;
+
+/**
+ * htmx's settings (https://htmx.org/reference/#config): no inline style (the
+ * CSP allows none, and the test checks that the browser blocked none), no eval, no history kept in localStorage (the pages hold
+ * the session's token); a 400 or 404 page is swapped in (it says what was
+ * wrong), any other error answer goes to actions.js.
+ */
+const HTMX_CONFIG = JSON.stringify({
+  includeIndicatorStyles: false,
+  // settling copies `style` attributes, which the CSP refuses; there are none to keep
+  attributesToSettle: ['class', 'width', 'height'],
+  allowEval: false,
+  allowScriptTags: false,
+  selfRequestsOnly: true,
+  historyCacheSize: 0,
+  historyRestoreAsHxRequest: false,
+  responseHandling: [
+    { code: '204', swap: false },
+    { code: '[23]..', swap: true },
+    { code: '40[04]', swap: true },
+    { code: '[45]..', swap: false, error: true },
+  ],
+});
 
 /** A Remove button of a list row: posts `fields` to `action`; `label` names the row for a screen reader. */
-function removeButton(
+export function removeButton(
   action: string,
   fields: Record<string, string>,
   label: string,
   v: View,
 ): Html {
-  return html`<form method="post" action="${action}">
+  return html`<form method="post" action="${action}" ${hxPost(action)}>
     ${hidden(v.csrf)}
     ${Object.entries(fields).map(([k, x]) => html`<input type="hidden" name="${k}" value="${x}" />`)}
     <button type="submit" class="danger" aria-label="${label}">Remove</button>
@@ -100,6 +139,9 @@ export function layout(
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>${title} · posta</title>
         <link rel="stylesheet" href="/assets/dashboard.css" />
+        <meta name="htmx-config" content="${HTMX_CONFIG}" />
+        <script src="/assets/htmx.min.js" defer></script>
+        <script src="/assets/actions.js" defer></script>
         ${
           o.charts
             ? html`<link rel="stylesheet" href="/assets/uPlot.min.css" />
@@ -356,6 +398,10 @@ export function overviewPage(o: Overview, v: View): Html {
           ${Object.entries(s.dkim).map(([d, sel]) => html`<li>${d}: DKIM selectors ${sel.join(', ') || 'none'}</li>`)}
         </ul>
       </section>
+      <section aria-labelledby="health-h">
+        <h2 id="health-h">DNS health</h2>
+        ${healthPlaceholder()}
+      </section>
       <section aria-labelledby="server-h">
         <h2 id="server-h">Server</h2>
         <p>
@@ -373,6 +419,22 @@ export function overviewPage(o: Overview, v: View): Html {
       </section>`,
     { v, charts: true },
   );
+}
+
+/**
+ * The overview's DNS health: htmx loads each domain's line (domains-page.ts
+ * healthList) when the page opens; without script, a link to the same list.
+ */
+function healthPlaceholder(): Html {
+  return html`<div
+    id="dns-health"
+    hx-get="/domains/health"
+    hx-trigger="load"
+    hx-swap="outerHTML"
+    aria-live="polite"
+  >
+    <p><a href="/domains/health">Check the DNS of each domain</a></p>
+  </div>`;
 }
 
 /** The messages the queue page lists at most. */
@@ -552,16 +614,12 @@ export function messagePage(
                   : html`<p class="actions">
                       ${
                         q.recipients.some((r) => !r.held)
-                          ? html`<a class="button" href="/queue/${d.id}/retry">Retry now</a>
-                              <a class="button" href="/queue/${d.id}/hold">Hold</a>`
+                          ? html`${actionLink(d.id, 'retry', 'Retry now')}
+                            ${actionLink(d.id, 'hold', 'Hold')}`
                           : ''
                       }
-                      ${
-                        q.recipients.some((r) => r.held)
-                          ? html`<a class="button" href="/queue/${d.id}/release">Release</a>`
-                          : ''
-                      }
-                      <a class="button danger" href="/queue/${d.id}/delete">Delete</a>
+                      ${q.recipients.some((r) => r.held) ? actionLink(d.id, 'release', 'Release') : ''}
+                      ${actionLink(d.id, 'delete', 'Delete', 'danger')}
                     </p>`
               }`
           : ''
@@ -658,6 +716,14 @@ export function messagePage(
   );
 }
 
+/** A queue action's link: to its confirmation page (swapped in by htmx). */
+function actionLink(id: string, action: Action, text: string, cls = ''): Html {
+  const href = `/queue/${id}/${action}`;
+  return html`<a class="${cls ? `button ${cls}` : 'button'}" href="${href}" ${hxGet(href)}
+    >${text}</a
+  >`;
+}
+
 const ACTIONS = {
   retry: {
     title: 'Retry now',
@@ -752,131 +818,8 @@ export function searchPage(
   );
 }
 
-export interface DomainView {
-  domain: string;
-  /** The selectors that sign. */
-  selectors: string[];
-  /** Where a DKIM key rotation is, when one is under way. */
-  rotation?: string | undefined;
-  aliases: Alias[];
-}
-
-function problem(error: string | undefined): Html | string {
+export function problem(error: string | undefined): Html | string {
   return error ? html`<p role="alert" class="error">${error}</p>` : '';
-}
-
-export function domainsPage(
-  domains: DomainView[],
-  v: View,
-  o: { flash?: string; error?: string } = {},
-): Html {
-  return layout(
-    'Domains',
-    html`${problem(o.error)}
-    ${domains.map(
-      (d) =>
-        html`<section aria-labelledby="d-${d.domain}">
-          <h2 id="d-${d.domain}">${d.domain}</h2>
-          <p>
-            DKIM selectors: ${d.selectors.join(', ') || 'none'}.
-            <code>posta dns ${d.domain}</code> prints the records to publish,
-            <code>posta doctor ${d.domain}</code> checks them.
-          </p>
-          ${
-            d.rotation
-              ? html`<p class="rotation">
-                  DKIM key rotation: ${d.rotation}. <code>posta dkim status ${d.domain}</code> shows
-                  each key.
-                </p>`
-              : ''
-          }
-          <p>
-            <a class="button" href="/domains/${d.domain}/check">Check the DNS of ${d.domain}</a>
-          </p>
-          <h3>Aliases</h3>
-          <p class="hint">
-            Written to domains/${d.domain}/aliases as <code>posta alias</code> writes it;
-            hand-written comments stay.
-          </p>
-          ${
-            d.aliases.length === 0
-              ? html`<p>No aliases.</p>`
-              : html`<table class="aliases">
-                  <thead>
-                    <tr>
-                      <th scope="col">Alias</th>
-                      <th scope="col">Forwards to</th>
-                      <th scope="col"><span class="sr">Action</span></th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    ${d.aliases.map(
-                      (a) =>
-                        html`<tr>
-                          <td>${a.local}@${d.domain}</td>
-                          <td>${a.targets.join(', ')}</td>
-                          <td>
-                            ${removeButton(
-                              `/domains/${d.domain}/aliases/remove`,
-                              { local: a.local },
-                              `Remove ${a.local}@${d.domain}`,
-                              v,
-                            )}
-                          </td>
-                        </tr>`,
-                    )}
-                  </tbody>
-                </table>`
-          }
-          <form method="post" action="/domains/${d.domain}/aliases" class="row">
-            ${hidden(v.csrf)}
-            <label for="local-${d.domain}">Alias (local part, or * for every other address)</label>
-            <input id="local-${d.domain}" name="local" required />
-            <label for="targets-${d.domain}">Forwards to (addresses, separated by commas)</label>
-            <input id="targets-${d.domain}" name="targets" required />
-            <button type="submit">Add the alias</button>
-          </form>
-        </section>`,
-    )}`,
-    { v, flash: o.flash },
-  );
-}
-
-const MARK = { pass: '✓', fail: '✗', warn: '!' } as const;
-
-export function domainCheckPage(domain: string, zone: string, report: Report, v: View): Html {
-  return layout(
-    `DNS of ${domain}`,
-    html`<p>
-        ${report.ok ? 'Every check passed or only warns.' : html`<strong>A check failed</strong>: see its fix below.`}
-      </p>
-      <table id="checks">
-        <thead>
-          <tr>
-            <th scope="col">Check</th>
-            <th scope="col">Result</th>
-            <th scope="col">Found</th>
-            <th scope="col">What to do</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${report.checks.map(
-            (c) =>
-              html`<tr class="${c.status === 'fail' ? 'permanent' : ''}">
-                <th scope="row">${c.title}</th>
-                <td><span aria-hidden="true">${MARK[c.status]}</span> ${c.status}</td>
-                <td>${c.detail}</td>
-                <td>${c.fix ?? ''}</td>
-              </tr>`,
-          )}
-        </tbody>
-      </table>
-      <h2>Records to publish</h2>
-      <p class="hint">As <code>posta dns ${domain}</code> prints them, zone-file lines.</p>
-      <pre id="zone">${zone}</pre>
-      <p><a href="/domains">Back to the domains</a></p>`,
-    { v },
-  );
 }
 
 export function suppressionPage(
@@ -892,7 +835,7 @@ export function suppressionPage(
         Mail from a domain to an address on its list is accepted but never sent: the recipient fails
         at once. A hard bounce adds the address by itself.
       </p>
-      <form method="post" action="/suppression" class="row">
+      <form method="post" action="/suppression" class="row" ${hxPost('/suppression')}>
         ${hidden(v.csrf)}
         <label for="s-domain">Domain</label>
         <select id="s-domain" name="domain">
@@ -1195,10 +1138,10 @@ export function confirmPage(id: string, action: Action, v: View): Html {
   return layout(
     `${a.title}: ${id}`,
     html`<p>${a.text}</p>
-      <form method="post" action="/queue/${id}/${action}">
+      <form method="post" action="/queue/${id}/${action}" ${hxPost(`/queue/${id}/${action}`)}>
         ${hidden(v.csrf)}
         <button type="submit" class="${action === 'delete' ? 'danger' : ''}">${a.button}</button>
-        <a href="/queue/${id}">Cancel</a>
+        <a href="/queue/${id}" ${hxGet(`/queue/${id}`)}>Cancel</a>
       </form>`,
     { v },
   );
@@ -1240,6 +1183,8 @@ dt { color: var(--muted); }
 dd { margin: 0; font-size: 1.4rem; }
 dl.envelope dd { font-size: 1rem; }
 form.inline { display: inline; }
+form.inline input { font: inherit; padding: .35rem; width: min(14rem, 100%); }
+label.check { display: flex; gap: .5rem; align-items: center; }
 button, .button { font: inherit; padding: .35rem .8rem; border: 1px solid var(--accent); background: none; color: var(--accent); border-radius: 4px; cursor: pointer; text-decoration: none; }
 .danger { border-color: var(--bad); color: var(--bad); }
 .error { color: var(--bad); }
@@ -1257,6 +1202,7 @@ form.search label { margin: 0; }
 form.row { margin: 1rem 0; }
 form.row input, form.row select { font: inherit; padding: .35rem; width: min(28rem, 100%); display: block; }
 form.row button { margin-top: .5rem; }
+form.row label.check input { width: auto; display: inline; }
 iframe#html { width: 100%; min-height: 24rem; border: 1px solid var(--line); background: #fff; }
 pre#zone { white-space: pre-wrap; overflow-wrap: anywhere; }
 pre#text { white-space: pre-wrap; border: 1px solid var(--line); padding: .5rem; }
