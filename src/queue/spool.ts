@@ -415,6 +415,8 @@ export const MIGRATIONS = [
      failures TEXT NOT NULL
    );
    CREATE INDEX tls_policies_report ON tls_policies (report);`,
+  // an account's dashboard session ends when its password changes or it goes (sessions.ts)
+  `ALTER TABLE admin_tokens ADD COLUMN credential TEXT;`,
 ];
 
 /** Bytes in one row of message_parts. */

@@ -114,15 +114,20 @@ export async function listUsers(
 }
 
 /** The account when the password is right, null otherwise (unknown or wrong). */
+/** The account of `address` as its users file has it now, or null when there is none. */
+export async function findAccount(dir: string, address: string): Promise<Account | null> {
+  const a = parseAddress(address);
+  if (!a.ok) return null;
+  const users = await readUsers(usersFile(dir, a.value.domain)).catch(() => null);
+  return users?.get(a.value.local) ?? null;
+}
+
 export async function authenticate(
   dir: string,
   address: string,
   password: string,
 ): Promise<Account | null> {
-  const a = parseAddress(address);
-  const account = a.ok
-    ? (await readUsers(usersFile(dir, a.value.domain)).catch(() => null))?.get(a.value.local)
-    : undefined;
+  const account = await findAccount(dir, address);
   const ok = await verifyOrDelay(password, account?.hash);
   return ok && account ? account : null;
 }

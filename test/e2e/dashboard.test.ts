@@ -612,6 +612,28 @@ test('a login link works once; the admin password logs in, and failed logins are
   const limited = await raw('POST', '/login', form, 'password=admin+secret');
   assert.equal(limited.status, 429);
   assert.match(limited.text, /Too many failed logins/);
+
+  // from another client: a new name for each guess does not buy more guesses
+  const was = clientAddress;
+  clientAddress = randomLoopback();
+  try {
+    const codes: number[] = [];
+    for (let i = 0; i < 25; i++) {
+      const r = await raw('POST', '/login', form, `address=u${i}%40example.test&password=x`);
+      codes.push(r.status);
+    }
+    assert.deepEqual(codes.slice(0, 20), Array<number>(20).fill(401));
+    assert.deepEqual(codes.slice(20), Array<number>(5).fill(429));
+    // text that is no address is one name, however it is spelled
+    clientAddress = randomLoopback();
+    for (let i = 0; i < 5; i++) {
+      const r = await raw('POST', '/login', form, `address=junk${'x'.repeat(i)}&password=x`);
+      assert.equal(r.status, 401);
+    }
+    assert.equal((await raw('POST', '/login', form, 'address=junk!&password=x')).status, 429);
+  } finally {
+    clientAddress = was;
+  }
 });
 
 test('cross-site POSTs, a wrong Host, a missing session token and a stale cookie are refused', async () => {
@@ -636,6 +658,9 @@ test('cross-site POSTs, a wrong Host, a missing session token and a stale cookie
     `csrf=${csrf}`,
   );
   assert.equal(origin.status, 403);
+  // no other method is read, so none can make the server hold a body
+  const put = await raw('PUT', `/queue/${id}`, { ...form, 'sec-fetch-site': 'same-origin' }, 'x');
+  assert.equal(put.status, 405);
   // DNS rebinding: the browser sends the attacker's name as Host
   const rebound = await raw('GET', '/', { cookie, host: `evil.test:${s.ports.http}` });
   assert.equal(rebound.status, 421);
@@ -755,11 +780,33 @@ test('an account logs in with its own password and sees only its own mail, with 
   const found = await raw('GET', '/search?field=to&q=always-tempfail', { cookie });
   assert.ok(found.text.includes(own) && !found.text.includes(theirs));
   assert.equal((await raw('GET', '/', { cookie })).headers.location, '/queue');
-  for (const path of ['/domains', '/suppression', '/keys', '/webhooks', '/live']) {
+  for (const path of [
+    '/domains',
+    '/domains/health',
+    '/suppression',
+    '/keys',
+    '/webhooks',
+    '/live',
+  ]) {
     assert.equal((await raw('GET', path, { cookie })).status, 403, path);
   }
   const csrf = /name="csrf" value="([^"]+)"/.exec(queue.text)?.[1] ?? '';
+  const users = await readFile(join(s.dir, 'domains/example.test/users'), 'utf8');
+  for (const verb of ['', '/passwd', '/remove']) {
+    const path = `/domains/example.test/accounts${verb}`;
+    const body = `csrf=${csrf}&address=${encodeURIComponent(other)}&password=taken+over+now`;
+    assert.equal((await raw('POST', path, { ...form, cookie }, body)).status, 403, path);
+  }
+  assert.equal(await readFile(join(s.dir, 'domains/example.test/users'), 'utf8'), users);
   const del = await raw('POST', `/queue/${own}/delete`, { ...form, cookie }, `csrf=${csrf}`);
   assert.equal(del.status, 403);
   assert.match((await posta(['queue', 'list', '--dir', s.dir])).stdout, new RegExp(own));
+
+  // a new password (here by the CLI) ends the sessions opened with the old one
+  await s.reload(() =>
+    posta(['user', 'passwd', other, '--password', 'a brand new one', '--dir', s.dir]),
+  );
+  const after = await raw('GET', '/queue', { cookie });
+  assert.equal(after.status, 303);
+  assert.equal(after.headers.location, '/login');
 });

@@ -45,12 +45,13 @@ import {
 import { listEvents } from '../../events/events.ts';
 import { destinations, statSeries } from '../../stats/stats.ts';
 import { verifyPassword } from '../../users/hash.ts';
-import { authenticate } from '../../users/accounts.ts';
-import { HashGate } from '../../users/gate.ts';
+import { authenticate, findAccount } from '../../users/accounts.ts';
+import { HashBusy, HashGate } from '../../users/gate.ts';
 import { readAdminHash } from './admin.ts';
 import { LoginLimiter, refuse } from './guard.ts';
 import {
   createSession,
+  credentialOf,
   endSession,
   findSession,
   redeemLink,
@@ -151,6 +152,12 @@ export function createDashboard(deps: DashboardDeps) {
   };
 
   app.use(async (c, next) => {
+    // the pages are read with GET and changed with a form's POST: nothing else
+    // is read, so no other method can make the server hold a body
+    if (!['GET', 'HEAD', 'POST'].includes(c.req.method)) {
+      c.header('allow', 'GET, HEAD, POST');
+      return c.text('The dashboard answers GET and POST only.\n', 405);
+    }
     const refused = refuse({
       method: c.req.method,
       host: c.req.header('host'),
@@ -183,7 +190,10 @@ export function createDashboard(deps: DashboardDeps) {
     return c.body(await readFile(asset.path));
   });
 
-  const openSession = (c: Context<Env>, account: string | null = null) => {
+  const openSession = (
+    c: Context<Env>,
+    account: { address: string; passwordHash: string } | null = null,
+  ) => {
     const s = createSession(deps.db, Date.now(), account);
     setCookie(c, COOKIE, s.token, {
       httpOnly: true,
@@ -206,45 +216,54 @@ export function createDashboard(deps: DashboardDeps) {
     const typed = typeof body.address === 'string' ? body.address.trim() : '';
     // the account as SMTP AUTH names it (smtp/server.ts), so its mail is found
     const parsed = typed ? parseAddress(typed) : null;
-    const address = parsed?.ok
-      ? `${parsed.value.local}@${parsed.value.domain}`
-      : typed.toLowerCase();
-    // failures count per client and per login it tried: one login's success
-    // forgets only its own, so an account cannot clear its guesses at the admin's
-    const target = `${ip} ${address || 'admin'}`;
-    const wait = limiter.wait(target);
+    const address = parsed?.ok ? `${parsed.value.local}@${parsed.value.domain}` : null;
+    // what the failures count under: text that is no address is one name, not one each
+    const login = !typed ? 'admin' : (address ?? '(not an address)');
+    const wait = limiter.wait(ip, login);
     if (wait > 0) {
       c.header('retry-after', String(Math.ceil(wait / 1000)));
       const error = `Too many failed logins from ${ip}; try again in ${Math.ceil(wait / 60_000)} minutes.`;
       return c.html(pages.loginPage({ error, passwordSet: true }), 429);
     }
-    if (address) {
+    // the checks wait their turn; a full queue is "busy", not a wrong password
+    const check = <T>(fn: () => Promise<T>): Promise<T | 'busy'> =>
+      gate.run(fn).catch((err: unknown) => {
+        if (err instanceof HashBusy) return 'busy' as const;
+        throw err;
+      });
+    const busy = () => {
+      c.header('retry-after', '5');
+      const error = 'Too many logins are being checked; try again in a few seconds.';
+      return c.html(pages.loginPage({ error, passwordSet: true }), 503);
+    };
+    if (typed) {
       const account =
-        password !== '' &&
-        (await gate.run(() => authenticate(deps.config.dir, address, password)).catch(() => null));
+        address !== null && password !== ''
+          ? await check(() => authenticate(deps.config.dir, address, password))
+          : null;
+      if (account === 'busy') return busy();
       if (!account) {
-        limiter.failed(target);
-        deps.log.warn({ ip, account: address }, 'dashboard: an account login failed');
+        limiter.failed(ip, login);
+        deps.log.warn({ ip, account: login }, 'dashboard: an account login failed');
         const error = 'That is not the address and password of an account here.';
         return c.html(pages.loginPage({ error, passwordSet: true }), 401);
       }
-      limiter.succeeded(target);
-      openSession(c, address);
-      deps.log.info({ ip, account: address }, 'dashboard: an account logged in');
+      limiter.succeeded(ip, login);
+      openSession(c, { address: login, passwordHash: account.hash });
+      deps.log.info({ ip, account: login }, 'dashboard: an account logged in');
       return c.redirect('/queue', 303);
     }
     const hash = await readAdminHash(deps.config.dir);
     const ok =
-      hash !== null &&
-      password !== '' &&
-      (await gate.run(() => verifyPassword(password, hash)).catch(() => false));
+      hash !== null && password !== '' ? await check(() => verifyPassword(password, hash)) : false;
+    if (ok === 'busy') return busy();
     if (!ok) {
-      limiter.failed(target);
+      limiter.failed(ip, login);
       deps.log.warn({ ip }, 'dashboard: a login failed');
       const error = hash === null ? 'No admin password is set.' : 'That is not the admin password.';
       return c.html(pages.loginPage({ error, passwordSet: hash !== null }), 401);
     }
-    limiter.succeeded(target);
+    limiter.succeeded(ip, login);
     openSession(c);
     deps.log.info({ ip }, 'dashboard: logged in with the admin password');
     return c.redirect('/', 303);
@@ -267,7 +286,15 @@ export function createDashboard(deps: DashboardDeps) {
   // everything below needs a session, and an unsafe request its token
   app.use(async (c, next) => {
     const token = getCookie(c, COOKIE);
-    const session = token ? findSession(deps.db, token) : null;
+    let session = token ? findSession(deps.db, token) : null;
+    // an account's session lasts while its password does (sessions.ts)
+    if (session?.account != null) {
+      const now = await findAccount(deps.config.dir, session.account);
+      if (!now || credentialOf(now.hash) !== session.credential) {
+        endSession(deps.db, session.token);
+        session = null;
+      }
+    }
     if (!session) {
       if (token) deleteCookie(c, COOKIE, { path: '/' });
       if (c.req.method === 'GET' || c.req.method === 'HEAD') return c.redirect('/login', 303);

@@ -46,16 +46,43 @@ test('an unsafe request from another site is refused; Sec-Fetch-Site decides, el
   assert.equal(req({ method: 'GET', fetchSite: 'cross-site' }), null);
 });
 
-test('five failed logins make an address wait until the first is five minutes old', () => {
+test('five failed logins of one name make a client wait until the first is five minutes old', () => {
   const l = new LoginLimiter();
   const t0 = 1_000_000;
   for (let i = 0; i < 5; i++) {
-    assert.equal(l.wait('192.0.2.1', t0 + i), 0);
-    l.failed('192.0.2.1', t0 + i);
+    assert.equal(l.wait('192.0.2.1', 'admin', t0 + i), 0);
+    l.failed('192.0.2.1', 'admin', t0 + i);
   }
-  assert.equal(l.wait('192.0.2.1', t0 + 10), LoginLimiter.WINDOW_MS - 10);
-  assert.equal(l.wait('192.0.2.2', t0 + 10), 0);
-  assert.equal(l.wait('192.0.2.1', t0 + LoginLimiter.WINDOW_MS + 1), 0);
-  l.succeeded('192.0.2.1');
-  assert.equal(l.wait('192.0.2.1', t0 + 10), 0);
+  assert.equal(l.wait('192.0.2.1', 'admin', t0 + 10), LoginLimiter.WINDOW_MS - 10);
+  assert.equal(l.wait('192.0.2.2', 'admin', t0 + 10), 0, 'another client');
+  assert.equal(l.wait('192.0.2.1', 'me@example.test', t0 + 10), 0, 'another name');
+  assert.equal(l.wait('192.0.2.1', 'admin', t0 + LoginLimiter.WINDOW_MS + 1), 0);
+  l.succeeded('192.0.2.1', 'admin');
+  assert.equal(l.wait('192.0.2.1', 'admin', t0 + 10), 0);
+});
+
+test('cycling through names: a client waits after CLIENT_LIMIT failures over all of them, and a success does not clear that', () => {
+  const l = new LoginLimiter();
+  const t0 = 1_000_000;
+  for (let i = 0; i < LoginLimiter.CLIENT_LIMIT; i++) {
+    assert.equal(l.wait('192.0.2.1', `u${i}@example.test`, t0 + i), 0);
+    l.failed('192.0.2.1', `u${i}@example.test`, t0 + i);
+  }
+  assert.ok(l.wait('192.0.2.1', 'fresh@example.test', t0 + 100) > 0);
+  l.succeeded('192.0.2.1', 'u0@example.test');
+  assert.ok(l.wait('192.0.2.1', 'admin', t0 + 100) > 0);
+  // an IPv6 client is its /64
+  for (let i = 0; i < LoginLimiter.CLIENT_LIMIT; i++) l.failed(`2001:db8::${i + 1}`, 'admin', t0);
+  assert.ok(l.wait('2001:db8::ffff', 'other', t0 + 1) > 0);
+  assert.equal(l.wait('2001:db8:0:1::1', 'other', t0 + 1), 0, 'another /64');
+});
+
+test('a flood of failures from many clients cannot push out a client that waits', () => {
+  const l = new LoginLimiter();
+  const t0 = 1_000_000;
+  for (let i = 0; i < 5; i++) l.failed('192.0.2.1', 'admin', t0);
+  for (let i = 0; i < LoginLimiter.MAX_KEYS; i++) {
+    l.failed(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 'x', t0 + 1);
+  }
+  assert.ok(l.wait('192.0.2.1', 'admin', t0 + 2) > 0, 'still waiting');
 });

@@ -14,6 +14,7 @@
  * - failed logins are limited per client address (LoginLimiter).
  */
 import { isIP } from 'node:net';
+import { clientNetwork } from '../../address/ip.ts';
 
 const SAFE = new Set(['GET', 'HEAD']);
 
@@ -59,33 +60,77 @@ export function refuse(req: {
   return null;
 }
 
-/** At most LIMIT failed logins per client address in WINDOW_MS. */
+/**
+ * Failed logins, in a sliding WINDOW_MS: at most LIMIT per client and login
+ * name, and CLIENT_LIMIT per client over all names, so that cycling through
+ * names buys no more guesses. A client is its address, or its /64 for IPv6
+ * (one host may hold a whole /64). Bounded to MAX_KEYS keys: when full, the
+ * keys with no failure left in the window go first, then the longest quiet;
+ * a key that makes its client wait is never dropped to make room.
+ */
 export class LoginLimiter {
   static readonly LIMIT = 5;
+  static readonly CLIENT_LIMIT = 20;
   static readonly WINDOW_MS = 5 * 60_000;
+  static readonly MAX_KEYS = 10_000;
+  /** Per key its most recent failures, oldest first, at most its limit; most recently failed last. */
   private readonly failures = new Map<string, number[]>();
 
-  /** Milliseconds until `ip` may try again, or 0. */
-  wait(ip: string, now = Date.now()): number {
-    const recent = this.recent(ip, now);
-    if (recent.length < LoginLimiter.LIMIT) return 0;
+  /** Milliseconds until `client` may try `login` again, or 0. */
+  wait(client: string, login: string, now = Date.now()): number {
+    return Math.max(this.waitOf(pairKey(client, login), now), this.waitOf(clientKey(client), now));
+  }
+
+  failed(client: string, login: string, now = Date.now()): void {
+    this.add(pairKey(client, login), now);
+    this.add(clientKey(client), now);
+  }
+
+  /** Forgets only this login's failures: an account cannot clear its client's guesses at others. */
+  succeeded(client: string, login: string): void {
+    this.failures.delete(pairKey(client, login));
+  }
+
+  private waitOf(key: string, now: number): number {
+    const recent = this.recent(key, now);
+    if (recent.length < limitOf(key)) return 0;
     return (recent[0] ?? now) + LoginLimiter.WINDOW_MS - now;
   }
 
-  failed(ip: string, now = Date.now()): void {
-    // bounded: a flood from many addresses forgets the oldest first
-    if (this.failures.size >= 10_000) {
-      const first = this.failures.keys().next().value;
-      if (first !== undefined) this.failures.delete(first);
+  private add(key: string, now: number): void {
+    const recent = [...this.recent(key, now), now].slice(-limitOf(key));
+    this.failures.delete(key); // set() again puts it last: the most recently failed
+    this.failures.set(key, recent);
+    if (this.failures.size > LoginLimiter.MAX_KEYS) this.evict(now);
+  }
+
+  /** Down to 90% of MAX_KEYS, so that the walk runs once per thousand new keys, not for each. */
+  private evict(now: number): void {
+    const target = LoginLimiter.MAX_KEYS * 0.9;
+    for (const key of this.failures.keys()) {
+      if (this.recent(key, now).length === 0) this.failures.delete(key);
     }
-    this.failures.set(ip, [...this.recent(ip, now), now]);
+    for (const key of this.failures.keys()) {
+      if (this.failures.size <= target) return;
+      if (this.waitOf(key, now) === 0) this.failures.delete(key);
+    }
   }
 
-  succeeded(ip: string): void {
-    this.failures.delete(ip);
+  private recent(key: string, now: number): number[] {
+    return (this.failures.get(key) ?? []).filter((t) => t > now - LoginLimiter.WINDOW_MS);
   }
+}
 
-  private recent(ip: string, now: number): number[] {
-    return (this.failures.get(ip) ?? []).filter((t) => t > now - LoginLimiter.WINDOW_MS);
-  }
+/** The client a limit counts: an IPv4 address, or an IPv6 address's /64. */
+function clientKey(address: string): string {
+  const v4 = address.replace(/^::ffff:/i, '');
+  return `c ${/^\d+\.\d+\.\d+\.\d+$/.test(v4) ? v4 : clientNetwork(address)}`;
+}
+
+function pairKey(address: string, login: string): string {
+  return `p ${clientKey(address).slice(2)} ${login.slice(0, 320)}`;
+}
+
+function limitOf(key: string): number {
+  return key.startsWith('c ') ? LoginLimiter.CLIENT_LIMIT : LoginLimiter.LIMIT;
 }

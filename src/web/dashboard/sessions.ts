@@ -5,7 +5,11 @@
  * database so a link made by the CLI works in the running server and a
  * session outlives a restart. Only the SHA-256 of a token is stored: a copy
  * of the database opens no session. Each session has its own token for
- * unsafe requests (guard.ts), which a cross-site page cannot read.
+ * unsafe requests (guard.ts), which a cross-site page cannot read. An
+ * account's session keeps a digest of the password hash it logged in with
+ * (credentialOf): once the account's password changes or the account goes,
+ * by the dashboard, `posta user` or an edit of the users file, the session
+ * opens nothing.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../../db/db.ts';
@@ -47,14 +51,28 @@ export interface Session {
   csrf: string;
   /** An account's session (it sees only its own mail); null: the admin's. */
   account: string | null;
+  /** An account's session: credentialOf(the hash it logged in with); null for the admin's. */
+  credential: string | null;
 }
 
-export function createSession(db: Db, now = Date.now(), account: string | null = null): Session {
+/** What a session keeps of an account's password hash: a digest, not the hash. */
+export const credentialOf = (passwordHash: string) => hashOf(passwordHash);
+
+export function createSession(
+  db: Db,
+  now = Date.now(),
+  account: { address: string; passwordHash: string } | null = null,
+): Session {
   prune(db, now);
-  const s = { token: newToken(), csrf: newToken(), account };
+  const s = {
+    token: newToken(),
+    csrf: newToken(),
+    account: account?.address ?? null,
+    credential: account ? credentialOf(account.passwordHash) : null,
+  };
   db.prepare(
-    "INSERT INTO admin_tokens (hash, kind, csrf, account, expires_at) VALUES (?, 'session', ?, ?, ?)",
-  ).run(hashOf(s.token), s.csrf, account, now + SESSION_TTL_MS);
+    "INSERT INTO admin_tokens (hash, kind, csrf, account, credential, expires_at) VALUES (?, 'session', ?, ?, ?, ?)",
+  ).run(hashOf(s.token), s.csrf, s.account, s.credential, now + SESSION_TTL_MS);
   return s;
 }
 
@@ -62,10 +80,11 @@ export function createSession(db: Db, now = Date.now(), account: string | null =
 export function findSession(db: Db, token: string, now = Date.now()): Session | null {
   const row = db
     .prepare(
-      "SELECT csrf, account FROM admin_tokens WHERE hash = ? AND kind = 'session' AND expires_at > ?",
+      "SELECT csrf, account, credential FROM admin_tokens WHERE hash = ? AND kind = 'session' AND expires_at > ?",
     )
-    .get(hashOf(token), now) as { csrf: string; account: string | null } | undefined;
-  return row ? { token, csrf: row.csrf, account: row.account } : null;
+    .get(hashOf(token), now) as
+    { csrf: string; account: string | null; credential: string | null } | undefined;
+  return row ? { token, csrf: row.csrf, account: row.account, credential: row.credential } : null;
 }
 
 export function endSession(db: Db, token: string): void {
