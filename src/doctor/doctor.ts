@@ -44,6 +44,11 @@ export interface DoctorOptions {
   timeoutMs?: number;
   /** The server's record of DKIM rotation switches (null: unknown, none is assumed). */
   switches?: SwitchLog | null;
+  /**
+   * false: only the domain's own checks, none of the server's (certificate,
+   * listeners, outbound port 25), which are the same for every domain.
+   */
+  server?: boolean;
 }
 
 /** A check that throws still gives its line: a failure for a broken file, else "could not test". */
@@ -76,8 +81,6 @@ export async function runDoctor(o: DoctorOptions): Promise<Report> {
     ipFamily: config.delivery.ipFamily,
   };
   const keyDir = dkimDir(config.dir, domain);
-  const certFile =
-    config.tls?.cert ?? (config.acme && acmePaths(config.dataDir, config.acme.names).cert);
   const checks: Promise<CheckResult>[] = [
     guarded('mx', () => checkMx(ctx)),
     guarded('address', () => checkAddress(ctx)),
@@ -93,6 +96,19 @@ export async function runDoctor(o: DoctorOptions): Promise<Report> {
     guarded('mta-sts', () => checkMtaSts(ctx, config.mtaSts)),
     guarded('tls-rpt', () => checkTlsRpt(ctx)),
     guarded('postmaster', () => checkPostmaster(config.dir, domain)),
+  ];
+  // the server's own checks, the same for every domain
+  if (o.server !== false) checks.push(...serverChecks(o));
+  if (o.dnsbl.length) checks.push(guarded('dnsbl', () => checkDnsbl(ctx, o.dnsbl)));
+  return report(domain, await Promise.all(checks));
+}
+
+/** The certificate, the listeners and outbound port 25: the server's, not a domain's. */
+function serverChecks(o: DoctorOptions): Promise<CheckResult>[] {
+  const { config } = o;
+  const certFile =
+    config.tls?.cert ?? (config.acme && acmePaths(config.dataDir, config.acme.names).cert);
+  return [
     guarded('certificate', () =>
       certFile
         ? checkCertificate({
@@ -122,8 +138,6 @@ export async function runDoctor(o: DoctorOptions): Promise<Report> {
       }),
     ),
   ];
-  if (o.dnsbl.length) checks.push(guarded('dnsbl', () => checkDnsbl(ctx, o.dnsbl)));
-  return report(domain, await Promise.all(checks));
 }
 
 /** The ptr check, and with --fix the one remedy posta can apply itself. */

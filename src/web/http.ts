@@ -12,6 +12,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { listenAll } from '../net/listen.ts';
 import { API_TIMEOUTS, type ApiHandler } from '../api/lazy.ts';
 import type { DashboardHandler } from './dashboard/lazy.ts';
+import { startAnswer } from './headers.ts';
 
 export async function startHttp(
   endpoints: readonly Endpoint[],
@@ -25,6 +26,7 @@ export async function startHttp(
     'http',
     () =>
       createServer(API_TIMEOUTS, (req, res) => {
+        startAnswer(res);
         if (api(req, res)) return;
         if (req.method === 'GET' && req.url === '/metrics') {
           metrics.registry.metrics().then(

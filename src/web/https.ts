@@ -27,6 +27,7 @@ import type { CertStore } from '../tls/store.ts';
 import type { Challenges } from '../acme/challenges.ts';
 import { API_TIMEOUTS, type ApiHandler } from '../api/lazy.ts';
 import type { DashboardHandler } from './dashboard/lazy.ts';
+import { startAnswer } from './headers.ts';
 
 export interface HttpsDeps {
   config: ResolvedConfig;
@@ -58,6 +59,7 @@ export async function startHttps(deps: HttpsDeps): Promise<{ close(): Promise<vo
           ...API_TIMEOUTS,
         },
         (req, res) => {
+          startAnswer(res);
           if (deps.api(req, res)) return;
           const host = (req.headers.host ?? '').replace(/:\d+$/, '').toLowerCase();
           const domain = host.startsWith('mta-sts.') ? host.slice(8) : '';

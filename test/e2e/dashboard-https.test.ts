@@ -76,7 +76,7 @@ test('[dashboard] https = true: a login link works on the https listener, with a
   assert.equal(login.status, 303);
   assert.equal(login.headers.location, '/');
   const set = String(login.headers['set-cookie']);
-  assert.match(set, /^posta_session=/);
+  assert.match(set, /^__Host-posta_session=/);
   assert.match(set, /; Secure/);
   assert.match(set, /HttpOnly/);
   assert.match(set, /SameSite=Strict/);
@@ -116,10 +116,28 @@ test('[dashboard] https = true: a login link works on the https listener, with a
   const listed = await posta(['suppress', 'list', '--domain', 'example.test', '--dir', on.dir]);
   assert.match(listed.stdout, /https-blocked@dest\.test/);
 
-  // the APIs and the MTA-STS policy are still the listener's
+  // the APIs, the unsubscribe pages and the MTA-STS policy are still the listener's
   const sts = await get(on, 'GET', '/.well-known/mta-sts.txt', { host: 'mta-sts.example.test' });
   assert.equal(sts.status, 200);
   assert.match(sts.text, /^version: STSv1/);
+  const ses = await get(on, 'GET', '/v2/email/account');
+  assert.equal(ses.status, 403, 'the SES v2 API refuses a request without a signature');
+  assert.match(String(ses.headers['content-type']), /json/);
+  assert.match(ses.text, /"message"/);
+  // sharing the dashboard's origin, an API answer is never a page that runs anything
+  assert.equal(ses.headers['x-content-type-options'], 'nosniff');
+  assert.match(String(ses.headers['content-security-policy']), /default-src 'none'/);
+  const sesV1 = await get(
+    on,
+    'POST',
+    '/',
+    { 'content-type': 'application/x-www-form-urlencoded' },
+    'Action=GetSendQuota&Version=2010-12-01',
+  );
+  assert.equal(sesV1.status, 403, 'the SES v1 API, not the dashboard, answers a form POST to /');
+  assert.match(sesV1.text, /<ErrorResponse/);
+  const unsubscribe = await get(on, 'GET', `/unsubscribe/${'a'.repeat(26)}`);
+  assert.equal(unsubscribe.status, 404, 'a made-up unsubscribe token, not a login redirect');
 });
 
 test('[dashboard] https = true in Chromium: the server by its name, logged in by a link', async (t) => {
@@ -139,7 +157,7 @@ test('[dashboard] https = true in Chromium: the server by its name, logged in by
     await page.locator('#dns-health ul').waitFor();
     await page.screenshot({ path: join(shots, 'overview-https.png'), fullPage: true });
     const [c] = await context.cookies(`https://${NAME}/`);
-    assert.equal(c?.name, 'posta_session');
+    assert.equal(c?.name, '__Host-posta_session');
     assert.equal(c?.secure, true);
     assert.equal(c?.httpOnly, true);
     assert.equal(c?.sameSite, 'Strict');

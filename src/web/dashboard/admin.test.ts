@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { dashboardUrl } from './admin.ts';
 
 const at = (host: string, port: number) => ({ host, port });
-const config = (http: { host: string; port: number }[], https: boolean) => ({
+const config = (http: { host: string; port: number }[], https: boolean, httpsPort = 443) => ({
   hostname: 'mail.example.com',
   dashboard: { https },
   listen: {
@@ -11,7 +11,7 @@ const config = (http: { host: string; port: number }[], https: boolean) => ({
     submission: [],
     submissions: [],
     http,
-    https: [at('0.0.0.0', 443)],
+    https: [at('0.0.0.0', httpsPort)],
   },
 });
 
@@ -22,5 +22,6 @@ test('the dashboard is on the first http listener, a wildcard reached on loopbac
 
 test('with no http listener, on https://HOSTNAME/ when [dashboard] https serves it there', () => {
   assert.equal(dashboardUrl(config([], true)), 'https://mail.example.com/');
+  assert.equal(dashboardUrl(config([], true, 8443)), 'https://mail.example.com:8443/');
   assert.match(dashboardUrl(config([], false)), /no \[listen\] http listener is set/);
 });

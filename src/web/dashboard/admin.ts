@@ -4,6 +4,7 @@ import type { ResolvedConfig } from '../../config/load.ts';
 import { adminPasswordFile } from '../../config/paths.ts';
 import { openQueueDb } from '../../queue/spool.ts';
 import { createLink } from './sessions.ts';
+import { httpsBase } from '../../unsubscribe/fields.ts';
 
 type Where = Pick<ResolvedConfig, 'listen' | 'hostname' | 'dashboard'>;
 
@@ -14,9 +15,8 @@ type Where = Pick<ResolvedConfig, 'listen' | 'hostname' | 'dashboard'>;
  */
 export function dashboardUrl(config: Where): string {
   const e = config.listen.http[0];
-  if (!e && config.dashboard.https && config.listen.https.length) {
-    return `https://${config.hostname}/`;
-  }
+  const https = config.dashboard.https ? httpsBase(config.hostname, config.listen.https) : null;
+  if (!e && https) return `${https}/`;
   if (!e) return 'http://127.0.0.1:8025/ (no [listen] http listener is set: add one)';
   const host = e.host.includes(':') ? `[${e.host}]` : e.host;
   // a wildcard listener is reached on loopback

@@ -84,7 +84,13 @@ export interface DashboardDeps {
 
 export type Env = { Bindings: { incoming: IncomingMessage }; Variables: { session: Session } };
 
-const COOKIE = 'posta_session';
+/**
+ * The session cookie. On https it has the __Host- prefix, which a browser
+ * takes only with Secure and from https, for the whole host: a cookie of
+ * the same name set over plain http (port 80, say) cannot stand in for it.
+ */
+const cookieName = (scheme: 'http' | 'https') =>
+  scheme === 'https' ? '__Host-posta_session' : 'posta_session';
 const LIVE_EVERY_MS = 2000;
 const LIVE_FOR_MS = 10 * 60_000;
 /** A login form is a few hundred bytes; the other forms are small too. */
@@ -195,7 +201,7 @@ export function createDashboard(deps: DashboardDeps) {
     account: { address: string; passwordHash: string } | null = null,
   ) => {
     const s = createSession(deps.db, Date.now(), account);
-    setCookie(c, COOKIE, s.token, {
+    setCookie(c, cookieName(scheme(c)), s.token, {
       httpOnly: true,
       sameSite: 'Strict',
       path: '/',
@@ -285,7 +291,7 @@ export function createDashboard(deps: DashboardDeps) {
 
   // everything below needs a session, and an unsafe request its token
   app.use(async (c, next) => {
-    const token = getCookie(c, COOKIE);
+    const token = getCookie(c, cookieName(scheme(c)));
     let session = token ? findSession(deps.db, token) : null;
     // an account's session lasts while its password does (sessions.ts)
     if (session?.account != null) {
@@ -296,7 +302,8 @@ export function createDashboard(deps: DashboardDeps) {
       }
     }
     if (!session) {
-      if (token) deleteCookie(c, COOKIE, { path: '/' });
+      if (token)
+        deleteCookie(c, cookieName(scheme(c)), { path: '/', secure: scheme(c) === 'https' });
       if (c.req.method === 'GET' || c.req.method === 'HEAD') return c.redirect('/login', 303);
       return c.text('Log in first: the session is missing or has ended.\n', 401);
     }
@@ -324,7 +331,7 @@ export function createDashboard(deps: DashboardDeps) {
 
   app.post('/logout', (c) => {
     endSession(deps.db, c.get('session').token);
-    deleteCookie(c, COOKIE, { path: '/' });
+    deleteCookie(c, cookieName(scheme(c)), { path: '/', secure: scheme(c) === 'https' });
     return c.redirect('/login', 303);
   });
 

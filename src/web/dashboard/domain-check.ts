@@ -14,10 +14,12 @@ import { runDoctor } from '../../doctor/doctor.ts';
 import { sendingAddresses } from '../../doctor/addresses.ts';
 import type { Report } from '../../doctor/report.ts';
 
+/** `server`: false leaves out doctor's checks of the server (doctor.ts), the same for every domain. */
 export async function checkDomain(
   config: ResolvedConfig,
   resolve: ResolveFn,
   domain: string,
+  opts: { server?: boolean } = {},
 ): Promise<{ zone: string; report: Report }> {
   const keys = await loadKeys(dkimDir(config.dir, domain));
   const zone = formatZone({
@@ -36,6 +38,7 @@ export async function checkDomain(
     dnsbl: [],
     fix: false,
     switches: await SwitchLog.open(config.dataDir).catch(() => null),
+    server: opts.server,
   });
   return { zone, report };
 }

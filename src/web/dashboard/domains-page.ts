@@ -159,10 +159,9 @@ export function healthWords(h: Health): string {
   return parts.length ? parts.join(', ') : 'ok';
 }
 
-/** The overview's DNS health list (what htmx swaps into its placeholder). */
-export function healthList(list: Health[]): Html {
-  return html`<div id="dns-health">
-    <ul>
+/** The overview's DNS health: each domain's line (what htmx swaps into its placeholder). */
+export function healthItems(list: Health[]): Html {
+  return html`<ul>
       ${list.map(
         (h) =>
           html`<li class="${h.failures ? 'error' : ''}">
@@ -174,16 +173,16 @@ export function healthList(list: Health[]): Html {
     </ul>
     <p class="hint">
       ${list.length ? html`Checked ${when(Math.min(...list.map((h) => h.at)))}; ` : ''}doctor's
-      checks, run again after five minutes when a page asks.
-    </p>
-  </div>`;
+      checks of each domain's DNS, run again after five minutes when a page asks (the server's own,
+      such as its certificate, are on each domain's check page).
+    </p>`;
 }
 
 /** The same list on a page of its own, for a browser without script. */
 export function healthPage(list: Health[], v: View): Html {
   return layout(
     'DNS health',
-    html`${healthList(list)}
+    html`<div id="dns-health">${healthItems(list)}</div>
       <p><a href="/">Back to the overview</a></p>`,
     {
       v,

@@ -19,7 +19,7 @@ import {
 import { checkDomain } from './domain-check.ts';
 import { HealthCache } from './health.ts';
 import { accountRoutes, domainAccounts } from './accounts-page.ts';
-import { domainCheckPage, domainsPage, healthList, healthPage } from './domains-page.ts';
+import { domainCheckPage, domainsPage, healthItems, healthPage } from './domains-page.ts';
 import { notFoundPage, type View } from './pages.ts';
 import type { DashboardDeps, Env } from './dashboard.ts';
 
@@ -52,7 +52,9 @@ export function domainRoutes(
   const failed = async (c: Context<Env>, error: string, status: 400 | 404) =>
     c.html(domainsPage(await domainViews(), view(c), { error }), status);
   const health = new HealthCache({
-    check: async (domain) => (await checkDomain(deps.config, deps.resolve, domain)).report,
+    // the domain's DNS: the server's own checks are on the domain check page
+    check: async (domain) =>
+      (await checkDomain(deps.config, deps.resolve, domain, { server: false })).report,
   });
 
   app.get('/domains', async (c) =>
@@ -63,7 +65,7 @@ export function domainRoutes(
   app.get('/domains/health', async (c) => {
     const list = await health.of(deps.directory.names());
     return c.html(
-      c.req.header('hx-request') === 'true' ? healthList(list) : healthPage(list, view(c)),
+      c.req.header('hx-request') === 'true' ? healthItems(list) : healthPage(list, view(c)),
     );
   });
 

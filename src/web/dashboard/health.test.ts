@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Report } from '../../doctor/report.ts';
-import { HealthCache, TTL_MS } from './health.ts';
+import { ERROR_TTL_MS, HealthCache, TTL_MS } from './health.ts';
 
 const report = (domain: string): Report => ({
   domain,
@@ -59,4 +59,34 @@ test('two pages at once share one run; a failed run is kept as its error', async
   assert.equal(b, a);
   await cache.of(['a.test']);
   assert.equal(runs, 1);
+});
+
+test('a failed run is checked again after ERROR_TTL_MS; at most four domains are checked at once', async () => {
+  let now = 1_000_000;
+  let fail = true;
+  let running = 0;
+  let most = 0;
+  const cache = new HealthCache({
+    now: () => now,
+    check: async (d) => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise((r) => setImmediate(r));
+      running--;
+      if (fail) throw new Error('timeout');
+      return report(d);
+    },
+  });
+  const domains = Array.from({ length: 10 }, (_, i) => `d${i}.test`);
+  const first = await cache.of(domains);
+  assert.ok(first.every((h) => h.error === 'timeout'));
+  assert.equal(most, 4);
+  fail = false;
+  now += ERROR_TTL_MS - 1;
+  assert.ok(
+    (await cache.of(domains)).every((h) => h.error === 'timeout'),
+    'still kept',
+  );
+  now += 1;
+  assert.ok((await cache.of(domains)).every((h) => h.error === undefined && h.failures === 1));
 });

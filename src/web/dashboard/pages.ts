@@ -423,14 +423,15 @@ export function overviewPage(o: Overview, v: View): Html {
 
 /**
  * The overview's DNS health: htmx loads each domain's line (domains-page.ts
- * healthList) when the page opens; without script, a link to the same list.
+ * healthItems) into it when the page opens, and a screen reader reads them
+ * out (the live region stays); without script, a link to the same list.
  */
 function healthPlaceholder(): Html {
   return html`<div
     id="dns-health"
     hx-get="/domains/health"
     hx-trigger="load"
-    hx-swap="outerHTML"
+    hx-swap="innerHTML"
     aria-live="polite"
   >
     <p><a href="/domains/health">Check the DNS of each domain</a></p>
