@@ -374,7 +374,7 @@ async function main(): Promise<void> {
       '# posta bench results',
       '',
       `Written by \`npm run bench\` on ${new Date().toISOString()}: ${settings}.`,
-      env.BENCH_NOTE ? `\n${env.BENCH_NOTE}` : '',
+      ...(env.BENCH_NOTE ? ['', env.BENCH_NOTE] : []),
       '',
       ...[...header, end].map((h) => `- ${h}`),
       '',

@@ -185,7 +185,14 @@ async function launch(
   const t = traced([POSTA, 'serve', '--dir', dir], log, {
     prefix: cpus ? ['taskset', '-c', cpus] : [],
     // as the systemd unit (contrib/posta.service) starts it
-    env: { ...process.env, NODE_COMPILE_CACHE: join(dir, 'data/compile-cache') },
+    env: {
+      ...process.env,
+      NODE_COMPILE_CACHE: join(dir, 'data/compile-cache'),
+      // a CPU profile per thread of each posta, written when it stops
+      ...(process.env.BENCH_POSTA_CPU_PROF
+        ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_POSTA_CPU_PROF}` }
+        : {}),
+    },
   });
   const problems: string[] = [];
   let stderr = '';

@@ -37,6 +37,7 @@ import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { bareLineEnding } from '../message/lines.ts';
+import { fastDataStream } from './data-stream.ts';
 
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 
@@ -158,6 +159,7 @@ class StrictConnection extends SMTPConnection {
 
   override _createParser(): SMTPStream {
     const parser = super._createParser();
+    fastDataStream(parser);
     const write = parser._write.bind(parser);
     let last = 0;
     parser._write = (

@@ -27,7 +27,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LineLengths, bareLineEnding, longLineText } from '../message/lines.ts';
-import { split, type Held } from '../message/held.ts';
+import type { Held } from '../message/held.ts';
 import {
   C452Busy,
   C550LineTooLong,
@@ -163,10 +163,31 @@ class Reader {
         body: { path: this.file.path, start: head.length, size: this.size - head.length },
       };
     } else {
-      held = split(Buffer.concat(this.chunks));
+      held = this.apart();
       this.chunks = [];
     }
     return { held, refuse, release: () => this.release() };
+  }
+
+  /**
+   * The chunks as split() has them joined, the body in an ArrayBuffer of its
+   * own: it moves to the worker thread that signs it and back, uncopied
+   * (dkim/pool.ts).
+   */
+  private apart(): Held {
+    const size = this.chunks.reduce((n, c) => n + c.length, 0);
+    // (a refused message keeps no chunks: then nothing)
+    const headLength = this.headEnd < 0 ? size : Math.min(this.headEnd, size);
+    const head = Buffer.allocUnsafe(headLength);
+    const body = Buffer.allocUnsafeSlow(size - headLength);
+    let at = 0;
+    for (const c of this.chunks) {
+      const inHead = Math.max(0, Math.min(c.length, headLength - at));
+      if (inHead > 0) c.copy(head, at, 0, inHead);
+      if (inHead < c.length) c.copy(body, at + inHead - headLength, inHead);
+      at += c.length;
+    }
+    return { head, body };
   }
 
   async release(): Promise<void> {

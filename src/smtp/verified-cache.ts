@@ -8,13 +8,14 @@
  * The same check started by many sessions at once (an application opening
  * 20 connections) is computed once: the later ones wait for the first.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes } from 'node:crypto';
 
 const TTL_MS = 15 * 60_000;
 const MAX = 10_000;
 
 export class VerifiedCache {
-  private readonly key = randomBytes(32);
+  /** A KeyObject: createHmac() takes one in a fifth of the time it takes to prepare a Buffer. */
+  private readonly key = createSecretKey(randomBytes(32));
   private readonly entries = new Map<string, number>();
   private readonly running = new Map<string, Promise<boolean>>();
 

@@ -35,6 +35,8 @@ export interface Job {
   input: unknown;
   /** The message's body is in a file: run it after the other large jobs. */
   large?: boolean;
+  /** Moved to the thread, not copied: the caller leaves them alone (the answer may move them back). */
+  transfer?: ArrayBuffer[];
 }
 
 interface Pending {
@@ -90,7 +92,7 @@ export class WorkerPool {
     const { pending, worker } = slot;
     return new Promise((resolve, reject) => {
       pending.set(id, { resolve, reject });
-      worker.postMessage({ id, kind: job.kind, input: job.input });
+      worker.postMessage({ id, kind: job.kind, input: job.input }, job.transfer ?? []);
     });
   }
 

@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Endpoint } from '../config/endpoint.ts';
-import type { SignRequest } from '../dkim/pool.ts';
+import type { SignAnswer, SignRequest } from '../dkim/pool.ts';
 import type { VerifyRequest } from '../verify/pool.ts';
 import type { BodyFile, Held } from '../message/held.ts';
 import { saveCompileCache } from '../compile-cache.ts';
@@ -17,7 +17,13 @@ type Handler = (input: never) => Promise<unknown>;
 const handlers: Record<string, () => Promise<Handler>> = {
   async sign() {
     const { signMessage } = await import('../dkim/sign.ts');
-    return (r: SignRequest) => signMessage(held(r.message), r.domain, r.keys, new Date(r.time));
+    return async (r: SignRequest) => {
+      const signatures = await signMessage(held(r.message), r.domain, r.keys, new Date(r.time));
+      const body = r.message.body as Uint8Array;
+      // a moved body goes back the same way
+      if (!r.moved) return { signatures } satisfies SignAnswer;
+      return new Moving<SignAnswer>({ signatures, body }, [body.buffer as ArrayBuffer]);
+    };
   },
   async verify() {
     const { verifyInbound } = await import('../verify/inbound.ts');
@@ -41,10 +47,28 @@ const handlers: Record<string, () => Promise<Handler>> = {
     };
   },
 };
-/** Structured clone gives Uint8Arrays back as such; a body in a file stays a path. */
+/**
+ * Structured clone gives Uint8Arrays back as such, already this thread's
+ * copy: a Buffer over the same memory, not a second copy. A body in a file
+ * stays a path.
+ */
 function held(m: { head: Uint8Array; body: Uint8Array | BodyFile }): Held {
-  const body = m.body instanceof Uint8Array ? Buffer.from(m.body) : m.body;
-  return { head: Buffer.from(m.head), body };
+  const body = m.body instanceof Uint8Array ? view(m.body) : m.body;
+  return { head: view(m.head), body };
+}
+
+function view(a: Uint8Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.length);
+}
+
+/** An answer with ArrayBuffers that move back to the SMTP thread, not copied. */
+class Moving<T = unknown> {
+  readonly value: T;
+  readonly transfer: ArrayBuffer[];
+  constructor(value: T, transfer: ArrayBuffer[]) {
+    this.value = value;
+    this.transfer = transfer;
+  }
 }
 
 const loaded = new Map<string, Promise<Handler>>();
@@ -67,7 +91,10 @@ parentPort?.on('message', (m: { id: number; kind: string; input: never }) => {
   handler
     .then((h) => h(m.input))
     .then(
-      (result) => parentPort?.postMessage({ id: m.id, result }),
+      (result: unknown) =>
+        result instanceof Moving
+          ? parentPort?.postMessage({ id: m.id, result: (result as Moving).value }, result.transfer)
+          : parentPort?.postMessage({ id: m.id, result }),
       (err: Error) => parentPort?.postMessage({ id: m.id, error: err.message }),
     );
 });
