@@ -188,7 +188,6 @@ test('in Chromium: a login link opens the overview; the queue, a timeline, a ret
     '/domains/example.test/check',
   );
   // the charts: drawn by uPlot, from series with the mail of this test in them
-  await page.locator('#chart-hour canvas').waitFor();
   await page.locator('#chart-week canvas').waitFor();
   for (const id of ['#chart-hour', '#chart-week']) {
     const series = JSON.parse((await page.locator(id).getAttribute('data-series')) ?? '{}') as {
