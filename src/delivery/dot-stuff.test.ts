@@ -5,6 +5,7 @@ import fc from 'fast-check';
 // nodemailer's own DATA stream (not in its package exports): the reference
 import DataStream from '../../node_modules/nodemailer/dist/esm/smtp-connection/data-stream.js';
 import { fastDotStuffing } from './dot-stuff.ts';
+import { chunked } from '../../test/helpers/chunks.ts';
 
 async function run(chunks: Buffer[], fast: boolean) {
   const s = new DataStream() as unknown as Transform & {
@@ -33,22 +34,6 @@ const piece = fc.constantFrom(
   'é',
 );
 const crlfPiece = fc.constantFrom('a', 'text ', '.', '..', '\r\n', '\r\n.', '.\r\n', '\r\n..\r\n');
-
-function chunked(pieces: fc.Arbitrary<string>) {
-  return fc
-    .tuple(fc.array(pieces, { maxLength: 60 }), fc.array(fc.nat(), { maxLength: 8 }))
-    .map(([ps, cuts]) => {
-      const whole = Buffer.from(ps.join(''));
-      const at = [...new Set(cuts.map((c) => c % (whole.length + 1)))].sort((a, b) => a - b);
-      const chunks: Buffer[] = [];
-      let from = 0;
-      for (const c of [...at, whole.length]) {
-        if (c > from) chunks.push(whole.subarray(from, c));
-        from = Math.max(from, c);
-      }
-      return chunks;
-    });
-}
 
 test("the fast DATA stream writes nodemailer's bytes and counts, CRLF-only or not", async () => {
   for (const pieces of [crlfPiece, piece]) {

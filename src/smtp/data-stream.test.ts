@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { fastDataStream } from './data-stream.ts';
+import { chunked } from '../../test/helpers/chunks.ts';
 
 /** DATA, the chunks, then what smtp-server's parser made of them: the data and the commands after it. */
 async function run(chunks: Buffer[], fast: boolean) {
@@ -47,25 +48,9 @@ const piece = fc.constantFrom(
   'QUIT\r\n',
 );
 
-function chunked() {
-  return fc
-    .tuple(fc.array(piece, { maxLength: 60 }), fc.array(fc.nat(), { maxLength: 8 }))
-    .map(([ps, cuts]) => {
-      const whole = Buffer.from(ps.join(''));
-      const at = [...new Set(cuts.map((c) => c % (whole.length + 1)))].sort((a, b) => a - b);
-      const chunks: Buffer[] = [];
-      let from = 0;
-      for (const c of [...at, whole.length]) {
-        if (c > from) chunks.push(whole.subarray(from, c));
-        from = Math.max(from, c);
-      }
-      return chunks;
-    });
-}
-
 test("the fast DATA parser gives smtp-server's data, byte counts and later commands", async () => {
   await fc.assert(
-    fc.asyncProperty(chunked(), async (chunks) => {
+    fc.asyncProperty(chunked(piece), async (chunks) => {
       assert.deepEqual(await run(chunks, true), await run(chunks, false));
     }),
     { numRuns: Number(process.env.FUZZ_RUNS ?? 2000) },

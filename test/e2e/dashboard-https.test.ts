@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { posta, tempDir } from '../helpers/posta.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
+import { rawRequest, type RawAnswer } from '../helpers/dashboard.ts';
 
 const NAME = 'mail.example.test';
 let on: TestServer;
@@ -36,32 +37,10 @@ async function get(
   path: string,
   headers: Record<string, string> = {},
   body = '',
-): Promise<{
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-}> {
+): Promise<RawAnswer> {
   const ca = await readFile(s.certFile);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: s.host,
-        port: 443,
-        servername: NAME,
-        ca,
-        method,
-        path,
-        headers: { host: NAME, ...headers },
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => (text += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+  const options = { host: s.host, port: 443, servername: NAME, ca, method, path };
+  return rawRequest(request, { ...options, headers: { host: NAME, ...headers } }, body);
 }
 
 /** The path of a fresh one-time login link (`posta admin link` prints the http listener's URL). */

@@ -18,6 +18,7 @@ import { startMxFor } from '../helpers/receiver.ts';
 import { randomLoopback } from '../helpers/net.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { submit } from '../helpers/smtp.ts';
+import { rawRequest, type RawAnswer } from '../helpers/dashboard.ts';
 
 let mx: Awaited<ReturnType<typeof startMxFor>>;
 let s: TestServer;
@@ -65,30 +66,20 @@ function raw(
   path: string,
   headers: Record<string, string> = {},
   body = '',
-): Promise<{
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-}> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: s.host,
-        port: s.ports.http,
-        localAddress: clientAddress,
-        method,
-        path,
-        headers: { host: `${s.host}:${s.ports.http}`, ...headers },
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => (text += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+): Promise<RawAnswer> {
+  const host = `${s.host}:${s.ports.http}`;
+  return rawRequest(
+    request,
+    {
+      host: s.host,
+      port: s.ports.http,
+      localAddress: clientAddress,
+      method,
+      path,
+      headers: { host, ...headers },
+    },
+    body,
+  );
 }
 
 /** A session cookie and its token, from a login link, as a browser would get them. */
