@@ -115,6 +115,10 @@ test('[dashboard] https = true: a login link works on the https listener, with a
   );
   assert.equal(sesV1.status, 403, 'the SES v1 API, not the dashboard, answers a form POST to /');
   assert.match(sesV1.text, /<ErrorResponse/);
+  // the login page tells the internet nothing of whether an admin password is set
+  const page = await get(on, 'GET', '/login');
+  assert.equal(page.status, 200);
+  assert.doesNotMatch(page.text, /No admin password is set/);
   const unsubscribe = await get(on, 'GET', `/unsubscribe/${'a'.repeat(26)}`);
   assert.equal(unsubscribe.status, 404, 'a made-up unsubscribe token, not a login redirect');
 });

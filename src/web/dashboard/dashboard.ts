@@ -211,8 +211,12 @@ export function createDashboard(deps: DashboardDeps) {
     return s;
   };
 
+  // whether the login page tells that no admin password is set: on loopback http only
+  const passwordShownSet = async (c: Context<Env>) =>
+    scheme(c) === 'https' || (await readAdminHash(deps.config.dir)) !== null;
+
   app.get('/login', async (c) =>
-    c.html(pages.loginPage({ passwordSet: (await readAdminHash(deps.config.dir)) !== null })),
+    c.html(pages.loginPage({ passwordSet: await passwordShownSet(c) })),
   );
 
   app.post('/login', bodyLimit({ maxSize: LOGIN_BODY_MAX, onError: tooLarge }), async (c) => {
@@ -266,8 +270,10 @@ export function createDashboard(deps: DashboardDeps) {
     if (!ok) {
       limiter.failed(ip, login);
       deps.log.warn({ ip }, 'dashboard: a login failed');
-      const error = hash === null ? 'No admin password is set.' : 'That is not the admin password.';
-      return c.html(pages.loginPage({ error, passwordSet: hash !== null }), 401);
+      // on https (the internet, perhaps) the page does not say whether there is one
+      const unset = hash === null && scheme(c) === 'http';
+      const error = unset ? 'No admin password is set.' : 'That is not the admin password.';
+      return c.html(pages.loginPage({ error, passwordSet: !unset }), 401);
     }
     limiter.succeeded(ip, login);
     openSession(c);
