@@ -86,3 +86,15 @@ test('a flood of failures from many clients cannot push out a client that waits'
   }
   assert.ok(l.wait('192.0.2.1', 'admin', t0 + 2) > 0, 'still waiting');
 });
+
+test('the table stays bounded even when every client in it waits', () => {
+  const l = new LoginLimiter();
+  const t0 = 1_000_000;
+  for (let i = 0; i < LoginLimiter.MAX_KEYS; i++) {
+    const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    for (let k = 0; k < 5; k++) l.failed(ip, 'admin', t0);
+  }
+  // the newest still wait; the table did not grow past its bound
+  assert.ok(l.wait('10.0.39.15', 'admin', t0 + 1) > 0);
+  assert.ok(l.size <= LoginLimiter.MAX_KEYS, `${l.size} keys`);
+});

@@ -65,8 +65,9 @@ export function refuse(req: {
  * name, and CLIENT_LIMIT per client over all names, so that cycling through
  * names buys no more guesses. A client is its address, or its /64 for IPv6
  * (one host may hold a whole /64). Bounded to MAX_KEYS keys: when full, the
- * keys with no failure left in the window go first, then the longest quiet;
- * a key that makes its client wait is never dropped to make room.
+ * keys with no failure left in the window go first, then the longest quiet
+ * that make no client wait; only when thousands of clients all wait at once
+ * do the oldest of those go too.
  */
 export class LoginLimiter {
   static readonly LIMIT = 5;
@@ -75,6 +76,11 @@ export class LoginLimiter {
   static readonly MAX_KEYS = 10_000;
   /** Per key its most recent failures, oldest first, at most its limit; most recently failed last. */
   private readonly failures = new Map<string, number[]>();
+
+  /** How many keys the table holds: at most MAX_KEYS. */
+  get size(): number {
+    return this.failures.size;
+  }
 
   /** Milliseconds until `client` may try `login` again, or 0. */
   wait(client: string, login: string, now = Date.now()): number {
@@ -113,6 +119,12 @@ export class LoginLimiter {
     for (const key of this.failures.keys()) {
       if (this.failures.size <= target) return;
       if (this.waitOf(key, now) === 0) this.failures.delete(key);
+    }
+    // thousands of clients all waiting at once: the oldest go, so memory and
+    // this walk stay bounded (such an attacker could wait out the window anyway)
+    for (const key of this.failures.keys()) {
+      if (this.failures.size <= target) return;
+      this.failures.delete(key);
     }
   }
 
