@@ -93,7 +93,8 @@ export async function readData(stream: Readable, o: DataLimits): Promise<DataRes
     for await (const c of stream) await r.add(c as Buffer);
     return await r.finish();
   } catch (err) {
-    await r.release();
+    // what went wrong first is what the caller hears (a client gone is ECONNECTION)
+    await r.release().catch(() => {});
     throw err;
   }
 }
@@ -197,11 +198,17 @@ class Reader {
     const f = this.file;
     this.file = null;
     if (!f) return;
-    if (!f.out.closed) {
-      f.out.destroy();
-      await once(f.out, 'close');
+    try {
+      if (!f.out.closed) {
+        // 'close' alone: destroying a stream with writes in flight may also
+        // emit an error (ERR_STREAM_DESTROYED), which must not stop the removal
+        const closed = new Promise<void>((resolve) => f.out.once('close', () => resolve()));
+        f.out.destroy();
+        await closed;
+      }
+    } finally {
+      await rm(f.path, { force: true });
     }
-    await rm(f.path, { force: true });
   }
 
   private reply(): SmtpReply | null {
