@@ -16,8 +16,26 @@ export function ipv6Groups(address: string): string[] {
  * the smallest block one host is usually given.
  */
 export function clientNetwork(address: string): string {
+  const v4 = ipv4Of(address);
+  if (v4) return `${v4.split('.').slice(0, 3).join('.')}.0/24`;
+  return ipv6Network(address);
+}
+
+/**
+ * The client a per-host limit counts (the dashboard's failed logins): an
+ * IPv4 address itself, an IPv6 address's /64.
+ */
+export function clientHost(address: string): string {
+  return ipv4Of(address) ?? ipv6Network(address);
+}
+
+/** The IPv4 address, also when written as IPv4-mapped IPv6; null for IPv6. */
+function ipv4Of(address: string): string | null {
   const v4 = address.replace(/^::ffff:/i, '');
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(v4)) return `${v4.split('.').slice(0, 3).join('.')}.0/24`;
+  return /^\d+\.\d+\.\d+\.\d+$/.test(v4) ? v4 : null;
+}
+
+function ipv6Network(address: string): string {
   return `${ipv6Groups(address.replace(/%.*$/, '')).slice(0, 4).join(':')}::/64`;
 }
 

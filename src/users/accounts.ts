@@ -113,7 +113,6 @@ export async function listUsers(
   return out;
 }
 
-/** The account when the password is right, null otherwise (unknown or wrong). */
 /** The account of `address` as its users file has it now, or null when there is none. */
 export async function findAccount(dir: string, address: string): Promise<Account | null> {
   const a = parseAddress(address);
@@ -122,6 +121,7 @@ export async function findAccount(dir: string, address: string): Promise<Account
   return users?.get(a.value.local) ?? null;
 }
 
+/** The account when the password is right, null otherwise (unknown or wrong). */
 export async function authenticate(
   dir: string,
   address: string,

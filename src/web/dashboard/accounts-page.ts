@@ -8,7 +8,6 @@
  */
 import { html } from 'hono/html';
 import type { Context, Env as HonoEnv, Hono } from 'hono';
-import type { HtmlEscapedString } from 'hono/utils/html';
 import { PostaError } from '../../errors.ts';
 import {
   addUser,
@@ -19,9 +18,7 @@ import {
   parseAccountAddress,
 } from '../../users/accounts.ts';
 import type { Logger } from '../../log/log.ts';
-import { hidden, hxPost, removeButton, type View } from './pages.ts';
-
-type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+import { formField, hidden, hxPost, removeButton, type Html, type View } from './pages.ts';
 
 /** What the page shows of an account: never its hash. */
 export interface AccountView {
@@ -120,9 +117,6 @@ export function accountsSection(domain: string, accounts: AccountView[], v: View
     </form>`;
 }
 
-const text = (body: Record<string, unknown>, name: string) =>
-  typeof body[name] === 'string' ? body[name] : '';
-
 /** The address a form names, which must be of `domain`. */
 function addressOf(typed: string, domain: string): string {
   const t = typed.trim();
@@ -157,8 +151,8 @@ export function accountRoutes<E extends HonoEnv>(
     }
     const body = await c.req.parseBody();
     try {
-      const address = addressOf(text(body, 'address'), domain);
-      const password = text(body, 'password');
+      const address = addressOf(formField(body, 'address'), domain);
+      const password = formField(body, 'password', false);
       let done: string;
       if (verb === undefined) {
         await addUser(o.dir, address, password, { sendAsDomain: body.send_as_domain === '1' });

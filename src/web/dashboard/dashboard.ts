@@ -196,6 +196,8 @@ export function createDashboard(deps: DashboardDeps) {
     return c.body(await readFile(asset.path));
   });
 
+  const clearCookie = (c: Context<Env>) =>
+    deleteCookie(c, cookieName(scheme(c)), { path: '/', secure: scheme(c) === 'https' });
   const openSession = (
     c: Context<Env>,
     account: { address: string; passwordHash: string } | null = null,
@@ -222,8 +224,8 @@ export function createDashboard(deps: DashboardDeps) {
   app.post('/login', bodyLimit({ maxSize: LOGIN_BODY_MAX, onError: tooLarge }), async (c) => {
     const ip = clientIp(c);
     const body = await c.req.parseBody();
-    const password = typeof body.password === 'string' ? body.password : '';
-    const typed = typeof body.address === 'string' ? body.address.trim() : '';
+    const password = pages.formField(body, 'password', false);
+    const typed = pages.formField(body, 'address');
     // the account as SMTP AUTH names it (smtp/server.ts), so its mail is found
     const parsed = typed ? parseAddress(typed) : null;
     const address = parsed?.ok ? `${parsed.value.local}@${parsed.value.domain}` : null;
@@ -308,8 +310,7 @@ export function createDashboard(deps: DashboardDeps) {
       }
     }
     if (!session) {
-      if (token)
-        deleteCookie(c, cookieName(scheme(c)), { path: '/', secure: scheme(c) === 'https' });
+      if (token) clearCookie(c);
       if (c.req.method === 'GET' || c.req.method === 'HEAD') return c.redirect('/login', 303);
       return c.text('Log in first: the session is missing or has ended.\n', 401);
     }
@@ -337,7 +338,7 @@ export function createDashboard(deps: DashboardDeps) {
 
   app.post('/logout', (c) => {
     endSession(deps.db, c.get('session').token);
-    deleteCookie(c, cookieName(scheme(c)), { path: '/', secure: scheme(c) === 'https' });
+    clearCookie(c);
     return c.redirect('/login', 303);
   });
 
@@ -444,8 +445,6 @@ export function createDashboard(deps: DashboardDeps) {
   domainRoutes(app, { deps, view, clientIp });
 
   const domainNames = () => deps.directory.names();
-  const field = (body: Record<string, unknown>, name: string) =>
-    typeof body[name] === 'string' ? body[name].trim() : '';
 
   const suppressionView = (
     c: Context<Env>,
@@ -464,10 +463,10 @@ export function createDashboard(deps: DashboardDeps) {
   app.post('/suppression/:verb?', async (c) => {
     const verb = c.req.param('verb');
     const body = await c.req.parseBody();
-    const domain = field(body, 'domain');
+    const domain = pages.formField(body, 'domain');
     if (!domainNames().includes(domain))
       return suppressionView(c, { error: `No domain ${domain} is served here.` }, 400);
-    const parsed = parseAddress(field(body, 'address'));
+    const parsed = parseAddress(pages.formField(body, 'address'));
     if (!parsed.ok) return suppressionView(c, { error: `${parsed.error}.` }, 400);
     const address = `${parsed.value.local}@${parsed.value.domain}`;
     let text: string;
@@ -476,7 +475,7 @@ export function createDashboard(deps: DashboardDeps) {
         ? `${address} is no longer suppressed for ${domain}.`
         : `${address} was not suppressed for ${domain}.`;
     } else if (verb === undefined) {
-      const reason = field(body, 'reason') === 'COMPLAINT' ? 'COMPLAINT' : 'BOUNCE';
+      const reason = pages.formField(body, 'reason') === 'COMPLAINT' ? 'COMPLAINT' : 'BOUNCE';
       suppress(deps.db, { domain, address, reason });
       text = `${address} is suppressed for ${domain}.`;
     } else {

@@ -7,14 +7,20 @@
  * hono/html like pages.ts, whose layout and form helpers they use.
  */
 import { html } from 'hono/html';
-import type { HtmlEscapedString } from 'hono/utils/html';
 import type { Alias } from '../../aliases/aliases.ts';
 import type { Report } from '../../doctor/report.ts';
 import { accountsSection, type AccountView } from './accounts-page.ts';
 import type { Health } from './health.ts';
-import { hidden, hxPost, layout, problem, removeButton, when, type View } from './pages.ts';
-
-type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+import {
+  hidden,
+  hxPost,
+  layout,
+  problem,
+  removeButton,
+  when,
+  type Html,
+  type View,
+} from './pages.ts';
 
 export interface DomainView {
   domain: string;

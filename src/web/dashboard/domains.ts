@@ -20,7 +20,7 @@ import { checkDomain } from './domain-check.ts';
 import { HealthCache } from './health.ts';
 import { accountRoutes, domainAccounts } from './accounts-page.ts';
 import { domainCheckPage, domainsPage, healthItems, healthPage } from './domains-page.ts';
-import { notFoundPage, type View } from './pages.ts';
+import { formField, notFoundPage, type View } from './pages.ts';
 import type { DashboardDeps, Env } from './dashboard.ts';
 
 export function domainRoutes(
@@ -37,8 +37,6 @@ export function domainRoutes(
     const r = deps.directory.rotation(domain);
     return r ? rotationLine(r.plan, r.switchedAt, new Date()) : undefined;
   };
-  const field = (body: Record<string, unknown>, name: string) =>
-    typeof body[name] === 'string' ? body[name].trim() : '';
   const domainViews = async () =>
     Promise.all(
       deps.directory.names().map(async (domain) => ({
@@ -86,7 +84,7 @@ export function domainRoutes(
     const body = await c.req.parseBody();
     const file = aliasesFile(deps.config.dir, domain);
     try {
-      const local = parseAliasLocal(field(body, 'local'));
+      const local = parseAliasLocal(formField(body, 'local'));
       let text: string;
       if (verb === 'remove') {
         if (!(await editAliases(file, domain, (f) => f.remove(local)))) {
@@ -94,7 +92,7 @@ export function domainRoutes(
         }
         text = `Removed ${local}@${domain}.`;
       } else {
-        const targets = field(body, 'targets')
+        const targets = formField(body, 'targets')
           .split(',')
           .filter((t) => t.trim())
           .map((t) => parseTarget(domain, t));

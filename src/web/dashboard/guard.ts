@@ -14,7 +14,7 @@
  * - failed logins are limited per client address (LoginLimiter).
  */
 import { isIP } from 'node:net';
-import { clientNetwork } from '../../address/ip.ts';
+import { clientHost } from '../../address/ip.ts';
 
 const SAFE = new Set(['GET', 'HEAD']);
 
@@ -133,15 +133,9 @@ export class LoginLimiter {
   }
 }
 
-/** The client a limit counts: an IPv4 address, or an IPv6 address's /64. */
-function clientKey(address: string): string {
-  const v4 = address.replace(/^::ffff:/i, '');
-  return `c ${/^\d+\.\d+\.\d+\.\d+$/.test(v4) ? v4 : clientNetwork(address)}`;
-}
-
-function pairKey(address: string, login: string): string {
-  return `p ${clientKey(address).slice(2)} ${login.slice(0, 320)}`;
-}
+const clientKey = (address: string) => `c ${clientHost(address)}`;
+const pairKey = (address: string, login: string) =>
+  `p ${clientHost(address)} ${login.slice(0, 320)}`;
 
 function limitOf(key: string): number {
   return key.startsWith('c ') ? LoginLimiter.CLIENT_LIMIT : LoginLimiter.LIMIT;

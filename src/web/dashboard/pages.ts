@@ -33,7 +33,7 @@ import type { CapturedMessage, CapturedSummary } from './captured.ts';
 import type { ApiKey } from '../../keys/keys.ts';
 import type { LogEntry } from '../../events/webhooks.ts';
 
-type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
 export const when = (ms: number) =>
   new Date(ms)
@@ -54,6 +54,12 @@ export interface View {
   sandbox: boolean;
   /** An account's session: its own mail only, no actions; null: the admin. */
   account: string | null;
+}
+
+/** A form field as posted, or '' when it is missing or a file; `trim` for names and addresses, not passwords. */
+export function formField(body: Record<string, unknown>, name: string, trim = true): string {
+  const v = body[name];
+  return typeof v !== 'string' ? '' : trim ? v.trim() : v;
 }
 
 /** The session's token, in each form that changes something (guard.ts); htmx sends it too. */

@@ -5,11 +5,8 @@
  * the template, since anyone on the internet may have written it.
  */
 import { html } from 'hono/html';
-import type { HtmlEscapedString } from 'hono/utils/html';
 import type { DmarcDomain, Reporter, ReportSummary, TlsReceiver } from '../../reports/summary.ts';
-import { layout, type View } from './pages.ts';
-
-type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+import { layout, type Html, type View } from './pages.ts';
 
 const who = (r: Reporter[]) =>
   r.map((x) => (x.verified ? x.org : `${x.org} (sender not verified)`)).join(', ');
