@@ -42,6 +42,7 @@ import { StsPolicies } from './delivery/sts.ts';
 import { MxTransport } from './delivery/mx.ts';
 import { CaptureTransport } from './delivery/capture.ts';
 import { Scheduler } from './delivery/scheduler.ts';
+import { SqliteQueueStore } from './store/sqlite/queue.ts';
 import { Warmup } from './warmup/warmup.ts';
 import type { Transport } from './delivery/transport.ts';
 import { noMetrics } from './metrics/off.ts';
@@ -285,6 +286,8 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     certs.start();
     stops.push(() => certs.stop());
     const scheduler = new Scheduler({
+      // the spool's own close (above) ends its claims
+      store: new SqliteQueueStore(spool),
       spool,
       transport: transport(config, spool, resolver, opts),
       directory,

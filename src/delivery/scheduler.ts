@@ -1,9 +1,10 @@
 /**
- * The delivery workers: claim due recipients from the spool, send them, and
- * write down what happened.
+ * The delivery workers: claim due recipients from the queue store
+ * (store/queue-store.ts), send them, and write down what happened.
  *
  * - Work unit: one message to the recipients of one domain (one transaction
- *   with several RCPT). A message is worked on by one round at a time.
+ *   with several RCPT). A message is worked on by one round at a time: the
+ *   round claims it, writes under its lease, and releases it at the end.
  * - Limits: `[delivery] concurrency` jobs at once in all, and per recipient
  *   domain `connections_per_domain` at once and `messages_per_minute_per_domain`,
  *   or what its `[delivery.destinations."DOMAIN"]` table says.
@@ -30,7 +31,14 @@ import { destinationLimits, type DeliveryConfig } from '../config/load.ts';
 import type { Directory } from '../domains/directory.ts';
 import type { Logger } from '../log/log.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { newQueueId, type Attempt, type DueMessage, type Spool } from '../queue/spool.ts';
+import {
+  newQueueId,
+  type Attempt,
+  type AttemptResult,
+  type DueMessage,
+  type Spool,
+} from '../queue/spool.ts';
+import type { Claim, ClaimOptions, Lease, QueueStore } from '../store/queue-store.ts';
 import { buildDsn, type FailedRecipient } from '../bounce/dsn.ts';
 import { generatedReceivedField, utf8Header } from '../message/header.ts';
 import { formatReply, type AttemptInfo, type Outcome } from './outcome.ts';
@@ -44,6 +52,8 @@ import { suppressed } from '../suppression/suppression.ts';
 import type { Reservation, Warmup } from '../warmup/warmup.ts';
 
 export interface SchedulerOptions {
+  store: QueueStore;
+  /** The SQLite tables not in the store yet: retention, the suppression list. */
   spool: Spool;
   transport: Transport;
   directory: Directory;
@@ -74,6 +84,9 @@ export class Scheduler {
   private active = 0;
   private timer: NodeJS.Timeout | null = null;
   private queued = false;
+  /** A round is waiting for its claims; another is wanted when it ends. */
+  private claiming = false;
+  private again = false;
   /** What the next round looks at: all due work, or only these domains and messages. */
   private wantAll = false;
   private readonly wantDomains = new Set<string>();
@@ -92,7 +105,7 @@ export class Scheduler {
   }
 
   start(): void {
-    this.o.spool.onEnqueued = (ids) => this.kick({ messages: ids });
+    this.o.store.onEnqueued = (ids) => this.kick({ messages: ids });
     this.timer = setInterval(() => this.kick(), POLL_MS);
     this.kick();
   }
@@ -132,6 +145,10 @@ export class Scheduler {
     if (scope === undefined) this.wantAll = true;
     for (const d of scope?.domains ?? []) this.wantDomains.add(d);
     for (const m of scope?.messages ?? []) this.wantMessages.add(m);
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (this.queued || this.stopped) return;
     this.queued = true;
     setImmediate(() => {
@@ -149,6 +166,25 @@ export class Scheduler {
    */
   private round(): void {
     if (this.stopped || this.active >= this.o.delivery.concurrency) return;
+    if (this.claiming) {
+      this.again = true;
+      return;
+    }
+    this.claiming = true;
+    this.claimRound()
+      .catch((err: Error) =>
+        this.o.log.error({ err: err.message }, 'cannot claim due mail; trying again in a second'),
+      )
+      .finally(() => {
+        this.claiming = false;
+        if (this.again) {
+          this.again = false;
+          this.schedule();
+        }
+      });
+  }
+
+  private async claimRound(): Promise<void> {
     const now = Date.now();
     if (now - this.lastPrune > 3600_000) {
       this.lastPrune = now;
@@ -164,7 +200,7 @@ export class Scheduler {
       this.wantDomains.clear();
       this.wantMessages.clear();
       const started = performance.now();
-      this.startDue(this.o.spool.due(now, BATCH, skip, full), now);
+      await this.claimAndStart({ now, limit: BATCH, skip, fullDomains: full });
       this.nextFull = Date.now() + 9 * (performance.now() - started);
       return;
     }
@@ -172,10 +208,9 @@ export class Scheduler {
     const messages = [...this.wantMessages];
     this.wantDomains.clear();
     this.wantMessages.clear();
-    if (domains.length) this.startDue(this.o.spool.due(now, BATCH, skip, full, { domains }), now);
-    if (messages.length) {
-      this.startDue(this.o.spool.due(now, BATCH, skip, full, { messages }), now);
-    }
+    const o = { now, limit: BATCH, skip, fullDomains: full };
+    if (domains.length) await this.claimAndStart({ ...o, scope: { domains } });
+    if (messages.length) await this.claimAndStart({ ...o, scope: { messages } });
     if (this.wantAll && !this.fullTimer) {
       this.fullTimer = setTimeout(() => {
         this.fullTimer = null;
@@ -184,38 +219,44 @@ export class Scheduler {
     }
   }
 
-  private startDue(due: DueMessage[], now: number): void {
-    for (const m of due) {
-      if (this.active >= this.o.delivery.concurrency) break;
-      if (this.busy.has(m.id)) continue; // started by the other query of this round
-      const local = m.recipients.filter((r) => this.o.directory.isLocal(domainOf(r.address)));
-      if (local.length) {
-        this.run(
-          m.id,
-          () =>
-            this.expand(
-              m,
-              local.map((r) => r.address),
-            ),
-          [],
-        );
-        continue;
-      }
-      const byDomain = new Map<string, string[]>();
-      for (const r of m.recipients) {
-        const d = domainOf(r.address);
-        byDomain.set(d, [...(byDomain.get(d) ?? []), r.address]);
-      }
-      // `concurrency` counts SMTP sessions: one per recipient domain of a message.
-      const room = this.o.delivery.concurrency - this.active;
-      const startable = [...byDomain].filter(([d]) => this.mayStart(d, now)).slice(0, room);
-      if (startable.length === 0) continue;
+  /** Claims due work and starts what the limits allow; the rest is released at once. */
+  private async claimAndStart(o: ClaimOptions): Promise<void> {
+    const claims = await this.o.store.claim(o);
+    const unstarted = claims.filter((m) => this.stopped || !this.begin(m, o.now));
+    await Promise.all(unstarted.map((m) => this.o.store.release(m)));
+  }
+
+  /** Starts the work of one claim; false when no limit leaves room for it. */
+  private begin(m: Claim, now: number): boolean {
+    if (this.active >= this.o.delivery.concurrency) return false;
+    const local = m.recipients.filter((r) => this.o.directory.isLocal(domainOf(r.address)));
+    if (local.length) {
       this.run(
-        m.id,
-        () => this.deliverMessage(m, startable),
-        startable.map(([d]) => d),
+        m,
+        () =>
+          this.expand(
+            m,
+            local.map((r) => r.address),
+          ),
+        [],
       );
+      return true;
     }
+    const byDomain = new Map<string, string[]>();
+    for (const r of m.recipients) {
+      const d = domainOf(r.address);
+      byDomain.set(d, [...(byDomain.get(d) ?? []), r.address]);
+    }
+    // `concurrency` counts SMTP sessions: one per recipient domain of a message.
+    const room = this.o.delivery.concurrency - this.active;
+    const startable = [...byDomain].filter(([d]) => this.mayStart(d, now)).slice(0, room);
+    if (startable.length === 0) return false;
+    this.run(
+      m,
+      () => this.deliverMessage(m, startable),
+      startable.map(([d]) => d),
+    );
+    return true;
   }
 
   private mayStart(domain: string, now: number): boolean {
@@ -230,8 +271,12 @@ export class Scheduler {
     return true;
   }
 
-  /** Runs one job: `domains` are its SMTP sessions (none for an expansion, which counts as one). */
-  private run(id: string, work: () => Promise<void>, domains: string[]): void {
+  /**
+   * Runs one job: `domains` are its SMTP sessions (none for an expansion,
+   * which counts as one). Its claim is released when it ends.
+   */
+  private run(claim: Claim, work: () => Promise<void>, domains: string[]): void {
+    const id = claim.id;
     const sessions = Math.max(1, domains.length);
     this.busy.add(id);
     this.active += sessions;
@@ -244,6 +289,11 @@ export class Scheduler {
           'delivery round failed; retrying in a minute',
         );
       })
+      .then(() => this.o.store.release(claim))
+      .catch((err: Error) =>
+        // its recipients are due again at the next start (or after the reaper on PostgreSQL)
+        this.o.log.error({ qid: id, err: err.message }, 'cannot release a claimed message'),
+      )
       .finally(() => {
         this.busy.delete(id);
         this.active -= sessions;
@@ -261,8 +311,8 @@ export class Scheduler {
    * receiver. A recipient with nowhere to go, or a message that has been
    * forwarded MAX_HOPS times (a loop), fails now.
    */
-  private async expand(m: DueMessage, local: string[]): Promise<void> {
-    const stored = this.o.spool.message(m.id);
+  private async expand(m: Claim, local: string[]): Promise<void> {
+    const stored = await this.o.store.message(m.id);
     if (!stored) return;
     const data = stored.head;
     const failed: { address: string; outcome: Outcome }[] = [];
@@ -284,7 +334,7 @@ export class Scheduler {
         m.sender !== '' && !this.o.directory.isLocal(domainOf(m.sender))
           ? this.o.srs.forward(m.sender, forwarding)
           : undefined;
-      await this.o.spool.expand(m.id, replacements, sender);
+      if (!(await this.o.store.expand(m, replacements, sender))) return this.lost(m);
       for (const r of replacements) {
         this.o.log.info({ qid: m.id, rcpt: r.address, targets: r.targets, sender }, 'forwarded');
       }
@@ -314,10 +364,10 @@ export class Scheduler {
     return { ok: false, enhanced: '5.1.1', why: `<${address}>: no such recipient here` };
   }
 
-  private async deliverMessage(m: DueMessage, groups: [string, string[]][]): Promise<void> {
-    const message = this.o.spool.message(m.id);
-    if (!message) return; // deleted meanwhile (posta queue delete)
-    const data = message.head; // what notices quote
+  private async deliverMessage(m: Claim, groups: [string, string[]][]): Promise<void> {
+    // Read while each group takes its domain's slot below: what comes before
+    // a group's first await runs now, so the rest of this round sees the slots.
+    const loaded = this.o.store.message(m.id);
     const suppressedNow = new Set<string>();
     const settled = await Promise.allSettled(
       groups.map(async ([domain, recipients]) => {
@@ -341,6 +391,8 @@ export class Scheduler {
         const started = Date.now();
         let delivered = 0;
         try {
+          const message = await loaded;
+          if (!message) return nothingTried(); // deleted meanwhile (posta queue delete)
           if (room && waiting.length) await this.holdForWarmup(m, waiting, room);
           const r = tried.length
             ? await this.o.transport.deliver({
@@ -370,7 +422,7 @@ export class Scheduler {
           const now = a.attempts.filter((x) => !FINAL_FAILURE.has(x.outcome));
           const n = now.filter((x) => x.outcome === 'delivered').length;
           if (now.length) {
-            await this.recordWithRetry(m.id, {
+            await this.recordWithRetry(m, {
               attempts: now,
               retry: a.retry,
               notices: [],
@@ -396,16 +448,20 @@ export class Scheduler {
       }),
     );
     const done = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    await this.report(
-      m,
-      data,
-      {
-        attempts: done.flatMap((a) => a.attempts.filter((x) => FINAL_FAILURE.has(x.outcome))),
-        failed: done.flatMap((a) => a.failed),
-        delayed: done.flatMap((a) => a.delayed),
-      },
-      suppressedNow,
-    );
+    // what notices quote; a read that failed failed every group (thrown below)
+    const stored = await loaded.catch(() => null);
+    if (stored) {
+      await this.report(
+        m,
+        stored.head,
+        {
+          attempts: done.flatMap((a) => a.attempts.filter((x) => FINAL_FAILURE.has(x.outcome))),
+          failed: done.flatMap((a) => a.failed),
+          delayed: done.flatMap((a) => a.delayed),
+        },
+        suppressedNow,
+      );
+    }
     // Every group has ended before the message is released; then report a failure.
     const failure = settled.find((r) => r.status === 'rejected');
     if (failure) throw failure.reason;
@@ -470,7 +526,7 @@ export class Scheduler {
    * commit, and a delay warning when one is due.
    */
   private async report(
-    m: DueMessage,
+    m: Claim,
     data: Buffer,
     r: { attempts: Attempt[]; failed: FailedRecipient[]; delayed: FailedRecipient[] },
     suppressedNow: ReadonlySet<string> = new Set(),
@@ -494,7 +550,7 @@ export class Scheduler {
       );
     }
     if (r.attempts.length === 0 && notices.length === 0 && !warn) return;
-    await this.recordWithRetry(m.id, {
+    await this.recordWithRetry(m, {
       attempts: r.attempts,
       retry: new Map(),
       notices,
@@ -533,8 +589,8 @@ export class Scheduler {
   }
 
   /** Recipients past their warm-up's limit: they wait in the queue, untried (warmup/warmup.ts). */
-  private async holdForWarmup(m: DueMessage, waiting: string[], room: Reservation): Promise<void> {
-    await this.o.spool.holdForWarmup(m.id, waiting, room.until, room.reason);
+  private async holdForWarmup(m: Claim, waiting: string[], room: Reservation): Promise<void> {
+    if (!(await this.o.store.hold(m, waiting, room.until, room.reason))) return this.lost(m);
     for (const rcpt of waiting) {
       this.o.log.info(
         {
@@ -558,10 +614,11 @@ export class Scheduler {
    * Write an attempt down, trying again for a while when the database fails
    * (disk full, locked): giving up would send the message again.
    */
-  private async recordWithRetry(id: string, result: Parameters<Spool['record']>[1]): Promise<void> {
+  private async recordWithRetry(claim: Lease, result: AttemptResult): Promise<void> {
+    const id = claim.id;
     for (let i = 0; ; i++) {
       try {
-        await this.o.spool.record(id, result);
+        if (!(await this.o.store.record(claim, result))) this.lost(claim);
         return;
       } catch (err) {
         // Stopped: the queue may be closed already; the recipients stay queued.
@@ -573,6 +630,18 @@ export class Scheduler {
         await sleep(Math.min(1000 * 2 ** i, 30_000));
       }
     }
+  }
+
+  /**
+   * The claim was taken back (this node was silent past its lease, and
+   * another node has the message now): what this round did is not written,
+   * and the message may be sent again, which at least once allows.
+   */
+  private lost(claim: Lease): void {
+    this.o.log.warn(
+      { qid: claim.id },
+      'the claim on this message was taken back; another node delivers it, and it may arrive twice',
+    );
   }
 
   private backoff(attempts: number): number {
@@ -695,6 +764,10 @@ interface Assessed {
   retry: Map<string, number>;
   failed: FailedRecipient[];
   delayed: FailedRecipient[];
+}
+
+function nothingTried(): Assessed {
+  return { attempts: [], retry: new Map(), failed: [], delayed: [] };
 }
 
 function countReceived(data: Buffer): number {

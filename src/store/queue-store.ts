@@ -78,11 +78,12 @@ export interface QueueStore {
   claim(o: ClaimOptions): Promise<Claim[]>;
   /**
    * An attempt's results (queue/spool.ts AttemptResult): recipients not in
-   * `retry` are done, and the message goes with its last recipient; the
-   * claim ends. False, with nothing written, when the lease was taken back.
+   * `retry` are done, and the message goes with its last recipient. The
+   * claim goes on (a message's domains may be recorded one by one). False,
+   * with nothing written, when the lease was taken back.
    */
   record(claim: Lease, result: AttemptResult): Promise<boolean>;
-  /** Ends a claim without an attempt: its recipients are due again as they were. */
+  /** Ends a claim: its recipients still queued are due again when their next attempt says. */
   release(claim: Lease): Promise<boolean>;
   /** Replaces local recipients by their forwarding targets (due now), optionally with a new sender; the claim goes on. */
   expand(
@@ -90,6 +91,14 @@ export interface QueueStore {
     replacements: { address: string; targets: string[] }[],
     sender?: string,
   ): Promise<boolean>;
+  /**
+   * Recipients of the claim over their warm-up's limit wait until `until`
+   * without an attempt (warmup/warmup.ts); `reason` is what the queue shows
+   * for them, and the wait lengthens their lifetime. The claim goes on.
+   */
+  hold(claim: Lease, addresses: readonly string[], until: number, reason: string): Promise<boolean>;
+  /** Called with the ids of this node's new messages once committed, so delivery can start at once. */
+  onEnqueued: (ids: string[]) => void;
   /** A queued message's body, or null when it is gone. */
   message(id: string): Promise<StoredMessage | null>;
   /** The queue's messages with the recipients still to deliver. */
