@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { openDb } from '../db/db.ts';
 import { MIGRATIONS } from '../queue/spool.ts';
 import { newQueueId } from '../queue/id.ts';
-import { insertEvent, insertMail, listEvents, mailRecord, mailRow, pruneEvents } from './events.ts';
+import { runSqlite } from '../store/statement.ts';
+import { eventInsert, listEvents, mailInsert, mailRecord, mailRow, pruneEvents } from './events.ts';
 
 const DAY = 86_400_000;
 
@@ -15,19 +16,24 @@ test('a prune removes what is older than the cut, keeps the rest, and never give
     const at = now - age * DAY;
     const id = newQueueId(at);
     ids.push(id);
-    insertMail(
+    runSqlite(
       db,
-      mailRow({
-        message: id,
-        createdAt: at,
-        sender: 'a@example.test',
-        apiKey: null,
-        tags: {},
-        recipients: ['b@dest.test'],
-        head: Buffer.from('From: a@example.test\r\nSubject: x\r\n\r\n'),
-      }),
+      mailInsert(
+        mailRow({
+          message: id,
+          createdAt: at,
+          sender: 'a@example.test',
+          apiKey: null,
+          tags: {},
+          recipients: ['b@dest.test'],
+          head: Buffer.from('From: a@example.test\r\nSubject: x\r\n\r\n'),
+        }),
+      ),
     );
-    insertEvent(db, { message: id, type: 'Send', at, recipients: ['b@dest.test'], detail: {} });
+    runSqlite(
+      db,
+      eventInsert({ message: id, type: 'Send', at, recipients: ['b@dest.test'], detail: {} }),
+    );
   }
   const before = listEvents(db).map((e) => e.id);
   pruneEvents(db, now - 30 * DAY);
@@ -42,6 +48,6 @@ test('a prune removes what is older than the cut, keeps the rest, and never give
     listEvents(db).map((e) => e.id),
     [Math.max(...before)],
   );
-  insertEvent(db, { message: 'm', type: 'Send', at: now, recipients: [], detail: {} });
+  runSqlite(db, eventInsert({ message: 'm', type: 'Send', at: now, recipients: [], detail: {} }));
   assert.equal(listEvents(db).at(-1)?.id, Math.max(...before) + 1, 'ids go on after the last');
 });

@@ -15,6 +15,7 @@
  *   mail_log(message, created_at, sender, api_key, tags, recipients, headers)
  *   events(id, message, type, at, recipients, detail)  -- JSON in the last three
  */
+import { statement, type Statement } from '../store/statement.ts';
 import { prepared, type Db } from '../db/db.ts';
 import { newQueueId } from '../queue/id.ts';
 
@@ -112,19 +113,23 @@ export function mailRow(m: {
   };
 }
 
-export function insertMail(db: Db, row: MailValues): void {
-  prepared(
-    db,
+export function mailInsert(row: MailValues): Statement {
+  return statement(
     `INSERT INTO mail_log (message, created_at, sender, api_key, tags, recipients, headers, account)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  ).run(...row.values);
+    ...row.values,
+  );
 }
 
-export function insertEvent(db: Db, e: NewEvent): void {
-  prepared(
-    db,
+export function eventInsert(e: NewEvent): Statement {
+  return statement(
     'INSERT INTO events (message, type, at, recipients, detail) VALUES (?, ?, ?, ?, ?)',
-  ).run(e.message, e.type, e.at, JSON.stringify(e.recipients), JSON.stringify(e.detail));
+    e.message,
+    e.type,
+    e.at,
+    JSON.stringify(e.recipients),
+    JSON.stringify(e.detail),
+  );
 }
 
 interface EventRow {

@@ -6,16 +6,23 @@
  *
  * Table key_sends (queue.db): key, minute (Unix minutes), count.
  */
+import { runSqlite, statement, type Statement } from '../store/statement.ts';
 import { prepared, type Db } from '../db/db.ts';
 
 export const DAY_MS = 86_400_000;
 
-export function countSend(db: Db, key: string, recipients: number, now: number): void {
-  prepared(
-    db,
+export function sendCount(key: string, recipients: number, now: number): Statement {
+  return statement(
     `INSERT INTO key_sends (key, minute, count) VALUES (?, ?, ?)
-       ON CONFLICT (key, minute) DO UPDATE SET count = count + excluded.count`,
-  ).run(key, Math.floor(now / 60_000), recipients);
+       ON CONFLICT (key, minute) DO UPDATE SET count = key_sends.count + excluded.count`,
+    key,
+    Math.floor(now / 60_000),
+    recipients,
+  );
+}
+
+export function countSend(db: Db, key: string, recipients: number, now: number): void {
+  runSqlite(db, sendCount(key, recipients, now));
 }
 
 /** Recipients sent to with `key` in the 24 hours before `now`. */

@@ -55,21 +55,15 @@ import { WalSync } from './wal-sync.ts';
 import { Checkpointer, HOLD_BYTES, type CheckpointRunner } from './checkpoint.ts';
 import { newQueueId } from './id.ts';
 import { countSend, pruneSends } from '../keys/usage.ts';
-import { countAccepted, countAttempt, pruneStats } from '../stats/stats.ts';
-import {
-  insertEvent,
-  insertMail,
-  mailRow,
-  pruneEvents,
-  type MailValues,
-  type NewEvent,
-} from '../events/events.ts';
+import { pruneStats } from '../stats/stats.ts';
+import { pruneEvents, type MailValues, type NewEvent } from '../events/events.ts';
 import type { OutcomeWrites } from '../events/outcomes.ts';
-import { suppress } from '../suppression/suppression.ts';
 import { pruneWebhookLog } from '../events/webhooks.ts';
-import { countWarmup, pruneWarmupCounts, WARMUP_HOLD, type WarmupCount } from '../warmup/warmup.ts';
+import { pruneWarmupCounts, WARMUP_HOLD, type WarmupCount } from '../warmup/warmup.ts';
 import { insertReport, pruneReports, type NewReport, type Stored } from '../reports/store.ts';
-import { registerLink, type NewLink } from '../unsubscribe/links.ts';
+import type { NewLink } from '../unsubscribe/links.ts';
+import { runSqlite } from '../store/statement.ts';
+import { acceptWrites, attemptWrites, mailOf, outcomeStatements } from '../store/queue-writes.ts';
 
 export interface Envelope {
   /** The envelope sender; "" for the null sender (bounces). */
@@ -441,21 +435,6 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-/** The events' record of one of our senders' messages (source "submission"); none for others. */
-function mailOf(id: string, e: Envelope, head: Buffer): MailValues | undefined {
-  if (e.source !== 'submission') return undefined;
-  return mailRow({
-    message: id,
-    createdAt: Date.now(),
-    sender: e.sender,
-    apiKey: e.apiKey ?? null,
-    account: e.account ?? null,
-    tags: e.tags ?? {},
-    recipients: e.recipients,
-    head,
-  });
-}
-
 export function openQueueDb(dataDir: string): Db {
   return openDb(join(dataDir, 'queue.db'), MIGRATIONS);
 }
@@ -659,7 +638,6 @@ export class Spool {
           a.tls ?? null,
           a.tlsVerified === undefined ? null : Number(a.tlsVerified),
         );
-        countAttempt(this.db, a);
         const next = result.retry.get(a.recipient);
         if (next === undefined) done.run(id, a.recipient);
         else retry.run(next, a.reply, id, a.recipient);
@@ -670,9 +648,7 @@ export class Spool {
         'DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM recipients WHERE message = ?)',
       ).run(id, id);
       for (const n of result.notices) this.insert(n.id, n.envelope, n.data, Date.now(), undefined);
-      for (const e of result.events ?? []) insertEvent(this.db, e);
-      for (const x of result.suppress ?? []) suppress(this.db, x);
-      for (const c of result.warmup ?? []) countWarmup(this.db, c);
+      for (const st of attemptWrites(result)) runSqlite(this.db, st);
     }, result.notices.length > 0);
     if (result.notices.length) this.onEnqueued(result.notices.map((n) => n.id));
   }
@@ -723,8 +699,7 @@ export class Spool {
   /** Events and suppressions not tied to an attempt (a complaint), in one commit. */
   async recordEvents(w: OutcomeWrites): Promise<void> {
     await this.write(() => {
-      for (const e of w.events) insertEvent(this.db, e);
-      for (const x of w.suppress) suppress(this.db, x);
+      for (const st of outcomeStatements(w)) runSqlite(this.db, st);
     });
   }
 
@@ -945,8 +920,6 @@ export class Spool {
     mail: MailValues | undefined,
     stored = { parts: 0, size: data.length },
   ): void {
-    // what the server accepted; not the DSNs it makes itself
-    if (e.source !== 'bounce') countAccepted(this.db, now);
     prepared(
       this.db,
       `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data, smtputf8, parts,
@@ -968,20 +941,7 @@ export class Spool {
       e.apiKey ?? null,
       e.tags ? JSON.stringify(e.tags) : null,
     );
-    // the key's use commits with what it sent: the quota cannot drift from the queue
-    if (e.apiKey) countSend(this.db, e.apiKey, e.recipients.length, now);
-    if (e.unsubscribe) registerLink(this.db, { ...e.unsubscribe, message: id }, now);
-    // our senders' mail has events: Send now, the outcomes as they come
-    if (mail) {
-      insertMail(this.db, mail);
-      insertEvent(this.db, {
-        message: id,
-        type: 'Send',
-        at: now,
-        recipients: e.recipients,
-        detail: {},
-      });
-    }
+    for (const st of acceptWrites(id, e, now, mail)) runSqlite(this.db, st);
     const add = prepared(
       this.db,
       'INSERT OR IGNORE INTO recipients (message, address, next_attempt) VALUES (?, ?, ?)',

@@ -4,18 +4,28 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openQueueDb } from '../queue/spool.ts';
-import { countAccepted, countAttempt, destinations, pruneStats, statSeries } from './stats.ts';
+import { runSqlite } from '../store/statement.ts';
+import { acceptedCount, attemptCount, destinations, pruneStats, statSeries } from './stats.ts';
 
 test('outcomes are counted per minute and read back per minute and per hour, by destination', async () => {
   const db = openQueueDb(await mkdtemp(join(tmpdir(), 'stats-')));
   const now = Date.UTC(2026, 11, 2, 12, 30, 15);
   const min = 60_000;
-  countAccepted(db, now);
-  countAccepted(db, now - 5 * min);
-  countAttempt(db, { at: now, outcome: 'delivered', recipient: 'a@Gmail.com' });
-  countAttempt(db, { at: now - 5 * min, outcome: 'transient', recipient: 'b@outlook.com' });
-  countAttempt(db, { at: now - 5 * min, outcome: 'permanent', recipient: 'c@example.org' });
-  countAttempt(db, { at: now - 3 * 3600_000, outcome: 'expired', recipient: 'd@example.org' });
+  runSqlite(db, acceptedCount(now));
+  runSqlite(db, acceptedCount(now - 5 * min));
+  runSqlite(db, attemptCount({ at: now, outcome: 'delivered', recipient: 'a@Gmail.com' }));
+  runSqlite(
+    db,
+    attemptCount({ at: now - 5 * min, outcome: 'transient', recipient: 'b@outlook.com' }),
+  );
+  runSqlite(
+    db,
+    attemptCount({ at: now - 5 * min, outcome: 'permanent', recipient: 'c@example.org' }),
+  );
+  runSqlite(
+    db,
+    attemptCount({ at: now - 3 * 3600_000, outcome: 'expired', recipient: 'd@example.org' }),
+  );
 
   const hour = statSeries(db, min, 60, now);
   assert.equal(hour.t.length, 60);

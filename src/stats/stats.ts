@@ -8,6 +8,7 @@
  * acceptances per message, with class '-'.
  */
 import { prepared, type Db } from '../db/db.ts';
+import { statement, type Statement } from '../store/statement.ts';
 import { domainClass, type DomainClass } from '../metrics/domain-class.ts';
 import type { Attempt } from '../queue/spool.ts';
 
@@ -22,17 +23,20 @@ export const CLASSES: readonly DomainClass[] = ['google', 'microsoft', 'yahoo', 
 
 const MINUTE = 60_000;
 
-function count(db: Db, at: number, outcome: StatOutcome, cls: string, n = 1): void {
-  prepared(
-    db,
+function count(at: number, outcome: StatOutcome, cls: string, n = 1): Statement {
+  return statement(
     `INSERT INTO stats (minute, outcome, class, n) VALUES (?, ?, ?, ?)
-     ON CONFLICT (minute, outcome, class) DO UPDATE SET n = n + excluded.n`,
-  ).run(Math.floor(at / MINUTE), outcome, cls, n);
+     ON CONFLICT (minute, outcome, class) DO UPDATE SET n = stats.n + excluded.n`,
+    Math.floor(at / MINUTE),
+    outcome,
+    cls,
+    n,
+  );
 }
 
 /** A message was accepted: counted in its enqueue's transaction. */
-export function countAccepted(db: Db, at: number): void {
-  count(db, at, 'accepted', '-');
+export function acceptedCount(at: number): Statement {
+  return count(at, 'accepted', '-');
 }
 
 const OF_ATTEMPT: Record<Attempt['outcome'], StatOutcome> = {
@@ -43,9 +47,9 @@ const OF_ATTEMPT: Record<Attempt['outcome'], StatOutcome> = {
 };
 
 /** An attempt's outcome for one recipient: counted in the transaction that records it. */
-export function countAttempt(db: Db, a: Pick<Attempt, 'at' | 'outcome' | 'recipient'>): void {
+export function attemptCount(a: Pick<Attempt, 'at' | 'outcome' | 'recipient'>): Statement {
   const domain = a.recipient.slice(a.recipient.lastIndexOf('@') + 1).toLowerCase();
-  count(db, a.at, OF_ATTEMPT[a.outcome], domainClass(domain));
+  return count(a.at, OF_ATTEMPT[a.outcome], domainClass(domain));
 }
 
 export interface Series {

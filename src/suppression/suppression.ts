@@ -22,6 +22,7 @@
  * Table suppressed (queue.db): domain, address, reason (BOUNCE | COMPLAINT |
  * UNSUBSCRIBE), message (what caused it, when known), created_at.
  */
+import { runSqlite, statement, type Statement } from '../store/statement.ts';
 import { prepared, type Db } from '../db/db.ts';
 
 export type SuppressionReason = 'BOUNCE' | 'COMPLAINT' | 'UNSUBSCRIBE';
@@ -51,17 +52,28 @@ function norm(address: string): string {
   return address.toLowerCase();
 }
 
-export function suppress(
-  db: Db,
-  s: { domain: string; address: string; reason: SuppressionReason; message?: string | null },
-  now = Date.now(),
-): void {
-  prepared(
-    db,
+export interface NewSuppression {
+  domain: string;
+  address: string;
+  reason: SuppressionReason;
+  message?: string | null;
+}
+
+export function suppression(s: NewSuppression, now = Date.now()): Statement {
+  return statement(
     `INSERT INTO suppressed (domain, address, reason, message, created_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (domain, address) DO UPDATE SET reason = excluded.reason,
          message = excluded.message, created_at = excluded.created_at`,
-  ).run(s.domain, norm(s.address), s.reason, s.message ?? null, now);
+    s.domain,
+    norm(s.address),
+    s.reason,
+    s.message ?? null,
+    now,
+  );
+}
+
+export function suppress(db: Db, s: NewSuppression, now = Date.now()): void {
+  runSqlite(db, suppression(s, now));
 }
 
 /** False when it was not on the list. */

@@ -10,6 +10,7 @@
  *
  * Table unsubscribe_links (queue.db): token, domain, address, message, created_at.
  */
+import { statement, type Statement } from '../store/statement.ts';
 import { prepared, type Db } from '../db/db.ts';
 
 export interface Link {
@@ -22,13 +23,17 @@ export interface Link {
 /** A link as a message to be queued carries it: the message is its queue id. */
 export type NewLink = Omit<Link, 'message'>;
 
-export function registerLink(db: Db, l: Link, now = Date.now()): void {
-  prepared(
-    db,
+export function linkInsert(l: Link, now = Date.now()): Statement {
+  return statement(
     `INSERT INTO unsubscribe_links (token, domain, address, message, created_at)
      VALUES (?, ?, ?, ?, ?)
      ON CONFLICT (token) DO UPDATE SET message = excluded.message`,
-  ).run(l.token.toLowerCase(), l.domain, l.address.toLowerCase(), l.message, now);
+    l.token.toLowerCase(),
+    l.domain,
+    l.address.toLowerCase(),
+    l.message,
+    now,
+  );
 }
 
 /** The link of a token (any case), or undefined when posta never gave it. */

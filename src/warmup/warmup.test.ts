@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openDb } from '../db/db.ts';
 import { MIGRATIONS } from '../queue/spool.ts';
-import { countWarmup, Warmup } from './warmup.ts';
+import { runSqlite } from '../store/statement.ts';
+import { warmupCount, Warmup } from './warmup.ts';
 import type { WarmupConfig } from '../config/load.ts';
 
 const w: WarmupConfig = { sender: 'example.com', start: '2026-12-01', schedule: [3, 10, 20] };
@@ -38,9 +39,12 @@ test("today's counts come back from the database after a restart", () => {
   const db = openDb(':memory:', MIGRATIONS);
   const now = at('2026-12-02T10:00:00Z');
   const today = Math.floor(now / 86_400_000);
-  countWarmup(db, { sender: 'example.com', destination: 'google', day: today, n: 4 });
-  countWarmup(db, { sender: 'example.com', destination: 'google', day: today, n: 3 });
-  countWarmup(db, { sender: 'example.com', destination: 'google', day: today - 1, n: 3 });
+  runSqlite(db, warmupCount({ sender: 'example.com', destination: 'google', day: today, n: 4 }));
+  runSqlite(db, warmupCount({ sender: 'example.com', destination: 'google', day: today, n: 3 }));
+  runSqlite(
+    db,
+    warmupCount({ sender: 'example.com', destination: 'google', day: today - 1, n: 3 }),
+  );
   const c = new Warmup(db, [w]);
   assert.equal(c.take('i@example.com', 'gmail.com', 50, now)?.allowed, 3, '10 on day 2, 7 used');
   assert.deepEqual(c.status(now), [

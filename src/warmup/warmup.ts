@@ -22,6 +22,7 @@
  *   APIs) is held; DSNs and forwarded mail never are, and no warm-up costs
  *   nothing: the scheduler has no Warmup then.
  */
+import { statement, type Statement } from '../store/statement.ts';
 import type { WarmupConfig } from '../config/load.ts';
 import { prepared, type Db } from '../db/db.ts';
 import {
@@ -141,12 +142,15 @@ function key(sender: string, destination: string): string {
 }
 
 /** Add delivered messages to a day's count; in the transaction that records them. */
-export function countWarmup(db: Db, c: WarmupCount): void {
-  prepared(
-    db,
+export function warmupCount(c: WarmupCount): Statement {
+  return statement(
     `INSERT INTO warmup_counts (sender, destination, day, n) VALUES (?, ?, ?, ?)
-     ON CONFLICT (sender, destination, day) DO UPDATE SET n = n + excluded.n`,
-  ).run(c.sender, c.destination, c.day, c.n);
+     ON CONFLICT (sender, destination, day) DO UPDATE SET n = warmup_counts.n + excluded.n`,
+    c.sender,
+    c.destination,
+    c.day,
+    c.n,
+  );
 }
 
 /** Forget the counts of days before `before` (a time), as the delivery log is forgotten. */

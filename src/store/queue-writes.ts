@@ -1,0 +1,77 @@
+/**
+ * What the queue's commits write beside its own rows, as statements
+ * (statement.ts) that either engine runs in the same transaction as the
+ * message or the attempt they go with, so none of them can drift from the
+ * queue:
+ * - an accepted message: the day's count (stats/), its access key's quota
+ *   use (keys/usage.ts), its unsubscribe link (unsubscribe/links.ts), and for
+ *   our senders' mail its record and Send event (events/);
+ * - an attempt: its count, its events, the hard bounces to suppress and the
+ *   warm-up's count of deliveries.
+ */
+import { eventInsert, mailInsert, mailRow, type MailValues } from '../events/events.ts';
+import type { OutcomeWrites } from '../events/outcomes.ts';
+import { sendCount } from '../keys/usage.ts';
+import type { AttemptResult, Envelope } from '../queue/spool.ts';
+import { acceptedCount, attemptCount } from '../stats/stats.ts';
+import { suppression } from '../suppression/suppression.ts';
+import { linkInsert } from '../unsubscribe/links.ts';
+import { warmupCount } from '../warmup/warmup.ts';
+import type { Statement } from './statement.ts';
+
+/**
+ * The events' record of one of our senders' messages (source "submission"),
+ * none for others; made before the commit, since it reads the header.
+ */
+export function mailOf(id: string, e: Envelope, head: Buffer): MailValues | undefined {
+  if (e.source !== 'submission') return undefined;
+  return mailRow({
+    message: id,
+    createdAt: Date.now(),
+    sender: e.sender,
+    apiKey: e.apiKey ?? null,
+    account: e.account ?? null,
+    tags: e.tags ?? {},
+    recipients: e.recipients,
+    head,
+  });
+}
+
+/** Beside a new message's row; `mail` from mailOf(). */
+export function acceptWrites(
+  id: string,
+  e: Envelope,
+  now: number,
+  mail: MailValues | undefined,
+): Statement[] {
+  const out: Statement[] = [];
+  // what the server accepted; not the DSNs it makes itself
+  if (e.source !== 'bounce') out.push(acceptedCount(now));
+  // the key's use commits with what it sent: the quota cannot drift from the queue
+  if (e.apiKey) out.push(sendCount(e.apiKey, e.recipients.length, now));
+  if (e.unsubscribe) out.push(linkInsert({ ...e.unsubscribe, message: id }, now));
+  // our senders' mail has events: Send now, the outcomes as they come
+  if (mail) {
+    out.push(mailInsert(mail));
+    out.push(
+      eventInsert({ message: id, type: 'Send', at: now, recipients: e.recipients, detail: {} }),
+    );
+  }
+  return out;
+}
+
+/** Beside an attempt's rows. */
+export function attemptWrites(
+  r: Pick<AttemptResult, 'attempts' | 'events' | 'suppress' | 'warmup'>,
+): Statement[] {
+  return [
+    ...r.attempts.map(attemptCount),
+    ...outcomeStatements({ events: r.events ?? [], suppress: r.suppress ?? [] }),
+    ...(r.warmup ?? []).map(warmupCount),
+  ];
+}
+
+/** Events and suppressions (of an attempt, or of a complaint). */
+export function outcomeStatements(w: OutcomeWrites): Statement[] {
+  return [...w.events.map(eventInsert), ...w.suppress.map((x) => suppression(x))];
+}
