@@ -9,6 +9,8 @@
  *   domain `connections_per_domain` at once and `messages_per_minute_per_domain`,
  *   or what its `[delivery.destinations."DOMAIN"]` table says.
  *   A job held back by a limit stays due and is picked up on the next round.
+ *   With other nodes on the same queue, each session also takes a slot and
+ *   a message of the rate from the limits they share (store/limits.ts).
  * - Local recipients (an address of one of our domains, from submission or
  *   port 25) are first replaced by their alias targets; one with no alias
  *   fails with 5.1.1.
@@ -39,6 +41,7 @@ import {
   type Spool,
 } from '../queue/spool.ts';
 import type { Claim, ClaimOptions, Lease, QueueStore } from '../store/queue-store.ts';
+import { localLimits, type SharedLimits, type Slot } from '../store/limits.ts';
 import { buildDsn, type FailedRecipient } from '../bounce/dsn.ts';
 import { generatedReceivedField, utf8Header } from '../message/header.ts';
 import { formatReply, type AttemptInfo, type Outcome } from './outcome.ts';
@@ -64,9 +67,13 @@ export interface SchedulerOptions {
   metrics: Metrics;
   /** The [warmup] limits; none (no cost at all) when no warm-up is configured. */
   warmup?: Warmup | null;
+  /** Limits shared with other nodes (store/limits.ts); on one node, its own counts are all. */
+  limits?: SharedLimits;
 }
 
 const POLL_MS = 1000;
+/** How long a destination whose shared limits are used up elsewhere waits here. */
+const HELD_BACK_MS = 1000;
 const COOL_DOWN_MS = 60_000;
 /** About five minutes of retries (1, 2, 4, ... 30 s) before a round gives up. */
 const RECORD_TRIES = 10;
@@ -81,6 +88,8 @@ export class Scheduler {
   private readonly busy = new Set<string>();
   private readonly perDomain = new Map<string, number>();
   private readonly sentAt = new Map<string, number[]>();
+  /** Destinations whose shared limits other nodes use up: not tried here until then. */
+  private readonly heldBack = new Map<string, number>();
   private active = 0;
   private timer: NodeJS.Timeout | null = null;
   private queued = false;
@@ -193,7 +202,9 @@ export class Scheduler {
     for (const [id, until] of this.coolDown) if (until <= now) this.coolDown.delete(id);
     const skip = this.coolDown.size ? new Set([...this.busy, ...this.coolDown.keys()]) : this.busy;
     const full = new Set(
-      [...this.perDomain.keys(), ...this.sentAt.keys()].filter((d) => !this.mayStart(d, now)),
+      [...this.perDomain.keys(), ...this.sentAt.keys(), ...this.heldBack.keys()].filter(
+        (d) => !this.mayStart(d, now),
+      ),
     );
     if (this.wantAll && now >= this.nextFull) {
       this.wantAll = false;
@@ -259,7 +270,27 @@ export class Scheduler {
     return true;
   }
 
+  /**
+   * A connection slot and a message of the destination's rate across all
+   * nodes (store/limits.ts); null when other nodes use them up, and then the
+   * destination waits a moment here before it is tried again.
+   */
+  private async sharedRoom(domain: string): Promise<Slot | null> {
+    const limits = destinationLimits(this.o.delivery, domain);
+    const shared = this.o.limits ?? localLimits;
+    const slot = await shared.slot(domain, limits.connections);
+    if (slot && (await shared.take(domain, limits.messagesPerMinute))) return slot;
+    await slot?.release();
+    this.heldBack.set(domain, Date.now() + HELD_BACK_MS);
+    return null;
+  }
+
   private mayStart(domain: string, now: number): boolean {
+    const until = this.heldBack.get(domain);
+    if (until !== undefined) {
+      if (until > now) return false;
+      this.heldBack.delete(domain);
+    }
     const limits = destinationLimits(this.o.delivery, domain);
     if ((this.perDomain.get(domain) ?? 0) >= limits.connections) return false;
     if (limits.messagesPerMinute > 0) {
@@ -390,10 +421,15 @@ export class Scheduler {
         }
         const started = Date.now();
         let delivered = 0;
+        let slot: Slot | null = null;
         try {
           const message = await loaded;
           if (!message) return nothingTried(); // deleted meanwhile (posta queue delete)
           if (room && waiting.length) await this.holdForWarmup(m, waiting, room);
+          if (tried.length) {
+            slot = await this.sharedRoom(domain);
+            if (!slot) return nothingTried(); // other nodes use the destination's limit
+          }
           const r = tried.length
             ? await this.o.transport.deliver({
                 queueId: m.id,
@@ -440,6 +476,7 @@ export class Scheduler {
           delivered = n;
           return a;
         } finally {
+          await slot?.release();
           if (room) this.o.warmup?.settle(room, delivered);
           const n = (this.perDomain.get(domain) ?? 1) - 1;
           if (n > 0) this.perDomain.set(domain, n);
