@@ -7,11 +7,10 @@
  *   one statement that also leases them, so two nodes claiming at once never
  *   get the same recipient: the second skips the rows the first holds, and a
  *   row leased meanwhile fails the `lease IS NULL` recheck.
- * - A message is claimed as a whole: recipients of a message that has a
- *   leased recipient are not claimed (the spool's "busy"). Two nodes that
- *   claim in the same instant may still split a message's recipients
- *   between them (each sees the other's lease only once committed); they
- *   never share a recipient, which is what delivery needs.
+ * - A message is claimed by one claim at a time (the spool's "busy"): the
+ *   claim locks the message row too and sets messages.lease, so a node whose
+ *   snapshot predates another's claim fails the `m.lease IS NULL` recheck
+ *   when it locks the row the other updated.
  * - One lease token per claimed message (gen_random_uuid()); the writes
  *   about a claim (record, release, expand) lock the rows carrying it first,
  *   and write nothing when a recipient they name no longer carries it: the
@@ -53,20 +52,22 @@ export async function claim(c: PoolClient, node: string, o: ClaimOptions): Promi
   const { rows } = await c.query<ClaimRow>(
     `WITH due AS MATERIALIZED (
        SELECT r.message, r.address
-         FROM recipients r
-        WHERE r.state = 'queued' AND r.lease IS NULL AND r.next_attempt <= $1
+         FROM recipients r JOIN messages m ON m.id = r.message
+        WHERE r.state = 'queued' AND r.lease IS NULL AND r.next_attempt <= $1 AND m.lease IS NULL
           AND r.message <> ALL($2::text[]) AND r.domain <> ALL($3::text[])
-          AND NOT EXISTS (SELECT 1 FROM recipients x WHERE x.message = r.message AND x.lease IS NOT NULL)
           ${scope}
         ORDER BY r.next_attempt, r.message
         LIMIT $4
-        FOR UPDATE OF r SKIP LOCKED
+        FOR UPDATE OF r, m SKIP LOCKED
      ), leases AS MATERIALIZED (
        SELECT d.message, gen_random_uuid()::text AS lease FROM (SELECT DISTINCT message FROM due) d
+     ), held AS (
+       UPDATE messages m SET lease = l.lease FROM leases l WHERE m.id = l.message
+       RETURNING m.id, m.created_at, m.sender, m.source, m.warned, m.smtputf8, m.sender_auth
      )
      UPDATE recipients r
         SET owner = $5, lease = l.lease, leased_at = $1
-       FROM due, leases l, messages m
+       FROM due, leases l, held m
       WHERE r.message = due.message AND r.address = due.address
         AND l.message = due.message AND m.id = r.message
      RETURNING r.message, r.address, r.attempts, r.next_attempt, r.warmup_ms, r.lease,
@@ -110,10 +111,16 @@ async function fence(
   l: Lease,
   addresses: readonly string[],
 ): Promise<Set<string> | null> {
+  // locks in one order, recipients then their message, in every write (reap too)
   const { rows } = await c.query<{ address: string }>(
     'SELECT address FROM recipients WHERE message = $1 AND lease = $2 FOR UPDATE',
     [l.id, l.lease],
   );
+  const m = await c.query('SELECT 1 FROM messages WHERE id = $1 AND lease = $2 FOR UPDATE', [
+    l.id,
+    l.lease,
+  ]);
+  if (m.rowCount === 0) return null;
   const held = new Set(rows.map((r) => r.address));
   if (held.size === 0 || addresses.some((a) => !held.has(a))) return null;
   return held;
@@ -125,6 +132,7 @@ async function endClaim(c: PoolClient, l: Lease): Promise<number> {
     'UPDATE recipients SET owner = NULL, lease = NULL, leased_at = NULL WHERE message = $1 AND lease = $2',
     [l.id, l.lease],
   );
+  await c.query('UPDATE messages SET lease = NULL WHERE id = $1 AND lease = $2', [l.id, l.lease]);
   return r.rowCount ?? 0;
 }
 
@@ -259,7 +267,13 @@ export async function expand(
 /** Every claim of `node` ends (it closes). */
 export async function releaseNode(c: PoolClient, node: string): Promise<void> {
   await c.query(
-    'UPDATE recipients SET owner = NULL, lease = NULL, leased_at = NULL WHERE owner = $1',
+    `WITH mine AS (
+       SELECT message, address, lease FROM recipients WHERE owner = $1 FOR UPDATE
+     ), freed AS (
+       UPDATE messages SET lease = NULL WHERE lease IN (SELECT lease FROM mine)
+     )
+     UPDATE recipients r SET owner = NULL, lease = NULL, leased_at = NULL
+       FROM mine WHERE r.message = mine.message AND r.address = mine.address`,
     [node],
   );
 }
@@ -283,10 +297,12 @@ export async function reap(
   // the old owner comes from the CTE: RETURNING sees the row after the update
   const { rows } = await c.query<{ owner: string }>(
     `WITH stale AS (
-       SELECT message, address, owner FROM recipients
+       SELECT message, address, owner, lease FROM recipients
         WHERE owner IS NOT NULL AND owner <> $3
-          AND owner NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $1 - $2)
+          AND owner NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $1::bigint - $2::bigint)
         FOR UPDATE
+     ), freed AS (
+       UPDATE messages SET lease = NULL WHERE lease IN (SELECT lease FROM stale)
      )
      UPDATE recipients r
         SET owner = NULL, lease = NULL, leased_at = NULL, next_attempt = $1, maybe_sent = true

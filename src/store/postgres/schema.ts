@@ -8,7 +8,8 @@
  * lower-cased); what is new is the claim: a recipient's `owner` (the node
  * that holds it), `lease` (one token per claimed message), `leased_at`, and
  * `maybe_sent` (it was taken back from a node that stopped, which may have
- * sent it). Flags SQLite keeps as 0/1 are booleans here.
+ * sent it); and a message's `lease`, the token of the claim that holds it,
+ * on which a concurrent claim's recheck of the row fails. Flags SQLite keeps as 0/1 are booleans here.
  *
  * Invariant: migrate() runs the missing migrations in one transaction under
  * an advisory lock, so two nodes starting at once on an empty database do
@@ -35,7 +36,8 @@ export const MIGRATIONS = [
      parts integer NOT NULL DEFAULT 0,
      sender_auth text,
      api_key text,
-     tags text
+     tags text,
+     lease text
    );
    -- large bodies in parts of PART_SIZE bytes (data is then empty), written
    -- before their message row; written_at lets a sweep tell a crash's
