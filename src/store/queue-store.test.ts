@@ -131,6 +131,34 @@ for (const engine of engines) {
       await rm(dir, { recursive: true });
     });
 
+    test('a failing enqueue does not take the others of its commit down', async () => {
+      await s.enqueue(env(1), Buffer.from('first\r\n\r\n'), 'dup-id');
+      const results = await Promise.allSettled([
+        s.enqueue(env(2), Buffer.from('a\r\n\r\n')),
+        s.enqueue(env(3), Buffer.from('again\r\n\r\n'), 'dup-id'),
+        s.enqueue(env(4), Buffer.from('b\r\n\r\n')),
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'rejected', 'fulfilled'],
+      );
+      assert.equal((await s.list()).length, 3);
+      assert.equal((await text(s, 'dup-id'))?.toString(), 'first\r\n\r\n');
+    });
+
+    test('a held message whose file is short is refused, and nothing of it stays', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'store-held-'));
+      const path = join(dir, 'body');
+      await writeFile(path, Buffer.alloc(1024 * 1024 + 10, 'x'));
+      const head = Buffer.from('Subject: short\r\n\r\n');
+      await assert.rejects(
+        s.enqueue(env(5), { head, body: { path, start: 0, size: 3 * 1024 * 1024 } }, 'short-id'),
+      );
+      assert.deepEqual(await s.list(), []);
+      assert.equal(await s.message('short-id'), null);
+      await rm(dir, { recursive: true });
+    });
+
     test('claims are oldest first, at most `limit` recipients, grouped by message', async () => {
       const ids: string[] = [];
       for (let n = 0; n < 3; n++) {

@@ -34,6 +34,8 @@ export class GroupCommit {
   private running: Promise<void> | null = null;
   private scheduled = false;
   private readonly pool: Pool;
+  /** Transactions committed so far (a batch each). */
+  committed = 0;
 
   constructor(pool: Pool) {
     this.pool = pool;
@@ -102,6 +104,7 @@ export class GroupCommit {
       for (const p of batch) p.reject(err as Error);
       return;
     }
+    this.committed++;
     c.release();
     for (const p of batch) {
       const err = failed.get(p);

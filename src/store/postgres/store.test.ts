@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { PgQueueStore } from './store.ts';
 import type { Envelope } from '../../queue/spool.ts';
 import type { Claim } from '../queue-store.ts';
@@ -31,14 +32,14 @@ const delivered = (c: Claim) => ({
 });
 
 describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
-  let pg: Postgres;
+  let server: Postgres;
   before(async () => {
-    pg = await startPostgres();
+    server = await startPostgres();
   });
-  after(() => pg.stop());
+  after(() => server.stop());
 
   test('two nodes open an empty database at once: one migrates, both work', async () => {
-    const url = await pg.database();
+    const url = await server.database();
     const [a, b] = await Promise.all([
       PgQueueStore.open({ url, node: 'a' }),
       PgQueueStore.open({ url, node: 'b' }),
@@ -52,8 +53,37 @@ describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
     await b.close();
   });
 
+  test('messages enqueued in one turn share one transaction; attempt events are refused for now', async () => {
+    const url = await server.database();
+    const s = await PgQueueStore.open({ url, node: 'a' });
+    const before = s.commits;
+    await Promise.all(
+      Array.from({ length: 50 }, (_, n) =>
+        s.enqueue(env(n, [`r${n}@example.org`]), Buffer.from(`m${n}\r\n\r\n`)),
+      ),
+    );
+    assert.equal(s.commits - before, 1);
+    const c = new pg.Client(url);
+    c.on('error', () => {});
+    await c.connect();
+    const [claimed] = await s.claim({ now: Date.now(), limit: 1 });
+    await assert.rejects(
+      s.record(claimed!, {
+        ...delivered(claimed!),
+        events: [{ message: claimed!.id, type: 'Delivery', at: 1, recipients: [], detail: {} }],
+      }),
+      /not stored on PostgreSQL yet/,
+    );
+    // nothing was written: the claim still holds, and can end
+    const { rows: left } = await c.query<{ n: string }>('SELECT count(*) AS n FROM attempts');
+    assert.equal(Number(left[0]?.n), 0);
+    assert.equal(await s.release(claimed!), true);
+    await c.end();
+    await s.close();
+  });
+
   test('two nodes claiming at once never get the same recipient', async () => {
-    const url = await pg.database();
+    const url = await server.database();
     const a = await PgQueueStore.open({ url, node: 'a', max: 4 });
     const b = await PgQueueStore.open({ url, node: 'b', max: 4 });
     const all = new Set<string>();
@@ -104,7 +134,7 @@ describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
   });
 
   test('a node that stops heartbeating is reaped: the other takes its work, and its late record is refused', async () => {
-    const url = await pg.database();
+    const url = await server.database();
     const a = await PgQueueStore.open({ url, node: 'a' });
     const b = await PgQueueStore.open({ url, node: 'b' });
     const id = await a.enqueue(
@@ -141,15 +171,15 @@ describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
   });
 
   test('acknowledged messages survive a crash of PostgreSQL', async () => {
-    const url = await pg.database();
+    const url = await server.database();
     const s = await PgQueueStore.open({ url, node: 'a' });
     const ids = await Promise.all(
       Array.from({ length: 200 }, (_, n) =>
         s.enqueue(env(n, [`r${n}@example.org`]), Buffer.from(`message ${n}\r\n\r\n`)),
       ),
     );
-    await pg.crash();
-    await pg.start();
+    await server.crash();
+    await server.start();
     const again = await PgQueueStore.open({ url, node: 'b' });
     assert.deepEqual((await again.list()).map((m) => m.id).sort(), [...ids].sort());
     const m = await again.message(ids[7]!);
@@ -161,15 +191,15 @@ describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
   });
 
   test('while PostgreSQL is down enqueue rejects, and once it is back the same store works again', async () => {
-    const url = await pg.database();
+    const url = await server.database();
     const s = await PgQueueStore.open({ url, node: 'a' });
     await s.enqueue(env(1, ['r@example.org']), Buffer.from('before\r\n\r\n'));
-    await pg.crash();
+    await server.crash();
     try {
       await assert.rejects(s.enqueue(env(2, ['r@example.org']), Buffer.from('during\r\n\r\n')));
       await assert.rejects(s.claim({ now: Date.now(), limit: 10 }));
     } finally {
-      await pg.start();
+      await server.start();
     }
     const id = await s.enqueue(env(3, ['r@example.org']), Buffer.from('after\r\n\r\n'));
     assert.equal((await s.list()).length, 2);
