@@ -193,11 +193,14 @@ describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
   test('while PostgreSQL is down enqueue rejects, and once it is back the same store works again', async () => {
     const url = await server.database();
     const s = await PgQueueStore.open({ url, node: 'a' });
+    const other = await PgQueueStore.open({ url, node: 'b' });
     await s.enqueue(env(1, ['r@example.org']), Buffer.from('before\r\n\r\n'));
     await server.crash();
     try {
       await assert.rejects(s.enqueue(env(2, ['r@example.org']), Buffer.from('during\r\n\r\n')));
       await assert.rejects(s.claim({ now: Date.now(), limit: 10 }));
+      // and a store closes without the database
+      await other.close();
     } finally {
       await server.start();
     }
