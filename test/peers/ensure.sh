@@ -39,6 +39,7 @@ peers=(
   "mount|mount|command -v mount"
   "iproute2|ip|command -v ip"
   "passwd|useradd|command -v useradd"
+  "postgresql|PostgreSQL server (initdb, pg_ctl in /usr/lib/postgresql/<version>/bin) and its postgres user|id -u postgres && for b in /usr/lib/postgresql/*/bin; do test -x \$b/initdb && test -x \$b/pg_ctl && exit 0; done; exit 1"
   "chromium|headless Chromium (the dashboard tests, through playwright-core)|chromium --headless --no-sandbox --disable-gpu --dump-dom 'data:text/html,<p>rendered</p>' 2>/dev/null | grep -q '<p>rendered</p>'"
 )
 

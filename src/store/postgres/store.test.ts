@@ -1,0 +1,213 @@
+/**
+ * What only the PostgreSQL queue does: several nodes on one database, a node
+ * that stops, and the database itself crashing or going away. On a real
+ * server (test/helpers/postgres.ts), fsync and synchronous_commit on.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import { PgQueueStore } from './store.ts';
+import type { Envelope } from '../../queue/spool.ts';
+import type { Claim } from '../queue-store.ts';
+import { postgresMissing, startPostgres, type Postgres } from '../../../test/helpers/postgres.ts';
+
+const env = (n: number, recipients: string[]): Envelope => ({
+  sender: `s${n}@example.test`,
+  recipients,
+  source: 'inbound',
+  clientIp: '127.0.0.1',
+});
+
+const delivered = (c: Claim) => ({
+  attempts: c.recipients.map((r) => ({
+    message: c.id,
+    recipient: r.address,
+    at: Date.now(),
+    durationMs: 1,
+    outcome: 'delivered' as const,
+    reply: '250 ok',
+  })),
+  retry: new Map<string, number>(),
+  notices: [],
+});
+
+describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
+  let server: Postgres;
+  before(async () => {
+    server = await startPostgres();
+  });
+  after(() => server.stop());
+
+  test('two nodes open an empty database at once: one migrates, both work', async () => {
+    const url = await server.database();
+    const [a, b] = await Promise.all([
+      PgQueueStore.open({ url, node: 'a' }),
+      PgQueueStore.open({ url, node: 'b' }),
+    ]);
+    const id = await a.enqueue(env(1, ['x@example.org']), Buffer.from('x\r\n\r\n'));
+    assert.deepEqual(
+      (await b.list()).map((m) => m.id),
+      [id],
+    );
+    await a.close();
+    await b.close();
+  });
+
+  test('messages enqueued in one turn share one transaction; attempt events are refused for now', async () => {
+    const url = await server.database();
+    const s = await PgQueueStore.open({ url, node: 'a' });
+    const before = s.commits;
+    await Promise.all(
+      Array.from({ length: 50 }, (_, n) =>
+        s.enqueue(env(n, [`r${n}@example.org`]), Buffer.from(`m${n}\r\n\r\n`)),
+      ),
+    );
+    assert.equal(s.commits - before, 1);
+    const c = new pg.Client(url);
+    c.on('error', () => {});
+    await c.connect();
+    const [claimed] = await s.claim({ now: Date.now(), limit: 1 });
+    await assert.rejects(
+      s.record(claimed!, {
+        ...delivered(claimed!),
+        events: [{ message: claimed!.id, type: 'Delivery', at: 1, recipients: [], detail: {} }],
+      }),
+      /not stored on PostgreSQL yet/,
+    );
+    // nothing was written: the claim still holds, and can end
+    const { rows: left } = await c.query<{ n: string }>('SELECT count(*) AS n FROM attempts');
+    assert.equal(Number(left[0]?.n), 0);
+    assert.equal(await s.release(claimed!), true);
+    await c.end();
+    await s.close();
+  });
+
+  test('two nodes claiming at once never get the same recipient', async () => {
+    const url = await server.database();
+    const a = await PgQueueStore.open({ url, node: 'a', max: 4 });
+    const b = await PgQueueStore.open({ url, node: 'b', max: 4 });
+    const all = new Set<string>();
+    await Promise.all(
+      Array.from({ length: 300 }, (_, n) => {
+        const rcpts = [`r${n}@d${n % 7}.test`, `q${n}@d${n % 5}.test`, `z${n}@d${n % 3}.test`];
+        return a.enqueue(env(n, rcpts), Buffer.from(`m${n}\r\n\r\n`)).then((id) => {
+          for (const r of rcpts) all.add(`${id} ${r}`);
+        });
+      }),
+    );
+    const seen = new Map<string, string>();
+    let rounds = 0;
+    for (; seen.size < all.size; rounds++) {
+      assert.ok(rounds < 1000, 'the queue drains');
+      // each node claims twice at once, against the other's claims
+      const batches = await Promise.all(
+        [a, b, a, b].map((s) => s.claim({ now: Date.now(), limit: 17 }).then((cs) => ({ s, cs }))),
+      );
+      const holder = new Map<string, string>();
+      for (const { s, cs } of batches) {
+        for (const c of cs) {
+          // a message is in one claim at a time
+          assert.equal(holder.get(c.id), undefined, `${c.id} in two claims`);
+          holder.set(c.id, c.lease);
+          for (const r of c.recipients) {
+            const key = `${c.id} ${r.address}`;
+            assert.equal(
+              seen.get(key),
+              undefined,
+              `${key} claimed by ${seen.get(key)} and ${s.node}`,
+            );
+            seen.set(key, s.node);
+          }
+        }
+      }
+      await Promise.all(
+        batches.flatMap(({ s, cs }) =>
+          cs.map(async (c) => assert.equal(await s.record(c, delivered(c)), true)),
+        ),
+      );
+    }
+    assert.deepEqual([...seen.keys()].sort(), [...all].sort());
+    assert.ok(new Set(seen.values()).size === 2, 'both nodes got work');
+    assert.deepEqual(await a.list(), []);
+    await a.close();
+    await b.close();
+  });
+
+  test('a node that stops heartbeating is reaped: the other takes its work, and its late record is refused', async () => {
+    const url = await server.database();
+    const a = await PgQueueStore.open({ url, node: 'a' });
+    const b = await PgQueueStore.open({ url, node: 'b' });
+    const id = await a.enqueue(
+      env(1, ['p@example.org', 'q@example.net']),
+      Buffer.from('x\r\n\r\n'),
+    );
+    const t0 = Date.now();
+    await a.heartbeat(t0);
+    const [claimed] = await a.claim({ now: t0, limit: 10 });
+    assert.equal(claimed?.id, id);
+    // a is still alive: nothing is reaped
+    await b.heartbeat(t0 + 1_000);
+    assert.deepEqual(await b.reap(30_000, t0 + 1_000), { recipients: 0, nodes: [] });
+    assert.deepEqual(await b.claim({ now: t0 + 1_000, limit: 10 }), []);
+    // a falls silent for longer than the lease
+    const t1 = t0 + 60_000;
+    await b.heartbeat(t1);
+    assert.deepEqual(await b.reap(30_000, t1), { recipients: 2, nodes: ['a'] });
+    const [taken] = await b.claim({ now: t1, limit: 10 });
+    assert.equal(taken?.id, id);
+    assert.equal(taken?.recipients.length, 2);
+    // a wakes up: its results, release and expansion are fenced off
+    assert.equal(await a.record(claimed, delivered(claimed)), false);
+    assert.equal(await a.release(claimed), false);
+    assert.equal(
+      await a.expand(claimed, [{ address: 'p@example.org', targets: ['t@x.test'] }]),
+      false,
+    );
+    assert.deepEqual((await b.list())[0]?.recipients, ['p@example.org', 'q@example.net']);
+    assert.equal(await b.record(taken, delivered(taken)), true);
+    assert.deepEqual(await b.list(), []);
+    await a.close();
+    await b.close();
+  });
+
+  test('acknowledged messages survive a crash of PostgreSQL', async () => {
+    const url = await server.database();
+    const s = await PgQueueStore.open({ url, node: 'a' });
+    const ids = await Promise.all(
+      Array.from({ length: 200 }, (_, n) =>
+        s.enqueue(env(n, [`r${n}@example.org`]), Buffer.from(`message ${n}\r\n\r\n`)),
+      ),
+    );
+    await server.crash();
+    await server.start();
+    const again = await PgQueueStore.open({ url, node: 'b' });
+    assert.deepEqual((await again.list()).map((m) => m.id).sort(), [...ids].sort());
+    const m = await again.message(ids[7]!);
+    const chunks: Buffer[] = [];
+    for await (const c of m!.open()) chunks.push(c as Buffer);
+    assert.equal(Buffer.concat(chunks).toString(), 'message 7\r\n\r\n');
+    await again.close();
+    await s.close();
+  });
+
+  test('while PostgreSQL is down enqueue rejects, and once it is back the same store works again', async () => {
+    const url = await server.database();
+    const s = await PgQueueStore.open({ url, node: 'a' });
+    const other = await PgQueueStore.open({ url, node: 'b' });
+    await s.enqueue(env(1, ['r@example.org']), Buffer.from('before\r\n\r\n'));
+    await server.crash();
+    try {
+      await assert.rejects(s.enqueue(env(2, ['r@example.org']), Buffer.from('during\r\n\r\n')));
+      await assert.rejects(s.claim({ now: Date.now(), limit: 10 }));
+      // and a store closes without the database
+      await other.close();
+    } finally {
+      await server.start();
+    }
+    const id = await s.enqueue(env(3, ['r@example.org']), Buffer.from('after\r\n\r\n'));
+    assert.equal((await s.list()).length, 2);
+    const claimed = await s.claim({ now: Date.now(), limit: 10 });
+    assert.ok(claimed.some((c) => c.id === id));
+    await s.close();
+  });
+});

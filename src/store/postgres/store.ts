@@ -1,0 +1,215 @@
+/**
+ * The queue on PostgreSQL (QueueStore, store/queue-store.ts): any number of
+ * posta nodes on one database, each claiming work under leases.
+ *
+ * Invariants (besides the interface's):
+ * - enqueue() and the writes about a claim go through one group commit
+ *   (commit.ts); an enqueue, and a record that makes notices (DSNs), commit
+ *   with synchronous_commit on; claims, releases, heartbeats, reaps and a
+ *   record without notices with it off: lost in a crash, they are as if they
+ *   had not happened, which the leases and at-least-once delivery allow.
+ * - This step holds the queue core only: the tables of events, suppression,
+ *   warm-up counts, key quotas and unsubscribe links are not on PostgreSQL
+ *   yet. A write that needs one is refused with an Error that says so, never
+ *   half done. (Our senders' Send events and the accepted/attempt statistics
+ *   are not written either.)
+ * - The pool never hangs the process on a database that is down: a
+ *   connection that cannot be made in CONNECT_TIMEOUT_MS fails the write,
+ *   errors of idle connections are handled, and once the server is back the
+ *   next write opens new connections by itself.
+ */
+import pg from 'pg';
+import type { Pool } from 'pg';
+import type { Held } from '../../message/held.ts';
+import {
+  newQueueId,
+  type AttemptResult,
+  type Envelope,
+  type QueuedMessage,
+  type StoredMessage,
+} from '../../queue/spool.ts';
+import type { Claim, ClaimOptions, Lease, QueueStore, Reaped } from '../queue-store.ts';
+import { dropParts, storedMessage, sweepParts, writeParts } from './body.ts';
+import * as claims from './claims.ts';
+import { GroupCommit, transaction } from './commit.ts';
+import { migrate } from './schema.ts';
+
+/** How long a new connection may take before the write that wanted it fails. */
+const CONNECT_TIMEOUT_MS = 5_000;
+/** Parts without a message older than this are a crash's leftovers (no write takes so long). */
+const ORPHAN_PARTS_MS = 24 * 60 * 60 * 1000;
+
+export interface PgOptions {
+  /** postgres://user:password@host:port/database */
+  url: string;
+  /** This node's name, in its leases and heartbeats. */
+  node: string;
+  /** Connections in the pool. */
+  max?: number;
+  /** Errors of idle connections (the server went away); the next write reports its own. */
+  onError?: (err: Error) => void;
+}
+
+function notOnPostgres(what: string): Error {
+  return new Error(
+    `${what} is not stored on PostgreSQL yet (the PostgreSQL queue holds the queue core only)`,
+  );
+}
+
+export class PgQueueStore implements QueueStore {
+  readonly engine = 'postgres' as const;
+  readonly node: string;
+  private readonly pool: Pool;
+  private readonly group: GroupCommit;
+
+  private constructor(pool: Pool, node: string) {
+    this.pool = pool;
+    this.node = node;
+    this.group = new GroupCommit(pool);
+  }
+
+  /** Connects, brings the schema up to date, removes old orphan parts and says this node is alive. */
+  static async open(o: PgOptions): Promise<PgQueueStore> {
+    const pool = new pg.Pool({
+      connectionString: o.url,
+      max: o.max ?? 10,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      idleTimeoutMillis: 30_000,
+      keepAlive: true,
+    });
+    pool.on('error', (err) => o.onError?.(err));
+    try {
+      const c = await pool.connect();
+      try {
+        await migrate(c);
+      } finally {
+        c.release();
+      }
+      await sweepParts(pool, ORPHAN_PARTS_MS);
+      const store = new PgQueueStore(pool, o.node);
+      await store.heartbeat();
+      return store;
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw err;
+    }
+  }
+
+  async enqueue(envelope: Envelope, data: Buffer | Held, id = newQueueId()): Promise<string> {
+    if (envelope.apiKey) throw notOnPostgres("An access key's quota use");
+    if (envelope.unsubscribe) throw notOnPostgres('An unsubscribe link');
+    const now = Date.now();
+    if (Buffer.isBuffer(data)) {
+      await this.group.write((c) => claims.insertMessage(c, id, envelope, data, now), true);
+    } else if (Buffer.isBuffer(data.body)) {
+      const whole = Buffer.concat([data.head, data.body]);
+      await this.group.write((c) => claims.insertMessage(c, id, envelope, whole, now), true);
+    } else {
+      const stored = await writeParts(this.pool, id, data, data.body);
+      try {
+        await this.group.write(async (c) => {
+          // the row commits only with every part beside it, or not at all
+          const { rows } = await c.query<{ n: string }>(
+            'SELECT count(*) AS n FROM message_parts WHERE message = $1',
+            [id],
+          );
+          if (Number(rows[0]?.n) !== stored.parts) {
+            throw new Error(`message ${id} lost parts before its commit`);
+          }
+          await claims.insertMessage(c, id, envelope, Buffer.alloc(0), now, stored);
+        }, true);
+      } catch (err) {
+        await dropParts(this.pool, id).catch(() => {});
+        throw err;
+      }
+    }
+    return id;
+  }
+
+  /** Transactions the group commit has committed (for metrics: messages per commit). */
+  get commits(): number {
+    return this.group.committed;
+  }
+
+  claim(o: ClaimOptions): Promise<Claim[]> {
+    return transaction(this.pool, false, (c) => claims.claim(c, this.node, o));
+  }
+
+  async record(claim: Lease, result: AttemptResult): Promise<boolean> {
+    if (result.events?.length) throw notOnPostgres('An attempt’s events');
+    if (result.suppress?.length) throw notOnPostgres('A suppression');
+    if (result.warmup?.length) throw notOnPostgres('A warm-up count');
+    return this.group.write((c) => claims.record(c, claim, result), result.notices.length > 0);
+  }
+
+  release(claim: Lease): Promise<boolean> {
+    return this.group.write((c) => claims.release(c, claim), false);
+  }
+
+  expand(
+    claim: Lease,
+    replacements: { address: string; targets: string[] }[],
+    sender?: string,
+  ): Promise<boolean> {
+    return this.group.write((c) => claims.expand(c, this.node, claim, replacements, sender), true);
+  }
+
+  message(id: string): Promise<StoredMessage | null> {
+    return storedMessage(this.pool, id);
+  }
+
+  async list(): Promise<QueuedMessage[]> {
+    const { rows } = await this.pool.query<Record<string, string | null>>(
+      `SELECT m.id, m.created_at, m.sender, m.source, m.account, m.client_ip, m.message_id, m.size,
+              m.api_key, string_agg(r.address, ' ' ORDER BY r.address) AS rcpts
+         FROM messages m LEFT JOIN recipients r ON r.message = m.id
+        GROUP BY m.id ORDER BY m.id`,
+    );
+    return rows.map((r) => ({
+      id: String(r.id),
+      createdAt: Number(r.created_at),
+      sender: String(r.sender),
+      source: r.source as Envelope['source'],
+      account: r.account ?? undefined,
+      clientIp: String(r.client_ip),
+      messageId: r.message_id ?? undefined,
+      size: Number(r.size),
+      apiKey: r.api_key ?? undefined,
+      recipients: r.rcpts ? r.rcpts.split(' ') : [],
+    }));
+  }
+
+  async stats(now = Date.now()): Promise<{ messages: number; oldestSeconds: number }> {
+    const { rows } = await this.pool.query<{ n: string; oldest: string | null }>(
+      'SELECT count(*) AS n, min(created_at) AS oldest FROM messages',
+    );
+    const row = rows[0];
+    const oldest = row?.oldest ? Number(row.oldest) : 0;
+    return { messages: Number(row?.n ?? 0), oldestSeconds: oldest ? (now - oldest) / 1000 : 0 };
+  }
+
+  /** Of the recipients no node holds: another node's claim is not due work for this one. */
+  async nextDue(): Promise<number | null> {
+    const { rows } = await this.pool.query<{ t: string | null }>(
+      "SELECT min(next_attempt) AS t FROM recipients WHERE state = 'queued' AND lease IS NULL",
+    );
+    const t = rows[0]?.t;
+    return t === null || t === undefined ? null : Number(t);
+  }
+
+  heartbeat(now = Date.now()): Promise<void> {
+    return transaction(this.pool, false, (c) => claims.heartbeat(c, this.node, now));
+  }
+
+  reap(leaseMs: number, now = Date.now()): Promise<Reaped> {
+    return transaction(this.pool, false, (c) => claims.reap(c, this.node, leaseMs, now));
+  }
+
+  /** Commits what is pending, ends this node's claims (their recipients are due as they were), closes the pool. */
+  async close(): Promise<void> {
+    await this.group.drain();
+    // a database that is down keeps them until another node reaps them
+    await transaction(this.pool, false, (c) => claims.releaseNode(c, this.node)).catch(() => {});
+    await this.pool.end();
+  }
+}
