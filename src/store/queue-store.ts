@@ -105,7 +105,11 @@ export interface QueueStore {
   list(): Promise<QueuedMessage[]>;
   /** Messages in the queue and the age of the oldest. */
   stats(now?: number): Promise<{ messages: number; oldestSeconds: number }>;
-  /** The earliest next attempt of any recipient, or null when the queue is empty. */
+  /**
+   * The earliest next attempt of a queued recipient, or null when there is
+   * none; on PostgreSQL of those no claim holds (another node's claim is not
+   * work for this one).
+   */
   nextDue(): Promise<number | null>;
   /** This node is alive (every few seconds while it runs). */
   heartbeat(now?: number): Promise<void>;

@@ -12,16 +12,22 @@
  *   snapshot predates another's claim fails the `m.lease IS NULL` recheck
  *   when it locks the row the other updated.
  * - One lease token per claimed message (gen_random_uuid()); the writes
- *   about a claim (record, release, expand) lock the rows carrying it first,
- *   and write nothing when a recipient they name no longer carries it: the
- *   claim was reaped and may be another node's now.
+ *   about a claim (record, hold, release, expand) lock the rows carrying it
+ *   first, and write nothing when a recipient they name no longer carries
+ *   it: the claim was reaped and may be another node's now. A record leaves
+ *   the claim on (a message's domains are recorded one by one); release()
+ *   ends it.
  * - reap() gives back the recipients of nodes whose heartbeat is older than
- *   the lease (or that have none), due at once and marked maybe_sent.
+ *   the lease (or that have none), due at once and marked maybe_sent, and
+ *   the connection slots they held (limits.ts).
  */
 import type { PoolClient } from 'pg';
 import type { Claim, ClaimOptions, Lease, Reaped } from '../queue-store.ts';
 import type { AttemptResult, Envelope } from '../../queue/spool.ts';
 import type { SenderAuth } from '../../verify/inbound.ts';
+import type { MailValues } from '../../events/events.ts';
+import { acceptWrites, attemptWrites } from '../queue-writes.ts';
+import { pgText } from '../statement.ts';
 
 interface ClaimRow {
   message: string;
@@ -143,6 +149,8 @@ export async function insertMessage(
   e: Envelope,
   data: Buffer,
   now: number,
+  /** Our senders' mail: its record for the events (queue-writes.ts mailOf()). */
+  mail: MailValues | undefined,
   stored = { parts: 0, size: data.length },
 ): Promise<void> {
   await c.query(
@@ -171,9 +179,15 @@ export async function insertMessage(
      SELECT $1, a, $3 FROM unnest($2::text[]) AS a ON CONFLICT DO NOTHING`,
     [id, e.recipients, now],
   );
+  for (const st of acceptWrites(id, e, now, mail))
+    await c.query(pgText(st.sql), st.args as unknown[]);
 }
 
-/** An attempt's results (see QueueStore.record); false, with nothing written, when fenced off. */
+/**
+ * An attempt's results (see QueueStore.record), with what goes beside them
+ * (queue-writes.ts); the claim goes on. False, with nothing written, when
+ * fenced off.
+ */
 export async function record(c: PoolClient, l: Lease, result: AttemptResult): Promise<boolean> {
   if (
     !(await fence(
@@ -219,8 +233,30 @@ export async function record(c: PoolClient, l: Lease, result: AttemptResult): Pr
     'DELETE FROM messages WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM recipients WHERE message = $1)',
     [l.id],
   );
-  for (const n of result.notices) await insertMessage(c, n.id, n.envelope, n.data, Date.now());
-  await endClaim(c, l);
+  for (const n of result.notices) {
+    await insertMessage(c, n.id, n.envelope, n.data, Date.now(), undefined);
+  }
+  for (const st of attemptWrites(result)) await c.query(pgText(st.sql), st.args as unknown[]);
+  return true;
+}
+
+/**
+ * Recipients of the claim wait for warm-up until `until`, untried (see
+ * QueueStore.hold); false, with nothing written, when fenced off.
+ */
+export async function hold(
+  c: PoolClient,
+  l: Lease,
+  addresses: readonly string[],
+  until: number,
+  reason: string,
+): Promise<boolean> {
+  if (!(await fence(c, l, addresses))) return false;
+  await c.query(
+    `UPDATE recipients SET next_attempt = $1, last_reply = $2, warmup_ms = warmup_ms + $3
+      WHERE message = $4 AND address = ANY($5::text[]) AND state = 'queued'`,
+    [until, reason, Math.max(0, until - Date.now()), l.id, [...addresses]],
+  );
   return true;
 }
 
@@ -309,6 +345,12 @@ export async function reap(
        FROM stale s
       WHERE r.message = s.message AND r.address = s.address
      RETURNING s.owner`,
+    [now, leaseMs, node],
+  );
+  // and the connection slots they held (limits.ts)
+  await c.query(
+    `DELETE FROM conn_slots
+      WHERE node <> $3 AND node NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $1::bigint - $2::bigint)`,
     [now, leaseMs, node],
   );
   return { recipients: rows.length, nodes: [...new Set(rows.map((r) => r.owner))].sort() };

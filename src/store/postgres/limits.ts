@@ -8,7 +8,7 @@
  * first free number below N in one statement, so two nodes racing for the
  * last slot cannot both get it (one insert conflicts and takes nothing).
  * Each row names its node: the reaper removes the slots of a node whose
- * heartbeat stopped (reapSlots), as it returns that node's claims.
+ * heartbeat stopped, as it returns that node's claims (claims.ts reap).
  *
  * Rates: GCRA (the generic cell rate algorithm) per destination: `tat`, the
  * theoretical arrival time, moves on by 60 s / perMinute per message, and a
@@ -109,11 +109,4 @@ export class PgLimits implements SharedLimits {
       c.release();
     }
   }
-}
-
-/** The slots of nodes that are gone (the reaper's, with their claims); their count. */
-export async function reapSlots(db: pg.ClientBase, nodes: readonly string[]): Promise<number> {
-  if (nodes.length === 0) return 0;
-  const r = await db.query('DELETE FROM conn_slots WHERE node = ANY($1::text[])', [nodes]);
-  return r.rowCount ?? 0;
 }

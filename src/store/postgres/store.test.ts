@@ -53,7 +53,7 @@ describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
     await b.close();
   });
 
-  test('messages enqueued in one turn share one transaction; attempt events are refused for now', async () => {
+  test('messages enqueued in one turn share one transaction', async () => {
     const url = await server.database();
     const s = await PgQueueStore.open({ url, node: 'a' });
     const before = s.commits;
@@ -63,23 +63,117 @@ describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
       ),
     );
     assert.equal(s.commits - before, 1);
-    const c = new pg.Client(url);
-    c.on('error', () => {});
-    await c.connect();
-    const [claimed] = await s.claim({ now: Date.now(), limit: 1 });
-    await assert.rejects(
-      s.record(claimed!, {
-        ...delivered(claimed!),
-        events: [{ message: claimed!.id, type: 'Delivery', at: 1, recipients: [], detail: {} }],
-      }),
-      /not stored on PostgreSQL yet/,
-    );
-    // nothing was written: the claim still holds, and can end
-    const { rows: left } = await c.query<{ n: string }>('SELECT count(*) AS n FROM attempts');
-    assert.equal(Number(left[0]?.n), 0);
-    assert.equal(await s.release(claimed!), true);
-    await c.end();
     await s.close();
+  });
+
+  test('what goes beside a message and its attempts commits with them (queue-writes.ts)', async () => {
+    const url = await server.database();
+    const s = await PgQueueStore.open({ url, node: 'a' });
+    const id = await s.enqueue(
+      {
+        sender: 'news@example.test',
+        recipients: ['gone@example.org'],
+        source: 'submission',
+        clientIp: '127.0.0.1',
+        apiKey: 'AKIDTEST',
+        unsubscribe: { token: 'TOKEN1', domain: 'example.test', address: 'gone@example.org' },
+      },
+      Buffer.from('From: news@example.test\r\nSubject: hi\r\n\r\nbody\r\n'),
+    );
+    const [c] = await s.claim({ now: Date.now(), limit: 10 });
+    assert.equal(c?.id, id);
+    const ok = await s.record(c, {
+      attempts: [
+        {
+          message: id,
+          recipient: 'gone@example.org',
+          at: Date.now(),
+          durationMs: 3,
+          outcome: 'permanent',
+          reply: '550 5.1.1 no such user',
+        },
+      ],
+      retry: new Map(),
+      notices: [],
+      events: [
+        {
+          message: id,
+          type: 'Bounce',
+          at: Date.now(),
+          recipients: ['gone@example.org'],
+          detail: {},
+        },
+      ],
+      suppress: [
+        { domain: 'example.test', address: 'Gone@example.org', reason: 'BOUNCE', message: id },
+      ],
+      warmup: [{ sender: 'example.test', destination: 'other', day: 20000, n: 1 }],
+    });
+    assert.equal(ok, true);
+    await s.close();
+    const db = new pg.Client(url);
+    await db.connect();
+    const one = async (sql: string) =>
+      (await db.query<Record<string, string | number | null>>(sql)).rows;
+    assert.deepEqual(
+      (await one('SELECT type FROM events ORDER BY id')).map((r) => r.type),
+      ['Send', 'Bounce'],
+    );
+    assert.equal((await one('SELECT sender FROM mail_log'))[0]?.sender, 'news@example.test');
+    assert.equal((await one('SELECT address FROM suppressed'))[0]?.address, 'gone@example.org');
+    assert.equal(Number((await one('SELECT count FROM key_sends'))[0]?.count), 1);
+    assert.equal((await one('SELECT token FROM unsubscribe_links'))[0]?.token, 'token1');
+    assert.equal(Number((await one('SELECT n FROM warmup_counts'))[0]?.n), 1);
+    assert.deepEqual(
+      (await one('SELECT outcome, n FROM stats ORDER BY outcome')).map((r) => [
+        r.outcome,
+        Number(r.n),
+      ]),
+      [
+        ['accepted', 1],
+        ['bounced', 1],
+      ],
+    );
+    await db.end();
+  });
+
+  test('shared limits: racing nodes never hold more than the slots of a destination, and its rate holds', async () => {
+    const url = await server.database();
+    const a = await PgQueueStore.open({ url, node: 'a' });
+    const b = await PgQueueStore.open({ url, node: 'b' });
+    const limits = [a.limits(), b.limits()];
+    let held = 0;
+    let most = 0;
+    let got = 0;
+    await Promise.all(
+      Array.from({ length: 120 }, async (_, i) => {
+        const slot = await limits[i % 2]!.slot('two.test', 2);
+        if (!slot) return;
+        got++;
+        most = Math.max(most, ++held);
+        await new Promise((r) => setTimeout(r, Math.random() * 4));
+        held--;
+        await slot.release();
+      }),
+    );
+    assert.ok(got >= 2, `some slots were had (${got})`);
+    assert.ok(most <= 2, `at most 2 at once, saw ${most}`);
+    // a rate of 30 a minute: 30 of 100 asked at once by both nodes
+    const taken = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => limits[i % 2]!.take('rate.test', 30)),
+    );
+    assert.equal(taken.filter(Boolean).length, 30);
+    // a node that stops holds its slots until it is reaped
+    const s1 = await limits[1]!.slot('one.test', 1);
+    assert.ok(s1);
+    assert.equal(await limits[0]!.slot('one.test', 1), null);
+    await a.heartbeat(Date.now() + 120_000);
+    await a.reap(60_000, Date.now() + 120_000);
+    const s0 = await limits[0]!.slot('one.test', 1);
+    assert.ok(s0, "the silent node's slot was given back");
+    await s0.release();
+    await a.close();
+    await b.close();
   });
 
   test('two nodes claiming at once never get the same recipient', async () => {
@@ -122,7 +216,11 @@ describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
       }
       await Promise.all(
         batches.flatMap(({ s, cs }) =>
-          cs.map(async (c) => assert.equal(await s.record(c, delivered(c)), true)),
+          cs.map(async (c) => {
+            assert.equal(await s.record(c, delivered(c)), true);
+            // the scheduler ends each claim so; the message's other recipients are free again
+            await s.release(c);
+          }),
         ),
       );
     }

@@ -8,11 +8,10 @@
  *   with synchronous_commit on; claims, releases, heartbeats, reaps and a
  *   record without notices with it off: lost in a crash, they are as if they
  *   had not happened, which the leases and at-least-once delivery allow.
- * - This step holds the queue core only: the tables of events, suppression,
- *   warm-up counts, key quotas and unsubscribe links are not on PostgreSQL
- *   yet. A write that needs one is refused with an Error that says so, never
- *   half done. (Our senders' Send events and the accepted/attempt statistics
- *   are not written either.)
+ * - What goes beside a message or an attempt (events, suppression, counts,
+ *   key quotas, unsubscribe links: store/queue-writes.ts) commits in the same
+ *   transaction, as on SQLite. (What reads those tables reads SQLite still:
+ *   posta does not run on PostgreSQL yet.)
  * - The pool never hangs the process on a database that is down: a
  *   connection that cannot be made in CONNECT_TIMEOUT_MS fails the write,
  *   errors of idle connections are handled, and once the server is back the
@@ -33,6 +32,10 @@ import { dropParts, storedMessage, sweepParts, writeParts } from './body.ts';
 import * as claims from './claims.ts';
 import { GroupCommit, transaction } from './commit.ts';
 import { migrate } from './schema.ts';
+import { PgLimits } from './limits.ts';
+import type { SharedLimits } from '../limits.ts';
+import { headerBlock } from '../../message/header.ts';
+import { mailOf } from '../queue-writes.ts';
 
 /** How long a new connection may take before the write that wanted it fails. */
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -50,17 +53,12 @@ export interface PgOptions {
   onError?: (err: Error) => void;
 }
 
-function notOnPostgres(what: string): Error {
-  return new Error(
-    `${what} is not stored on PostgreSQL yet (the PostgreSQL queue holds the queue core only)`,
-  );
-}
-
 export class PgQueueStore implements QueueStore {
   readonly engine = 'postgres' as const;
   readonly node: string;
   private readonly pool: Pool;
   private readonly group: GroupCommit;
+  onEnqueued: (ids: string[]) => void = () => {};
 
   private constructor(pool: Pool, node: string) {
     this.pool = pool;
@@ -96,14 +94,13 @@ export class PgQueueStore implements QueueStore {
   }
 
   async enqueue(envelope: Envelope, data: Buffer | Held, id = newQueueId()): Promise<string> {
-    if (envelope.apiKey) throw notOnPostgres("An access key's quota use");
-    if (envelope.unsubscribe) throw notOnPostgres('An unsubscribe link');
     const now = Date.now();
+    const mail = mailOf(id, envelope, Buffer.isBuffer(data) ? headerBlock(data) : data.head);
     if (Buffer.isBuffer(data)) {
-      await this.group.write((c) => claims.insertMessage(c, id, envelope, data, now), true);
+      await this.group.write((c) => claims.insertMessage(c, id, envelope, data, now, mail), true);
     } else if (Buffer.isBuffer(data.body)) {
       const whole = Buffer.concat([data.head, data.body]);
-      await this.group.write((c) => claims.insertMessage(c, id, envelope, whole, now), true);
+      await this.group.write((c) => claims.insertMessage(c, id, envelope, whole, now, mail), true);
     } else {
       const stored = await writeParts(this.pool, id, data, data.body);
       try {
@@ -116,14 +113,20 @@ export class PgQueueStore implements QueueStore {
           if (Number(rows[0]?.n) !== stored.parts) {
             throw new Error(`message ${id} lost parts before its commit`);
           }
-          await claims.insertMessage(c, id, envelope, Buffer.alloc(0), now, stored);
+          await claims.insertMessage(c, id, envelope, Buffer.alloc(0), now, mail, stored);
         }, true);
       } catch (err) {
         await dropParts(this.pool, id).catch(() => {});
         throw err;
       }
     }
+    this.onEnqueued([id]);
     return id;
+  }
+
+  /** Connection slots and rates shared with the other nodes on this database (limits.ts). */
+  limits(): SharedLimits {
+    return new PgLimits(this.pool, this.node);
   }
 
   /** Transactions the group commit has committed (for metrics: messages per commit). */
@@ -136,10 +139,21 @@ export class PgQueueStore implements QueueStore {
   }
 
   async record(claim: Lease, result: AttemptResult): Promise<boolean> {
-    if (result.events?.length) throw notOnPostgres('An attempt’s events');
-    if (result.suppress?.length) throw notOnPostgres('A suppression');
-    if (result.warmup?.length) throw notOnPostgres('A warm-up count');
-    return this.group.write((c) => claims.record(c, claim, result), result.notices.length > 0);
+    const ok = await this.group.write(
+      (c) => claims.record(c, claim, result),
+      result.notices.length > 0,
+    );
+    if (ok && result.notices.length) this.onEnqueued(result.notices.map((n) => n.id));
+    return ok;
+  }
+
+  hold(
+    claim: Lease,
+    addresses: readonly string[],
+    until: number,
+    reason: string,
+  ): Promise<boolean> {
+    return this.group.write((c) => claims.hold(c, claim, addresses, until, reason), false);
   }
 
   release(claim: Lease): Promise<boolean> {
