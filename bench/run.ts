@@ -41,6 +41,7 @@ const DRAIN_SECONDS = Number(env.BENCH_DRAIN_SECONDS ?? 60);
 const PER_CONNECTION = Number(env.BENCH_PER_CONNECTION ?? 100);
 const IDLE = Number(env.BENCH_IDLE_CONNECTIONS ?? (QUICK ? 200 : 1000));
 const TASKSET = (env.BENCH_TASKSET ?? '1') === '1';
+const MEMORY = (env.BENCH_MEMORY ?? '1') === '1';
 const RESULTS = env.BENCH_RESULTS ?? join(ROOT, 'bench/RESULTS.md');
 const SERVERS = list(
   env.BENCH_SERVERS ?? 'posta,posta-checks-off,postfix,postfix+opendkim,chasquid',
@@ -280,7 +281,7 @@ async function main(): Promise<void> {
     // connections. Measured after the load it would be what a server kept of
     // it (peak PSS per row shows that), and Postfix's thousand idle smtpd
     // processes would slow its rows after.
-    servers = await startAll();
+    servers = MEMORY ? await startAll() : [];
     for (const s of servers.filter((x) => x.submission !== undefined)) {
       const idle = s.tree.pss();
       const conns = await idleTls(s.host, s.submission!, IDLE);
@@ -355,7 +356,8 @@ async function main(): Promise<void> {
 
   const out: string[] = [];
   out.push(table(rows), '', 'posta / peer (above 1 means posta is faster or, for cpu, costlier):');
-  out.push(ratios(rows), '', columns(memory, [0, 3]));
+  out.push(ratios(rows));
+  if (MEMORY) out.push('', columns(memory, [0, 3]));
   if (scaling.length === 2) {
     const [one, two] = scaling as [Row, Row];
     out.push('', `posta pinned with taskset (submission ${kb(SIZES[0]!)}, N=${n}):`);
