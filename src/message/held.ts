@@ -10,6 +10,7 @@
  * §2.1), "\r\n\r\n" included; a message without an empty line is all head.
  */
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 
 /** A body in a file: `size` bytes from offset `start`. */
@@ -60,4 +61,41 @@ export function messageStream(m: Held): Readable {
 /** The whole message in one Buffer: only for a body in memory (a small message). */
 export function joined(m: Held): Buffer | null {
   return Buffer.isBuffer(m.body) ? Buffer.concat([m.head, m.body]) : null;
+}
+
+/**
+ * The whole message, its head and then its body read from the file, in parts
+ * of `size` bytes (the last one shorter), each in one reused buffer so that a
+ * large message makes no garbage per part: use a part before asking for the
+ * next. Throws when the file is shorter than the body.
+ */
+export async function* inParts(m: Held, body: BodyFile, size: number): AsyncGenerator<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  let fill = 0;
+  for (let off = 0; off < m.head.length;) {
+    const n = m.head.copy(buf, fill, off);
+    fill += n;
+    off += n;
+    if (fill === size) {
+      yield buf;
+      fill = 0;
+    }
+  }
+  const file = await open(body.path, 'r');
+  try {
+    for (let pos = body.start, left = body.size; left > 0;) {
+      const { bytesRead } = await file.read(buf, fill, Math.min(size - fill, left), pos);
+      if (bytesRead === 0) throw new Error(`${body.path} is shorter than the message`);
+      fill += bytesRead;
+      pos += bytesRead;
+      left -= bytesRead;
+      if (fill === size) {
+        yield buf;
+        fill = 0;
+      }
+    }
+  } finally {
+    await file.close();
+  }
+  if (fill > 0) yield buf.subarray(0, fill);
 }

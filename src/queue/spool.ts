@@ -44,8 +44,7 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { open } from 'node:fs/promises';
-import type { BodyFile, Held } from '../message/held.ts';
+import { inParts, type BodyFile, type Held } from '../message/held.ts';
 import { headerBlock } from '../message/header.ts';
 import { PostaError } from '../errors.ts';
 import { openDb, prepared, transaction, type Db } from '../db/db.ts';
@@ -63,7 +62,13 @@ import { pruneWarmupCounts, WARMUP_HOLD, type WarmupCount } from '../warmup/warm
 import { insertReport, pruneReports, type NewReport, type Stored } from '../reports/store.ts';
 import type { NewLink } from '../unsubscribe/links.ts';
 import { runSqlite } from '../store/statement.ts';
-import { acceptWrites, attemptWrites, mailOf, outcomeStatements } from '../store/queue-writes.ts';
+import {
+  acceptWrites,
+  attemptWrites,
+  mailOf,
+  messageInsert,
+  outcomeStatements,
+} from '../store/queue-writes.ts';
 
 export interface Envelope {
   /** The envelope sender; "" for the null sender (bounces). */
@@ -874,30 +879,9 @@ export class Spool {
       this.db,
       'INSERT INTO message_parts (message, seq, data) VALUES (?, ?, ?)',
     );
-    const buf = Buffer.allocUnsafe(PART_SIZE);
-    let fill = 0;
     let parts = 0;
-    const full = () => {
-      if (fill < PART_SIZE) return;
-      add.run(id, parts++, buf);
-      fill = 0;
-    };
-    const file = await open(body.path, 'r');
     try {
-      for (let off = 0; off < m.head.length; full()) {
-        const n = m.head.copy(buf, fill, off);
-        fill += n;
-        off += n;
-      }
-      for (let pos = body.start, left = body.size; left > 0; full()) {
-        const want = Math.min(PART_SIZE - fill, left);
-        const { bytesRead } = await file.read(buf, fill, want, pos);
-        if (bytesRead === 0) throw new Error(`${body.path} is shorter than the message`);
-        fill += bytesRead;
-        pos += bytesRead;
-        left -= bytesRead;
-      }
-      if (fill > 0) add.run(id, parts++, buf.subarray(0, fill));
+      for await (const part of inParts(m, body, PART_SIZE)) add.run(id, parts++, part);
     } catch (err) {
       try {
         prepared(this.db, 'DELETE FROM message_parts WHERE message = ?').run(id);
@@ -905,8 +889,6 @@ export class Spool {
         // the sweep at the next start removes them
       }
       throw err;
-    } finally {
-      await file.close();
     }
     return { parts, size: m.head.length + body.size };
   }
@@ -920,27 +902,7 @@ export class Spool {
     mail: MailValues | undefined,
     stored = { parts: 0, size: data.length },
   ): void {
-    prepared(
-      this.db,
-      `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data, smtputf8, parts,
-                               sender_auth, api_key, tags)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(
-      id,
-      now,
-      e.sender,
-      e.source,
-      e.account ?? null,
-      e.clientIp,
-      e.messageId ?? null,
-      stored.size,
-      data,
-      Number(e.smtpUtf8 ?? false),
-      stored.parts,
-      e.senderAuth ? JSON.stringify(e.senderAuth) : null,
-      e.apiKey ?? null,
-      e.tags ? JSON.stringify(e.tags) : null,
-    );
+    runSqlite(this.db, messageInsert(id, e, now, data, stored));
     for (const st of acceptWrites(id, e, now, mail)) runSqlite(this.db, st);
     const add = prepared(
       this.db,

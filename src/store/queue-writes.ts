@@ -1,5 +1,5 @@
 /**
- * What the queue's commits write beside its own rows, as statements
+ * The row of a new message, and what the queue's commits write beside it, as statements
  * (statement.ts) that either engine runs in the same transaction as the
  * message or the attempt they go with, so none of them can drift from the
  * queue:
@@ -17,7 +17,39 @@ import { acceptedCount, attemptCount } from '../stats/stats.ts';
 import { suppression } from '../suppression/suppression.ts';
 import { linkInsert } from '../unsubscribe/links.ts';
 import { warmupCount } from '../warmup/warmup.ts';
-import type { Statement } from './statement.ts';
+import { statement, type Statement } from './statement.ts';
+
+/**
+ * A new message's row (its recipients are the engine's own: one row each).
+ * smtputf8 is 0 or 1, which PostgreSQL's boolean column reads as well.
+ */
+export function messageInsert(
+  id: string,
+  e: Envelope,
+  now: number,
+  data: Buffer,
+  stored = { parts: 0, size: data.length },
+): Statement {
+  return statement(
+    `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data,
+                           smtputf8, parts, sender_auth, api_key, tags)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    id,
+    now,
+    e.sender,
+    e.source,
+    e.account ?? null,
+    e.clientIp,
+    e.messageId ?? null,
+    stored.size,
+    data,
+    Number(e.smtpUtf8 ?? false),
+    stored.parts,
+    e.senderAuth ? JSON.stringify(e.senderAuth) : null,
+    e.apiKey ?? null,
+    e.tags ? JSON.stringify(e.tags) : null,
+  );
+}
 
 /**
  * The events' record of one of our senders' messages (source "submission"),

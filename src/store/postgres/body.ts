@@ -13,10 +13,9 @@
  *   in progress could be: other nodes may be writing theirs right now.
  * - Read back one part per query, only when the stream asks for it.
  */
-import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { Pool } from 'pg';
-import type { BodyFile, Held } from '../../message/held.ts';
+import { inParts, type BodyFile, type Held } from '../../message/held.ts';
 import { headerBlock } from '../../message/header.ts';
 import { PART_SIZE, type StoredMessage } from '../../queue/spool.ts';
 
@@ -45,35 +44,12 @@ export async function writeParts(
       throw err;
     }
   };
-  const buf = Buffer.allocUnsafe(PART_SIZE);
-  let fill = 0;
   let parts = 0;
-  const full = async () => {
-    if (fill < PART_SIZE) return;
-    await add(parts++, buf);
-    fill = 0;
-  };
-  const file = await open(body.path, 'r');
   try {
-    for (let off = 0; off < m.head.length; await full()) {
-      const n = m.head.copy(buf, fill, off);
-      fill += n;
-      off += n;
-    }
-    for (let pos = body.start, left = body.size; left > 0; await full()) {
-      const want = Math.min(PART_SIZE - fill, left);
-      const { bytesRead } = await file.read(buf, fill, want, pos);
-      if (bytesRead === 0) throw new Error(`${body.path} is shorter than the message`);
-      fill += bytesRead;
-      pos += bytesRead;
-      left -= bytesRead;
-    }
-    if (fill > 0) await add(parts++, buf.subarray(0, fill));
+    for await (const part of inParts(m, body, PART_SIZE)) await add(parts++, part);
   } catch (err) {
     await dropParts(pool, id).catch(() => {});
     throw err;
-  } finally {
-    await file.close();
   }
   return { parts, size: m.head.length + body.size };
 }

@@ -26,7 +26,7 @@ import type { Claim, ClaimOptions, Lease, Reaped } from '../queue-store.ts';
 import type { AttemptResult, Envelope } from '../../queue/spool.ts';
 import type { SenderAuth } from '../../verify/inbound.ts';
 import type { MailValues } from '../../events/events.ts';
-import { acceptWrites, attemptWrites } from '../queue-writes.ts';
+import { acceptWrites, attemptWrites, messageInsert } from '../queue-writes.ts';
 import { pgText } from '../statement.ts';
 
 interface ClaimRow {
@@ -153,27 +153,8 @@ export async function insertMessage(
   mail: MailValues | undefined,
   stored = { parts: 0, size: data.length },
 ): Promise<void> {
-  await c.query(
-    `INSERT INTO messages (id, created_at, sender, source, account, client_ip, message_id, size, data,
-                           smtputf8, parts, sender_auth, api_key, tags)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-    [
-      id,
-      now,
-      e.sender,
-      e.source,
-      e.account ?? null,
-      e.clientIp,
-      e.messageId ?? null,
-      stored.size,
-      data,
-      e.smtpUtf8 ?? false,
-      stored.parts,
-      e.senderAuth ? JSON.stringify(e.senderAuth) : null,
-      e.apiKey ?? null,
-      e.tags ? JSON.stringify(e.tags) : null,
-    ],
-  );
+  const row = messageInsert(id, e, now, data, stored);
+  await c.query(pgText(row.sql), row.args as unknown[]);
   await c.query(
     `INSERT INTO recipients (message, address, next_attempt)
      SELECT $1, a, $3 FROM unnest($2::text[]) AS a ON CONFLICT DO NOTHING`,
