@@ -233,8 +233,9 @@ export class Scheduler {
   /** Claims due work and starts what the limits allow; the rest is released at once. */
   private async claimAndStart(o: ClaimOptions): Promise<void> {
     const claims = await this.o.store.claim(o);
-    const unstarted = claims.filter((m) => this.stopped || !this.begin(m, o.now));
-    await Promise.all(unstarted.map((m) => this.o.store.release(m)));
+    for (const m of claims) {
+      if (this.stopped || !this.begin(m, o.now)) void this.releaseWithRetry(m);
+    }
   }
 
   /** Starts the work of one claim; false when no limit leaves room for it. */
@@ -279,8 +280,13 @@ export class Scheduler {
     const limits = destinationLimits(this.o.delivery, domain);
     const shared = this.o.limits ?? localLimits;
     const slot = await shared.slot(domain, limits.connections);
-    if (slot && (await shared.take(domain, limits.messagesPerMinute))) return slot;
-    await slot?.release();
+    let took = false;
+    try {
+      took = slot !== null && (await shared.take(domain, limits.messagesPerMinute));
+    } finally {
+      if (!took) await slot?.release();
+    }
+    if (took) return slot;
     this.heldBack.set(domain, Date.now() + HELD_BACK_MS);
     return null;
   }
@@ -311,7 +317,7 @@ export class Scheduler {
     const sessions = Math.max(1, domains.length);
     this.busy.add(id);
     this.active += sessions;
-    work()
+    void work()
       .catch((err: Error) => {
         // A bug or a broken database must not turn into a busy loop.
         this.coolDown.set(id, Date.now() + COOL_DOWN_MS);
@@ -320,11 +326,7 @@ export class Scheduler {
           'delivery round failed; retrying in a minute',
         );
       })
-      .then(() => this.o.store.release(claim))
-      .catch((err: Error) =>
-        // its recipients are due again at the next start (or after the reaper on PostgreSQL)
-        this.o.log.error({ qid: id, err: err.message }, 'cannot release a claimed message'),
-      )
+      .then(() => this.releaseWithRetry(claim))
       .finally(() => {
         this.busy.delete(id);
         this.active -= sessions;
@@ -416,19 +418,29 @@ export class Scheduler {
         const held = new Set(waiting);
         if (room) tried = tried.slice(0, room.allowed);
         this.perDomain.set(domain, (this.perDomain.get(domain) ?? 0) + 1);
-        if (tried.length && destinationLimits(this.o.delivery, domain).messagesPerMinute > 0) {
-          this.sentAt.set(domain, [...(this.sentAt.get(domain) ?? []), Date.now()]);
-        }
+        const sent = Date.now();
+        const rated =
+          tried.length > 0 && destinationLimits(this.o.delivery, domain).messagesPerMinute > 0;
+        if (rated) this.sentAt.set(domain, [...(this.sentAt.get(domain) ?? []), sent]);
+        // a session that does not happen takes nothing of the rate
+        const skipped = (): Assessed => {
+          const at = this.sentAt.get(domain) ?? [];
+          const i = rated ? at.lastIndexOf(sent) : -1;
+          if (i >= 0) at.splice(i, 1);
+          return nothingTried();
+        };
         const started = Date.now();
         let delivered = 0;
         let slot: Slot | null = null;
         try {
           const message = await loaded;
-          if (!message) return nothingTried(); // deleted meanwhile (posta queue delete)
-          if (room && waiting.length) await this.holdForWarmup(m, waiting, room);
+          // deleted meanwhile (posta queue delete), or the claim was taken back
+          if (!message) return skipped();
+          if (room && waiting.length && !(await this.holdForWarmup(m, waiting, room)))
+            return skipped();
           if (tried.length) {
             slot = await this.sharedRoom(domain);
-            if (!slot) return nothingTried(); // other nodes use the destination's limit
+            if (!slot) return skipped(); // other nodes use the destination's limit
           }
           const r = tried.length
             ? await this.o.transport.deliver({
@@ -476,11 +488,19 @@ export class Scheduler {
           delivered = n;
           return a;
         } finally {
-          await slot?.release();
           if (room) this.o.warmup?.settle(room, delivered);
           const n = (this.perDomain.get(domain) ?? 1) - 1;
           if (n > 0) this.perDomain.set(domain, n);
           else this.perDomain.delete(domain);
+          // last: a release that fails leaves the slot to the reaper, nothing else undone
+          await slot
+            ?.release()
+            .catch((err: Error) =>
+              this.o.log.error(
+                { qid: m.id, domain, err: err.message },
+                'cannot give back a connection slot',
+              ),
+            );
         }
       }),
     );
@@ -625,9 +645,15 @@ export class Scheduler {
     );
   }
 
-  /** Recipients past their warm-up's limit: they wait in the queue, untried (warmup/warmup.ts). */
-  private async holdForWarmup(m: Claim, waiting: string[], room: Reservation): Promise<void> {
-    if (!(await this.o.store.hold(m, waiting, room.until, room.reason))) return this.lost(m);
+  /**
+   * Recipients past their warm-up's limit: they wait in the queue, untried
+   * (warmup/warmup.ts). False when the claim was taken back.
+   */
+  private async holdForWarmup(m: Claim, waiting: string[], room: Reservation): Promise<boolean> {
+    if (!(await this.o.store.hold(m, waiting, room.until, room.reason))) {
+      this.lost(m);
+      return false;
+    }
     for (const rcpt of waiting) {
       this.o.log.info(
         {
@@ -639,6 +665,7 @@ export class Scheduler {
         'held for warm-up',
       );
     }
+    return true;
   }
 
   /** Is this recipient of our senders' mail on the sending domain's suppression list? */
@@ -664,6 +691,28 @@ export class Scheduler {
           { qid: id, err: (err as Error).message },
           'cannot record a delivery; trying again',
         );
+        await sleep(Math.min(1000 * 2 ** i, 30_000));
+      }
+    }
+  }
+
+  /**
+   * End a claim, trying again for a while when the database fails: a claim
+   * left on keeps its recipients from every node until this one restarts.
+   */
+  private async releaseWithRetry(claim: Lease): Promise<void> {
+    for (let i = 0; ; i++) {
+      try {
+        await this.o.store.release(claim);
+        return;
+      } catch (err) {
+        if (this.stopped || i >= RECORD_TRIES - 1) {
+          this.o.log.error(
+            { qid: claim.id, err: (err as Error).message },
+            'cannot release a claimed message; it waits for the next start',
+          );
+          return;
+        }
         await sleep(Math.min(1000 * 2 ** i, 30_000));
       }
     }

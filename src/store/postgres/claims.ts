@@ -68,7 +68,7 @@ export async function claim(c: PoolClient, node: string, o: ClaimOptions): Promi
      ), leases AS MATERIALIZED (
        SELECT d.message, gen_random_uuid()::text AS lease FROM (SELECT DISTINCT message FROM due) d
      ), held AS (
-       UPDATE messages m SET lease = l.lease FROM leases l WHERE m.id = l.message
+       UPDATE messages m SET lease = l.lease, owner = $5 FROM leases l WHERE m.id = l.message
        RETURNING m.id, m.created_at, m.sender, m.source, m.warned, m.smtputf8, m.sender_auth
      )
      UPDATE recipients r
@@ -138,7 +138,10 @@ async function endClaim(c: PoolClient, l: Lease): Promise<number> {
     'UPDATE recipients SET owner = NULL, lease = NULL, leased_at = NULL WHERE message = $1 AND lease = $2',
     [l.id, l.lease],
   );
-  await c.query('UPDATE messages SET lease = NULL WHERE id = $1 AND lease = $2', [l.id, l.lease]);
+  await c.query('UPDATE messages SET lease = NULL, owner = NULL WHERE id = $1 AND lease = $2', [
+    l.id,
+    l.lease,
+  ]);
   return r.rowCount ?? 0;
 }
 
@@ -281,7 +284,7 @@ export async function expand(
   return true;
 }
 
-/** Every claim of `node` ends (it closes). */
+/** Every claim of `node` ends, and its connection slots (it closes, or starts again under its name). */
 export async function releaseNode(c: PoolClient, node: string): Promise<void> {
   await c.query(
     `WITH mine AS (
@@ -293,6 +296,9 @@ export async function releaseNode(c: PoolClient, node: string): Promise<void> {
        FROM mine WHERE r.message = mine.message AND r.address = mine.address`,
     [node],
   );
+  // a claim whose claimed recipients were all recorded holds its message by this alone
+  await c.query('UPDATE messages SET lease = NULL, owner = NULL WHERE owner = $1', [node]);
+  await c.query('DELETE FROM conn_slots WHERE node = $1', [node]);
 }
 
 /** This node is alive at `now`. */
@@ -328,7 +334,15 @@ export async function reap(
      RETURNING s.owner`,
     [now, leaseMs, node],
   );
-  // and the connection slots they held (limits.ts)
+  // their messages, also those whose claimed recipients were all recorded
+  // (no recipient carries the lease then), and the connection slots they
+  // held (limits.ts)
+  await c.query(
+    `UPDATE messages SET lease = NULL, owner = NULL
+      WHERE owner IS NOT NULL AND owner <> $3
+        AND owner NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $1::bigint - $2::bigint)`,
+    [now, leaseMs, node],
+  );
   await c.query(
     `DELETE FROM conn_slots
       WHERE node <> $3 AND node NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $1::bigint - $2::bigint)`,

@@ -10,11 +10,14 @@
  * Each row names its node: the reaper removes the slots of a node whose
  * heartbeat stopped, as it returns that node's claims (claims.ts reap).
  *
- * Rates: GCRA (the generic cell rate algorithm) per destination: `tat`, the
- * theoretical arrival time, moves on by 60 s / perMinute per message, and a
- * message is allowed while tat stays within a minute of now, so at most
- * perMinute go in a burst and then one per interval. One upsert on the
- * destination's row decides and counts, under its row lock.
+ * Rates: the time of each message of the last minute per destination, as
+ * the scheduler counts its own (a sliding window: at most perMinute in any
+ * minute, across the nodes). One transaction under the destination's
+ * advisory lock forgets what is older than a minute, counts the rest and
+ * adds this message when there is room, so racing nodes cannot both take
+ * the last one. (A token bucket would let through twice the rate in a
+ * minute: a burst, then the refill.) The rows are at most perMinute per
+ * destination.
  *
  * Both are bookkeeping: committed with synchronous_commit off (a crash of
  * the database loses at most the last moments of it, never mail).
@@ -33,12 +36,11 @@ export const LIMITS_SCHEMA = `
     PRIMARY KEY (destination, slot)
   );
   CREATE INDEX conn_slots_node ON conn_slots (node);
-  CREATE TABLE rate_limits (
-    destination TEXT PRIMARY KEY,
-    tat BIGINT NOT NULL
-  );`;
-
-const MINUTE = 60_000;
+  CREATE TABLE rate_log (
+    destination TEXT NOT NULL,
+    at BIGINT NOT NULL
+  );
+  CREATE INDEX rate_log_destination ON rate_log (destination, at);`;
 
 const TAKE_SLOT = `
   WITH free AS (
@@ -51,12 +53,13 @@ const TAKE_SLOT = `
   ON CONFLICT DO NOTHING
   RETURNING slot`;
 
+/** The advisory lock of a destination's rate (a hash collision only serializes two of them). */
+const RATE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('posta rate ' || $1))";
+const FORGET_RATE = 'DELETE FROM rate_log WHERE destination = $1 AND at <= $2::bigint - 60000';
 const TAKE_RATE = `
-  INSERT INTO rate_limits (destination, tat) VALUES ($1, $2::bigint + $3::bigint)
-  ON CONFLICT (destination) DO UPDATE
-     SET tat = greatest(rate_limits.tat, $2::bigint) + $3::bigint
-   WHERE greatest(rate_limits.tat, $2::bigint) + $3::bigint - $2::bigint <= ${MINUTE}
-  RETURNING tat`;
+  INSERT INTO rate_log (destination, at)
+  SELECT $1, $2 WHERE (SELECT count(*) FROM rate_log WHERE destination = $1) < $3
+  RETURNING at`;
 
 export class PgLimits implements SharedLimits {
   private readonly pool: pg.Pool;
@@ -71,42 +74,51 @@ export class PgLimits implements SharedLimits {
 
   async slot(destination: string, limit: number): Promise<Slot | null> {
     const token = crypto.randomUUID();
-    const r = await this.bookkeeping(TAKE_SLOT, [destination, limit, this.node, token, this.now()]);
-    if (r.rowCount === 0) return null;
+    const [r] = await this.bookkeeping([
+      [TAKE_SLOT, [destination, limit, this.node, token, this.now()]],
+    ]);
+    if (r?.rowCount !== 1) return null;
     let released = false;
     return {
       release: async () => {
         if (released) return;
-        released = true;
-        await this.bookkeeping('DELETE FROM conn_slots WHERE destination = $1 AND token = $2', [
-          destination,
-          token,
+        await this.bookkeeping([
+          ['DELETE FROM conn_slots WHERE destination = $1 AND token = $2', [destination, token]],
         ]);
+        // only once it is gone: a failed release may be tried again
+        released = true;
       },
     };
   }
 
   async take(destination: string, perMinute: number): Promise<boolean> {
     if (perMinute <= 0) return true;
-    const interval = Math.ceil(MINUTE / perMinute);
-    const r = await this.bookkeeping(TAKE_RATE, [destination, this.now(), interval]);
-    return r.rowCount === 1;
+    const now = this.now();
+    const [, , r] = await this.bookkeeping([
+      [RATE_LOCK, [destination]],
+      [FORGET_RATE, [destination, now]],
+      [TAKE_RATE, [destination, now, perMinute]],
+    ]);
+    return r?.rowCount === 1;
   }
 
-  /** One statement in its own transaction, not waiting for the WAL's flush. */
-  private async bookkeeping(sql: string, args: unknown[]): Promise<pg.QueryResult> {
+  /** Statements in one transaction, which waits for no flush of the WAL. */
+  private async bookkeeping(statements: [string, unknown[]][]): Promise<pg.QueryResult[]> {
     const c = await this.pool.connect();
+    let failed: Error | undefined;
     try {
-      await c.query('BEGIN');
-      await c.query('SET LOCAL synchronous_commit TO OFF');
-      const r = await c.query(sql, args);
+      await c.query('BEGIN; SET LOCAL synchronous_commit TO OFF');
+      const out: pg.QueryResult[] = [];
+      for (const [sql, args] of statements) out.push(await c.query(sql, args));
       await c.query('COMMIT');
-      return r;
+      return out;
     } catch (err) {
+      failed = err as Error;
       await c.query('ROLLBACK').catch(() => {});
       throw err;
     } finally {
-      c.release();
+      // a connection that failed is not given back to the pool
+      c.release(failed);
     }
   }
 }

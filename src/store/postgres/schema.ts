@@ -38,8 +38,12 @@ export const MIGRATIONS = [
      sender_auth text,
      api_key text,
      tags text,
-     lease text
+     lease text,
+     -- the claim's node: a reap frees the message even when none of its
+     -- recipients carries the lease any more (all those claimed were recorded)
+     owner text
    );
+   CREATE INDEX messages_owner ON messages (owner) WHERE owner IS NOT NULL;
    -- large bodies in parts of PART_SIZE bytes (data is then empty), written
    -- before their message row; written_at lets a sweep tell a crash's
    -- leftovers from the parts another node is writing right now

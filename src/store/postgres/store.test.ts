@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { PgQueueStore } from './store.ts';
+import { PgLimits } from './limits.ts';
 import type { Envelope } from '../../queue/spool.ts';
 import type { Claim } from '../queue-store.ts';
 import { postgresMissing, startPostgres, type Postgres } from '../../../test/helpers/postgres.ts';
@@ -174,6 +175,67 @@ describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
     await s0.release();
     await a.close();
     await b.close();
+  });
+
+  test('the rate is a sliding minute across the nodes: never more than perMinute in any 60 s', async () => {
+    const url = await server.database();
+    await (await PgQueueStore.open({ url, node: 'a' })).close(); // the schema
+    const pools = [new pg.Pool({ connectionString: url }), new pg.Pool({ connectionString: url })];
+    let t = 1_000_000;
+    const nodes = pools.map((p, i) => new PgLimits(p, `n${i}`, () => t));
+    const burst = async (n: number) =>
+      (
+        await Promise.all(Array.from({ length: n }, (_, i) => nodes[i % 2]!.take('r.test', 10)))
+      ).filter(Boolean).length;
+    assert.equal(await burst(15), 10);
+    t += 59_999;
+    assert.equal(await burst(5), 0, 'the first ten are still within the minute');
+    t += 2;
+    assert.equal(await burst(15), 10, 'a minute on, ten more');
+    await Promise.all(pools.map((p) => p.end()));
+  });
+
+  test('a claim whose claimed recipients were all recorded is freed by the reap of its silent node', async () => {
+    const url = await server.database();
+    const a = await PgQueueStore.open({ url, node: 'a' });
+    const b = await PgQueueStore.open({ url, node: 'b' });
+    const id = await a.enqueue(env(1, ['x@one.test', 'y@two.test']), Buffer.from('m\r\n\r\n'));
+    // one recipient of two in the claim; it is delivered, and node a dies before its release
+    const [c] = await a.claim({ now: Date.now(), limit: 1 });
+    assert.equal(c?.recipients.length, 1);
+    assert.equal(await a.record(c, delivered(c)), true);
+    assert.deepEqual(
+      await b.claim({ now: Date.now(), limit: 10 }),
+      [],
+      'the message is in a claim',
+    );
+    const later = Date.now() + 120_000;
+    await b.heartbeat(later);
+    await b.reap(60_000, later);
+    const [after] = await b.claim({ now: later, limit: 10 });
+    assert.equal(after?.id, id);
+    assert.equal(after?.recipients.length, 1);
+    await b.release(after);
+    await a.close();
+    await b.close();
+  });
+
+  test('a node that starts again under its name gets back what it held: claims and slots', async () => {
+    const url = await server.database();
+    const a = await PgQueueStore.open({ url, node: 'a' });
+    const id = await a.enqueue(env(1, ['x@one.test']), Buffer.from('m\r\n\r\n'));
+    const [c] = await a.claim({ now: Date.now(), limit: 10 });
+    assert.equal(c?.id, id);
+    assert.ok(await a.limits().slot('one.test', 1));
+    // killed: nothing released; the same node starts again
+    const again = await PgQueueStore.open({ url, node: 'a' });
+    const [claim] = await again.claim({ now: Date.now(), limit: 10 });
+    assert.equal(claim?.id, id, 'the message is free again');
+    const slot = await again.limits().slot('one.test', 1);
+    assert.ok(slot, 'and the slot');
+    await slot.release();
+    await again.close();
+    await a.close();
   });
 
   test('two nodes claiming at once never get the same recipient', async () => {

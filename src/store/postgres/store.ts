@@ -39,13 +39,18 @@ import { mailOf } from '../queue-writes.ts';
 
 /** How long a new connection may take before the write that wanted it fails. */
 const CONNECT_TIMEOUT_MS = 5_000;
+/** How long one query may take, on the server (statement_timeout) and here. */
+const QUERY_TIMEOUT_MS = 60_000;
 /** Parts without a message older than this are a crash's leftovers (no write takes so long). */
 const ORPHAN_PARTS_MS = 24 * 60 * 60 * 1000;
 
 export interface PgOptions {
   /** postgres://user:password@host:port/database */
   url: string;
-  /** This node's name, in its leases and heartbeats. */
+  /**
+   * This node's name, in its leases and heartbeats: one running process per
+   * name (at open, what the name held before is given back).
+   */
   node: string;
   /** Connections in the pool. */
   max?: number;
@@ -72,6 +77,9 @@ export class PgQueueStore implements QueueStore {
       connectionString: o.url,
       max: o.max ?? 10,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      // a database that hangs fails the query rather than the node's rounds
+      query_timeout: QUERY_TIMEOUT_MS,
+      statement_timeout: QUERY_TIMEOUT_MS,
       idleTimeoutMillis: 30_000,
       keepAlive: true,
     });
@@ -84,6 +92,9 @@ export class PgQueueStore implements QueueStore {
         c.release();
       }
       await sweepParts(pool, ORPHAN_PARTS_MS);
+      // what an earlier process of this name held (it was killed): nobody
+      // else reaps a node that is alive again under its name
+      await transaction(pool, false, (c) => claims.releaseNode(c, o.node));
       const store = new PgQueueStore(pool, o.node);
       await store.heartbeat();
       return store;
