@@ -64,6 +64,7 @@ import type { NewLink } from '../unsubscribe/links.ts';
 import { runSqlite } from '../store/statement.ts';
 import {
   acceptWrites,
+  attemptInsert,
   attemptWrites,
   mailOf,
   messageInsert,
@@ -467,6 +468,43 @@ export function openQueueDbIfAny(dataDir: string): Db {
   }
 }
 
+/** A due recipient's row from either engine: numbers (or bigint's text), 0/1 (or booleans). */
+export interface DueRecipientRow {
+  message: string;
+  address: string;
+  attempts: number;
+  warmup_ms: number | string;
+  created_at: number | string;
+  sender: string;
+  source: string;
+  warned: number | boolean;
+  smtputf8: number | boolean;
+  sender_auth: string | null;
+}
+
+/** Due recipients' rows as messages with their recipients, in the rows' order. */
+export function groupDue(rows: readonly DueRecipientRow[]): DueMessage[] {
+  const out = new Map<string, DueMessage>();
+  for (const r of rows) {
+    let m = out.get(r.message);
+    if (!m) {
+      m = {
+        id: r.message,
+        createdAt: Number(r.created_at),
+        sender: r.sender,
+        source: r.source as Envelope['source'],
+        warned: r.warned === 1 || r.warned === true,
+        smtpUtf8: r.smtputf8 === 1 || r.smtputf8 === true,
+        senderAuth: r.sender_auth === null ? null : (JSON.parse(r.sender_auth) as SenderAuth),
+        recipients: [],
+      };
+      out.set(r.message, m);
+    }
+    m.recipients.push({ address: r.address, attempts: r.attempts, warmupMs: Number(r.warmup_ms) });
+  }
+  return [...out.values()];
+}
+
 interface DueRow {
   message: string;
   address: string;
@@ -620,29 +658,13 @@ export class Spool {
    */
   async record(id: string, result: AttemptResult): Promise<void> {
     await this.write(() => {
-      const log = prepared(
-        this.db,
-        `INSERT INTO attempts (message, recipient, at, duration_ms, outcome, reply, mx, ip, tls, tls_verified)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      );
       const retry = prepared(
         this.db,
         'UPDATE recipients SET attempts = attempts + 1, next_attempt = ?, last_reply = ? WHERE message = ? AND address = ?',
       );
       const done = prepared(this.db, 'DELETE FROM recipients WHERE message = ? AND address = ?');
       for (const a of result.attempts) {
-        log.run(
-          id,
-          a.recipient,
-          a.at,
-          a.durationMs,
-          a.outcome,
-          a.reply,
-          a.mx ?? null,
-          a.ip ?? null,
-          a.tls ?? null,
-          a.tlsVerified === undefined ? null : Number(a.tlsVerified),
-        );
+        runSqlite(this.db, attemptInsert(id, a));
         const next = result.retry.get(a.recipient);
         if (next === undefined) done.run(id, a.recipient);
         else retry.run(next, a.reply, id, a.recipient);
@@ -791,29 +813,7 @@ export class Spool {
         .sort((a, b) => a.next_attempt - b.next_attempt || a.message.localeCompare(b.message))
         .slice(0, limit);
     }
-    const out = new Map<string, DueMessage>();
-    for (const r of rows) {
-      let m = out.get(r.message);
-      if (!m) {
-        m = {
-          id: r.message,
-          createdAt: r.created_at,
-          sender: r.sender,
-          source: r.source as Envelope['source'],
-          warned: r.warned === 1,
-          smtpUtf8: r.smtputf8 === 1,
-          senderAuth: r.sender_auth === null ? null : (JSON.parse(r.sender_auth) as SenderAuth),
-          recipients: [],
-        };
-        out.set(r.message, m);
-      }
-      m.recipients.push({
-        address: r.address,
-        attempts: r.attempts,
-        warmupMs: Number(r.warmup_ms),
-      });
-    }
-    return [...out.values()];
+    return groupDue(rows);
   }
 
   /** Messages in the queue and the age of the oldest, for metrics. */

@@ -12,7 +12,7 @@
 import { eventInsert, mailInsert, mailRow, type MailValues } from '../events/events.ts';
 import type { OutcomeWrites } from '../events/outcomes.ts';
 import { sendCount } from '../keys/usage.ts';
-import type { AttemptResult, Envelope } from '../queue/spool.ts';
+import type { Attempt, AttemptResult, Envelope } from '../queue/spool.ts';
 import { acceptedCount, attemptCount } from '../stats/stats.ts';
 import { suppression } from '../suppression/suppression.ts';
 import { linkInsert } from '../unsubscribe/links.ts';
@@ -67,6 +67,24 @@ export function mailOf(id: string, e: Envelope, head: Buffer): MailValues | unde
     recipients: e.recipients,
     head,
   });
+}
+
+/** One line of the delivery log (`posta queue show`); tls_verified 0/1 as smtputf8. */
+export function attemptInsert(id: string, a: Attempt): Statement {
+  return statement(
+    `INSERT INTO attempts (message, recipient, at, duration_ms, outcome, reply, mx, ip, tls, tls_verified)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    id,
+    a.recipient,
+    a.at,
+    a.durationMs,
+    a.outcome,
+    a.reply,
+    a.mx ?? null,
+    a.ip ?? null,
+    a.tls ?? null,
+    a.tlsVerified === undefined ? null : Number(a.tlsVerified),
+  );
 }
 
 /** Beside a new message's row; `mail` from mailOf(). */

@@ -23,10 +23,9 @@
  */
 import type { PoolClient } from 'pg';
 import type { Claim, ClaimOptions, Lease, Reaped } from '../queue-store.ts';
-import type { AttemptResult, Envelope } from '../../queue/spool.ts';
-import type { SenderAuth } from '../../verify/inbound.ts';
+import { groupDue, type AttemptResult, type Envelope } from '../../queue/spool.ts';
 import type { MailValues } from '../../events/events.ts';
-import { acceptWrites, attemptWrites, messageInsert } from '../queue-writes.ts';
+import { acceptWrites, attemptInsert, attemptWrites, messageInsert } from '../queue-writes.ts';
 import { pgText } from '../statement.ts';
 
 interface ClaimRow {
@@ -85,26 +84,8 @@ export async function claim(c: PoolClient, node: string, o: ClaimOptions): Promi
       Number(a.next_attempt) - Number(b.next_attempt) ||
       (a.message < b.message ? -1 : a.message > b.message ? 1 : 0),
   );
-  const out = new Map<string, Claim>();
-  for (const r of rows) {
-    let m = out.get(r.message);
-    if (!m) {
-      m = {
-        id: r.message,
-        lease: r.lease,
-        createdAt: Number(r.created_at),
-        sender: r.sender,
-        source: r.source as Envelope['source'],
-        warned: r.warned,
-        smtpUtf8: r.smtputf8,
-        senderAuth: r.sender_auth === null ? null : (JSON.parse(r.sender_auth) as SenderAuth),
-        recipients: [],
-      };
-      out.set(r.message, m);
-    }
-    m.recipients.push({ address: r.address, attempts: r.attempts, warmupMs: Number(r.warmup_ms) });
-  }
-  return [...out.values()];
+  const leases = new Map(rows.map((r) => [r.message, r.lease]));
+  return groupDue(rows).map((m) => ({ ...m, lease: leases.get(m.id) ?? '' }));
 }
 
 /**
@@ -182,22 +163,8 @@ export async function record(c: PoolClient, l: Lease, result: AttemptResult): Pr
   )
     return false;
   for (const a of result.attempts) {
-    await c.query(
-      `INSERT INTO attempts (message, recipient, at, duration_ms, outcome, reply, mx, ip, tls, tls_verified)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-      [
-        l.id,
-        a.recipient,
-        a.at,
-        a.durationMs,
-        a.outcome,
-        a.reply,
-        a.mx ?? null,
-        a.ip ?? null,
-        a.tls ?? null,
-        a.tlsVerified ?? null,
-      ],
-    );
+    const line = attemptInsert(l.id, a);
+    await c.query(pgText(line.sql), line.args as unknown[]);
     const next = result.retry.get(a.recipient);
     if (next === undefined) {
       await c.query('DELETE FROM recipients WHERE message = $1 AND address = $2', [
