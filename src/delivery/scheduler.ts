@@ -492,7 +492,7 @@ export class Scheduler {
           const n = (this.perDomain.get(domain) ?? 1) - 1;
           if (n > 0) this.perDomain.set(domain, n);
           else this.perDomain.delete(domain);
-          // last: a release that fails leaves the slot to the reaper, nothing else undone
+          // last: a release that fails leaves only the slot taken (until this node restarts)
           await slot
             ?.release()
             .catch((err: Error) =>
