@@ -505,19 +505,10 @@ export function groupDue(rows: readonly DueRecipientRow[]): DueMessage[] {
   return [...out.values()];
 }
 
-interface DueRow {
-  message: string;
-  address: string;
+/** The spool's own: what the scope queries sort and filter by as well. */
+interface DueRow extends DueRecipientRow {
   domain: string;
-  attempts: number;
   next_attempt: number;
-  warmup_ms: number;
-  created_at: number;
-  sender: string;
-  source: string;
-  warned: number;
-  smtputf8: number;
-  sender_auth: string | null;
 }
 
 const DUE_COLUMNS = `r.message, r.address, r.domain, r.attempts, r.next_attempt, r.warmup_ms, m.created_at, m.sender,

@@ -18,6 +18,7 @@ import type { Pool } from 'pg';
 import { inParts, type BodyFile, type Held } from '../../message/held.ts';
 import { headerBlock } from '../../message/header.ts';
 import { PART_SIZE, type StoredMessage } from '../../queue/spool.ts';
+import { transaction } from './commit.ts';
 
 /** Writes the parts of a message whose body is in a file; on an error none stays. */
 export async function writeParts(
@@ -26,24 +27,14 @@ export async function writeParts(
   m: Held,
   body: BodyFile,
 ): Promise<{ parts: number; size: number }> {
-  const add = async (seq: number, data: Buffer) => {
-    const c = await pool.connect();
-    try {
-      await c.query('BEGIN');
-      await c.query('SET LOCAL synchronous_commit TO OFF');
-      await c.query('INSERT INTO message_parts (message, seq, data) VALUES ($1, $2, $3)', [
+  const add = (seq: number, data: Buffer) =>
+    transaction(pool, false, (c) =>
+      c.query('INSERT INTO message_parts (message, seq, data) VALUES ($1, $2, $3)', [
         id,
         seq,
         data,
-      ]);
-      await c.query('COMMIT');
-      c.release();
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => {});
-      c.release(err as Error);
-      throw err;
-    }
-  };
+      ]),
+    );
   let parts = 0;
   try {
     for await (const part of inParts(m, body, PART_SIZE)) await add(parts++, part);

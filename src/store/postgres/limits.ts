@@ -24,6 +24,7 @@
  */
 import type pg from 'pg';
 import type { SharedLimits, Slot } from '../limits.ts';
+import { transaction } from './commit.ts';
 
 /** The tables, as a PostgreSQL migration. */
 export const LIMITS_SCHEMA = `
@@ -74,17 +75,20 @@ export class PgLimits implements SharedLimits {
 
   async slot(destination: string, limit: number): Promise<Slot | null> {
     const token = crypto.randomUUID();
-    const [r] = await this.bookkeeping([
-      [TAKE_SLOT, [destination, limit, this.node, token, this.now()]],
-    ]);
-    if (r?.rowCount !== 1) return null;
+    const r = await transaction(this.pool, false, (c) =>
+      c.query(TAKE_SLOT, [destination, limit, this.node, token, this.now()]),
+    );
+    if (r.rowCount !== 1) return null;
     let released = false;
     return {
       release: async () => {
         if (released) return;
-        await this.bookkeeping([
-          ['DELETE FROM conn_slots WHERE destination = $1 AND token = $2', [destination, token]],
-        ]);
+        await transaction(this.pool, false, (c) =>
+          c.query('DELETE FROM conn_slots WHERE destination = $1 AND token = $2', [
+            destination,
+            token,
+          ]),
+        );
         // only once it is gone: a failed release may be tried again
         released = true;
       },
@@ -94,31 +98,11 @@ export class PgLimits implements SharedLimits {
   async take(destination: string, perMinute: number): Promise<boolean> {
     if (perMinute <= 0) return true;
     const now = this.now();
-    const [, , r] = await this.bookkeeping([
-      [RATE_LOCK, [destination]],
-      [FORGET_RATE, [destination, now]],
-      [TAKE_RATE, [destination, now, perMinute]],
-    ]);
-    return r?.rowCount === 1;
-  }
-
-  /** Statements in one transaction, which waits for no flush of the WAL. */
-  private async bookkeeping(statements: [string, unknown[]][]): Promise<pg.QueryResult[]> {
-    const c = await this.pool.connect();
-    let failed: Error | undefined;
-    try {
-      await c.query('BEGIN; SET LOCAL synchronous_commit TO OFF');
-      const out: pg.QueryResult[] = [];
-      for (const [sql, args] of statements) out.push(await c.query(sql, args));
-      await c.query('COMMIT');
-      return out;
-    } catch (err) {
-      failed = err as Error;
-      await c.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      // a connection that failed is not given back to the pool
-      c.release(failed);
-    }
+    const r = await transaction(this.pool, false, async (c) => {
+      await c.query(RATE_LOCK, [destination]);
+      await c.query(FORGET_RATE, [destination, now]);
+      return c.query(TAKE_RATE, [destination, now, perMinute]);
+    });
+    return r.rowCount === 1;
   }
 }
