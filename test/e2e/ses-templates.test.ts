@@ -154,47 +154,54 @@ test('v2: a template is created, read, updated, listed page by page and deleted'
 });
 
 test('v2: invalid names, templates and data are BadRequestException', async () => {
-  const cases: [string, Promise<unknown>][] = [
+  // each request is made when its turn comes: a rejection that came before
+  // its await would be unhandled, and fail the test whatever it said
+  const cases: [string, () => Promise<unknown>][] = [
     [
       'a name with a space',
-      v2.send(
-        new CreateEmailTemplateCommand({ TemplateName: 'a b', TemplateContent: { Text: 'x' } }),
-      ),
+      () =>
+        v2.send(
+          new CreateEmailTemplateCommand({ TemplateName: 'a b', TemplateContent: { Text: 'x' } }),
+        ),
     ],
     [
       'a name over 64 characters',
-      v2.send(
-        new CreateEmailTemplateCommand({
-          TemplateName: 'n'.repeat(65),
-          TemplateContent: { Text: 'x' },
-        }),
-      ),
+      () =>
+        v2.send(
+          new CreateEmailTemplateCommand({
+            TemplateName: 'n'.repeat(65),
+            TemplateContent: { Text: 'x' },
+          }),
+        ),
     ],
     [
       'an unclosed block',
-      v2.send(
-        new CreateEmailTemplateCommand({
-          TemplateName: 'broken',
-          TemplateContent: { Text: '{{#if x}}never closed' },
-        }),
-      ),
+      () =>
+        v2.send(
+          new CreateEmailTemplateCommand({
+            TemplateName: 'broken',
+            TemplateContent: { Text: '{{#if x}}never closed' },
+          }),
+        ),
     ],
     [
       'a helper that does not exist',
-      v2.send(
-        new CreateEmailTemplateCommand({
-          TemplateName: 'helper',
-          TemplateContent: { Text: '{{shout name}}' },
-        }),
-      ),
+      () =>
+        v2.send(
+          new CreateEmailTemplateCommand({
+            TemplateName: 'helper',
+            TemplateContent: { Text: '{{shout name}}' },
+          }),
+        ),
     ],
     [
       'TemplateData that is not JSON',
-      v2.send(new TestRenderEmailTemplateCommand({ TemplateName: 'crud-1', TemplateData: '{' })),
+      () =>
+        v2.send(new TestRenderEmailTemplateCommand({ TemplateName: 'crud-1', TemplateData: '{' })),
     ],
   ];
   for (const [what, p] of cases) {
-    const err = await rejection(p);
+    const err = await rejection(p());
     assert.equal(err.name, 'BadRequestException', `${what}: ${err.message}`);
   }
 });
