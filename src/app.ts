@@ -42,7 +42,7 @@ import { StsPolicies } from './delivery/sts.ts';
 import { MxTransport } from './delivery/mx.ts';
 import { CaptureTransport } from './delivery/capture.ts';
 import { Scheduler } from './delivery/scheduler.ts';
-import { SqliteQueueStore } from './store/sqlite/queue.ts';
+import { openQueue } from './store/open.ts';
 import { Warmup } from './warmup/warmup.ts';
 import type { Transport } from './delivery/transport.ts';
 import { noMetrics } from './metrics/off.ts';
@@ -120,6 +120,8 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     // stopped before the workers: it waits for a checkpoint running on one
     const spool = openSpool(config, workers, log);
     stops.push(() => spool.close());
+    const queue = await openQueue(config.storage, spool, log);
+    stops.push(() => queue.close());
     useCompileCache(config.dataDir);
     spool.sweep();
     clearIncoming(config.dataDir);
@@ -141,7 +143,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     // prom-client loads only when an http listener serves /metrics.
     const metrics = config.listen.http.length
       ? new (await import('./metrics/metrics.ts')).Metrics({
-          queue: () => spool.stats(),
+          queue: () => queue.store.stats(),
           certificateExpiry: () => certs.store.current.notAfter.getTime() / 1000,
           renewalFailures: () => certs.renewal().failures,
         })
@@ -172,6 +174,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       messageSize: config.limits.messageSize,
       directory,
       spool,
+      queue: queue.store,
       sign,
       quotas,
       keys,
@@ -200,6 +203,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       config,
       directory,
       spool,
+      queue: queue.store,
       log,
       certs: certs.store,
       resolve: resolver.resolve,
@@ -286,8 +290,8 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     certs.start();
     stops.push(() => certs.stop());
     const scheduler = new Scheduler({
-      // the spool's own close (above) ends its claims
-      store: new SqliteQueueStore(spool),
+      store: queue.store,
+      limits: queue.limits,
       spool,
       transport: transport(config, spool, resolver, opts),
       directory,
@@ -316,7 +320,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
         hostname: config.hostname,
         messageSize: config.limits.messageSize,
         keys: (domain) => directory.keys(domain),
-        enqueue: (envelope, data, id) => spool.enqueue(envelope, data, id),
+        enqueue: (envelope, data, id) => queue.store.enqueue(envelope, data, id),
         bulk,
       },
       log,

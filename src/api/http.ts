@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { MemoryBudget } from '../smtp/data.ts';
+import type { Spool } from '../queue/spool.ts';
 import { parseResendToken, type KeyStore, type ApiKey } from '../keys/keys.ts';
 import { ApiError } from './errors.ts';
 import { verifySigV4, type SignedRequest } from './sigv4.ts';
@@ -26,6 +27,8 @@ import { resend, resendError } from './resend.ts';
 import { Idempotency } from './idempotency.ts';
 
 export interface ApiDeps extends SendDeps {
+  /** The tables of the APIs' own state (templates, idempotency, statistics, suppression). */
+  spool: Spool;
   keys: KeyStore;
   budget: MemoryBudget;
   identities: Identities;

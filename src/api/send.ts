@@ -27,6 +27,7 @@
  * prepareSend makes the checks alone and queueSend does the rest, so that
  * a Resend batch can check all its messages before it queues any.
  */
+import type { QueueStore } from '../store/queue-store.ts';
 import addressparser from 'nodemailer/lib/addressparser';
 import { Headers } from 'mailsplit';
 import { domainOf } from '../address/address.ts';
@@ -38,7 +39,7 @@ import { split, type Held } from '../message/held.ts';
 import { longLine, longLineText } from '../message/lines.ts';
 import { readOriginator } from '../message/originator.ts';
 import { stampMessage } from '../message/stamp.ts';
-import { newQueueId, type Envelope, type Spool } from '../queue/spool.ts';
+import { newQueueId, type Envelope } from '../queue/spool.ts';
 import {
   displayName,
   fieldAddresses,
@@ -59,7 +60,8 @@ export interface SendDeps {
   hostname: string;
   messageSize: number;
   directory: Directory;
-  spool: Spool;
+  /** Where accepted mail is queued: durable when enqueue() resolves. */
+  queue: Pick<QueueStore, 'enqueue'>;
   sign: Signer;
   quotas: Quotas;
   log: Logger;
@@ -218,7 +220,7 @@ export async function queueSend(
       tags,
       unsubscribe: p.link,
     };
-    await deps.spool.enqueue(envelope, stamped.message, queueId);
+    await deps.queue.enqueue(envelope, stamped.message, queueId);
     deps.quotas.settled(key, recipients.length);
   } catch (err) {
     deps.quotas.giveBack(key, recipients.length);

@@ -91,6 +91,12 @@ field and its log: "from userid 33 www-data".`,
       fullName: str(args, 'full-name'),
     };
     if ((await submitToServer(config.dataDir, input, options)) !== null) return;
+    if (config.storage.url) {
+      // the queue belongs to the nodes on the database, each under its lease
+      throw new PostaError(
+        `No posta server is running for ${config.dir}, and its queue is on PostgreSQL, which only a running server writes to; start \`posta serve\`, then send again.`,
+      );
+    }
     // No server running: queue it ourselves; the server delivers it when it starts.
     // Root does it as the folder's owner, so the queue stays the server's.
     const user = thisUser();

@@ -6,6 +6,7 @@
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { hostname as machineName } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
@@ -67,6 +68,19 @@ export interface ResolvedConfig {
   readonly warmup: readonly WarmupConfig[];
   /** [dashboard] https: the dashboard on the https listener too. */
   readonly dashboard: { readonly https: boolean };
+  /** [storage]: where the queue lives. */
+  readonly storage: StorageConfig;
+}
+
+/** The queue's engine: SQLite in dataDir (url null), or a PostgreSQL database shared by nodes. */
+export interface StorageConfig {
+  /** postgres://..., without the password; null: SQLite. */
+  readonly url: string | null;
+  /** Absolute path of the password file. */
+  readonly passwordFile: string | undefined;
+  /** This node's name on the shared queue. */
+  readonly node: string;
+  readonly leaseMs: number;
 }
 
 /** A warm-up (warmup/schedule.ts): a sending domain's or address's limits per day. */
@@ -452,6 +466,16 @@ function resolveConfig(
     },
     warmup: warmups(file, c.warmup),
     dashboard: { https: c.dashboard.https },
+    storage: {
+      url: c.storage.url || null,
+      passwordFile: c.storage.password_file ? abs(c.storage.password_file) : undefined,
+      node:
+        c.storage.node ??
+        machineName()
+          .replace(/[^A-Za-z0-9._-]/g, '-')
+          .slice(0, 63),
+      leaseMs: c.storage.lease * 1000,
+    },
     inbound: {
       checks: c.inbound.checks,
       dmarcReject: c.inbound.dmarc_reject,

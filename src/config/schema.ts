@@ -61,6 +61,15 @@ const localDate = z.unknown().refine((v) => dateText(v) !== null, {
   message: 'is not a date; write a TOML date without a time, like 2026-12-01',
 });
 
+/** Whether a database URL carries a password (postgres://user:secret@host/db). */
+function hasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return false;
+  }
+}
+
 const ipAddress = z.string().refine((s) => isIP(s) !== 0, {
   message: 'is not an IPv4 or IPv6 address',
 });
@@ -531,6 +540,54 @@ export const ConfigSchema = z.strictObject({
     .prefault({})
     .describe(
       'The dashboard (log in with `posta admin password` or `posta admin link`); it is always on the [listen] http listener.',
+    ),
+  storage: z
+    .strictObject({
+      url: z
+        .union([
+          z.literal(''),
+          z
+            .string()
+            .regex(/^postgres(ql)?:\/\/[^\s]+$/, {
+              message: 'is not a postgres:// URL (postgres://USER@HOST:PORT/DATABASE)',
+            })
+            .refine((s) => !hasPassword(s), {
+              message:
+                'holds a password; posta.toml is meant to be committed, so give the password in password_file or $POSTA_STORAGE_PASSWORD instead',
+            }),
+        ])
+        .default('')
+        .describe(
+          'The queue on PostgreSQL, shared by every posta node that names the same database: "postgres://USER@HOST:PORT/DATABASE", without the password. "": the queue in SQLite under data_dir (one node).',
+        ),
+      password_file: z
+        .string()
+        .default('')
+        .describe(
+          "File holding the database user's password, relative to this folder; keep it out of git. Else $POSTA_STORAGE_PASSWORD, else none (a trusted or peer login).",
+        ),
+      node: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
+          message: 'is not a node name: letters, digits, ".", "_" and "-", at most 63',
+        })
+        .optional()
+        .describe(
+          "This node's name on the shared queue, one running posta per name; default: the machine's host name.",
+        ),
+      lease: z
+        .number()
+        .int()
+        .min(2)
+        .max(3600)
+        .default(30)
+        .describe(
+          'Seconds a node may go without a heartbeat before the other nodes take its claimed mail back (it is sent again, and counted as maybe sent twice).',
+        ),
+    })
+    .prefault({})
+    .describe(
+      'Where the queue lives. Off by default: SQLite in data_dir. With url set, the queue is in PostgreSQL and several posta nodes can share it.',
     ),
   dns: z
     .strictObject({

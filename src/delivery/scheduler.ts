@@ -51,7 +51,7 @@ import { domainOf, localPartOf } from '../address/address.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { domainClass } from '../metrics/domain-class.ts';
 import { outcomeWrites, type OutcomeWrites } from '../events/outcomes.ts';
-import { suppressed } from '../suppression/suppression.ts';
+import { pairKey, type SendingPair } from '../suppression/suppression.ts';
 import type { Reservation, Warmup } from '../warmup/warmup.ts';
 
 export interface SchedulerOptions {
@@ -233,13 +233,20 @@ export class Scheduler {
   /** Claims due work and starts what the limits allow; the rest is released at once. */
   private async claimAndStart(o: ClaimOptions): Promise<void> {
     const claims = await this.o.store.claim(o);
+    let blocked: Set<string>;
+    try {
+      blocked = await this.o.store.suppressed(claims.flatMap(suppressionPairs));
+    } catch (err) {
+      for (const m of claims) void this.releaseWithRetry(m);
+      throw err;
+    }
     for (const m of claims) {
-      if (this.stopped || !this.begin(m, o.now)) void this.releaseWithRetry(m);
+      if (this.stopped || !this.begin(m, o.now, blocked)) void this.releaseWithRetry(m);
     }
   }
 
   /** Starts the work of one claim; false when no limit leaves room for it. */
-  private begin(m: Claim, now: number): boolean {
+  private begin(m: Claim, now: number, blocked: ReadonlySet<string>): boolean {
     if (this.active >= this.o.delivery.concurrency) return false;
     const local = m.recipients.filter((r) => this.o.directory.isLocal(domainOf(r.address)));
     if (local.length) {
@@ -265,7 +272,7 @@ export class Scheduler {
     if (startable.length === 0) return false;
     this.run(
       m,
-      () => this.deliverMessage(m, startable),
+      () => this.deliverMessage(m, startable, blocked),
       startable.map(([d]) => d),
     );
     return true;
@@ -397,7 +404,11 @@ export class Scheduler {
     return { ok: false, enhanced: '5.1.1', why: `<${address}>: no such recipient here` };
   }
 
-  private async deliverMessage(m: Claim, groups: [string, string[]][]): Promise<void> {
+  private async deliverMessage(
+    m: Claim,
+    groups: [string, string[]][],
+    blocked: ReadonlySet<string>,
+  ): Promise<void> {
     // Read while each group takes its domain's slot below: what comes before
     // a group's first await runs now, so the rest of this round sees the slots.
     const loaded = this.o.store.message(m.id);
@@ -406,8 +417,10 @@ export class Scheduler {
       groups.map(async ([domain, recipients]) => {
         // suppressed recipients are never tried (suppression/suppression.ts),
         // and take nothing of the domain's limits
-        const blocked = recipients.filter((r) => this.isSuppressed(m, r));
-        for (const r of blocked) suppressedNow.add(r);
+        for (const r of suppressible(m) ? recipients : []) {
+          if (blocked.has(pairKey({ domain: domainOf(m.sender), address: r })))
+            suppressedNow.add(r);
+        }
         let tried = recipients.filter((r) => !suppressedNow.has(r));
         // warm-up: those past today's limit wait for tomorrow, untried
         const room =
@@ -668,12 +681,6 @@ export class Scheduler {
     return true;
   }
 
-  /** Is this recipient of our senders' mail on the sending domain's suppression list? */
-  private isSuppressed(m: DueMessage, address: string): boolean {
-    if (m.source !== 'submission' || m.sender === '') return false;
-    return suppressed(this.o.spool.db, domainOf(m.sender), address) !== undefined;
-  }
-
   /**
    * Write an attempt down, trying again for a while when the database fails
    * (disk full, locked): giving up would send the message again.
@@ -870,3 +877,14 @@ const unknownOutcome: Outcome = {
   kind: 'transient',
   reply: { code: 451, enhanced: '4.3.0', text: 'No result for this recipient' },
 };
+
+/** What the suppression list is asked about a claim: only our senders' mail is suppressed. */
+function suppressionPairs(m: DueMessage): SendingPair[] {
+  if (!suppressible(m)) return [];
+  const domain = domainOf(m.sender);
+  return m.recipients.map((r) => ({ domain, address: r.address }));
+}
+
+function suppressible(m: DueMessage): boolean {
+  return m.source === 'submission' && m.sender !== '';
+}

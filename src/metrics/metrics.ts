@@ -43,28 +43,28 @@ export class Metrics {
 
   /** Gauges read at scrape time. */
   constructor(read: {
-    queue: () => { messages: number; oldestSeconds: number };
+    queue: () => Promise<{ messages: number; oldestSeconds: number }>;
     certificateExpiry: () => number;
     renewalFailures: () => number;
   }) {
-    const gauge = (name: string, help: string, value: () => number) =>
+    const gauge = (name: string, help: string, value: () => number | Promise<number>) =>
       new Gauge({
         name,
         help,
         registers: [this.registry],
-        collect() {
-          this.set(value());
+        async collect() {
+          this.set(await value());
         },
       });
     gauge(
       'posta_queue_messages',
       'Messages in the queue with recipients still to deliver.',
-      () => read.queue().messages,
+      async () => (await read.queue()).messages,
     );
     gauge(
       'posta_queue_oldest_seconds',
       'Age of the oldest message in the queue.',
-      () => read.queue().oldestSeconds,
+      async () => (await read.queue()).oldestSeconds,
     );
     gauge(
       'posta_certificate_expiry_timestamp_seconds',

@@ -38,6 +38,7 @@
  *
  * A refused message is never queued; the session goes on (server.ts).
  */
+import type { QueueStore } from '../store/queue-store.ts';
 import { domainOf, localPartOf } from '../address/address.ts';
 import type { Readable } from 'node:stream';
 import type { SMTPServerSession } from 'smtp-server';
@@ -77,6 +78,8 @@ export interface ReceiveDeps {
   config: ResolvedConfig;
   directory: Directory;
   spool: Spool;
+  /** Where accepted mail is queued: durable when enqueue() resolves. */
+  queue: Pick<QueueStore, 'enqueue'>;
   log: Logger;
   /** Inbound checks (verify/pool.ts). */
   verify: Verifier;
@@ -248,7 +251,7 @@ async function queue(
     unsubscribe: link,
   };
   try {
-    await deps.spool.enqueue(envelope, message, queueId);
+    await deps.queue.enqueue(envelope, message, queueId);
   } catch (err) {
     deps.log.error({ qid: queueId, err: (err as Error).message }, 'queue write failed');
     throw storageError(err as Error);

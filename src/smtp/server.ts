@@ -9,6 +9,7 @@
  * through the same throttle, failure delay and count. The session's user is
  * then the address or the key id (principal.ts).
  */
+import type { QueueStore } from '../store/queue-store.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { ResolvedConfig } from '../config/load.ts';
@@ -56,6 +57,8 @@ export interface SmtpDeps {
   config: ResolvedConfig;
   directory: Directory;
   spool: Spool;
+  /** Where accepted mail is queued: durable when enqueue() resolves. */
+  queue: Pick<QueueStore, 'enqueue'>;
   log: Logger;
   /** The certificate, swapped in place on renewal or reload. */
   certs: CertStore;

@@ -24,6 +24,7 @@
  * process, and heartbeat() and reap() have nothing to do.
  */
 import type { Held } from '../message/held.ts';
+import type { SendingPair } from '../suppression/suppression.ts';
 import type {
   AttemptResult,
   DueMessage,
@@ -97,6 +98,11 @@ export interface QueueStore {
    * for them, and the wait lengthens their lifetime. The claim goes on.
    */
   hold(claim: Lease, addresses: readonly string[], until: number, reason: string): Promise<boolean>;
+  /**
+   * Which recipients are on their sending domain's suppression list
+   * (suppression/suppression.ts), as pairKey() names them; one query for all.
+   */
+  suppressed(among: readonly SendingPair[]): Promise<Set<string>>;
   /** Called with the ids of this node's new messages once committed, so delivery can start at once. */
   onEnqueued: (ids: string[]) => void;
   /** A queued message's body, or null when it is gone. */

@@ -76,6 +76,27 @@ export function suppress(db: Db, s: NewSuppression, now = Date.now()): void {
   runSqlite(db, suppression(s, now));
 }
 
+/** A recipient of a sending domain's mail, as the scheduler asks about it. */
+export interface SendingPair {
+  domain: string;
+  address: string;
+}
+
+/** The key of a pair in what suppressedAmong finds. */
+export function pairKey(p: SendingPair): string {
+  return `${p.domain} ${norm(p.address)}`;
+}
+
+/** Which of `pairs` are on their domain's list: one query for a round's recipients, on either engine. */
+export function suppressedAmong(pairs: readonly SendingPair[]): Statement {
+  return statement(
+    `SELECT domain, address FROM suppressed WHERE (domain, address) IN (VALUES ${pairs
+      .map(() => '(?, ?)')
+      .join(', ')})`,
+    ...pairs.flatMap((p) => [p.domain, norm(p.address)]),
+  );
+}
+
 /** False when it was not on the list. */
 export function unsuppress(db: Db, domain: string, address: string): boolean {
   return (

@@ -32,6 +32,20 @@ const delivered = (c: Claim) => ({
   notices: [],
 });
 
+/** What a kill -9 of a node does to its sessions on the database: they end. */
+async function endSessions(url: string, application: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query(
+      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1',
+      [application],
+    );
+  } finally {
+    await c.end();
+  }
+}
+
 describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
   let server: Postgres;
   before(async () => {
@@ -227,7 +241,8 @@ describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
     const [c] = await a.claim({ now: Date.now(), limit: 10 });
     assert.equal(c?.id, id);
     assert.ok(await a.limits().slot('one.test', 1));
-    // killed: nothing released; the same node starts again
+    // killed: nothing released, and its sessions end; the same node starts again
+    await endSessions(url, 'posta a');
     const again = await PgQueueStore.open({ url, node: 'a' });
     const [claim] = await again.claim({ now: Date.now(), limit: 10 });
     assert.equal(claim?.id, id, 'the message is free again');
@@ -235,6 +250,18 @@ describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
     assert.ok(slot, 'and the slot');
     await slot.release();
     await again.close();
+    await a.close().catch(() => {}); // its pool's connections were ended under it
+  });
+
+  test("a second posta under a running node's name does not start, and says why", async () => {
+    const url = await server.database();
+    const a = await PgQueueStore.open({ url, node: 'a' });
+    await assert.rejects(PgQueueStore.open({ url, node: 'a', lockWaitMs: 1500 }), {
+      message:
+        'another posta is running as node "a" on this database; give each one its own [storage] node',
+    });
+    const b = await PgQueueStore.open({ url, node: 'b', lockWaitMs: 1500 });
+    await b.close();
     await a.close();
   });
 

@@ -32,15 +32,20 @@ import { dropParts, storedMessage, sweepParts, writeParts } from './body.ts';
 import * as claims from './claims.ts';
 import { GroupCommit, transaction } from './commit.ts';
 import { migrate } from './schema.ts';
+import { NodeLock } from './node-lock.ts';
 import { PgLimits } from './limits.ts';
 import type { SharedLimits } from '../limits.ts';
 import { headerBlock } from '../../message/header.ts';
 import { mailOf } from '../queue-writes.ts';
+import { pgText } from '../statement.ts';
+import { pairKey, suppressedAmong, type SendingPair } from '../../suppression/suppression.ts';
 
 /** How long a new connection may take before the write that wanted it fails. */
 const CONNECT_TIMEOUT_MS = 5_000;
 /** How long one query may take, on the server (statement_timeout) and here. */
 const QUERY_TIMEOUT_MS = 60_000;
+/** How long a start waits for its node's name (a killed process's session to end). */
+const LOCK_WAIT_MS = 30_000;
 /** Parts without a message older than this are a crash's leftovers (no write takes so long). */
 const ORPHAN_PARTS_MS = 24 * 60 * 60 * 1000;
 
@@ -56,6 +61,8 @@ export interface PgOptions {
   max?: number;
   /** Errors of idle connections (the server went away); the next write reports its own. */
   onError?: (err: Error) => void;
+  /** How long a start waits for an earlier process of this node's name to go away (node-lock.ts). */
+  lockWaitMs?: number;
 }
 
 export class PgQueueStore implements QueueStore {
@@ -63,18 +70,31 @@ export class PgQueueStore implements QueueStore {
   readonly node: string;
   private readonly pool: Pool;
   private readonly group: GroupCommit;
+  private readonly lock: NodeLock;
   onEnqueued: (ids: string[]) => void = () => {};
 
-  private constructor(pool: Pool, node: string) {
+  private constructor(pool: Pool, node: string, lock: NodeLock) {
     this.pool = pool;
     this.node = node;
+    this.lock = lock;
     this.group = new GroupCommit(pool);
   }
 
-  /** Connects, brings the schema up to date, removes old orphan parts and says this node is alive. */
+  /**
+   * Connects, takes the node's name (node-lock.ts), brings the schema up to
+   * date, removes old orphan parts and says this node is alive.
+   */
   static async open(o: PgOptions): Promise<PgQueueStore> {
+    const lock = await NodeLock.take({
+      url: o.url,
+      node: o.node,
+      waitMs: o.lockWaitMs ?? LOCK_WAIT_MS,
+      onError: (err) => o.onError?.(err),
+    });
     const pool = new pg.Pool({
       connectionString: o.url,
+      // pg_stat_activity shows which node a session is
+      application_name: `posta ${o.node}`,
       max: o.max ?? 10,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       // a database that hangs fails the query rather than the node's rounds
@@ -95,11 +115,12 @@ export class PgQueueStore implements QueueStore {
       // what an earlier process of this name held (it was killed): nobody
       // else reaps a node that is alive again under its name
       await transaction(pool, false, (c) => claims.releaseNode(c, o.node));
-      const store = new PgQueueStore(pool, o.node);
+      const store = new PgQueueStore(pool, o.node, lock);
       await store.heartbeat();
       return store;
     } catch (err) {
       await pool.end().catch(() => {});
+      await lock.close();
       throw err;
     }
   }
@@ -179,6 +200,13 @@ export class PgQueueStore implements QueueStore {
     return this.group.write((c) => claims.expand(c, this.node, claim, replacements, sender), true);
   }
 
+  async suppressed(among: readonly SendingPair[]): Promise<Set<string>> {
+    if (among.length === 0) return new Set();
+    const q = suppressedAmong(among);
+    const { rows } = await this.pool.query<SendingPair>(pgText(q.sql), q.args as unknown[]);
+    return new Set(rows.map(pairKey));
+  }
+
   message(id: string): Promise<StoredMessage | null> {
     return storedMessage(this.pool, id);
   }
@@ -236,5 +264,6 @@ export class PgQueueStore implements QueueStore {
     // a database that is down keeps them until another node reaps them
     await transaction(this.pool, false, (c) => claims.releaseNode(c, this.node)).catch(() => {});
     await this.pool.end();
+    await this.lock.close();
   }
 }

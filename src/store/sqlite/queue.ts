@@ -9,6 +9,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Held } from '../../message/held.ts';
 import type { AttemptResult, Envelope, Spool } from '../../queue/spool.ts';
+import { pairKey, suppressedAmong, type SendingPair } from '../../suppression/suppression.ts';
+import { prepared } from '../../db/db.ts';
 import type { Claim, ClaimOptions, Lease, QueueStore, Reaped } from '../queue-store.ts';
 
 export class SqliteQueueStore implements QueueStore {
@@ -79,6 +81,13 @@ export class SqliteQueueStore implements QueueStore {
     if (!this.holds(claim)) return false;
     await this.spool.holdForWarmup(claim.id, addresses, until, reason);
     return true;
+  }
+
+  suppressed(among: readonly SendingPair[]): Promise<Set<string>> {
+    if (among.length === 0) return Promise.resolve(new Set());
+    const q = suppressedAmong(among);
+    const rows = prepared(this.spool.db, q.sql).all(...q.args) as unknown as SendingPair[];
+    return Promise.resolve(new Set(rows.map(pairKey)));
   }
 
   message(id: string) {

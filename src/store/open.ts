@@ -1,0 +1,137 @@
+/**
+ * The queue's engine as [storage] chooses it (config/load.ts StorageConfig):
+ * the spool in SQLite, or PostgreSQL shared with other nodes, with this
+ * node's heartbeat and the reaper of silent nodes' work.
+ *
+ * Invariants:
+ * - The database password comes from [storage] password_file, else
+ *   $POSTA_STORAGE_PASSWORD, never from posta.toml (the schema refuses a URL
+ *   that holds one), and it is never logged.
+ * - pg is loaded only when the queue is on PostgreSQL.
+ * - A node reaps only after its own heartbeats have gone through for a whole
+ *   lease: after the database was away, every live node's heartbeat is stale,
+ *   and reaping at once would take their work from all of them.
+ */
+import { readFileSync } from 'node:fs';
+import type { StorageConfig } from '../config/load.ts';
+import { PostaError } from '../errors.ts';
+import type { Logger } from '../log/log.ts';
+import type { Spool } from '../queue/spool.ts';
+import { localLimits, type SharedLimits } from './limits.ts';
+import type { QueueStore } from './queue-store.ts';
+import { SqliteQueueStore } from './sqlite/queue.ts';
+import type { PgQueueStore } from './postgres/store.ts';
+
+export interface OpenedQueue {
+  store: QueueStore;
+  /** Connection slots and rates shared with the other nodes. */
+  limits: SharedLimits;
+  /** Stops the heartbeat, then closes the store. */
+  close(): Promise<void>;
+}
+
+/** Heartbeats per lease: a node is reaped after missing this many in a row. */
+const BEATS_PER_LEASE = 5;
+
+export async function openQueue(
+  storage: StorageConfig,
+  spool: Spool,
+  log: Logger,
+): Promise<OpenedQueue> {
+  if (!storage.url) {
+    // the spool is closed by its owner (app.ts), after the checkpoints
+    const store = new SqliteQueueStore(spool, storage.node);
+    return { store, limits: localLimits, close: () => Promise.resolve() };
+  }
+  const { PgQueueStore: Pg } = await import('./postgres/store.ts');
+  const shown = storage.url;
+  let store: PgQueueStore;
+  try {
+    store = await Pg.open({
+      url: withPassword(storage),
+      node: storage.node,
+      onError: (err) => log.warn({ err: err.message }, 'a PostgreSQL connection failed'),
+    });
+  } catch (err) {
+    throw new PostaError(
+      `Cannot open the queue on PostgreSQL (${shown}) as node "${storage.node}": ${(err as Error).message}.`,
+    );
+  }
+  log.info({ database: shown, node: storage.node }, 'the queue is on PostgreSQL');
+  const beat = heartbeat(store, storage.leaseMs, log);
+  return {
+    store,
+    limits: store.limits(),
+    close: async () => {
+      beat.stop();
+      await store.close();
+    },
+  };
+}
+
+/** The URL to connect with: [storage] url with the password put in. */
+function withPassword(storage: StorageConfig): string {
+  let password: string | undefined;
+  if (storage.passwordFile) {
+    try {
+      password = readFileSync(storage.passwordFile, 'utf8').trim();
+    } catch (err) {
+      throw new PostaError(
+        `Cannot read [storage] password_file ${storage.passwordFile}: ${(err as Error).message}.`,
+      );
+    }
+  } else {
+    password = process.env.POSTA_STORAGE_PASSWORD || undefined;
+  }
+  const url = new URL(storage.url ?? '');
+  // encoded here: URL's setter leaves "%" alone, and pg decodes what it finds
+  if (password) url.password = encodeURIComponent(password);
+  return url.toString();
+}
+
+/**
+ * Every lease/5: say this node is alive, then give back the work of nodes
+ * silent for a lease (once this node has been heard for a lease itself).
+ */
+function heartbeat(store: QueueStore, leaseMs: number, log: Logger): { stop(): void } {
+  let healthySince = Date.now();
+  let failing = false;
+  let running = false;
+  const beat = async () => {
+    const now = Date.now();
+    try {
+      await store.heartbeat(now);
+      if (failing) {
+        failing = false;
+        healthySince = now;
+        log.info('the database answers heartbeats again');
+      }
+    } catch (err) {
+      if (!failing) {
+        log.error(
+          { err: (err as Error).message },
+          "cannot send this node's heartbeat to the database; after a lease the other nodes take its mail back",
+        );
+      }
+      failing = true;
+      return;
+    }
+    if (now - healthySince < leaseMs) return;
+    const reaped = await store.reap(leaseMs, now);
+    if (reaped.recipients) {
+      log.warn(
+        { nodes: reaped.nodes, recipients: reaped.recipients },
+        'took back the claimed mail of nodes silent for a lease; it is sent again, and may arrive twice',
+      );
+    }
+  };
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    beat()
+      .catch((err: Error) => log.error({ err: err.message }, 'cannot reap silent nodes'))
+      .finally(() => (running = false));
+  }, leaseMs / BEATS_PER_LEASE);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}

@@ -1,0 +1,73 @@
+/**
+ * `posta serve` with its queue on PostgreSQL ([storage] url), as a user runs
+ * it: the password in a file beside the config, mail submitted by SMTP
+ * (nodemailer) and delivered by MX to an independent receiver (aiosmtpd),
+ * and PostgreSQL itself killed under load (pg_ctl stop -m immediate).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { posta } from '../helpers/posta.ts';
+import { startServer, type TestServer } from '../helpers/server.ts';
+import { startMxFor } from '../helpers/receiver.ts';
+import { submit } from '../helpers/smtp.ts';
+import { postgresMissing, startPostgres, type Postgres } from '../helpers/postgres.ts';
+
+/** [storage] for `url` (which carries the password): the URL without it, the password in a file. */
+async function storageToml(dir: string, url: string, node: string): Promise<string> {
+  const u = new URL(url);
+  const password = decodeURIComponent(u.password);
+  u.password = '';
+  await writeFile(join(dir, 'pg-password'), `${password}\n`, { mode: 0o600 });
+  return [
+    '[storage]',
+    `url = "${u.toString()}"`,
+    'password_file = "pg-password"',
+    `node = "${node}"`,
+  ].join('\n');
+}
+
+describe('posta on PostgreSQL', { skip: postgresMissing() ?? false }, () => {
+  let pg: Postgres;
+  let mx: Awaited<ReturnType<typeof startMxFor>>;
+  before(async () => {
+    pg = await startPostgres();
+    mx = await startMxFor('dest.test');
+  });
+  after(async () => {
+    await mx?.stop();
+    await pg?.stop();
+  });
+
+  test('a URL that holds the password is refused, with where the password goes', async () => {
+    const s = await startServer({ dns: mx.dns.endpoint });
+    await s.stop();
+    const toml = join(s.dir, 'posta.toml');
+    await writeFile(toml, `[storage]\nurl = "${pg.url}"\n`, { flag: 'a' });
+    const r = await posta(['serve', '--dir', s.dir]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /password_file or \$POSTA_STORAGE_PASSWORD/);
+  });
+
+  let s: TestServer;
+  test('submitted mail is queued in PostgreSQL and delivered by MX', async () => {
+    const url = await pg.database();
+    s = await startServer({ dns: mx.dns.endpoint, extraToml: '' });
+    await s.stop();
+    await writeFile(join(s.dir, 'posta.toml'), `\n${await storageToml(s.dir, url, 'one')}\n`, {
+      flag: 'a',
+    });
+    await s.restart();
+    assert.ok(
+      s.logs.some((l) => l.includes('the queue is on PostgreSQL') && !l.includes(pg.url)),
+      'it says where the queue is, without the password',
+    );
+    const id = await submit(s, 'someone@dest.test', 'on postgres');
+    const got = await mx.rx.arrival((m) => m.data.includes('Subject: on postgres'), 'the message');
+    assert.deepEqual(got.rcptTos, ['someone@dest.test']);
+    assert.ok(s.logs.some((l) => l.includes(id) && l.includes('"msg":"delivered"')));
+  });
+
+  after(() => s?.stop());
+});
