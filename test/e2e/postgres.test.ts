@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { posta } from '../helpers/posta.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { startMxFor } from '../helpers/receiver.ts';
@@ -67,6 +68,59 @@ describe('posta on PostgreSQL', { skip: postgresMissing() ?? false }, () => {
     const got = await mx.rx.arrival((m) => m.data.includes('Subject: on postgres'), 'the message');
     assert.deepEqual(got.rcptTos, ['someone@dest.test']);
     assert.ok(s.logs.some((l) => l.includes(id) && l.includes('"msg":"delivered"')));
+  });
+
+  test('PostgreSQL killed under load: 4xx while it is down, nothing acknowledged lost, back by itself', async (t) => {
+    assert.ok(s, 'the server of the test before');
+    const acknowledged: string[] = [];
+    const refused: string[] = [];
+    /** Anything but a 250 or a 4xx. */
+    const wrong: string[] = [];
+    let restarted = false;
+    let n = 0;
+    // four sessions at a time, one submission after another, over the crash and the restart
+    const session = async () => {
+      while (wrong.length === 0) {
+        const subject = `load ${++n}`;
+        try {
+          await submit(s, `load${n}@dest.test`, subject);
+          acknowledged.push(subject);
+          if (restarted) return; // a 250 after the restart: posta is back by itself
+        } catch (err) {
+          const code = (err as { responseCode?: number }).responseCode;
+          if (code === undefined || code < 400 || code >= 500) {
+            wrong.push(`${subject}: ${code ?? ''} ${(err as Error).message}`);
+            return;
+          }
+          refused.push(subject);
+        }
+      }
+    };
+    const load = Promise.all([session(), session(), session(), session()]);
+    while (acknowledged.length < 40 && !wrong.length) await sleep(20);
+    await pg.crash();
+    while (refused.length < 8 && !wrong.length) await sleep(50);
+    await pg.start();
+    restarted = true;
+    await load;
+    assert.deepEqual(wrong, [], 'while the database is away posta answers 4xx');
+    const wanted = new Set(acknowledged);
+    const arrived = async () =>
+      new Set(
+        (await mx.rx.messages())
+          .map((m) => /^Subject: (load \d+)\r$/m.exec(m.data.toString())?.[1])
+          .filter((x) => x !== undefined),
+      );
+    let got = await arrived();
+    for (let i = 0; i < 1200 && [...wanted].some((x) => !got.has(x)); i++) {
+      await sleep(100);
+      got = await arrived();
+    }
+    const lost = [...wanted].filter((x) => !got.has(x));
+    assert.deepEqual(lost, [], 'every acknowledged message arrived');
+    t.diagnostic(
+      `${acknowledged.length} acknowledged, ${refused.length} refused with 4xx while down`,
+    );
   });
 
   after(() => s?.stop());

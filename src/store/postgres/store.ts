@@ -104,6 +104,10 @@ export class PgQueueStore implements QueueStore {
       keepAlive: true,
     });
     pool.on('error', (err) => o.onError?.(err));
+    // A connection checked out between two queries (a batch's transaction)
+    // that the server drops emits 'error' with no query to reject: without a
+    // listener, that would end the process. Its next query fails instead.
+    pool.on('connect', (client) => client.on('error', (err) => o.onError?.(err)));
     try {
       const c = await pool.connect();
       try {
