@@ -296,6 +296,30 @@ for (const engine of engines) {
       );
     });
 
+    test("a hard bounce recorded with its attempt joins the sending domain's suppression list", async () => {
+      const id = await s.enqueue(env(1), Buffer.from('x\r\n\r\n'));
+      const [c] = await s.claim({ now: Date.now(), limit: 10 });
+      assert.equal(await s.suppressed([]).then((x) => x.size), 0);
+      const ok = await s.record(
+        c!,
+        result({
+          attempts: [attempt(id, 'r1@example.org', 'permanent')],
+          suppress: [
+            { domain: 'example.test', address: 'R1@Example.org', reason: 'BOUNCE', message: id },
+          ],
+        }),
+      );
+      assert.equal(ok, true);
+      const found = await s.suppressed([
+        { domain: 'example.test', address: 'r1@EXAMPLE.org' },
+        { domain: 'other.test', address: 'r1@example.org' },
+        { domain: 'example.test', address: 'x1@example.net' },
+      ]);
+      // addresses compare lower-cased; the list is the sending domain's alone
+      assert.deepEqual([...found], ['example.test r1@example.org']);
+      assert.equal(await s.release(c!), true);
+    });
+
     test('expand replaces a recipient by its targets, with a new sender', async () => {
       const id = await s.enqueue(
         env(1, ['alias@local.test', 'o@other.test']),
