@@ -197,7 +197,7 @@ export class Scheduler {
     const now = Date.now();
     if (now - this.lastPrune > 3600_000) {
       this.lastPrune = now;
-      this.o.spool.prune(now - LOG_DAYS * 86400_000);
+      void this.prune(now - LOG_DAYS * 86400_000);
     }
     for (const [id, until] of this.coolDown) if (until <= now) this.coolDown.delete(id);
     const skip = this.coolDown.size ? new Set([...this.busy, ...this.coolDown.keys()]) : this.busy;
@@ -227,6 +227,19 @@ export class Scheduler {
         this.fullTimer = null;
         this.kick();
       }, this.nextFull - now);
+    }
+  }
+
+  /** Retention of the store, and of the SQLite tables not in it yet when the store is another. */
+  private async prune(before: number): Promise<void> {
+    try {
+      await this.o.store.prune(before);
+      if (this.o.store.engine !== 'sqlite') this.o.spool.prune(before);
+    } catch (err) {
+      this.o.log.error(
+        { err: (err as Error).message },
+        'retention failed; trying again in an hour',
+      );
     }
   }
 

@@ -4,7 +4,14 @@ import { openDb } from '../db/db.ts';
 import { MIGRATIONS } from '../queue/spool.ts';
 import { newQueueId } from '../queue/id.ts';
 import { runSqlite } from '../store/statement.ts';
-import { eventInsert, listEvents, mailInsert, mailRecord, mailRow, pruneEvents } from './events.ts';
+import {
+  eventInsert,
+  listEvents,
+  mailInsert,
+  mailRecord,
+  mailRow,
+  eventsRetention,
+} from './events.ts';
 
 const DAY = 86_400_000;
 
@@ -36,14 +43,14 @@ test('a prune removes what is older than the cut, keeps the rest, and never give
     );
   }
   const before = listEvents(db).map((e) => e.id);
-  pruneEvents(db, now - 30 * DAY);
+  for (const st of eventsRetention(now - 30 * DAY)) runSqlite(db, st);
   assert.deepEqual(
     listEvents(db).map((e) => e.message),
     ids.slice(3),
   );
   assert.equal(mailRecord(db, ids[0] ?? ''), undefined);
   assert.equal(mailRecord(db, ids[3] ?? '')?.headers[1]?.value, 'x');
-  pruneEvents(db, now + DAY); // everything but the newest, which holds the ids' place
+  for (const st of eventsRetention(now + DAY)) runSqlite(db, st); // everything but the newest, which holds the ids' place
   assert.deepEqual(
     listEvents(db).map((e) => e.id),
     [Math.max(...before)],

@@ -207,17 +207,20 @@ export function mailRecord(db: Db, message: string): MailRecord | undefined {
 }
 
 /** Events and mail records older than `before` go, as the delivery log does. */
-export function pruneEvents(db: Db, before: number): void {
-  // ids grow with time: the scan in id order stops at the first event to
-  // keep; the newest always stays, so that ids go on from it
-  prepared(
-    db,
-    `DELETE FROM events WHERE id < coalesce(
-       (SELECT id FROM events WHERE at >= ? ORDER BY id LIMIT 1),
-       (SELECT max(id) FROM events))`,
-  ).run(before);
-  // queue ids begin with their time (queue/spool.ts newQueueId): a key range
-  prepared(db, 'DELETE FROM mail_log WHERE message < ?').run(newQueueId(before).slice(0, 10));
+/** Retention: the events and mail records from before `before`. */
+export function eventsRetention(before: number): Statement[] {
+  return [
+    // ids grow with time: the scan in id order stops at the first event to
+    // keep; the newest always stays, so that ids go on from it
+    statement(
+      `DELETE FROM events WHERE id < coalesce(
+         (SELECT id FROM events WHERE at >= ? ORDER BY id LIMIT 1),
+         (SELECT max(id) FROM events))`,
+      before,
+    ),
+    // queue ids begin with their time (queue/spool.ts newQueueId): a key range
+    statement('DELETE FROM mail_log WHERE message < ?', newQueueId(before).slice(0, 10)),
+  ];
 }
 
 /** SES v1 GetSendStatistics: per 15 minutes of the last two weeks, what a key's mail did. */

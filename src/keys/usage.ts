@@ -35,6 +35,7 @@ export function sentLast24Hours(db: Db, key: string, now = Date.now()): number {
 }
 
 /** Per-minute counts older than a day are of no more use. */
-export function pruneSends(db: Db, now = Date.now()): void {
-  prepared(db, 'DELETE FROM key_sends WHERE minute <= ?').run(Math.floor((now - DAY_MS) / 60_000));
+/** Retention: a key's counts older than the day its quota looks at. */
+export function sendsRetention(now: number): Statement {
+  return statement('DELETE FROM key_sends WHERE minute <= ?', Math.floor((now - DAY_MS) / 60_000));
 }

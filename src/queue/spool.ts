@@ -53,12 +53,11 @@ import type { SenderAuth } from '../verify/inbound.ts';
 import { WalSync } from './wal-sync.ts';
 import { Checkpointer, HOLD_BYTES, type CheckpointRunner } from './checkpoint.ts';
 import { newQueueId } from './id.ts';
-import { countSend, pruneSends } from '../keys/usage.ts';
-import { pruneStats } from '../stats/stats.ts';
-import { pruneEvents, type MailValues, type NewEvent } from '../events/events.ts';
+import { countSend } from '../keys/usage.ts';
+import type { MailValues, NewEvent } from '../events/events.ts';
 import type { OutcomeWrites } from '../events/outcomes.ts';
 import { pruneWebhookLog } from '../events/webhooks.ts';
-import { pruneWarmupCounts, WARMUP_HOLD, type WarmupCount } from '../warmup/warmup.ts';
+import { WARMUP_HOLD, type WarmupCount } from '../warmup/warmup.ts';
 import { insertReport, pruneReports, type NewReport, type Stored } from '../reports/store.ts';
 import type { NewLink } from '../unsubscribe/links.ts';
 import { runSqlite } from '../store/statement.ts';
@@ -69,6 +68,7 @@ import {
   mailOf,
   messageInsert,
   outcomeStatements,
+  retention,
 } from '../store/queue-writes.ts';
 
 export interface Envelope {
@@ -835,13 +835,10 @@ export class Spool {
   }
 
   /** Forget delivery log lines older than `before`. */
-  prune(before: number): void {
-    prepared(this.db, 'DELETE FROM attempts WHERE at < ?').run(before);
-    pruneSends(this.db);
-    pruneEvents(this.db, before);
+  prune(before: number, now = Date.now()): void {
+    for (const st of retention(before, now)) runSqlite(this.db, st);
+    // not in the PostgreSQL store yet: on it they are still SQLite's
     pruneWebhookLog(this.db, before);
-    pruneStats(this.db, before);
-    pruneWarmupCounts(this.db, before);
     pruneReports(this.db, before);
   }
 

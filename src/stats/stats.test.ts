@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openQueueDb } from '../queue/spool.ts';
 import { runSqlite } from '../store/statement.ts';
-import { acceptedCount, attemptCount, destinations, pruneStats, statSeries } from './stats.ts';
+import { acceptedCount, attemptCount, destinations, statsRetention, statSeries } from './stats.ts';
 
 test('outcomes are counted per minute and read back per minute and per hour, by destination', async () => {
   const db = openQueueDb(await mkdtemp(join(tmpdir(), 'stats-')));
@@ -51,7 +51,7 @@ test('outcomes are counted per minute and read back per minute and per hour, by 
   assert.deepEqual(d[1], { class: 'microsoft', delivered: 0, deferred: 1, bounced: 0 });
   assert.deepEqual(d[4], { class: 'other', delivered: 0, deferred: 0, bounced: 2 });
 
-  pruneStats(db, now - 3600_000);
+  runSqlite(db, statsRetention(now - 3600_000));
   assert.equal(statSeries(db, 3600_000, 168, now).counts.bounced.at(-4), 0);
   db.close();
 });

@@ -106,6 +106,7 @@ export function destinations(db: Db, since: number): Destination[] {
 }
 
 /** Forget minutes before `before`, as the delivery log is forgotten. */
-export function pruneStats(db: Db, before: number): void {
-  prepared(db, 'DELETE FROM stats WHERE minute < ?').run(Math.floor(before / MINUTE));
+/** Retention: the counts of minutes before `before`. */
+export function statsRetention(before: number): Statement {
+  return statement('DELETE FROM stats WHERE minute < ?', Math.floor(before / MINUTE));
 }

@@ -117,6 +117,12 @@ export interface QueueStore {
    * work for this one).
    */
   nextDue(): Promise<number | null>;
+  /**
+   * Retention (store/queue-writes.ts retention): what the store holds from
+   * before `before` is deleted. On PostgreSQL one node does it for all (a
+   * leader lease, postgres/leader.ts); the others' calls do nothing.
+   */
+  prune(before: number, now?: number): Promise<void>;
   /** This node is alive (every few seconds while it runs). */
   heartbeat(now?: number): Promise<void>;
   /** Gives back the work of nodes silent for longer than `leaseMs`. */

@@ -7,16 +7,23 @@
  *   use (keys/usage.ts), its unsubscribe link (unsubscribe/links.ts), and for
  *   our senders' mail its record and Send event (events/);
  * - an attempt: its count, its events, the hard bounces to suppress and the
- *   warm-up's count of deliveries.
+ *   warm-up's count of deliveries;
+ * - and what retention removes of all that once it is old.
  */
-import { eventInsert, mailInsert, mailRow, type MailValues } from '../events/events.ts';
+import {
+  eventInsert,
+  eventsRetention,
+  mailInsert,
+  mailRow,
+  type MailValues,
+} from '../events/events.ts';
 import type { OutcomeWrites } from '../events/outcomes.ts';
-import { sendCount } from '../keys/usage.ts';
+import { sendCount, sendsRetention } from '../keys/usage.ts';
 import type { Attempt, AttemptResult, Envelope } from '../queue/spool.ts';
-import { acceptedCount, attemptCount } from '../stats/stats.ts';
+import { acceptedCount, attemptCount, statsRetention } from '../stats/stats.ts';
 import { suppression } from '../suppression/suppression.ts';
 import { linkInsert } from '../unsubscribe/links.ts';
-import { warmupCount } from '../warmup/warmup.ts';
+import { warmupCount, warmupRetention } from '../warmup/warmup.ts';
 import { statement, type Statement } from './statement.ts';
 
 /**
@@ -124,4 +131,18 @@ export function attemptWrites(
 /** Events and suppressions (of an attempt, or of a complaint). */
 export function outcomeStatements(w: OutcomeWrites): Statement[] {
   return [...w.events.map(eventInsert), ...w.suppress.map((x) => suppression(x))];
+}
+
+/**
+ * Retention: the delivery log, events, mail records and counts from before
+ * `before` (the charts' and logs' 30 days), and key quota counts past their day.
+ */
+export function retention(before: number, now: number): Statement[] {
+  return [
+    statement('DELETE FROM attempts WHERE at < ?', before),
+    sendsRetention(now),
+    ...eventsRetention(before),
+    statsRetention(before),
+    warmupRetention(before),
+  ];
 }

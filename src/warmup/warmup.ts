@@ -154,6 +154,7 @@ export function warmupCount(c: WarmupCount): Statement {
 }
 
 /** Forget the counts of days before `before` (a time), as the delivery log is forgotten. */
-export function pruneWarmupCounts(db: Db, before: number): void {
-  prepared(db, 'DELETE FROM warmup_counts WHERE day < ?').run(epochDay(before));
+/** Retention: the counts of days before `before`. */
+export function warmupRetention(before: number): Statement {
+  return statement('DELETE FROM warmup_counts WHERE day < ?', epochDay(before));
 }

@@ -17,6 +17,7 @@
  */
 import type { PoolClient } from 'pg';
 import { LIMITS_SCHEMA } from './limits.ts';
+import { LEADERS_SCHEMA } from './leader.ts';
 
 /** pg_advisory_xact_lock key of the migrations ("posta" in ASCII). */
 const MIGRATION_LOCK = 0x706f737461;
@@ -155,6 +156,8 @@ export const MIGRATIONS = [
    );`,
   // delivery limits shared by the nodes (limits.ts)
   LIMITS_SCHEMA,
+  // the leases of cluster duties (leader.ts)
+  LEADERS_SCHEMA,
 ];
 
 /** Applies the migrations this database has not seen yet; returns how many. */

@@ -152,6 +152,55 @@ describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
     await db.end();
   });
 
+  test('retention: one node does it for all, and what is older than the cut goes', async () => {
+    const url = await server.database();
+    const a = await PgQueueStore.open({ url, node: 'a' });
+    const b = await PgQueueStore.open({ url, node: 'b' });
+    const db = new pg.Client(url);
+    await db.connect();
+    const now = Date.now();
+    const day = 86400_000;
+    const old = now - 40 * day;
+    const rows = async () =>
+      (
+        await db.query<{ n: string }>(
+          `SELECT (SELECT count(*) FROM attempts) + (SELECT count(*) FROM stats)
+                + (SELECT count(*) FROM warmup_counts) AS n`,
+        )
+      ).rows[0]?.n;
+    const fill = async () => {
+      for (const at of [old, now]) {
+        await db.query(
+          `INSERT INTO attempts (message, recipient, at, duration_ms, outcome, reply)
+           VALUES ($1, 'r@example.org', $2, 1, 'delivered', '250 ok')`,
+          [`m${at}${Math.random()}`, at],
+        );
+        await db.query(
+          `INSERT INTO stats (minute, outcome, class, n) VALUES ($1, 'delivered', 'other', 1)
+           ON CONFLICT DO NOTHING`,
+          [Math.floor(at / 60_000)],
+        );
+        await db.query(
+          `INSERT INTO warmup_counts (sender, destination, day, n) VALUES ('s', 'd', $1, 1)
+           ON CONFLICT DO NOTHING`,
+          [Math.floor(at / day)],
+        );
+      }
+    };
+    await fill();
+    assert.equal(await rows(), '6');
+    await a.prune(now - 30 * day, now);
+    assert.equal(await rows(), '3', 'the old rows went, the new stayed');
+    await fill();
+    await b.prune(now - 30 * day, now);
+    assert.equal(await rows(), '7', 'another node does not while the first holds the duty');
+    await a.prune(now - 30 * day, now);
+    assert.equal(await rows(), '4');
+    await db.end();
+    await a.close();
+    await b.close();
+  });
+
   test('shared limits: racing nodes never hold more than the slots of a destination, and its rate holds', async () => {
     const url = await server.database();
     const a = await PgQueueStore.open({ url, node: 'a' });

@@ -36,7 +36,8 @@ import { NodeLock } from './node-lock.ts';
 import { PgLimits } from './limits.ts';
 import type { SharedLimits } from '../limits.ts';
 import { headerBlock } from '../../message/header.ts';
-import { mailOf } from '../queue-writes.ts';
+import { mailOf, retention } from '../queue-writes.ts';
+import { lead } from './leader.ts';
 import { pgText } from '../statement.ts';
 import { pairKey, suppressedAmong, type SendingPair } from '../../suppression/suppression.ts';
 
@@ -46,6 +47,8 @@ const CONNECT_TIMEOUT_MS = 5_000;
 const QUERY_TIMEOUT_MS = 60_000;
 /** How long a start waits for its node's name (a killed process's session to end). */
 const LOCK_WAIT_MS = 30_000;
+/** How long the node that did retention keeps the duty (it runs hourly). */
+const RETENTION_LEASE_MS = 2 * 60 * 60 * 1000;
 /** Parts without a message older than this are a crash's leftovers (no write takes so long). */
 const ORPHAN_PARTS_MS = 24 * 60 * 60 * 1000;
 
@@ -252,6 +255,14 @@ export class PgQueueStore implements QueueStore {
     );
     const t = rows[0]?.t;
     return t === null || t === undefined ? null : Number(t);
+  }
+
+  async prune(before: number, now = Date.now()): Promise<void> {
+    // held for a day: retention runs hourly on every node, and this one keeps it
+    if (!(await lead(this.pool, 'retention', this.node, RETENTION_LEASE_MS, now))) return;
+    await transaction(this.pool, false, async (c) => {
+      for (const st of retention(before, now)) await c.query(pgText(st.sql), st.args as unknown[]);
+    });
   }
 
   heartbeat(now = Date.now()): Promise<void> {

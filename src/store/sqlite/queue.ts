@@ -106,6 +106,11 @@ export class SqliteQueueStore implements QueueStore {
     return Promise.resolve(this.spool.nextDue());
   }
 
+  prune(before: number, now?: number): Promise<void> {
+    this.spool.prune(before, now);
+    return Promise.resolve();
+  }
+
   heartbeat(): Promise<void> {
     return Promise.resolve();
   }
