@@ -193,20 +193,37 @@ export class MxTransport implements Transport {
     };
   }
 
-  /** A transaction on a pooled or new session; a session that fails to start gives its failure. */
+  /**
+   * A transaction on a pooled or new session; a session that fails to start
+   * gives its failure. A new session first takes a connection slot when the
+   * job asks for one (a shared queue), and gives it back when it closes.
+   */
   private async sendVia(
     job: Job,
     opts: SessionOptions,
     until: number,
   ): Promise<JobResult | { outcome: Outcome; info: AttemptInfo }> {
     const base: AttemptInfo = { mx: opts.servername, ip: opts.ip };
+    const scope = job.slot ? job.domain : '';
     for (let round = 0; round < 2; round++) {
-      let session = round === 0 ? this.pool.take(opts) : null;
+      let session = round === 0 ? this.pool.take(opts, scope) : null;
       const reused = session !== null;
       if (!session) {
+        const slot = job.slot ? await job.slot() : null;
+        if (job.slot && !slot) return { outcomes: new Map(), info: base, noRoom: true };
+        const release = () =>
+          slot
+            ?.release()
+            .catch((err: Error) =>
+              this.o.log.error(
+                { qid: job.queueId, domain: job.domain, err: err.message },
+                'cannot give back a connection slot',
+              ),
+            );
         try {
           session = await Session.open(opts, until);
         } catch (err) {
+          void release();
           if (!(err instanceof SessionFailure)) throw err;
           if (err.tlsFailed && opts.tls === 'opportunistic') {
             // RFC 7435: when nothing demands TLS, plaintext beats no delivery.
@@ -218,6 +235,7 @@ export class MxTransport implements Transport {
           }
           return { outcome: err.outcome, info: base };
         }
+        void session.ended.then(release);
       }
       if (this.closed) {
         // stopped while this session was opening: no transaction on it now
@@ -229,7 +247,7 @@ export class MxTransport implements Transport {
       const { outcomes, unsent } = await session
         .send(job, until)
         .finally(() => this.busy.delete(session));
-      if (session.usable) this.pool.give(opts, session);
+      if (session.usable) this.pool.give(opts, session, scope);
       else session.close();
       // A kept-open connection the server had closed meanwhile: try once more on a new one.
       if (unsent && reused) continue;

@@ -9,8 +9,9 @@
  *   domain `connections_per_domain` at once and `messages_per_minute_per_domain`,
  *   or what its `[delivery.destinations."DOMAIN"]` table says.
  *   A job held back by a limit stays due and is picked up on the next round.
- *   With other nodes on the same queue, each session also takes a slot and
- *   a message of the rate from the limits they share (store/limits.ts).
+ *   With other nodes on the same queue, each job also takes a message of the
+ *   rate, and each connection the transport opens a slot it holds while the
+ *   connection is open, from the limits they share (store/limits.ts).
  * - Local recipients (an address of one of our domains, from submission or
  *   port 25) are first replaced by their alias targets; one with no alias
  *   fails with 5.1.1.
@@ -41,11 +42,11 @@ import {
   type Spool,
 } from '../queue/spool.ts';
 import type { Claim, ClaimOptions, Lease, QueueStore } from '../store/queue-store.ts';
-import { localLimits, type SharedLimits, type Slot } from '../store/limits.ts';
+import { localLimits, type SharedLimits } from '../store/limits.ts';
 import { buildDsn, type FailedRecipient } from '../bounce/dsn.ts';
 import { generatedReceivedField, utf8Header } from '../message/header.ts';
 import { formatReply, type AttemptInfo, type Outcome } from './outcome.ts';
-import type { Transport } from './transport.ts';
+import type { Job, Transport } from './transport.ts';
 import { isSrs, type Srs } from '../srs/srs.ts';
 import { domainOf, localPartOf } from '../address/address.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -90,6 +91,12 @@ export class Scheduler {
   private readonly sentAt = new Map<string, number[]>();
   /** Destinations whose shared limits other nodes use up: not tried here until then. */
   private readonly heldBack = new Map<string, number>();
+  /**
+   * Destinations whose connection slots other nodes hold the rest of: this
+   * node keeps to the jobs it has under way there (whose sessions it holds
+   * and reuses), `n`, until `until`; then it asks for one more slot.
+   */
+  private readonly capped = new Map<string, { n: number; until: number }>();
   private active = 0;
   private timer: NodeJS.Timeout | null = null;
   private queued = false;
@@ -292,23 +299,36 @@ export class Scheduler {
   }
 
   /**
-   * A connection slot and a message of the destination's rate across all
-   * nodes (store/limits.ts); null when other nodes use them up, and then the
-   * destination waits a moment here before it is tried again.
+   * A message of the destination's rate across all nodes (store/limits.ts);
+   * false when other nodes used it up, and then the destination waits a
+   * moment here before it is tried again. (Connection slots are the
+   * transport's: it holds one per open session, Job.slot.)
    */
-  private async sharedRoom(domain: string): Promise<Slot | null> {
-    const limits = destinationLimits(this.o.delivery, domain);
-    const shared = this.o.limits ?? localLimits;
-    const slot = await shared.slot(domain, limits.connections);
-    let took = false;
-    try {
-      took = slot !== null && (await shared.take(domain, limits.messagesPerMinute));
-    } finally {
-      if (!took) await slot?.release();
-    }
-    if (took) return slot;
+  private async sharedRate(domain: string): Promise<boolean> {
+    const { messagesPerMinute } = destinationLimits(this.o.delivery, domain);
+    if (await (this.o.limits ?? localLimits).take(domain, messagesPerMinute)) return true;
     this.heldBack.set(domain, Date.now() + HELD_BACK_MS);
-    return null;
+    return false;
+  }
+
+  /** On a shared queue, what the transport asks before each session it opens (Job.slot). */
+  private slotFor(domain: string): Job['slot'] {
+    const shared = this.o.limits;
+    if (!shared || shared === localLimits) return undefined;
+    const { connections } = destinationLimits(this.o.delivery, domain);
+    return () => shared.slot(domain, connections);
+  }
+
+  /**
+   * A job found every connection slot of `domain` held (it still counts in
+   * perDomain): this node keeps to its other jobs there, or, with none,
+   * waits a moment before it tries the destination again.
+   */
+  private noRoom(domain: string): void {
+    const until = Date.now() + HELD_BACK_MS;
+    const others = (this.perDomain.get(domain) ?? 1) - 1;
+    if (others > 0) this.capped.set(domain, { n: others, until });
+    else this.heldBack.set(domain, until);
   }
 
   private mayStart(domain: string, now: number): boolean {
@@ -318,7 +338,11 @@ export class Scheduler {
       this.heldBack.delete(domain);
     }
     const limits = destinationLimits(this.o.delivery, domain);
-    if ((this.perDomain.get(domain) ?? 0) >= limits.connections) return false;
+    let most = limits.connections;
+    const cap = this.capped.get(domain);
+    if (cap && cap.until > now) most = Math.min(most, cap.n);
+    else if (cap) this.capped.delete(domain);
+    if ((this.perDomain.get(domain) ?? 0) >= most) return false;
     if (limits.messagesPerMinute > 0) {
       const recent = (this.sentAt.get(domain) ?? []).filter((t) => now - t < 60_000);
       if (recent.length) this.sentAt.set(domain, recent);
@@ -457,17 +481,14 @@ export class Scheduler {
         };
         const started = Date.now();
         let delivered = 0;
-        let slot: Slot | null = null;
         try {
           const message = await loaded;
           // deleted meanwhile (posta queue delete), or the claim was taken back
           if (!message) return skipped();
           if (room && waiting.length && !(await this.holdForWarmup(m, waiting, room)))
             return skipped();
-          if (tried.length) {
-            slot = await this.sharedRoom(domain);
-            if (!slot) return skipped(); // other nodes use the destination's limit
-          }
+          // other nodes used up the destination's rate
+          if (tried.length && !(await this.sharedRate(domain))) return skipped();
           const r = tried.length
             ? await this.o.transport.deliver({
                 queueId: m.id,
@@ -476,8 +497,14 @@ export class Scheduler {
                 recipients: tried,
                 message,
                 smtpUtf8: m.smtpUtf8,
+                slot: this.slotFor(domain),
               })
             : { outcomes: new Map<string, Outcome>(), info: {} };
+          // other nodes hold every connection slot of the destination
+          if (r.noRoom) {
+            this.noRoom(domain);
+            return skipped();
+          }
           const outcomes = recipients
             .filter((address) => !held.has(address))
             .map((address) => ({
@@ -518,15 +545,6 @@ export class Scheduler {
           const n = (this.perDomain.get(domain) ?? 1) - 1;
           if (n > 0) this.perDomain.set(domain, n);
           else this.perDomain.delete(domain);
-          // last: a release that fails leaves only the slot taken (until this node restarts)
-          await slot
-            ?.release()
-            .catch((err: Error) =>
-              this.o.log.error(
-                { qid: m.id, domain, err: err.message },
-                'cannot give back a connection slot',
-              ),
-            );
         }
       }),
     );

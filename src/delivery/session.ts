@@ -97,6 +97,8 @@ export class Session {
   readonly info: TlsInfo;
   messages = 0;
   lastUsed = Date.now();
+  /** Resolves when the connection is closed, by either side. */
+  readonly ended: Promise<void>;
   private conn: SMTPConnection;
   private deadlines: ReplyDeadlines;
   private broken = false;
@@ -115,6 +117,7 @@ export class Session {
     this.options = options;
     this.info = info;
     this.deadlines = deadlines;
+    this.ended = new Promise((resolve) => conn.once('end', () => resolve()));
     conn.on('error', () => (this.broken = true));
     conn.on('end', () => (this.broken = true));
     const internals = conn as unknown as ConnectionInternals;

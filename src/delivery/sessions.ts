@@ -3,6 +3,10 @@
  * and TLS mode, so a session is only reused under the same terms it was
  * opened with. A session idles at most IDLE_MS and carries at most
  * MAX_MESSAGES transactions, then is closed with QUIT.
+ *
+ * A session that holds a connection slot of its destination (Job.slot, on a
+ * queue shared by several nodes) is kept under that destination's `scope`
+ * too: it is reused for that domain only, which its slot counts.
  */
 import type { Session, SessionOptions } from './session.ts';
 
@@ -13,22 +17,23 @@ export class SessionPool {
   private idle = new Map<string, Session[]>();
   private timer: NodeJS.Timeout | null = null;
 
-  take(o: SessionOptions): Session | null {
-    const list = this.idle.get(key(o));
+  take(o: SessionOptions, scope = ''): Session | null {
+    const list = this.idle.get(key(o, scope));
     while (list?.length) {
       const s = list.pop() as Session;
-      if (s.usable) return s;
+      // past its idle time (the process was stopped, or the sweep is late)
+      if (s.usable && Date.now() - s.lastUsed < IDLE_MS) return s;
       s.close();
     }
     return null;
   }
 
-  give(o: SessionOptions, s: Session): void {
+  give(o: SessionOptions, s: Session, scope = ''): void {
     if (!s.usable || s.messages >= MAX_MESSAGES) {
       s.close();
       return;
     }
-    const k = key(o);
+    const k = key(o, scope);
     const list = this.idle.get(k) ?? [];
     list.push(s);
     this.idle.set(k, list);
@@ -60,6 +65,6 @@ export class SessionPool {
   }
 }
 
-function key(o: SessionOptions): string {
-  return `${o.ip}|${o.port}|${o.servername}|${o.tls}|${o.auth?.user ?? ''}`;
+function key(o: SessionOptions, scope: string): string {
+  return `${scope}|${o.ip}|${o.port}|${o.servername}|${o.tls}|${o.auth?.user ?? ''}`;
 }

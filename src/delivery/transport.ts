@@ -5,6 +5,7 @@
  */
 import type { AttemptInfo, Outcome } from './outcome.ts';
 import type { StoredMessage } from '../queue/spool.ts';
+import type { Slot } from '../store/limits.ts';
 
 export interface Job {
   queueId: string;
@@ -16,11 +17,20 @@ export interface Job {
   message: StoredMessage;
   /** The header needs SMTPUTF8 (Envelope.smtpUtf8); non-ASCII addresses need it too. */
   smtpUtf8: boolean;
+  /**
+   * On a queue shared by several nodes: a connection slot of the domain
+   * (store/limits.ts) for each session the transport opens, held while the
+   * connection stays open (kept for reuse included); null when the other
+   * nodes hold them all. Absent on one node, whose scheduler counts alone.
+   */
+  slot?: () => Promise<Slot | null>;
 }
 
 export interface JobResult {
   outcomes: Map<string, Outcome>;
   info: AttemptInfo;
+  /** No connection slot was free (Job.slot): nothing was tried, and `outcomes` is empty. */
+  noRoom?: boolean;
 }
 
 export interface Transport {

@@ -4,12 +4,16 @@
  * and `messages_per_minute_per_domain`, or a destination's own table.
  *
  * The scheduler keeps its own counts of what this node does (delivery/
- * scheduler.ts) and asks here before each session, so that what other
- * nodes do counts too:
- * - slot(): a connection slot of the destination, held for the session and
- *   given back after it; null when all `limit` are held;
- * - take(): one message of the destination's rate; false when the last
- *   minute's messages reached it.
+ * scheduler.ts) and asks here too, so that what other nodes do counts:
+ * - slot(): a connection slot of the destination, taken by the transport
+ *   (delivery/mx.ts) for each connection it opens and held while that
+ *   connection is open, kept idle for reuse included, so that the
+ *   destination never sees more than `limit` from the whole cluster; null
+ *   when all `limit` are held;
+ * - take(): one message of the destination's rate, before each job; false
+ *   when the last minute's messages reached it. A job that then finds no
+ *   slot free has used its message of the rate all the same: the cluster
+ *   sends less than the rate then, never more.
  * Both fail closed: when the engine cannot answer, the call rejects and the
  * session does not start (its recipients stay queued), so a cluster that
  * lost its database stops delivering rather than run unlimited.
