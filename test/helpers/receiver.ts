@@ -41,6 +41,8 @@ export interface ReceivedConnection {
   connection: number;
   peer: string;
   listen: string;
+  /** When it was accepted (ms since the epoch). */
+  time: number;
 }
 
 export interface Receiver {
@@ -51,6 +53,8 @@ export interface Receiver {
   messages(): Promise<ReceivedMessage[]>;
   /** All TCP connections accepted so far, in order. */
   connections(): Promise<ReceivedConnection[]>;
+  /** When each connection that ended ended (ms since the epoch), by its id. */
+  closed(): Promise<Map<number, number>>;
   /** Resolves once at least `count` messages arrived (default timeout 30 s). */
   waitFor(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
   /** The first message that `match`es, waiting for it (default 20 s); `what` names it in the error. */
@@ -87,6 +91,8 @@ export async function startReceiver(opts: {
   brokenTls?: boolean;
   /** Do not offer SMTPUTF8 (RFC 6531). */
   noSmtpUtf8?: boolean;
+  /** Wait this long (ms) before the reply to the end of DATA: a slow receiver. */
+  dataDelayMs?: number;
 }): Promise<Receiver> {
   const base = await tempDir('posta-mx-');
   const dir = join(base, 'mail');
@@ -97,6 +103,7 @@ export async function startReceiver(opts: {
   if (tls) args.push('--cert', tls.cert, '--key', tls.key);
   if (opts.brokenTls) args.push('--broken-tls');
   if (opts.noSmtpUtf8) args.push('--no-smtputf8');
+  if (opts.dataDelayMs) args.push('--data-delay', String(opts.dataDelayMs / 1000));
   // stdin stays open as a pipe: the receiver exits when it closes, so it
   // dies with the test process even if stop() is never called.
   args.push('--watch-stdin');
@@ -113,6 +120,20 @@ export async function startReceiver(opts: {
       if (line === 'READY') resolve();
     });
   });
+
+  /** The whole lines of DIR/`name` as JSON (the last one may be half written). */
+  const jsonLines = async <T>(name: string): Promise<T[]> => {
+    let text: string;
+    try {
+      text = await readFile(join(dir, name), 'utf8');
+    } catch {
+      return [];
+    }
+    return text
+      .split('\n')
+      .slice(0, -1)
+      .map((line) => JSON.parse(line) as T);
+  };
 
   const messages = async (): Promise<ReceivedMessage[]> => {
     const ns = (await readdir(dir))
@@ -147,20 +168,13 @@ export async function startReceiver(opts: {
     listen: opts.listen,
     messages,
     async connections() {
-      let text: string;
-      try {
-        text = await readFile(join(dir, 'connections.jsonl'), 'utf8');
-      } catch {
-        return [];
-      }
-      // Only whole lines: one may be half written.
-      return text
-        .split('\n')
-        .slice(0, -1)
-        .map((line) => {
-          const { connection, peer, listen } = JSON.parse(line) as ReceivedConnection;
-          return { connection, peer, listen };
-        });
+      return (await jsonLines<ReceivedConnection>('connections.jsonl')).map(
+        ({ connection, peer, listen, time }) => ({ connection, peer, listen, time: time * 1000 }),
+      );
+    },
+    async closed() {
+      const lines = await jsonLines<{ connection: number; time: number }>('closed.jsonl');
+      return new Map(lines.map((l) => [l.connection, l.time * 1000]));
     },
     async arrival(match, what, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;
@@ -205,9 +219,11 @@ export async function startReceiver(opts: {
  */
 export async function startMxFor(
   domain = 'dest.test',
+  /** How the receiver behaves (startReceiver's options but `listen`). */
+  receiver: Omit<Parameters<typeof startReceiver>[0], 'listen'> = {},
 ): Promise<{ rx: Receiver; dns: DnsServer; address: string; stop(): Promise<void> }> {
   const address = randomLoopback();
-  const rx = await startReceiver({ listen: [`${address}:25`] });
+  const rx = await startReceiver({ ...receiver, listen: [`${address}:25`] });
   const dns = await startDns(
     [SOA('test'), `${domain}. IN MX 10 mx.${domain}.`, `mx.${domain}. IN A ${address}`, ''].join(
       '\n',

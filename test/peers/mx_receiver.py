@@ -4,7 +4,7 @@ independent of posta that records every message it accepts.
 
 usage: mx_receiver.py --out DIR --listen ADDR:PORT [--listen ...]
                       [--cert CERT.pem --key KEY.pem] [--hostname NAME]
-                      [--watch-stdin] [--no-smtputf8]
+                      [--watch-stdin] [--no-smtputf8] [--data-delay SECONDS]
 
 ADDR:PORT may be IPv6 as [::1]:25. With --cert/--key it offers STARTTLS (not
 required). EHLO offers SIZE, 8BITMIME, SMTPUTF8 (not with --no-smtputf8),
@@ -29,10 +29,14 @@ dot-unstuffing, with CRLF line ends) and then N.json (mail_from, "" for <>;
 mail_options, the parameters of MAIL FROM such as "SMTPUTF8"; rcpt_tos; tls; tls_version; peer; helo; connection; listen; time), each
 through a temporary ".N.*.tmp" file and a rename, so a reader that sees
 N.json can read N.eml. N counts from 1. The reply is 250 2.0.0 OK queued as N.
+With --data-delay it comes that many seconds after the end of DATA (a slow
+receiver, so that senders keep their connections longer).
 
 Each TCP connection appends a line to DIR/connections.jsonl:
 {"connection": ID, "peer": IP, "listen": "ADDR:PORT", "time": T}. ID is the
-"connection" of the messages sent over it (and stays across STARTTLS).
+"connection" of the messages sent over it (and stays across STARTTLS). When
+a connection ends, {"connection": ID, "time": T} is appended to
+DIR/closed.jsonl.
 """
 import argparse
 import asyncio
@@ -64,6 +68,7 @@ class Receiver(SMTP):
         super().__init__(handler, **kwargs)
         self.listen = listen
         self.connection_id = None
+        self.closed = False
 
     def connection_made(self, transport):
         super().connection_made(transport)
@@ -71,10 +76,17 @@ class Receiver(SMTP):
             self.connection_id = next(self.connection_ids)
             self.event_handler.log_connection(self)
 
+    def connection_lost(self, error):
+        super().connection_lost(error)
+        if self.connection_id is not None and not self.closed:
+            self.closed = True
+            self.event_handler.log_close(self)
+
 
 class Handler:
-    def __init__(self, out):
+    def __init__(self, out, data_delay=0.0):
         self.out = out
+        self.data_delay = data_delay
         self.seen = Counter()  # RCPT count per tempfail address
         self.message_ids = itertools.count(1)
 
@@ -92,6 +104,11 @@ class Handler:
             'time': time.time(),
         }
         with open(os.path.join(self.out, 'connections.jsonl'), 'a') as f:
+            f.write(json.dumps(line) + '\n')
+
+    def log_close(self, server):
+        line = {'connection': server.connection_id, 'time': time.time()}
+        with open(os.path.join(self.out, 'closed.jsonl'), 'a') as f:
             f.write(json.dumps(line) + '\n')
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -119,6 +136,8 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         if any(r.lower().startswith('datareject') for r in envelope.rcpt_tos):
             return '554 5.6.0 message refused'
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         n = next(self.message_ids)
         ssl_object = session.ssl and session.ssl.get('ssl_object')
         meta = {
@@ -152,6 +171,8 @@ async def main():
     p.add_argument('--hostname', default='mx.receiver.test')
     p.add_argument('--watch-stdin', action='store_true')
     p.add_argument('--no-smtputf8', action='store_true', help='do not offer SMTPUTF8')
+    p.add_argument('--data-delay', type=float, default=0.0,
+                   help='seconds to wait before the reply to the end of DATA')
     p.add_argument('--broken-tls', action='store_true',
                    help='offer STARTTLS but fail every handshake (demands a client certificate)')
     args = p.parse_args()
@@ -166,7 +187,7 @@ async def main():
             tls_context.verify_mode = ssl.CERT_REQUIRED
             tls_context.load_verify_locations(cafile=args.cert)
     os.makedirs(args.out, exist_ok=True)
-    handler = Handler(args.out)
+    handler = Handler(args.out, args.data_delay)
     loop = asyncio.get_running_loop()
     options = dict(
         hostname=args.hostname,
