@@ -316,3 +316,25 @@ async function emptyFolder(parent: string): Promise<string> {
   await writeFile(join(dir, 'posta.toml'), 'hostname = "mail.example.com"\n');
   return dir;
 }
+
+test('config error: webhooks with the queue on PostgreSQL (they would send nothing)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'posta-load-'));
+  await writeFile(
+    join(dir, 'posta.toml'),
+    [
+      'hostname = "a.b"',
+      '[storage]',
+      'url = "postgres://posta@127.0.0.1:5432/posta"',
+      '[webhooks.app]',
+      'url = "https://app.example.com/events"',
+    ].join('\n'),
+  );
+  await assert.rejects(loadConfig(dir), (err: Error) => {
+    assert.match(
+      err.message,
+      /\[webhooks\.app\] cannot be used with \[storage\] url yet: on PostgreSQL the events are in the database, which webhooks do not read yet/,
+    );
+    return true;
+  });
+  await rm(dir, { recursive: true });
+});

@@ -186,6 +186,7 @@ export async function loadConfig(dir: string): Promise<ResolvedConfig> {
   checkListenersApart(config);
   checkHttpOnLoopback(config);
   checkBulk(config);
+  checkSharedQueue(config);
   return config;
 }
 
@@ -389,6 +390,18 @@ function checkHttpOnLoopback(c: ResolvedConfig): void {
       `${c.file}: [listen] http "${formatEndpoint(e)}" is not on loopback, and plain HTTP would carry the dashboard's logins and the APIs' keys unencrypted over the network; listen on 127.0.0.1 or [::1] and use [listen] https (or ssh -L) from other hosts.`,
     );
   }
+}
+
+/**
+ * On PostgreSQL the events of the queue are written to the database, but the
+ * webhooks still read the node's own SQLite events: they would send nothing,
+ * and the endpoint would never know. Refused until they read the store.
+ */
+function checkSharedQueue(c: ResolvedConfig): void {
+  if (!c.storage.url || c.webhooks.length === 0) return;
+  throw new PostaError(
+    `${c.file}: [webhooks.${c.webhooks[0]?.name}] cannot be used with [storage] url yet: on PostgreSQL the events are in the database, which webhooks do not read yet, so they would send nothing; remove one of them.`,
+  );
 }
 
 function resolveConfig(
