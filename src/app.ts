@@ -168,13 +168,14 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       await loadUnsubscribeSecret(config.dataDir),
       log,
     );
-    const unsubscribe = unsubscribeHandler({ spool, db: spool.db, log });
+    const unsubscribe = unsubscribeHandler({ store: queue.store, log });
     const sesApi = lazyApi({
       hostname: config.hostname,
       messageSize: config.limits.messageSize,
       directory,
       spool,
       queue: queue.store,
+      suppressions: queue.store.suppressions,
       sign,
       quotas,
       keys,
@@ -274,6 +275,7 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
       config,
       resolve: resolver.resolve,
       db: spool.db,
+      suppressions: queue.store.suppressions,
       status,
       captured: opts.captureDir,
       directory,

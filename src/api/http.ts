@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { MemoryBudget } from '../smtp/data.ts';
 import type { Spool } from '../queue/spool.ts';
+import type { SuppressionList } from '../suppression/suppression.ts';
 import { parseResendToken, type KeyStore, type ApiKey } from '../keys/keys.ts';
 import { ApiError } from './errors.ts';
 import { verifySigV4, type SignedRequest } from './sigv4.ts';
@@ -27,8 +28,10 @@ import { resend, resendError } from './resend.ts';
 import { Idempotency } from './idempotency.ts';
 
 export interface ApiDeps extends SendDeps {
-  /** The tables of the APIs' own state (templates, idempotency, statistics, suppression). */
+  /** The tables of the APIs' own state (templates, idempotency, statistics). */
   spool: Spool;
+  /** The suppression lists, where the queue is (QueueStore.suppressions). */
+  suppressions: SuppressionList;
   keys: KeyStore;
   budget: MemoryBudget;
   identities: Identities;

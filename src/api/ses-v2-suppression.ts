@@ -12,14 +12,7 @@
  * as ISO 8601 (what the SDKs send) or epoch seconds.
  */
 import { parseAddress } from '../address/address.ts';
-import {
-  listSuppressed,
-  suppress,
-  suppressed,
-  unsuppress,
-  sesReason,
-  type SuppressionReason,
-} from '../suppression/suppression.ts';
+import { sesReason, type SuppressionReason } from '../suppression/suppression.ts';
 import { ApiError } from './errors.ts';
 import { pathLabel } from './json.ts';
 import type { ApiDeps, ApiRequest } from './http.ts';
@@ -47,19 +40,19 @@ function time(text: string | null, name: string): number | undefined {
 const seconds = (ms: number) => Math.floor(ms / 1000);
 
 /** The operation's answer, or undefined when the route is not one of these. */
-export function suppressionOp(
+export async function suppressionOp(
   req: ApiRequest,
   deps: ApiDeps,
   body: () => Record<string, unknown>,
-): Record<string, unknown> | undefined {
-  const db = deps.spool.db;
+): Promise<Record<string, unknown> | undefined> {
+  const list = deps.suppressions;
   const domains = req.key.domains;
   const route = req.route.replace(/\/+$/, '');
   if (route === SUPPRESSION && req.method === 'PUT') {
     const b = body();
     const a = address(typeof b.EmailAddress === 'string' ? b.EmailAddress : '');
     const r = reason(b.Reason);
-    for (const domain of domains) suppress(db, { domain, address: a, reason: r });
+    for (const domain of domains) await list.add({ domain, address: a, reason: r });
     return {};
   }
   if (route === SUPPRESSION && req.method === 'GET') {
@@ -77,7 +70,7 @@ export function suppressionOp(
     }
     // one address suppressed for several of the key's domains is listed once
     const seen = new Set<string>();
-    const all = listSuppressed(db, { domains, from, to })
+    const all = (await list.list({ domains, from, to }))
       // an UNSUBSCRIBE entry is listed, and filtered, as COMPLAINT (suppression.ts)
       .filter((s) => reasons.length === 0 || reasons.includes(sesReason(s.reason)))
       .filter((s) => !seen.has(s.address) && seen.add(s.address));
@@ -96,7 +89,9 @@ export function suppressionOp(
   if (!route.startsWith(`${SUPPRESSION}/`)) return undefined;
   const a = address(pathLabel(route.slice(SUPPRESSION.length + 1), 'The address in the path'));
   if (req.method === 'GET') {
-    const found = domains.map((d) => suppressed(db, d, a)).find((s) => s !== undefined);
+    // the key's domains in their order: the entry of the first that has one
+    const entries = await list.list({ domains, address: a });
+    const found = domains.map((d) => entries.find((s) => s.domain === d)).find(Boolean);
     if (!found) throw new ApiError('not-found', `${a} is not on the suppression list.`);
     return {
       SuppressedDestination: {
@@ -108,7 +103,8 @@ export function suppressionOp(
     };
   }
   if (req.method === 'DELETE') {
-    const removed = domains.map((d) => unsuppress(db, d, a)).some(Boolean);
+    let removed = false;
+    for (const d of domains) if (await list.remove(d, a)) removed = true;
     if (!removed) throw new ApiError('not-found', `${a} is not on the suppression list.`);
     return {};
   }

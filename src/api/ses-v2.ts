@@ -82,7 +82,7 @@ export async function sesV2(req: ApiRequest, deps: ApiDeps): Promise<ApiReply> {
       return ok(getAccount(req, deps));
     default: {
       const answer =
-        suppressionOp(req, deps, () => parse(req.body)) ??
+        (await suppressionOp(req, deps, () => parse(req.body))) ??
         (await identityOp(req, deps)) ??
         (await templateOperation(req, deps));
       if (answer) return ok(answer);

@@ -6,14 +6,9 @@
 import { PostaError, UsageError } from '../errors.ts';
 import { loadConfig, listDomains } from '../config/load.ts';
 import { requireDomain } from '../config/paths.ts';
-import { openQueueDb, openQueueDbIfAny } from '../queue/spool.ts';
+import { openSuppressions } from '../store/open.ts';
 import { parseAddress } from '../address/address.ts';
-import {
-  listSuppressed,
-  suppress as addSuppressed,
-  unsuppress,
-  type SuppressionReason,
-} from '../suppression/suppression.ts';
+import type { SuppressionReason } from '../suppression/suppression.ts';
 import { positionals, str, type Command } from './command.ts';
 import { domainArg } from './init.ts';
 
@@ -66,15 +61,15 @@ adds the address by itself, with reason BOUNCE.`,
         const [text = ''] = positionals(cmd, sub, ['ADDRESS']);
         const address = addressArg(text);
         const d = needDomain();
-        const db = openQueueDb(config.dataDir);
+        const lists = await openSuppressions(config.storage, config.dataDir, true);
         try {
-          addSuppressed(db, {
+          await lists.list.add({
             domain: d,
             address,
             reason: reasonArg(str(args, 'reason')) ?? 'BOUNCE',
           });
         } finally {
-          db.close();
+          await lists.close();
         }
         process.stdout.write(`${address} is suppressed for ${d}.\n`);
         return;
@@ -83,13 +78,13 @@ adds the address by itself, with reason BOUNCE.`,
         const [text = ''] = positionals(cmd, sub, ['ADDRESS']);
         const address = addressArg(text);
         const d = needDomain();
-        const db = openQueueDb(config.dataDir);
+        const lists = await openSuppressions(config.storage, config.dataDir, true);
         try {
-          if (!unsuppress(db, d, address)) {
+          if (!(await lists.list.remove(d, address))) {
             throw new PostaError(`${address} is not on the suppression list of ${d}.`);
           }
         } finally {
-          db.close();
+          await lists.close();
         }
         process.stdout.write(`${address} may get mail from ${d} again.\n`);
         return;
@@ -97,9 +92,10 @@ adds the address by itself, with reason BOUNCE.`,
       case 'list': {
         positionals(cmd, sub, []);
         const domains = domain ? [domain] : await listDomains(args.dir);
-        const db = openQueueDbIfAny(config.dataDir);
+        const reason = reasonArg(str(args, 'reason'));
+        const lists = await openSuppressions(config.storage, config.dataDir, false);
         try {
-          const list = listSuppressed(db, { domains, reason: reasonArg(str(args, 'reason')) });
+          const list = await lists.list.list({ domains, ...(reason ? { reason } : {}) });
           const rows = list.map((s) => ({
             domain: s.domain,
             address: s.address,
@@ -119,7 +115,7 @@ adds the address by itself, with reason BOUNCE.`,
             }
           }
         } finally {
-          db.close();
+          await lists.close();
         }
         return;
       }

@@ -21,6 +21,8 @@ import { localLimits, type SharedLimits } from './limits.ts';
 import type { QueueStore } from './queue-store.ts';
 import { SqliteQueueStore } from './sqlite/queue.ts';
 import type { PgQueueStore } from './postgres/store.ts';
+import { openQueueDb, openQueueDbIfAny } from '../queue/spool.ts';
+import { sqliteSuppressions, type SuppressionList } from '../suppression/suppression.ts';
 
 export interface OpenedQueue {
   store: QueueStore;
@@ -66,6 +68,46 @@ export async function openQueue(
       beat.stop();
       await store.close();
     },
+  };
+}
+
+/**
+ * The suppression lists for a command beside the server (`posta suppress`):
+ * in this node's SQLite queue (made when `create`, else an empty one when
+ * there is none), or in the shared database, on a connection of its own
+ * that takes no node name (it touches nothing but the lists).
+ */
+export async function openSuppressions(
+  storage: StorageConfig,
+  dataDir: string,
+  create: boolean,
+): Promise<{ list: SuppressionList; close(): Promise<void> }> {
+  if (!storage.url) {
+    const db = create ? openQueueDb(dataDir) : openQueueDbIfAny(dataDir);
+    return { list: sqliteSuppressions(db), close: () => Promise.resolve(db.close()) };
+  }
+  const [{ default: pg }, { pgSuppressions }] = await Promise.all([
+    import('pg'),
+    import('./postgres/suppressions.ts'),
+  ]);
+  const pool = new pg.Pool({ connectionString: withPassword(storage), max: 1 });
+  pool.on('error', () => {}); // an idle connection dropped: the next query says so
+  const shown = storage.url;
+  const wrap =
+    <A extends unknown[], T>(fn: (...a: A) => Promise<T>) =>
+    async (...a: A): Promise<T> => {
+      try {
+        return await fn(...a);
+      } catch (err) {
+        throw new PostaError(
+          `Cannot use the suppression list on PostgreSQL (${shown}): ${(err as Error).message}.`,
+        );
+      }
+    };
+  const list = pgSuppressions(pool);
+  return {
+    list: { add: wrap(list.add), remove: wrap(list.remove), list: wrap(list.list) },
+    close: () => pool.end(),
   };
 }
 

@@ -320,6 +320,96 @@ for (const engine of engines) {
       assert.equal(await s.release(c!), true);
     });
 
+    test('the suppression lists: an address added by hand is what the scheduler finds; listed newest first, by domain, reason and address; removed once', async () => {
+      const list = s.suppressions;
+      await list.add({ domain: 'hand.test', address: 'A@Example.org', reason: 'COMPLAINT' });
+      await list.add({
+        domain: 'hand.test',
+        address: 'b@example.org',
+        reason: 'BOUNCE',
+        message: 'm1',
+      });
+      await list.add({ domain: 'else.test', address: 'a@example.org', reason: 'UNSUBSCRIBE' });
+      // added again: the entry is updated, not doubled
+      await list.add({ domain: 'hand.test', address: 'a@example.org', reason: 'BOUNCE' });
+      assert.deepEqual(
+        [...(await s.suppressed([{ domain: 'hand.test', address: 'a@example.org' }]))],
+        ['hand.test a@example.org'],
+      );
+      const all = await list.list({ domains: ['hand.test'] });
+      assert.deepEqual(
+        all.map((x) => [x.address, x.reason, x.message]),
+        [
+          ['a@example.org', 'BOUNCE', null],
+          ['b@example.org', 'BOUNCE', 'm1'],
+        ],
+      );
+      assert.equal(typeof all[0]!.createdAt, 'number');
+      assert.deepEqual(
+        (await list.list({ domains: ['else.test', 'hand.test'], address: 'A@example.ORG' }))
+          .map((x) => x.domain)
+          .sort(),
+        ['else.test', 'hand.test'],
+      );
+      assert.deepEqual((await list.list({ domains: ['else.test'], reason: 'BOUNCE' })).length, 0);
+      assert.deepEqual(await list.list({ domains: [] }), []);
+      assert.deepEqual(
+        await list.list({ domains: ['hand.test'], from: all[0]!.createdAt + 60_000 }),
+        [],
+      );
+      assert.equal(await list.remove('hand.test', 'A@example.org'), true);
+      assert.equal(await list.remove('hand.test', 'a@example.org'), false);
+      assert.equal(
+        (await s.suppressed([{ domain: 'hand.test', address: 'a@example.org' }])).size,
+        0,
+      );
+    });
+
+    test('an unsubscribe: the link and tags a queued message was given, and its events and suppression in one commit', async () => {
+      const id = await s.enqueue(
+        {
+          ...env(7, ['news@example.org']),
+          tags: { 'ses:topic': ['weekly'] },
+          unsubscribe: { token: 'ABCDEF', domain: 'example.test', address: 'News@example.org' },
+        },
+        Buffer.from('Subject: weekly\r\n\r\nx\r\n'),
+      );
+      assert.deepEqual(await s.unsubscribeLink('abcdef'), {
+        token: 'abcdef',
+        domain: 'example.test',
+        address: 'news@example.org',
+        message: id,
+      });
+      assert.equal(await s.unsubscribeLink('nosuch'), undefined);
+      assert.deepEqual(await s.mailTags(id), { 'ses:topic': ['weekly'] });
+      assert.deepEqual(await s.mailTags('nosuch'), {});
+      await s.recordEvents({
+        events: [
+          {
+            message: id,
+            type: 'Subscription',
+            at: Date.now(),
+            recipients: ['news@example.org'],
+            detail: {},
+          },
+        ],
+        suppress: [
+          {
+            domain: 'example.test',
+            address: 'news@example.org',
+            reason: 'UNSUBSCRIBE',
+            message: id,
+          },
+        ],
+      });
+      const [entry] = await s.suppressions.list({
+        domains: ['example.test'],
+        address: 'news@example.org',
+      });
+      assert.equal(entry?.reason, 'UNSUBSCRIBE');
+      assert.equal(entry?.message, id);
+    });
+
     test('expand replaces a recipient by its targets, with a new sender', async () => {
       const id = await s.enqueue(
         env(1, ['alias@local.test', 'o@other.test']),

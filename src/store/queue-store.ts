@@ -24,7 +24,9 @@
  * process, and heartbeat() and reap() have nothing to do.
  */
 import type { Held } from '../message/held.ts';
-import type { SendingPair } from '../suppression/suppression.ts';
+import type { OutcomeWrites } from '../events/outcomes.ts';
+import type { Link } from '../unsubscribe/links.ts';
+import type { SendingPair, SuppressionList } from '../suppression/suppression.ts';
 import type {
   AttemptResult,
   DueMessage,
@@ -103,6 +105,14 @@ export interface QueueStore {
    * (suppression/suppression.ts), as pairKey() names them; one query for all.
    */
   suppressed(among: readonly SendingPair[]): Promise<Set<string>>;
+  /** The suppression lists themselves, as the APIs and the dashboard change them. */
+  readonly suppressions: SuppressionList;
+  /** The unsubscribe link of a token (any case), or undefined when posta never gave it (unsubscribe/links.ts). */
+  unsubscribeLink(token: string): Promise<Link | undefined>;
+  /** The tags of one of our senders' messages, from its mail record; {} when none is kept. */
+  mailTags(message: string): Promise<Record<string, string[]>>;
+  /** Events and suppressions of no delivery (an unsubscribe), in one durable commit. */
+  recordEvents(w: OutcomeWrites): Promise<void>;
   /** Called with the ids of this node's new messages once committed, so delivery can start at once. */
   onEnqueued: (ids: string[]) => void;
   /** A queued message's body, or null when it is gone. */

@@ -72,10 +72,6 @@ export function suppression(s: NewSuppression, now = Date.now()): Statement {
   );
 }
 
-export function suppress(db: Db, s: NewSuppression, now = Date.now()): void {
-  runSqlite(db, suppression(s, now));
-}
-
 /** A recipient of a sending domain's mail, as the scheduler asks about it. */
 export interface SendingPair {
   domain: string;
@@ -97,59 +93,103 @@ export function suppressedAmong(pairs: readonly SendingPair[]): Statement {
   );
 }
 
-/** False when it was not on the list. */
-export function unsuppress(db: Db, domain: string, address: string): boolean {
-  return (
-    prepared(db, 'DELETE FROM suppressed WHERE domain = ? AND address = ?').run(
-      domain,
-      norm(address),
-    ).changes > 0
+/** Takes an address off a domain's list. */
+export function unsuppression(domain: string, address: string): Statement {
+  return statement(
+    'DELETE FROM suppressed WHERE domain = ? AND address = ?',
+    domain,
+    norm(address),
   );
 }
 
-interface Row {
+export interface SuppressionQuery {
+  domains: readonly string[];
+  /** Only this address. */
+  address?: string;
+  reason?: SuppressionReason;
+  /** Added at or after, and at or before (ms). */
+  from?: number;
+  to?: number;
+}
+
+/** The entries of `o.domains`, newest first: a SELECT in the dialect both engines speak. */
+export function suppressionQuery(o: SuppressionQuery): Statement {
+  if (o.domains.length === 0) return statement('SELECT * FROM suppressed WHERE 1 = 0');
+  const where = [`domain IN (${o.domains.map(() => '?').join(', ')})`];
+  const args: (string | number)[] = [...o.domains];
+  if (o.address !== undefined) {
+    where.push('address = ?');
+    args.push(norm(o.address));
+  }
+  if (o.reason !== undefined) {
+    where.push('reason = ?');
+    args.push(o.reason);
+  }
+  if (o.from !== undefined) {
+    where.push('created_at >= ?');
+    args.push(o.from);
+  }
+  if (o.to !== undefined) {
+    where.push('created_at <= ?');
+    args.push(o.to);
+  }
+  return statement(
+    `SELECT domain, address, reason, message, created_at FROM suppressed
+      WHERE ${where.join(' AND ')} ORDER BY created_at DESC, address`,
+    ...args,
+  );
+}
+
+/** A row of suppressionQuery, from either engine (PostgreSQL gives BIGINT as text). */
+export interface SuppressedRow {
   domain: string;
   address: string;
   reason: string;
   message: string | null;
-  created_at: number;
+  created_at: number | string;
 }
 
-function fromRow(r: Row): Suppressed {
+export function suppressedRow(r: SuppressedRow): Suppressed {
   return {
     domain: r.domain,
     address: r.address,
     reason: r.reason as SuppressionReason,
     message: r.message,
-    createdAt: r.created_at,
+    createdAt: Number(r.created_at),
   };
 }
 
-export function suppressed(db: Db, domain: string, address: string): Suppressed | undefined {
-  const r = prepared(db, 'SELECT * FROM suppressed WHERE domain = ? AND address = ?').get(
-    domain,
-    norm(address),
-  ) as Row | undefined;
-  return r && fromRow(r);
+/**
+ * The lists as the APIs, the dashboard and `posta suppress` change and read
+ * them, wherever the queue is: the scheduler reads the same table
+ * (QueueStore.suppressed), so what is added here is never sent to.
+ */
+export interface SuppressionList {
+  add: (s: NewSuppression) => Promise<void>;
+  /** False when it was not on the list. */
+  remove: (domain: string, address: string) => Promise<boolean>;
+  list: (o: SuppressionQuery) => Promise<Suppressed[]>;
 }
 
-/** The list of `domains`, newest first, optionally of one reason and a time range. */
-export function listSuppressed(
-  db: Db,
-  o: { domains: string[]; reason?: SuppressionReason; from?: number; to?: number },
-): Suppressed[] {
-  const rows = prepared(
-    db,
-    `SELECT * FROM suppressed
-      WHERE domain IN (SELECT value FROM json_each(?))
-        AND (? IS NULL OR reason = ?) AND created_at >= ? AND created_at <= ?
-      ORDER BY created_at DESC, address`,
-  ).all(
-    JSON.stringify(o.domains),
-    o.reason ?? null,
-    o.reason ?? null,
-    o.from ?? 0,
-    o.to ?? Number.MAX_SAFE_INTEGER,
-  );
-  return (rows as unknown as Row[]).map(fromRow);
+/** The lists in a SQLite queue database (one node). */
+export function sqliteSuppressions(db: Db): SuppressionList {
+  return {
+    add: (s) => Promise.resolve(runSqlite(db, suppression(s))),
+    remove: (domain, address) => {
+      const q = unsuppression(domain, address);
+      return Promise.resolve(prepared(db, q.sql).run(...q.args).changes > 0);
+    },
+    list: (o) => {
+      const q = suppressionQuery(o);
+      const rows = prepared(db, q.sql).all(...q.args) as unknown as SuppressedRow[];
+      return Promise.resolve(rows.map(suppressedRow));
+    },
+  };
+}
+
+/** One address on a domain's list (unsubscribe/ asks it of the node's own database). */
+export function suppressed(db: Db, domain: string, address: string): Suppressed | undefined {
+  const q = suppressionQuery({ domains: [domain], address });
+  const r = prepared(db, q.sql).get(...q.args) as SuppressedRow | undefined;
+  return r && suppressedRow(r);
 }

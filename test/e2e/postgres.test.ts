@@ -70,6 +70,63 @@ describe('posta on PostgreSQL', { skip: postgresMissing() ?? false }, () => {
     assert.ok(s.logs.some((l) => l.includes(id) && l.includes('"msg":"delivered"')));
   });
 
+  test('posta suppress acts on the shared list: the running node sends nothing to an address added beside it, and again once removed', async () => {
+    assert.ok(s, 'the server of the test before');
+    const added = await posta([
+      'suppress',
+      'add',
+      'gone@dest.test',
+      '--domain',
+      'example.test',
+      '--dir',
+      s.dir,
+    ]);
+    assert.equal(added.code, 0, added.stderr);
+    const listed = await posta(['suppress', 'list', '--json', '--dir', s.dir]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual(
+      (JSON.parse(listed.stdout) as { address: string; reason: string }[]).map((r) => [
+        r.address,
+        r.reason,
+      ]),
+      [['gone@dest.test', 'BOUNCE']],
+    );
+    const from = s.logs.length;
+    const id = await submit(s, 'gone@dest.test', 'to a suppressed address');
+    const bounced = await s.logged(from, 'is on the suppression list of example.test');
+    assert.ok(
+      bounced.some((l) => l.includes(id)),
+      'the recipient failed at once as suppressed',
+    );
+    const del = await posta([
+      'suppress',
+      'del',
+      'gone@dest.test',
+      '--domain',
+      'example.test',
+      '--dir',
+      s.dir,
+    ]);
+    assert.equal(del.code, 0, del.stderr);
+    await submit(s, 'gone@dest.test', 'after the removal');
+    await mx.rx.arrival((m) => m.data.includes('Subject: after the removal'), 'the message');
+    assert.ok(
+      !(await mx.rx.messages()).some((m) => m.data.includes('Subject: to a suppressed address')),
+      'the suppressed one never reached the MX',
+    );
+    const again = await posta([
+      'suppress',
+      'del',
+      'gone@dest.test',
+      '--domain',
+      'example.test',
+      '--dir',
+      s.dir,
+    ]);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /gone@dest\.test is not on the suppression list of example\.test/);
+  });
+
   test('PostgreSQL killed under load: 4xx while it is down, nothing acknowledged lost, back by itself', async (t) => {
     assert.ok(s, 'the server of the test before');
     const acknowledged: string[] = [];

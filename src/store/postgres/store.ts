@@ -36,10 +36,18 @@ import { NodeLock } from './node-lock.ts';
 import { PgLimits } from './limits.ts';
 import type { SharedLimits } from '../limits.ts';
 import { headerBlock } from '../../message/header.ts';
-import { mailOf, retention } from '../queue-writes.ts';
+import { mailOf, outcomeStatements, retention } from '../queue-writes.ts';
+import type { OutcomeWrites } from '../../events/outcomes.ts';
+import type { Link } from '../../unsubscribe/links.ts';
 import { lead } from './leader.ts';
 import { pgText } from '../statement.ts';
-import { pairKey, suppressedAmong, type SendingPair } from '../../suppression/suppression.ts';
+import {
+  pairKey,
+  suppressedAmong,
+  type SendingPair,
+  type SuppressionList,
+} from '../../suppression/suppression.ts';
+import { pgSuppressions } from './suppressions.ts';
 
 /** How long a new connection may take before the write that wanted it fails. */
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -75,12 +83,14 @@ export class PgQueueStore implements QueueStore {
   private readonly group: GroupCommit;
   private readonly lock: NodeLock;
   onEnqueued: (ids: string[]) => void = () => {};
+  readonly suppressions: SuppressionList;
 
   private constructor(pool: Pool, node: string, lock: NodeLock) {
     this.pool = pool;
     this.node = node;
     this.lock = lock;
     this.group = new GroupCommit(pool);
+    this.suppressions = pgSuppressions(pool);
   }
 
   /**
@@ -212,6 +222,29 @@ export class PgQueueStore implements QueueStore {
     const q = suppressedAmong(among);
     const { rows } = await this.pool.query<SendingPair>(pgText(q.sql), q.args as unknown[]);
     return new Set(rows.map(pairKey));
+  }
+
+  async unsubscribeLink(token: string): Promise<Link | undefined> {
+    const { rows } = await this.pool.query<Link>(
+      'SELECT token, domain, address, message FROM unsubscribe_links WHERE token = $1',
+      [token.toLowerCase()],
+    );
+    const r = rows[0];
+    return r && { token: r.token, domain: r.domain, address: r.address, message: r.message };
+  }
+
+  async mailTags(message: string): Promise<Record<string, string[]>> {
+    const { rows } = await this.pool.query<{ tags: string }>(
+      'SELECT tags FROM mail_log WHERE message = $1',
+      [message],
+    );
+    return rows[0] ? (JSON.parse(rows[0].tags) as Record<string, string[]>) : {};
+  }
+
+  recordEvents(w: OutcomeWrites): Promise<void> {
+    return transaction(this.pool, true, async (c) => {
+      for (const st of outcomeStatements(w)) await c.query(pgText(st.sql), st.args as unknown[]);
+    });
   }
 
   message(id: string): Promise<StoredMessage | null> {

@@ -9,7 +9,16 @@
 import { randomUUID } from 'node:crypto';
 import type { Held } from '../../message/held.ts';
 import type { AttemptResult, Envelope, Spool } from '../../queue/spool.ts';
-import { pairKey, suppressedAmong, type SendingPair } from '../../suppression/suppression.ts';
+import type { OutcomeWrites } from '../../events/outcomes.ts';
+import { mailRecord } from '../../events/events.ts';
+import { findLink, type Link } from '../../unsubscribe/links.ts';
+import {
+  pairKey,
+  sqliteSuppressions,
+  suppressedAmong,
+  type SendingPair,
+  type SuppressionList,
+} from '../../suppression/suppression.ts';
 import { prepared } from '../../db/db.ts';
 import type { Claim, ClaimOptions, Lease, QueueStore, Reaped } from '../queue-store.ts';
 
@@ -19,10 +28,12 @@ export class SqliteQueueStore implements QueueStore {
   private readonly spool: Spool;
   /** The lease of each claimed message. */
   private readonly leases = new Map<string, string>();
+  readonly suppressions: SuppressionList;
 
   constructor(spool: Spool, node = 'local') {
     this.spool = spool;
     this.node = node;
+    this.suppressions = sqliteSuppressions(spool.db);
   }
 
   get onEnqueued(): (ids: string[]) => void {
@@ -88,6 +99,18 @@ export class SqliteQueueStore implements QueueStore {
     const q = suppressedAmong(among);
     const rows = prepared(this.spool.db, q.sql).all(...q.args) as unknown as SendingPair[];
     return Promise.resolve(new Set(rows.map(pairKey)));
+  }
+
+  unsubscribeLink(token: string): Promise<Link | undefined> {
+    return Promise.resolve(findLink(this.spool.db, token));
+  }
+
+  mailTags(message: string): Promise<Record<string, string[]>> {
+    return Promise.resolve(mailRecord(this.spool.db, message)?.tags ?? {});
+  }
+
+  recordEvents(w: OutcomeWrites): Promise<void> {
+    return this.spool.recordEvents(w);
   }
 
   message(id: string) {

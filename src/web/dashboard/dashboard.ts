@@ -64,7 +64,7 @@ import { reportsPage } from './reports-page.ts';
 import { reportSummary } from '../../reports/summary.ts';
 import { REPORT_DAYS } from '../../reports/store.ts';
 import { domainRoutes } from './domains.ts';
-import { listSuppressed, suppress, unsuppress } from '../../suppression/suppression.ts';
+import type { SuppressionList } from '../../suppression/suppression.ts';
 import { parseAddress } from '../../address/address.ts';
 
 export interface DashboardDeps {
@@ -72,6 +72,8 @@ export interface DashboardDeps {
   config: ResolvedConfig;
   resolve: ResolveFn;
   db: Db;
+  /** The suppression lists, where the queue is (QueueStore.suppressions). */
+  suppressions: SuppressionList;
   status: () => Status;
   /** The sandbox's capture folder (`posta dev`): its mail gets pages of its own. */
   captured?: string | undefined;
@@ -446,16 +448,14 @@ export function createDashboard(deps: DashboardDeps) {
 
   const domainNames = () => deps.directory.names();
 
-  const suppressionView = (
+  const suppressionView = async (
     c: Context<Env>,
     o: { flash?: string; error?: string },
     status: 200 | 400 = 200,
   ) => {
     const domains = domainNames();
-    return c.html(
-      pages.suppressionPage(listSuppressed(deps.db, { domains }), domains, view(c), o),
-      status,
-    );
+    const list = await deps.suppressions.list({ domains });
+    return c.html(pages.suppressionPage(list, domains, view(c), o), status);
   };
 
   app.get('/suppression', (c) => suppressionView(c, { flash: c.req.query('done') }));
@@ -471,12 +471,12 @@ export function createDashboard(deps: DashboardDeps) {
     const address = `${parsed.value.local}@${parsed.value.domain}`;
     let text: string;
     if (verb === 'remove') {
-      text = unsuppress(deps.db, domain, address)
+      text = (await deps.suppressions.remove(domain, address))
         ? `${address} is no longer suppressed for ${domain}.`
         : `${address} was not suppressed for ${domain}.`;
     } else if (verb === undefined) {
       const reason = pages.formField(body, 'reason') === 'COMPLAINT' ? 'COMPLAINT' : 'BOUNCE';
-      suppress(deps.db, { domain, address, reason });
+      await deps.suppressions.add({ domain, address, reason });
       text = `${address} is suppressed for ${domain}.`;
     } else {
       return c.html(pages.notFoundPage(`No such action: ${verb}.`, view(c)), 404);
