@@ -70,6 +70,7 @@ import { looksLikeFeedbackReport } from '../events/arf.ts';
 import { UnsubscribeError, type Bulk } from '../unsubscribe/fields.ts';
 import type { NewLink } from '../unsubscribe/links.ts';
 import { takeUnsubscribeMail, unsubscribeAddressToken } from '../unsubscribe/mailto.ts';
+import type { UnsubscribeStore } from '../unsubscribe/unsubscribe.ts';
 import { reportKind } from '../reports/mail.ts';
 import type { ReportBudget } from '../reports/budget.ts';
 import { REPORT_LOCAL } from '../dnsrecords/records.ts';
@@ -78,8 +79,8 @@ export interface ReceiveDeps {
   config: ResolvedConfig;
   directory: Directory;
   spool: Spool;
-  /** Where accepted mail is queued: durable when enqueue() resolves. */
-  queue: Pick<QueueStore, 'enqueue'>;
+  /** Where accepted mail is queued (durable when enqueue() resolves), and unsubscribes are kept. */
+  queue: Pick<QueueStore, 'enqueue'> & UnsubscribeStore;
   log: Logger;
   /** Inbound checks (verify/pool.ts). */
   verify: Verifier;
@@ -175,7 +176,7 @@ async function accept(
 /** A mail to unsubscribe+TOKEN@: consumed, never queued. */
 async function takeUnsubscribe(data: Held, address: string, deps: ReceiveDeps): Promise<Accepted> {
   const queueId = newQueueId();
-  const taken = await takeUnsubscribeMail({ spool: deps.spool, log: deps.log }, address, queueId);
+  const taken = await takeUnsubscribeMail({ store: deps.queue, log: deps.log }, address, queueId);
   if (!taken) throw C550NoSuchUser(`<${address}>: no such unsubscribe address here`);
   return {
     queueId,

@@ -9,7 +9,6 @@
  * through the same throttle, failure delay and count. The session's user is
  * then the address or the key id (principal.ts).
  */
-import type { QueueStore } from '../store/queue-store.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { ResolvedConfig } from '../config/load.ts';
@@ -29,7 +28,7 @@ import { checkInboundRecipient, checkSender, checkSubmissionRecipient } from './
 import { principalOf, type Principal } from './principal.ts';
 import { isKeyId, type KeyStore } from '../keys/keys.ts';
 import type { Quotas } from '../keys/quota.ts';
-import { receive, type Source } from './receive.ts';
+import { receive, type ReceiveDeps, type Source } from './receive.ts';
 import {
   C421Busy,
   C452TooManyRecipients,
@@ -57,8 +56,8 @@ export interface SmtpDeps {
   config: ResolvedConfig;
   directory: Directory;
   spool: Spool;
-  /** Where accepted mail is queued: durable when enqueue() resolves. */
-  queue: Pick<QueueStore, 'enqueue'>;
+  /** Where accepted mail is queued (durable when enqueue() resolves), and unsubscribes are kept. */
+  queue: ReceiveDeps['queue'];
   log: Logger;
   /** The certificate, swapped in place on renewal or reload. */
   certs: CertStore;

@@ -11,15 +11,14 @@
  * - An unknown token is 404; another body 400; bodies over 4 KB 413.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Db } from '../db/db.ts';
-import { findLink } from './links.ts';
+import type { Link } from './links.ts';
 import { isToken } from './token.ts';
 import { unsubscribe, type UnsubscribeDeps } from './unsubscribe.ts';
 
 const MAX_BODY = 4096;
 const PATH = /^\/unsubscribe\/([^/?]+)(\?.*)?$/;
 
-/** Answers the request and returns true when it is for /unsubscribe/; false leaves it to the caller. */
+/** Takes the request and returns true when it is for /unsubscribe/ (answered once the link is looked up); false leaves it to the caller. */
 export type UnsubscribeHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 function page(res: ServerResponse, status: number, title: string, inner: string): void {
@@ -46,70 +45,81 @@ export function isOneClick(type: string, body: string): boolean {
   return new URLSearchParams(body).get('List-Unsubscribe') === 'One-Click';
 }
 
-export function unsubscribeHandler(deps: UnsubscribeDeps & { db: Db }): UnsubscribeHandler {
+export function unsubscribeHandler(deps: UnsubscribeDeps): UnsubscribeHandler {
   return (req, res) => {
     const m = PATH.exec(req.url ?? '');
     if (!m) return false;
     // a token is base32: nothing to decode (and a malformed %-escape must not throw)
     const token = m[1] ?? '';
-    const link = isToken(token) ? findLink(deps.db, token) : undefined;
-    if (!link) {
-      req.resume();
-      page(res, 404, 'Unknown link', '<p>This unsubscribe link is not one this server gave.</p>');
-      return true;
-    }
-    const domain = escape(link.domain);
-    if (req.method === 'GET' || req.method === 'HEAD') {
-      // RFC 8058 §4: a GET must not unsubscribe (scanners follow links)
-      page(
-        res,
-        200,
-        `Unsubscribe from ${domain}`,
-        `<p>Stop all mail from ${domain} to this address?</p><form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Unsubscribe</button></form>`,
-      );
-      return true;
-    }
-    if (req.method !== 'POST') {
-      req.resume();
-      res.writeHead(405, { allow: 'GET, POST', 'content-type': 'text/plain' }).end('GET or POST\n');
-      return true;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size <= MAX_BODY) chunks.push(c);
-    });
-    req.on('end', () => {
-      if (size > MAX_BODY) {
-        page(res, 413, 'Too large', '<p>The request is larger than 4 KB.</p>');
-        return;
-      }
-      const type = String(req.headers['content-type'] ?? '');
-      if (!isOneClick(type, Buffer.concat(chunks).toString('utf8'))) {
-        page(res, 400, 'Not unsubscribed', '<p>The request is not List-Unsubscribe=One-Click.</p>');
-        return;
-      }
-      unsubscribe(deps, link, 'one-click').then(
-        () =>
-          page(
-            res,
-            200,
-            'Unsubscribed',
-            `<p>${domain} will send no more mail to this address.</p>`,
-          ),
-        (err: Error) => {
-          deps.log.error({ err: err.message, domain: link.domain }, 'unsubscribe not recorded');
-          page(
-            res,
-            503,
-            'Try again',
-            '<p>The unsubscribe could not be recorded; try again later.</p>',
-          );
-        },
-      );
-    });
-    req.on('error', () => res.destroy());
+    const found = isToken(token) ? deps.store.unsubscribeLink(token) : Promise.resolve(undefined);
+    found.then(
+      (link) => answer(req, res, deps, link),
+      (err: Error) => {
+        req.resume();
+        deps.log.error({ err: err.message }, 'cannot look up an unsubscribe link');
+        page(res, 503, 'Try again', '<p>The link could not be looked up; try again later.</p>');
+      },
+    );
     return true;
   };
+}
+
+function answer(
+  req: IncomingMessage,
+  res: ServerResponse,
+  deps: UnsubscribeDeps,
+  link: Link | undefined,
+): void {
+  if (!link) {
+    req.resume();
+    page(res, 404, 'Unknown link', '<p>This unsubscribe link is not one this server gave.</p>');
+    return;
+  }
+  const domain = escape(link.domain);
+  if (req.method === 'GET' || req.method === 'HEAD') {
+    // RFC 8058 §4: a GET must not unsubscribe (scanners follow links)
+    page(
+      res,
+      200,
+      `Unsubscribe from ${domain}`,
+      `<p>Stop all mail from ${domain} to this address?</p><form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Unsubscribe</button></form>`,
+    );
+    return;
+  }
+  if (req.method !== 'POST') {
+    req.resume();
+    res.writeHead(405, { allow: 'GET, POST', 'content-type': 'text/plain' }).end('GET or POST\n');
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (c: Buffer) => {
+    size += c.length;
+    if (size <= MAX_BODY) chunks.push(c);
+  });
+  req.on('end', () => {
+    if (size > MAX_BODY) {
+      page(res, 413, 'Too large', '<p>The request is larger than 4 KB.</p>');
+      return;
+    }
+    const type = String(req.headers['content-type'] ?? '');
+    if (!isOneClick(type, Buffer.concat(chunks).toString('utf8'))) {
+      page(res, 400, 'Not unsubscribed', '<p>The request is not List-Unsubscribe=One-Click.</p>');
+      return;
+    }
+    unsubscribe(deps, link, 'one-click').then(
+      () =>
+        page(res, 200, 'Unsubscribed', `<p>${domain} will send no more mail to this address.</p>`),
+      (err: Error) => {
+        deps.log.error({ err: err.message, domain: link.domain }, 'unsubscribe not recorded');
+        page(
+          res,
+          503,
+          'Try again',
+          '<p>The unsubscribe could not be recorded; try again later.</p>',
+        );
+      },
+    );
+  });
+  req.on('error', () => res.destroy());
 }

@@ -8,7 +8,6 @@
  * address, which may be an alias of the one the message went to).
  */
 import { domainOf, localPartOf } from '../address/address.ts';
-import { findLink } from './links.ts';
 import { TOKEN_LENGTH } from './token.ts';
 import { unsubscribe, type UnsubscribeDeps } from './unsubscribe.ts';
 
@@ -26,7 +25,7 @@ export async function takeUnsubscribeMail(
   id: string,
 ): Promise<boolean> {
   const token = unsubscribeAddressToken(address);
-  const link = token ? findLink(deps.spool.db, token) : undefined;
+  const link = token ? await deps.store.unsubscribeLink(token) : undefined;
   if (!link || link.domain !== domainOf(address)) {
     deps.log.info({ qid: id, rcpt: address }, 'unsubscribe mail to an address posta never gave');
     return false;

@@ -10,14 +10,18 @@
  * request (receivers retry, people click twice) records nothing more.
  */
 import type { Logger } from '../log/log.ts';
-import type { Spool } from '../queue/spool.ts';
-import { mailRecord } from '../events/events.ts';
-import { suppressed } from '../suppression/suppression.ts';
+import type { QueueStore } from '../store/queue-store.ts';
 import { CONTACT_LIST_TAG, TOPIC_TAG } from './fields.ts';
 import type { Link } from './links.ts';
 
+/** What an unsubscribe reads and writes: where the queue is, so every node knows it. */
+export type UnsubscribeStore = Pick<
+  QueueStore,
+  'unsubscribeLink' | 'mailTags' | 'recordEvents' | 'suppressions'
+>;
+
 export interface UnsubscribeDeps {
-  spool: Spool;
+  store: UnsubscribeStore;
   log: Logger;
 }
 
@@ -26,14 +30,17 @@ export type How = 'one-click' | 'mailto';
 
 /** False when the address was already unsubscribed. */
 export async function unsubscribe(deps: UnsubscribeDeps, link: Link, how: How): Promise<boolean> {
-  const db = deps.spool.db;
-  if (suppressed(db, link.domain, link.address)?.reason === 'UNSUBSCRIBE') return false;
-  const tags = mailRecord(db, link.message)?.tags ?? {};
+  const [entry] = await deps.store.suppressions.list({
+    domains: [link.domain],
+    address: link.address,
+  });
+  if (entry?.reason === 'UNSUBSCRIBE') return false;
+  const tags = await deps.store.mailTags(link.message);
   const topic = tags[TOPIC_TAG]?.[0];
   const topics = (status: string) =>
     topic ? [{ topicName: topic, subscriptionStatus: status }] : [];
   const now = Date.now();
-  await deps.spool.recordEvents({
+  await deps.store.recordEvents({
     events: [
       {
         message: link.message,
