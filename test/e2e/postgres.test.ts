@@ -2,10 +2,13 @@
  * `posta serve` with its queue on PostgreSQL ([storage] url), as a user runs
  * it: the password in a file beside the config, mail submitted by SMTP
  * (nodemailer) and delivered by MX to an independent receiver (aiosmtpd),
- * and PostgreSQL itself killed under load (pg_ctl stop -m immediate).
+ * the shared suppression list (posta suppress beside a node, and a one-click
+ * unsubscribe, curl's POST, to the other node of two), and PostgreSQL itself
+ * killed under load (pg_ctl stop -m immediate).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -125,6 +128,64 @@ describe('posta on PostgreSQL', { skip: postgresMissing() ?? false }, () => {
     ]);
     assert.notEqual(again.code, 0);
     assert.match(again.stderr, /gone@dest\.test is not on the suppression list of example\.test/);
+  });
+
+  test('a one-click unsubscribe link given out by one node works on the other: the address is suppressed for both', async () => {
+    const url = await pg.database();
+    const two: TestServer[] = [];
+    try {
+      for (const node of ['a', 'b']) {
+        const n = await startServer({ dns: mx.dns.endpoint, https: true });
+        two.push(n);
+        await n.stop();
+        await writeFile(join(n.dir, 'posta.toml'), `\n${await storageToml(n.dir, url, node)}\n`, {
+          flag: 'a',
+        });
+        await n.restart();
+      }
+      const [a, b] = two as [TestServer, TestServer];
+      const rcpt = 'reader@dest.test';
+      await submit(a, rcpt, 'the newsletter', 'hi', { 'X-Posta-Unsubscribe': 'one-click' });
+      const m = await mx.rx.arrival(
+        (x) => x.data.includes('Subject: the newsletter'),
+        'the list mail',
+      );
+      const value =
+        /^List-Unsubscribe:[ \t]*((?:.*)(?:\r\n[ \t].*)*)/im.exec(m.data.toString('latin1'))?.[1] ??
+        '';
+      const link = /<(https:[^>]+)>/.exec(value)?.[1];
+      assert.ok(link, `List-Unsubscribe: ${value}`);
+      // curl, as the receiver's one-click POST, to the other node
+      const post = await new Promise<string>((resolve) =>
+        execFile(
+          'curl',
+          [
+            ...['-sS', '--resolve', `mail.example.test:443:${b.host}`, '--cacert', b.certFile],
+            ...['-o', '/dev/null', '-w', '%{http_code}', '-d', 'List-Unsubscribe=One-Click', link],
+          ],
+          { timeout: 30_000 },
+          (err, stdout, stderr) => resolve(err ? `${stdout}${stderr}` : stdout),
+        ),
+      );
+      assert.equal(post.trim(), '200');
+      const listed = await posta(['suppress', 'list', '--json', '--dir', a.dir]);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.equal(
+        (JSON.parse(listed.stdout) as { address: string; reason: string }[]).find(
+          (r) => r.address === rcpt,
+        )?.reason,
+        'UNSUBSCRIBE',
+      );
+      const from = a.logs.length;
+      const id = await submit(a, rcpt, 'the next newsletter');
+      const bounced = await a.logged(from, 'is on the suppression list of example.test');
+      assert.ok(
+        bounced.some((l) => l.includes(id)),
+        'the node that sent the link sends no more',
+      );
+    } finally {
+      for (const n of two) await n.stop();
+    }
   });
 
   test('PostgreSQL killed under load: 4xx while it is down, nothing acknowledged lost, back by itself', async (t) => {
