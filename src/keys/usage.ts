@@ -6,13 +6,13 @@
  *
  * Table key_sends (queue.db): key, minute (Unix minutes), count.
  */
-import { runSqlite, statement, type Statement } from '../store/statement.ts';
+import { counterStatement, runSqlite, statement, type Statement } from '../store/statement.ts';
 import { prepared, type Db } from '../db/db.ts';
 
 export const DAY_MS = 86_400_000;
 
 export function sendCount(key: string, recipients: number, now: number): Statement {
-  return statement(
+  return counterStatement(
     `INSERT INTO key_sends (key, minute, count) VALUES (?, ?, ?)
        ON CONFLICT (key, minute) DO UPDATE SET count = key_sends.count + excluded.count`,
     key,

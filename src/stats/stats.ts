@@ -8,7 +8,7 @@
  * acceptances per message, with class '-'.
  */
 import { prepared, type Db } from '../db/db.ts';
-import { statement, type Statement } from '../store/statement.ts';
+import { counterStatement, statement, type Statement } from '../store/statement.ts';
 import { domainClass, type DomainClass } from '../metrics/domain-class.ts';
 import type { Attempt } from '../queue/spool.ts';
 
@@ -24,7 +24,7 @@ export const CLASSES: readonly DomainClass[] = ['google', 'microsoft', 'yahoo', 
 const MINUTE = 60_000;
 
 function count(at: number, outcome: StatOutcome, cls: string, n = 1): Statement {
-  return statement(
+  return counterStatement(
     `INSERT INTO stats (minute, outcome, class, n) VALUES (?, ?, ?, ?)
      ON CONFLICT (minute, outcome, class) DO UPDATE SET n = stats.n + excluded.n`,
     Math.floor(at / MINUTE),

@@ -22,10 +22,22 @@ export type SqlArg = string | number | bigint | null | Uint8Array;
 export interface Statement {
   readonly sql: string;
   readonly args: readonly SqlArg[];
+  /**
+   * An increment of a counter row many transactions share (the charts'
+   * counts, key quotas, warm-up counts): on PostgreSQL a batch runs these
+   * last and sorted (postgres/commit.ts), so that nodes bumping the same rows
+   * take their locks in one order and never deadlock.
+   */
+  readonly counter?: true;
 }
 
 export function statement(sql: string, ...args: SqlArg[]): Statement {
   return { sql, args };
+}
+
+/** A Statement that bumps a shared counter row (Statement.counter). */
+export function counterStatement(sql: string, ...args: SqlArg[]): Statement {
+  return { sql, args, counter: true };
 }
 
 /** Runs it on SQLite, its prepared form kept per connection (db/db.ts prepared). */

@@ -22,7 +22,7 @@
  *   APIs) is held; DSNs and forwarded mail never are, and no warm-up costs
  *   nothing: the scheduler has no Warmup then.
  */
-import { statement, type Statement } from '../store/statement.ts';
+import { counterStatement, statement, type Statement } from '../store/statement.ts';
 import type { WarmupConfig } from '../config/load.ts';
 import { prepared, type Db } from '../db/db.ts';
 import {
@@ -143,7 +143,7 @@ function key(sender: string, destination: string): string {
 
 /** Add delivered messages to a day's count; in the transaction that records them. */
 export function warmupCount(c: WarmupCount): Statement {
-  return statement(
+  return counterStatement(
     `INSERT INTO warmup_counts (sender, destination, day, n) VALUES (?, ?, ?, ?)
      ON CONFLICT (sender, destination, day) DO UPDATE SET n = warmup_counts.n + excluded.n`,
     c.sender,

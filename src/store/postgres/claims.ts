@@ -26,7 +26,7 @@ import type { Claim, ClaimOptions, Lease, Reaped } from '../queue-store.ts';
 import { groupDue, type AttemptResult, type Envelope } from '../../queue/spool.ts';
 import type { MailValues } from '../../events/events.ts';
 import { acceptWrites, attemptInsert, attemptWrites, messageInsert } from '../queue-writes.ts';
-import { pgText } from '../statement.ts';
+import { pgText, type Statement } from '../statement.ts';
 
 interface ClaimRow {
   message: string;
@@ -136,6 +136,8 @@ export async function insertMessage(
   /** Our senders' mail: its record for the events (queue-writes.ts mailOf()). */
   mail: MailValues | undefined,
   stored = { parts: 0, size: data.length },
+  /** Takes the counter increments, for the batch to run last (commit.ts); else they run here. */
+  defer?: (st: Statement) => void,
 ): Promise<void> {
   const row = messageInsert(id, e, now, data, stored);
   await c.query(pgText(row.sql), row.args as unknown[]);
@@ -144,8 +146,19 @@ export async function insertMessage(
      SELECT $1, a, $3 FROM unnest($2::text[]) AS a ON CONFLICT DO NOTHING`,
     [id, e.recipients, now],
   );
-  for (const st of acceptWrites(id, e, now, mail))
-    await c.query(pgText(st.sql), st.args as unknown[]);
+  await runAll(c, acceptWrites(id, e, now, mail), defer);
+}
+
+/** Runs `sts` on `c`, but hands the counter increments to `defer` when there is one. */
+async function runAll(
+  c: PoolClient,
+  sts: Statement[],
+  defer: ((st: Statement) => void) | undefined,
+): Promise<void> {
+  for (const st of sts) {
+    if (st.counter && defer) defer(st);
+    else await c.query(pgText(st.sql), st.args as unknown[]);
+  }
 }
 
 /**
@@ -153,7 +166,12 @@ export async function insertMessage(
  * (queue-writes.ts); the claim goes on. False, with nothing written, when
  * fenced off.
  */
-export async function record(c: PoolClient, l: Lease, result: AttemptResult): Promise<boolean> {
+export async function record(
+  c: PoolClient,
+  l: Lease,
+  result: AttemptResult,
+  defer?: (st: Statement) => void,
+): Promise<boolean> {
   if (
     !(await fence(
       c,
@@ -185,9 +203,9 @@ export async function record(c: PoolClient, l: Lease, result: AttemptResult): Pr
     [l.id],
   );
   for (const n of result.notices) {
-    await insertMessage(c, n.id, n.envelope, n.data, Date.now(), undefined);
+    await insertMessage(c, n.id, n.envelope, n.data, Date.now(), undefined, undefined, defer);
   }
-  for (const st of attemptWrites(result)) await c.query(pgText(st.sql), st.args as unknown[]);
+  await runAll(c, attemptWrites(result), defer);
   return true;
 }
 

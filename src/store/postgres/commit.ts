@@ -16,15 +16,35 @@
  *   that queued meanwhile.
  * - A batch whose connection or COMMIT fails rejects every write in it; a
  *   broken connection is destroyed, not given back to the pool.
+ * - Counter increments run last, sorted by statement and arguments: the
+ *   rows every batch bumps (a minute's counts) are locked at the end and in
+ *   one order, which is what kept three nodes' batches deadlocking on them.
+ * - A write the server cancelled to break a deadlock (40P01) or a
+ *   serialization failure (40001), which happen when nodes' batches bump the
+ *   same counter rows (stats, key quotas) in other orders, is undone by its
+ *   savepoint and queued again for the next batch, which runs after this
+ *   one's locks are gone; only after RETRIES such tries does it fail.
  */
 import type { Pool, PoolClient } from 'pg';
+import { pgText, type Statement } from '../statement.ts';
 
-/** One write of a batch: runs its statements on the batch's connection, inside its savepoint. */
-export type Write<T> = (c: PoolClient) => Promise<T>;
+/**
+ * One write of a batch: runs its statements on the batch's connection, inside
+ * its savepoint, and hands its counter increments (Statement.counter) to
+ * `defer`: they run after every write of the batch, sorted, so that all
+ * nodes lock shared counter rows in one order.
+ */
+export type Write<T> = (c: PoolClient, defer: (st: Statement) => void) => Promise<T>;
+
+/** Tries of a write cancelled by a deadlock or serialization failure before it fails. */
+const RETRIES = 5;
+const RETRYABLE = new Set(['40P01', '40001']);
 
 interface Pending {
   write: Write<unknown>;
   durable: boolean;
+  /** Deadlocks it lost so far. */
+  lost: number;
   resolve: (v: unknown) => void;
   reject: (err: Error) => void;
 }
@@ -44,7 +64,13 @@ export class GroupCommit {
   /** Queues a write; resolves with its value once its batch committed. */
   write<T>(write: Write<T>, durable: boolean): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ write, durable, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.push({
+        write,
+        durable,
+        lost: 0,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      });
       this.schedule();
     });
   }
@@ -82,21 +108,30 @@ export class GroupCommit {
     }
     const done = new Map<Pending, unknown>();
     const failed = new Map<Pending, Error>();
+    const again: Pending[] = [];
+    const counters: Statement[] = [];
     try {
       if (!batch.some((p) => p.durable)) await c.query('SET LOCAL synchronous_commit TO OFF');
       else await c.query('SET LOCAL synchronous_commit TO ON');
       for (const p of batch) {
         await c.query('SAVEPOINT w');
+        const mine: Statement[] = [];
         try {
-          done.set(p, await p.write(c));
+          done.set(p, await p.write(c, (st) => mine.push(st)));
           await c.query('RELEASE SAVEPOINT w');
+          counters.push(...mine);
         } catch (err) {
           // a broken connection fails here too, and so the whole batch
           await c.query('ROLLBACK TO SAVEPOINT w');
           await c.query('RELEASE SAVEPOINT w');
-          failed.set(p, err as Error);
+          const code = (err as { code?: string }).code;
+          if (code && RETRYABLE.has(code) && ++p.lost < RETRIES) again.push(p);
+          else failed.set(p, err as Error);
         }
       }
+      const order = (st: Statement) => `${st.sql}\u0000${JSON.stringify(st.args)}`;
+      counters.sort((x, y) => (order(x) < order(y) ? -1 : order(x) > order(y) ? 1 : 0));
+      for (const st of counters) await c.query(pgText(st.sql), st.args as unknown[]);
       await c.query('COMMIT');
     } catch (err) {
       await c.query('ROLLBACK').catch(() => {});
@@ -106,11 +141,15 @@ export class GroupCommit {
     }
     this.committed++;
     c.release();
+    const retried = new Set(again);
     for (const p of batch) {
+      if (retried.has(p)) continue;
       const err = failed.get(p);
       if (err) p.reject(err);
       else p.resolve(done.get(p));
     }
+    // first in the next batch (schedule() runs it once this one is over)
+    if (again.length) this.pending.unshift(...again);
   }
 
   /**

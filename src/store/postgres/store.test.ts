@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { PgQueueStore } from './store.ts';
 import { PgLimits } from './limits.ts';
+import { GroupCommit } from './commit.ts';
+import { counterStatement, pgText } from '../statement.ts';
 import type { Envelope } from '../../queue/spool.ts';
 import type { Claim } from '../queue-store.ts';
 import { postgresMissing, startPostgres, type Postgres } from '../../../test/helpers/postgres.ts';
@@ -255,6 +257,47 @@ describe('PgQueueStore', { skip: postgresMissing() ?? false }, () => {
     assert.equal(await burst(5), 0, 'the first ten are still within the minute');
     t += 2;
     assert.equal(await burst(15), 10, 'a minute on, ten more');
+    await Promise.all(pools.map((p) => p.end()));
+  });
+
+  test("nodes' batches bumping the same counter rows in opposite orders all commit: counters go last and sorted, a deadlock's loser is tried again", async () => {
+    const url = await server.database();
+    const pools = [0, 1, 2].map(() => new pg.Pool({ connectionString: url, max: 2 }));
+    for (const p of pools) p.on('error', () => {}); // idle connections ended with the server
+    await pools[0]!.query('CREATE TABLE hot (k integer PRIMARY KEY, n integer NOT NULL)');
+    const bump = (k: number) =>
+      counterStatement(
+        'INSERT INTO hot (k, n) VALUES (?, 1) ON CONFLICT (k) DO UPDATE SET n = hot.n + 1',
+        k,
+      );
+    const groups = pools.map((p) => new GroupCommit(p));
+    const keys = [1, 2, 3, 4, 5];
+    // each write bumps every row, in an order of its own; half hand them to
+    // the batch (deferred), half run them inline, which can deadlock
+    const writes = groups.flatMap((g, gi) =>
+      Array.from({ length: 40 }, (_, i) =>
+        g.write(async (c, defer) => {
+          const order = (gi + i) % 2 ? keys : [...keys].reverse();
+          for (const k of order) {
+            const st = bump(k);
+            if (i % 2) defer(st);
+            else await c.query(pgText(st.sql), st.args as unknown[]);
+          }
+        }, true),
+      ),
+    );
+    const results = await Promise.allSettled(writes);
+    assert.deepEqual(
+      results.filter((r) => r.status === 'rejected').map((r) => String(r.reason)),
+      [],
+    );
+    const { rows } = await pools[0]!.query<{ k: number; n: number }>(
+      'SELECT k, n FROM hot ORDER BY k',
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.k, r.n]),
+      keys.map((k) => [k, 120]),
+    );
     await Promise.all(pools.map((p) => p.end()));
   });
 

@@ -146,14 +146,20 @@ export class PgQueueStore implements QueueStore {
     const now = Date.now();
     const mail = mailOf(id, envelope, Buffer.isBuffer(data) ? headerBlock(data) : data.head);
     if (Buffer.isBuffer(data)) {
-      await this.group.write((c) => claims.insertMessage(c, id, envelope, data, now, mail), true);
+      await this.group.write(
+        (c, defer) => claims.insertMessage(c, id, envelope, data, now, mail, undefined, defer),
+        true,
+      );
     } else if (Buffer.isBuffer(data.body)) {
       const whole = Buffer.concat([data.head, data.body]);
-      await this.group.write((c) => claims.insertMessage(c, id, envelope, whole, now, mail), true);
+      await this.group.write(
+        (c, defer) => claims.insertMessage(c, id, envelope, whole, now, mail, undefined, defer),
+        true,
+      );
     } else {
       const stored = await writeParts(this.pool, id, data, data.body);
       try {
-        await this.group.write(async (c) => {
+        await this.group.write(async (c, defer) => {
           // the row commits only with every part beside it, or not at all
           const { rows } = await c.query<{ n: string }>(
             'SELECT count(*) AS n FROM message_parts WHERE message = $1',
@@ -162,7 +168,7 @@ export class PgQueueStore implements QueueStore {
           if (Number(rows[0]?.n) !== stored.parts) {
             throw new Error(`message ${id} lost parts before its commit`);
           }
-          await claims.insertMessage(c, id, envelope, Buffer.alloc(0), now, mail, stored);
+          await claims.insertMessage(c, id, envelope, Buffer.alloc(0), now, mail, stored, defer);
         }, true);
       } catch (err) {
         await dropParts(this.pool, id).catch(() => {});
@@ -189,7 +195,7 @@ export class PgQueueStore implements QueueStore {
 
   async record(claim: Lease, result: AttemptResult): Promise<boolean> {
     const ok = await this.group.write(
-      (c) => claims.record(c, claim, result),
+      (c, defer) => claims.record(c, claim, result, defer),
       result.notices.length > 0,
     );
     if (ok && result.notices.length) this.onEnqueued(result.notices.map((n) => n.id));
