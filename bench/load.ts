@@ -12,6 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface Load {
   host: string;
+  /** Several servers of one cluster: session i goes to hosts[i % hosts.length] (else to host). */
+  hosts?: string[];
   port: number;
   sessions: number;
   seconds: number;
@@ -145,7 +147,7 @@ async function open(
 
 async function session(l: Load, deadline: number, r: LoadResult, lat: number[], id: number) {
   for (let conn = 0; Date.now() < deadline; conn++) {
-    const { sock, next } = await open(l);
+    const { sock, next } = await open({ ...l, host: l.hosts?.[id % l.hosts.length] ?? l.host });
     try {
       for (let i = 0; i < l.perConnection && Date.now() < deadline; i++) {
         const t0 = performance.now();

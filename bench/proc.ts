@@ -54,12 +54,22 @@ function pssOf(pid: number): number {
  * (strace itself is left out of the sums).
  */
 export class Tree {
-  private readonly roots: ChildProcess[];
-  constructor(roots: ChildProcess[]) {
+  readonly roots: ChildProcess[];
+  private readonly others: () => number[];
+  /**
+   * `roots` run under strace (their first process is strace, left out);
+   * `others` gives more processes to count with all they start (a database
+   * server that daemonized).
+   */
+  constructor(roots: ChildProcess[], others: () => number[] = () => []) {
     this.roots = roots;
+    this.others = others;
   }
   pids(): number[] {
-    return this.roots.flatMap((r) => (r.pid === undefined ? [] : tree(r.pid).slice(1)));
+    return [
+      ...this.roots.flatMap((r) => (r.pid === undefined ? [] : tree(r.pid).slice(1))),
+      ...this.others().flatMap((p) => tree(p)),
+    ];
   }
   cpuSeconds(): number {
     return this.pids().reduce((s, p) => s + cpuOf(p), 0);

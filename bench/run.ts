@@ -22,6 +22,7 @@ import {
   startChasquid,
   startPostfix,
   startPosta,
+  startPostaCluster,
   type Server,
 } from './servers.ts';
 import { startSink, type Sink } from './sink.ts';
@@ -44,7 +45,8 @@ const TASKSET = (env.BENCH_TASKSET ?? '1') === '1';
 const MEMORY = (env.BENCH_MEMORY ?? '1') === '1';
 const RESULTS = env.BENCH_RESULTS ?? join(ROOT, 'bench/RESULTS.md');
 const SERVERS = list(
-  env.BENCH_SERVERS ?? 'posta,posta-checks-off,postfix,postfix+opendkim,chasquid',
+  env.BENCH_SERVERS ??
+    'posta,posta-checks-off,posta-pg-1,posta-pg-2,posta-pg-3,postfix,postfix+opendkim,chasquid',
 );
 
 if (env.POSTA_BENCH_NS !== '1') {
@@ -113,6 +115,7 @@ async function row(s: Server, sink: Sink, mode: string, bytes: number, n: number
   }, 20);
   const load = await runLoad({
     host: s.host,
+    ...(s.hosts ? { hosts: s.hosts } : {}),
     port: submission ? s.submission! : s.smtp!,
     sessions: n,
     seconds: SECONDS,
@@ -194,7 +197,10 @@ function ratios(rows: Row[]): string {
   ];
   for (const r of rows.filter((x) => x.server.startsWith('posta'))) {
     for (const p of rows) {
-      if (p.server.startsWith('posta') || p.mode !== r.mode) continue;
+      // posta on PostgreSQL is set beside posta on SQLite too
+      const peer =
+        !p.server.startsWith('posta') || (r.server.startsWith('posta pg') && p.server === 'posta');
+      if (!peer || p.mode !== r.mode) continue;
       if (p.bytes !== r.bytes || p.sessions !== r.sessions) continue;
       out.push([
         r.mode,
@@ -259,6 +265,17 @@ async function main(): Promise<void> {
       'posta-checks-off',
       () => startPosta({ host: '127.0.1.4', name: 'posta checks off', checks: false }),
     ],
+    ...[1, 2, 3].map(
+      (n) =>
+        [
+          `posta-pg-${n}`,
+          () =>
+            startPostaCluster(
+              n,
+              [1, 2, 3].map((i) => `127.0.${4 + n}.${i}`),
+            ),
+        ] as [string, () => Promise<Server>],
+    ),
     ['postfix', () => startPostfix('127.0.2.1', false)],
     ['postfix+opendkim', () => startPostfix('127.0.2.2', true)],
     ['chasquid', () => startChasquid('127.0.3.1')],
@@ -282,7 +299,8 @@ async function main(): Promise<void> {
     // it (peak PSS per row shows that), and Postfix's thousand idle smtpd
     // processes would slow its rows after.
     servers = MEMORY ? await startAll() : [];
-    for (const s of servers.filter((x) => x.submission !== undefined)) {
+    // a cluster's memory is in its rows (peak PSS), with the database's
+    for (const s of servers.filter((x) => x.submission !== undefined && !x.hosts)) {
       const idle = s.tree.pss();
       const conns = await idleTls(s.host, s.submission!, IDLE);
       await sleep(2000);

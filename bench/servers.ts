@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeCert } from '../test/helpers/certs.ts';
 import { POSTA, ROOT, initFolder, posta } from '../test/helpers/posta.ts';
+import { postgresBin, startPostgres } from '../test/helpers/postgres.ts';
 import { Tree, traced, tree } from './proc.ts';
 import { runLoad, waitForPort, type Load } from './load.ts';
 
@@ -40,6 +41,8 @@ export function modeMail(
 export interface Server {
   name: string;
   host: string;
+  /** All its addresses when it is a cluster (the load is spread over them); else host alone. */
+  hosts?: string[];
   /** Port 25 (relaying rcpt@example.test to sink@dest.test), when this server is in that mode. */
   smtp?: number;
   /** Submission, when this server is in that mode. */
@@ -94,6 +97,8 @@ export interface PostaOptions {
   cpus?: string;
   /** [inbound] checks = false, and port 25 only. */
   checks?: false;
+  /** The queue on PostgreSQL: [storage] url (its password goes in the environment) as node `node`. */
+  storage?: { url: string; node: string };
 }
 
 /**
@@ -104,6 +109,14 @@ export interface PostaOptions {
  */
 export async function startPosta(o: PostaOptions): Promise<Server> {
   const { dir } = await initFolder('example.test');
+  let storage: { url: string; node: string } | undefined;
+  const env: Record<string, string> = {};
+  if (o.storage) {
+    const u = new URL(o.storage.url);
+    env.POSTA_STORAGE_PASSWORD = decodeURIComponent(u.password);
+    u.password = '';
+    storage = { url: u.toString(), node: o.storage.node };
+  }
   const { cert, key } = await makeCert(dir, 'mail.example.test');
   writeFileSync(
     join(dir, 'posta.toml'),
@@ -128,6 +141,7 @@ export async function startPosta(o: PostaOptions): Promise<Server> {
       '[delivery]',
       'concurrency = 64',
       'connections_per_domain = 32',
+      ...(storage ? ['[storage]', `url = "${storage.url}"`, `node = "${storage.node}"`] : []),
       '',
     ].join('\n'),
   );
@@ -140,7 +154,7 @@ export async function startPosta(o: PostaOptions): Promise<Server> {
   }
   // First a run as after installing: it fills data/compile-cache, as any
   // posta has it from its second start on (src/compile-cache.ts).
-  const first = await launch(dir, join(dir, 'first.strace'), o.cpus);
+  const first = await launch(dir, join(dir, 'first.strace'), o.cpus, env);
   for (const submission of [true, false]) {
     await runLoad({
       host: o.host,
@@ -154,7 +168,7 @@ export async function startPosta(o: PostaOptions): Promise<Server> {
   }
   await sleep(2000); // the deliveries
   await stopAll([first.t.child]);
-  const { t, problems } = await launch(dir, join(dir, 'fsync.strace'), o.cpus);
+  const { t, problems } = await launch(dir, join(dir, 'fsync.strace'), o.cpus, env);
   return {
     name: o.name,
     host: o.host,
@@ -162,7 +176,9 @@ export async function startPosta(o: PostaOptions): Promise<Server> {
     submission: o.checks === false ? undefined : 587,
     auth: { user: USER, password: PASSWORD },
     notes: [
-      'the 250 after the commit to data/queue.db and an fdatasync of its WAL (group commit); ' +
+      (storage
+        ? 'the 250 after the commit to PostgreSQL (synchronous_commit = on, group commit); '
+        : 'the 250 after the commit to data/queue.db and an fdatasync of its WAL (group commit); ') +
         'started a second time, as after a restart, and with NODE_COMPILE_CACHE as its systemd unit ' +
         'sets it (the first run fills the cache); ' +
         (o.checks === false
@@ -176,17 +192,71 @@ export async function startPosta(o: PostaOptions): Promise<Server> {
   };
 }
 
+/**
+ * `nodes` posta nodes (startPosta, each on its own address of `hosts`) on one
+ * queue in a PostgreSQL server of their own (test/helpers/postgres.ts:
+ * initdb as the postgres user, fsync and synchronous_commit on), as one
+ * server: the load is spread over the nodes, and its CPU and memory are the
+ * nodes' and PostgreSQL's together. PostgreSQL's fsyncs are not traced.
+ */
+export async function startPostaCluster(nodes: number, hosts: string[]): Promise<Server> {
+  const pg = await startPostgres();
+  const started: Server[] = [];
+  try {
+    for (let i = 0; i < nodes; i++) {
+      const host = hosts[i];
+      if (!host) throw new Error(`no address for node ${i + 1}`);
+      started.push(
+        await startPosta({ host, name: `n${i + 1}`, storage: { url: pg.url, node: `n${i + 1}` } }),
+      );
+    }
+  } catch (err) {
+    for (const s of started) await s.stop();
+    await pg.stop();
+    throw err;
+  }
+  const pid = () => {
+    const p = pg.pid();
+    return p === null ? [] : [p];
+  };
+  return {
+    name: `posta pg ×${nodes}`,
+    host: started[0]!.host,
+    hosts: started.map((s) => s.host),
+    smtp: 25,
+    submission: 587,
+    auth: { user: USER, password: PASSWORD },
+    notes: [
+      `${nodes} node${nodes === 1 ? '' : 's'} on one PostgreSQL ${postgresBin()?.split('/').at(-2) ?? ''} queue on this machine, the load spread over them; ` +
+        "CPU and PSS are the nodes' and PostgreSQL's; fsync/msg counts the nodes' only (PostgreSQL is not traced)",
+      ...(started[0]?.notes ?? []),
+    ],
+    tree: new Tree(
+      started.flatMap((s) => s.tree.roots),
+      pid,
+    ),
+    fsyncs: () => started.reduce((n, s) => n + s.fsyncs(), 0),
+    problems: () => started.flatMap((s) => s.problems()),
+    stop: async () => {
+      for (const s of started) await s.stop();
+      await pg.stop();
+    },
+  };
+}
+
 /** `posta serve` on `dir` under strace, once it is ready. */
 async function launch(
   dir: string,
   log: string,
   cpus: string | undefined,
+  extraEnv: Record<string, string> = {},
 ): Promise<{ t: ReturnType<typeof traced>; problems: string[] }> {
   const t = traced([POSTA, 'serve', '--dir', dir], log, {
     prefix: cpus ? ['taskset', '-c', cpus] : [],
     // as the systemd unit (contrib/posta.service) starts it
     env: {
       ...process.env,
+      ...extraEnv,
       NODE_COMPILE_CACHE: join(dir, 'data/compile-cache'),
       // a CPU profile per thread of each posta, written when it stops
       ...(process.env.BENCH_POSTA_CPU_PROF

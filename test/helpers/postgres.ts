@@ -13,7 +13,7 @@
  * enter, without one.
  */
 import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { chown, mkdtemp, readFile, rm, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +35,8 @@ export interface Postgres {
   crash(): Promise<void>;
   /** Starts it again on the same directory, address and port. */
   start(): Promise<void>;
+  /** The postmaster's process id (the bench counts its CPU and memory), or null when it is down. */
+  pid(): number | null;
 }
 
 /** The newest installed server's bin directory, or null when there is none. */
@@ -140,6 +142,13 @@ export async function startPostgres(): Promise<Postgres> {
     url,
     database: () => database(),
     start,
+    pid: () => {
+      try {
+        return Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]) || null;
+      } catch {
+        return null;
+      }
+    },
     crash: async () => {
       await stopWith('immediate');
     },
