@@ -1,17 +1,8 @@
 import { PostaError, UsageError } from '../errors.ts';
 import { loadConfig } from '../config/load.ts';
 import { WARMUP_HOLD } from '../warmup/warmup.ts';
-import { openQueueDbIfAny } from '../queue/spool.ts';
-import {
-  deleteMessage,
-  flushQueue,
-  holdMessage,
-  releaseMessage,
-  messageDetail,
-  queueEntries,
-  type MessageDetail,
-  type QueueEntry,
-} from '../queue/inspect.ts';
+import { openQueueView } from '../store/open.ts';
+import type { MessageDetail, QueueEntry } from '../queue/inspect.ts';
 import { positionals, type Command } from './command.ts';
 
 export const queue: Command = {
@@ -32,7 +23,8 @@ delete  remove a message from the queue without delivering or bouncing it
 hold    try none of a message's recipients until it is released
 release try a held message's recipients now
 
-These work beside a running \`posta serve\`; a flush takes effect within a second.`,
+These work beside a running \`posta serve\`; a flush takes effect within a second.
+With [storage] url they act on the queue in PostgreSQL: every node's.`,
   options: { json: { type: 'boolean' } },
   async run(args) {
     const [verb = '', ...rest] = args.positionals;
@@ -40,12 +32,13 @@ These work beside a running \`posta serve\`; a flush takes effect within a secon
     const sub = { ...args, positionals: rest };
     const json = args.values.json === true;
     const config = await loadConfig(args.dir);
-    const db = openQueueDbIfAny(config.dataDir);
+    const queue = await openQueueView(config.storage, config.dataDir);
+    const view = queue.view;
     try {
       switch (verb) {
         case 'list': {
           positionals(cmd, sub, []);
-          const entries = queueEntries(db);
+          const entries = await view.entries();
           process.stdout.write(
             json ? JSON.stringify(entries.map(entryJson), null, 2) + '\n' : listText(entries),
           );
@@ -53,7 +46,7 @@ These work beside a running \`posta serve\`; a flush takes effect within a secon
         }
         case 'show': {
           const [id = ''] = positionals(cmd, sub, ['ID']);
-          const detail = messageDetail(db, id);
+          const detail = await view.detail(id);
           if (!detail)
             throw new PostaError(
               `There is no message ${id} in the queue or its log; \`posta queue list\` shows the queue.`,
@@ -65,7 +58,7 @@ These work beside a running \`posta serve\`; a flush takes effect within a secon
         }
         case 'flush': {
           positionals(cmd, sub, []);
-          const n = flushQueue(db);
+          const n = await view.flush();
           process.stdout.write(
             `${n} waiting recipient${n === 1 ? '' : 's'} will be retried now.\n`,
           );
@@ -73,7 +66,7 @@ These work beside a running \`posta serve\`; a flush takes effect within a secon
         }
         case 'delete': {
           const [id = ''] = positionals(cmd, sub, ['ID']);
-          if (!deleteMessage(db, id))
+          if (!(await view.remove(id)))
             throw new PostaError(
               `There is no message ${id} in the queue; \`posta queue list\` shows the queue.`,
             );
@@ -83,7 +76,7 @@ These work beside a running \`posta serve\`; a flush takes effect within a secon
         case 'hold':
         case 'release': {
           const [id = ''] = positionals(cmd, sub, ['ID']);
-          const n = verb === 'hold' ? holdMessage(db, id) : releaseMessage(db, id);
+          const n = verb === 'hold' ? await view.hold(id) : await view.release(id);
           if (n === 0)
             throw new PostaError(
               `There is no ${verb === 'hold' ? 'waiting' : 'held'} recipient of ${id} in the queue; \`posta queue show ${id}\` shows it.`,
@@ -101,7 +94,7 @@ These work beside a running \`posta serve\`; a flush takes effect within a secon
           );
       }
     } finally {
-      db.close();
+      await queue.close();
     }
   },
 };

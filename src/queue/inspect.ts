@@ -248,6 +248,30 @@ export function releaseMessage(db: Db, id: string, now = Date.now()): number {
   );
 }
 
+/**
+ * What `posta queue` does, wherever the queue is: this SQLite database, or
+ * PostgreSQL (store/postgres/inspect.ts), where it is the whole cluster's.
+ */
+export interface QueueView {
+  entries: () => Promise<QueueEntry[]>;
+  detail: (id: string) => Promise<MessageDetail | null>;
+  flush: () => Promise<number>;
+  remove: (id: string) => Promise<boolean>;
+  hold: (id: string) => Promise<number>;
+  release: (id: string) => Promise<number>;
+}
+
+export function sqliteQueueView(db: Db): QueueView {
+  return {
+    entries: () => Promise.resolve(queueEntries(db)),
+    detail: (id) => Promise.resolve(messageDetail(db, id)),
+    flush: () => Promise.resolve(flushQueue(db)),
+    remove: (id) => Promise.resolve(deleteMessage(db, id)),
+    hold: (id) => Promise.resolve(holdMessage(db, id)),
+    release: (id) => Promise.resolve(releaseMessage(db, id)),
+  };
+}
+
 export interface DestinationQueue {
   domain: string;
   recipients: number;

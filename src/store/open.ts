@@ -23,6 +23,7 @@ import { SqliteQueueStore } from './sqlite/queue.ts';
 import type { PgQueueStore } from './postgres/store.ts';
 import { openQueueDb, openQueueDbIfAny } from '../queue/spool.ts';
 import { sqliteSuppressions, type SuppressionList } from '../suppression/suppression.ts';
+import { sqliteQueueView, type QueueView } from '../queue/inspect.ts';
 
 export interface OpenedQueue {
   store: QueueStore;
@@ -72,10 +73,39 @@ export async function openQueue(
 }
 
 /**
+ * A connection for a command beside the server (`posta suppress`, `posta
+ * queue`) to the shared database: its own small pool, taking no node name
+ * (it holds no claims); every failure of `fn`s made with it is one sentence
+ * that names the database.
+ */
+async function toolPool(storage: StorageConfig, what: string) {
+  const { default: pg } = await import('pg');
+  const pool = new pg.Pool({ connectionString: withPassword(storage), max: 1 });
+  pool.on('error', () => {}); // an idle connection dropped: the next query says so
+  const shown = storage.url;
+  /** `o` with each of its functions' failures made one sentence. */
+  const wrap = <O extends object>(o: O): O => {
+    const out: Record<string, unknown> = {};
+    for (const [k, fn] of Object.entries(o) as [string, (...a: unknown[]) => Promise<unknown>][]) {
+      out[k] = async (...a: unknown[]) => {
+        try {
+          return await fn(...a);
+        } catch (err) {
+          throw new PostaError(
+            `Cannot use ${what} on PostgreSQL (${shown}): ${(err as Error).message}.`,
+          );
+        }
+      };
+    }
+    return out as O;
+  };
+  return { pool, wrap };
+}
+
+/**
  * The suppression lists for a command beside the server (`posta suppress`):
  * in this node's SQLite queue (made when `create`, else an empty one when
- * there is none), or in the shared database, on a connection of its own
- * that takes no node name (it touches nothing but the lists).
+ * there is none), or in the shared database.
  */
 export async function openSuppressions(
   storage: StorageConfig,
@@ -86,29 +116,26 @@ export async function openSuppressions(
     const db = create ? openQueueDb(dataDir) : openQueueDbIfAny(dataDir);
     return { list: sqliteSuppressions(db), close: () => Promise.resolve(db.close()) };
   }
-  const [{ default: pg }, { pgSuppressions }] = await Promise.all([
-    import('pg'),
-    import('./postgres/suppressions.ts'),
-  ]);
-  const pool = new pg.Pool({ connectionString: withPassword(storage), max: 1 });
-  pool.on('error', () => {}); // an idle connection dropped: the next query says so
-  const shown = storage.url;
-  const wrap =
-    <A extends unknown[], T>(fn: (...a: A) => Promise<T>) =>
-    async (...a: A): Promise<T> => {
-      try {
-        return await fn(...a);
-      } catch (err) {
-        throw new PostaError(
-          `Cannot use the suppression list on PostgreSQL (${shown}): ${(err as Error).message}.`,
-        );
-      }
-    };
-  const list = pgSuppressions(pool);
-  return {
-    list: { add: wrap(list.add), remove: wrap(list.remove), list: wrap(list.list) },
-    close: () => pool.end(),
-  };
+  const { pgSuppressions } = await import('./postgres/suppressions.ts');
+  const { pool, wrap } = await toolPool(storage, 'the suppression list');
+  return { list: wrap(pgSuppressions(pool)), close: () => pool.end() };
+}
+
+/**
+ * The queue for `posta queue`: this node's SQLite queue (an empty one when
+ * there is none), or the whole cluster's in the shared database.
+ */
+export async function openQueueView(
+  storage: StorageConfig,
+  dataDir: string,
+): Promise<{ view: QueueView; close(): Promise<void> }> {
+  if (!storage.url) {
+    const db = openQueueDbIfAny(dataDir);
+    return { view: sqliteQueueView(db), close: () => Promise.resolve(db.close()) };
+  }
+  const { pgQueueView } = await import('./postgres/inspect.ts');
+  const { pool, wrap } = await toolPool(storage, 'the queue');
+  return { view: wrap(pgQueueView(pool)), close: () => pool.end() };
 }
 
 /** The URL to connect with: [storage] url with the password put in. */

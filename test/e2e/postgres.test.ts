@@ -130,6 +130,40 @@ describe('posta on PostgreSQL', { skip: postgresMissing() ?? false }, () => {
     assert.match(again.stderr, /gone@dest\.test is not on the suppression list of example\.test/);
   });
 
+  test('posta queue shows and acts on the shared queue: list, show with its attempts, hold, release, flush, delete', async () => {
+    assert.ok(s, 'the server of the test before');
+    const from = s.logs.length;
+    const id = await submit(s, 'always-tempfail@dest.test', 'stuck on postgres');
+    await s.logged(from, `"qid":"${id}"`);
+    await s.logged(from, '"msg":"deferred"');
+    const q = (...args: string[]) => posta(['queue', ...args, '--dir', s.dir]);
+    const list = await q('list', '--json');
+    assert.equal(list.code, 0, list.stderr);
+    const mine = (
+      JSON.parse(list.stdout) as {
+        id: string;
+        recipients: { address: string; state: string; lastReply: string }[];
+      }[]
+    ).find((e) => e.id === id);
+    assert.equal(mine?.recipients[0]?.address, 'always-tempfail@dest.test');
+    assert.equal(mine?.recipients[0]?.state, 'deferred');
+    assert.match(mine?.recipients[0]?.lastReply ?? '', /^451 4\.3\.0/);
+    const shown = await q('show', id);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /Subject: {2}stuck on postgres/);
+    assert.match(shown.stdout, /<always-tempfail@dest\.test> {2}transient via mx\.dest\.test/);
+    const held = await q('hold', id);
+    assert.equal(held.code, 0, held.stderr);
+    assert.match((await q('list')).stdout, /<always-tempfail@dest\.test> {2}held/);
+    assert.match((await q('release', id)).stdout, /Released .*: 1 recipient will be tried now/);
+    assert.equal((await q('flush')).code, 0);
+    assert.equal((await q('delete', id)).stdout, `Deleted ${id}.\n`);
+    assert.ok(!(await q('list')).stdout.includes(id), 'gone from the queue');
+    const again = await q('delete', id);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /There is no message .* in the queue/);
+  });
+
   test('a one-click unsubscribe link given out by one node works on the other: the address is suppressed for both', async () => {
     const url = await pg.database();
     const two: TestServer[] = [];
