@@ -55,16 +55,15 @@ export function queueEntries(db: Db, id?: string): QueueEntry[] {
   }));
 }
 
-export function messageDetail(db: Db, id: string): MessageDetail | null {
-  const queued = queueEntries(db, id)[0] ?? null;
-  const attempts = (
-    db
-      .prepare(
-        `SELECT recipient, at, duration_ms, outcome, reply, mx, ip, tls, tls_verified
-           FROM attempts WHERE message = ? ORDER BY id`,
-      )
-      .all(id) as Record<string, string | number | null>[]
-  ).map((a) => ({
+/** The delivery log's lines of a message, as both engines store them. */
+export const ATTEMPTS =
+  'SELECT recipient, at, duration_ms, outcome, reply, mx, ip, tls, tls_verified FROM attempts';
+
+/** A row of ATTEMPTS: numbers may be text (PostgreSQL's BIGINT), tls_verified 0/1 or a boolean. */
+export type AttemptRow = Record<string, string | number | boolean | null>;
+
+export function loggedAttempt(a: AttemptRow): LoggedAttempt {
+  return {
     recipient: String(a.recipient),
     at: Number(a.at),
     durationMs: Number(a.duration_ms),
@@ -73,8 +72,15 @@ export function messageDetail(db: Db, id: string): MessageDetail | null {
     mx: a.mx === null ? null : String(a.mx),
     ip: a.ip === null ? null : String(a.ip),
     tls: a.tls === null ? null : String(a.tls),
-    tlsVerified: a.tls_verified === null ? null : a.tls_verified === 1,
-  }));
+    tlsVerified: a.tls_verified === null ? null : a.tls_verified === 1 || a.tls_verified === true,
+  };
+}
+
+export function messageDetail(db: Db, id: string): MessageDetail | null {
+  const queued = queueEntries(db, id)[0] ?? null;
+  const attempts = (
+    db.prepare(`${ATTEMPTS} WHERE message = ? ORDER BY id`).all(id) as AttemptRow[]
+  ).map(loggedAttempt);
   if (!queued && attempts.length === 0) return null;
   let subject: string | null = null;
   let from: string[] = [];

@@ -986,8 +986,16 @@ export function listMessages(db: Db, id?: string): QueuedMessage[] {
         ${id === undefined ? '' : 'WHERE m.id = ?'}
         GROUP BY m.id ORDER BY m.id`,
     )
-    .all(...(id === undefined ? [] : [id])) as Record<string, string | number | null>[];
-  return rows.map((r) => ({
+    .all(...(id === undefined ? [] : [id])) as MessageRow[];
+  return rows.map(queuedMessage);
+}
+
+/** A row of messages (id, created_at, sender, ...), rcpts the recipients joined by spaces. */
+export type MessageRow = Record<string, string | number | null>;
+
+/** A messages row as either engine gives it (PostgreSQL's BIGINT as text). */
+export function queuedMessage(r: MessageRow): QueuedMessage {
+  return {
     id: String(r.id),
     createdAt: Number(r.created_at),
     sender: String(r.sender),
@@ -998,7 +1006,7 @@ export function listMessages(db: Db, id?: string): QueuedMessage[] {
     size: Number(r.size),
     apiKey: r.api_key === null ? undefined : String(r.api_key),
     recipients: r.rcpts ? String(r.rcpts).split(' ') : [],
-  }));
+  };
 }
 
 /**

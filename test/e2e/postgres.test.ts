@@ -75,15 +75,9 @@ describe('posta on PostgreSQL', { skip: postgresMissing() ?? false }, () => {
 
   test('posta suppress acts on the shared list: the running node sends nothing to an address added beside it, and again once removed', async () => {
     assert.ok(s, 'the server of the test before');
-    const added = await posta([
-      'suppress',
-      'add',
-      'gone@dest.test',
-      '--domain',
-      'example.test',
-      '--dir',
-      s.dir,
-    ]);
+    const gone = (verb: string) =>
+      posta(['suppress', verb, 'gone@dest.test', '--domain', 'example.test', '--dir', s.dir]);
+    const added = await gone('add');
     assert.equal(added.code, 0, added.stderr);
     const listed = await posta(['suppress', 'list', '--json', '--dir', s.dir]);
     assert.equal(listed.code, 0, listed.stderr);
@@ -101,15 +95,7 @@ describe('posta on PostgreSQL', { skip: postgresMissing() ?? false }, () => {
       bounced.some((l) => l.includes(id)),
       'the recipient failed at once as suppressed',
     );
-    const del = await posta([
-      'suppress',
-      'del',
-      'gone@dest.test',
-      '--domain',
-      'example.test',
-      '--dir',
-      s.dir,
-    ]);
+    const del = await gone('del');
     assert.equal(del.code, 0, del.stderr);
     await submit(s, 'gone@dest.test', 'after the removal');
     await mx.rx.arrival((m) => m.data.includes('Subject: after the removal'), 'the message');
@@ -117,15 +103,7 @@ describe('posta on PostgreSQL', { skip: postgresMissing() ?? false }, () => {
       !(await mx.rx.messages()).some((m) => m.data.includes('Subject: to a suppressed address')),
       'the suppressed one never reached the MX',
     );
-    const again = await posta([
-      'suppress',
-      'del',
-      'gone@dest.test',
-      '--domain',
-      'example.test',
-      '--dir',
-      s.dir,
-    ]);
+    const again = await gone('del');
     assert.notEqual(again.code, 0);
     assert.match(again.stderr, /gone@dest\.test is not on the suppression list of example\.test/);
   });

@@ -8,11 +8,18 @@
  * record: its lease is gone).
  */
 import type { Pool } from 'pg';
-import type { LoggedAttempt, MessageDetail, QueueEntry, QueueView } from '../../queue/inspect.ts';
+import {
+  ATTEMPTS,
+  loggedAttempt,
+  type AttemptRow,
+  type MessageDetail,
+  type QueueEntry,
+  type QueueView,
+} from '../../queue/inspect.ts';
 import { readHeader } from '../../message/header.ts';
 import { headerList } from '../../events/events.ts';
 import { WARMUP_HOLD } from '../../warmup/warmup.ts';
-import type { Envelope } from '../../queue/spool.ts';
+import { queuedMessage, type MessageRow } from '../../queue/spool.ts';
 import { storedMessage } from './body.ts';
 
 /** As on SQLite (queue/inspect.ts DUE_NOW): a warm-up wait gives back what it did not spend. */
@@ -24,7 +31,7 @@ type Row = Record<string, string | number | boolean | null>;
 
 export function pgQueueView(pool: Pool): QueueView {
   const entries = async (id?: string): Promise<QueueEntry[]> => {
-    const { rows } = await pool.query<Row>(
+    const { rows } = await pool.query<MessageRow>(
       `SELECT id, created_at, sender, source, account, client_ip, message_id, size, api_key
          FROM messages ${id === undefined ? '' : 'WHERE id = $1'} ORDER BY id`,
       id === undefined ? [] : [id],
@@ -46,40 +53,17 @@ export function pgQueueView(pool: Pool): QueueView {
       });
       of.set(String(r.message), list);
     }
-    return rows.map((r) => ({
-      id: String(r.id),
-      createdAt: Number(r.created_at),
-      sender: String(r.sender),
-      source: r.source as Envelope['source'],
-      account: r.account === null ? undefined : String(r.account),
-      clientIp: String(r.client_ip),
-      messageId: r.message_id === null ? undefined : String(r.message_id),
-      size: Number(r.size),
-      apiKey: r.api_key === null ? undefined : String(r.api_key),
-      recipients: of.get(String(r.id)) ?? [],
-    }));
+    return rows.map((r) => ({ ...queuedMessage(r), recipients: of.get(String(r.id)) ?? [] }));
   };
   const count = async (sql: string, args: unknown[]) => (await pool.query(sql, args)).rowCount ?? 0;
   return {
     entries: () => entries(),
     async detail(id): Promise<MessageDetail | null> {
       const queued = (await entries(id))[0] ?? null;
-      const { rows } = await pool.query<Row>(
-        `SELECT recipient, at, duration_ms, outcome, reply, mx, ip, tls, tls_verified
-           FROM attempts WHERE message = $1 ORDER BY id`,
-        [id],
-      );
-      const attempts: LoggedAttempt[] = rows.map((a) => ({
-        recipient: String(a.recipient),
-        at: Number(a.at),
-        durationMs: Number(a.duration_ms),
-        outcome: String(a.outcome),
-        reply: String(a.reply),
-        mx: a.mx === null ? null : String(a.mx),
-        ip: a.ip === null ? null : String(a.ip),
-        tls: a.tls === null ? null : String(a.tls),
-        tlsVerified: a.tls_verified === null ? null : a.tls_verified === true,
-      }));
+      const { rows } = await pool.query<AttemptRow>(`${ATTEMPTS} WHERE message = $1 ORDER BY id`, [
+        id,
+      ]);
+      const attempts = rows.map(loggedAttempt);
       if (!queued && attempts.length === 0) return null;
       const stored = await storedMessage(pool, id);
       if (stored) {

@@ -22,6 +22,8 @@ import type { Pool } from 'pg';
 import type { Held } from '../../message/held.ts';
 import {
   newQueueId,
+  queuedMessage,
+  type MessageRow,
   type AttemptResult,
   type Envelope,
   type QueuedMessage,
@@ -258,24 +260,13 @@ export class PgQueueStore implements QueueStore {
   }
 
   async list(): Promise<QueuedMessage[]> {
-    const { rows } = await this.pool.query<Record<string, string | null>>(
+    const { rows } = await this.pool.query<MessageRow>(
       `SELECT m.id, m.created_at, m.sender, m.source, m.account, m.client_ip, m.message_id, m.size,
               m.api_key, string_agg(r.address, ' ' ORDER BY r.address) AS rcpts
          FROM messages m LEFT JOIN recipients r ON r.message = m.id
         GROUP BY m.id ORDER BY m.id`,
     );
-    return rows.map((r) => ({
-      id: String(r.id),
-      createdAt: Number(r.created_at),
-      sender: String(r.sender),
-      source: r.source as Envelope['source'],
-      account: r.account ?? undefined,
-      clientIp: String(r.client_ip),
-      messageId: r.message_id ?? undefined,
-      size: Number(r.size),
-      apiKey: r.api_key ?? undefined,
-      recipients: r.rcpts ? r.rcpts.split(' ') : [],
-    }));
+    return rows.map(queuedMessage);
   }
 
   async stats(now = Date.now()): Promise<{ messages: number; oldestSeconds: number }> {
