@@ -12,7 +12,6 @@ import { watchConfigFile } from './config/watch.ts';
 import { Spool } from './queue/spool.ts';
 import type { CheckpointResult } from './queue/checkpoint.ts';
 import { clearIncoming, MemoryBudget } from './smtp/data.ts';
-import { attemptCounts, queueCounts } from './queue/inspect.ts';
 import type { Logger, RecentErrors } from './log/log.ts';
 import { certificateSource, type CertificateSource } from './tls/source.ts';
 import { certificateCovers } from './tls/certs.ts';
@@ -225,52 +224,60 @@ export async function startApp(config: ResolvedConfig, opts: AppOptions): Promis
     const warmup = config.warmup.length ? new Warmup(spool.db, config.warmup) : null;
     const released = await spool.releaseWarmupHolds();
     if (released) log.info({ recipients: released }, 'recipients held for warm-up are due again');
-    const status = (): Status => ({
-      version: VERSION,
-      pid: process.pid,
-      startedAt: new Date(started).toISOString(),
-      uptimeSeconds: Math.round((Date.now() - started) / 1000),
-      listeners: [
-        ...smtp.listeners.map((l) => ({
-          kind: l.kind,
-          address: formatEndpoint({ host: l.endpoint.host, port: l.port }),
-        })),
-        ...config.listen.https.map((e) => ({ kind: 'https', address: formatEndpoint(e) })),
-        ...config.listen.http.map((e) => ({ kind: 'http', address: formatEndpoint(e) })),
-      ],
-      queue: { ...queueCounts(spool.db), oldestSeconds: Math.round(spool.stats().oldestSeconds) },
-      lastHour: attemptCounts(spool.db, Date.now() - 3600_000),
-      lastDay: attemptCounts(spool.db, Date.now() - 86400_000),
-      certificate: {
-        names: certs.store.current.names,
-        temporary: certs.store.current.temporary === true,
-        notAfter: certs.store.current.notAfter.toISOString(),
-        daysLeft: Math.floor((certs.store.current.notAfter.getTime() - Date.now()) / 86400_000),
-        ...certs.renewal(),
-      },
-      dkim: Object.fromEntries(
-        directory.names().map((d) => [d, directory.keys(d).map((k) => k.selector)]),
-      ),
-      dkimRotation: Object.fromEntries(
-        directory.names().flatMap((d) => {
-          const r = directory.rotation(d);
-          return r ? [[d, rotationLine(r.plan, r.switchedAt, new Date())]] : [];
-        }),
-      ),
-      keys: keys
-        .list()
-        .filter((k) => k.revokedAt === null)
-        .map((k) => ({
-          id: k.id,
-          name: k.name,
-          rate: k.rate,
-          daily: k.daily,
-          sentLast24Hours: sentLast24Hours(spool.db, k.id),
-        })),
-      complaints: complaints(),
-      warmup: warmup?.status(Date.now()) ?? [],
-      errors: opts.errors?.items ?? [],
-    });
+    const status = async (): Promise<Status> => {
+      const q = await queue.store.overview();
+      return {
+        version: VERSION,
+        pid: process.pid,
+        startedAt: new Date(started).toISOString(),
+        uptimeSeconds: Math.round((Date.now() - started) / 1000),
+        listeners: [
+          ...smtp.listeners.map((l) => ({
+            kind: l.kind,
+            address: formatEndpoint({ host: l.endpoint.host, port: l.port }),
+          })),
+          ...config.listen.https.map((e) => ({ kind: 'https', address: formatEndpoint(e) })),
+          ...config.listen.http.map((e) => ({ kind: 'http', address: formatEndpoint(e) })),
+        ],
+        queue: {
+          messages: q.messages,
+          queued: q.queued,
+          deferred: q.deferred,
+          oldestSeconds: q.oldestSeconds,
+        },
+        lastHour: q.lastHour,
+        lastDay: q.lastDay,
+        certificate: {
+          names: certs.store.current.names,
+          temporary: certs.store.current.temporary === true,
+          notAfter: certs.store.current.notAfter.toISOString(),
+          daysLeft: Math.floor((certs.store.current.notAfter.getTime() - Date.now()) / 86400_000),
+          ...certs.renewal(),
+        },
+        dkim: Object.fromEntries(
+          directory.names().map((d) => [d, directory.keys(d).map((k) => k.selector)]),
+        ),
+        dkimRotation: Object.fromEntries(
+          directory.names().flatMap((d) => {
+            const r = directory.rotation(d);
+            return r ? [[d, rotationLine(r.plan, r.switchedAt, new Date())]] : [];
+          }),
+        ),
+        keys: keys
+          .list()
+          .filter((k) => k.revokedAt === null)
+          .map((k) => ({
+            id: k.id,
+            name: k.name,
+            rate: k.rate,
+            daily: k.daily,
+            sentLast24Hours: sentLast24Hours(spool.db, k.id),
+          })),
+        complaints: complaints(),
+        warmup: warmup?.status(Date.now()) ?? [],
+        errors: opts.errors?.items ?? [],
+      };
+    };
     const dashboard = lazyDashboard({
       config,
       resolve: resolver.resolve,

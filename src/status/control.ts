@@ -46,13 +46,19 @@ export interface Status {
 
 export async function startControl(
   dataDir: string,
-  status: () => Status,
+  status: () => Promise<Status>,
 ): Promise<{ close(): Promise<void> }> {
   const path = join(dataDir, SOCKET);
   await unlink(path).catch(() => {}); // left by a crash: a running server would hold the lock on the queue first
   const server: Server = createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/status') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(status()));
+      status().then(
+        (s) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(s)),
+        (err: Error) =>
+          res
+            .writeHead(503, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ error: `cannot read the queue: ${err.message}` })),
+      );
       return;
     }
     res.writeHead(404).end();

@@ -410,6 +410,36 @@ for (const engine of engines) {
       assert.equal(entry?.message, id);
     });
 
+    test('the overview posta status shows: messages, recipients never tried and waiting, the attempts of the last hour', async () => {
+      const before = await s.overview();
+      const id = await s.enqueue(
+        env(9, ['w1@example.org', 'w2@example.org']),
+        Buffer.from('x\r\n\r\n'),
+      );
+      const claims = await s.claim({ now: Date.now(), limit: 100 });
+      const c = claims.find((x) => x.id === id);
+      assert.ok(c, 'the new message is claimed');
+      for (const other of claims) if (other !== c) await s.release(other);
+      assert.equal(
+        await s.record(
+          c,
+          result({
+            attempts: [attempt(id, 'w1@example.org', 'transient')],
+            retry: new Map([['w1@example.org', FAR]]),
+          }),
+        ),
+        true,
+      );
+      await s.release(c);
+      const after = await s.overview();
+      assert.equal(after.messages - before.messages, 1);
+      assert.equal(after.deferred - before.deferred, 1, 'w1 was tried and waits');
+      assert.equal(after.queued - before.queued, 1, 'w2 was never tried');
+      assert.equal((after.lastHour.transient ?? 0) - (before.lastHour.transient ?? 0), 1);
+      assert.equal((after.lastDay.transient ?? 0) - (before.lastDay.transient ?? 0), 1);
+      assert.equal(after.lastHour.delivered, before.lastHour.delivered);
+    });
+
     test('expand replaces a recipient by its targets, with a new sender', async () => {
       const id = await s.enqueue(
         env(1, ['alias@local.test', 'o@other.test']),

@@ -67,6 +67,17 @@ export interface Reaped {
   nodes: string[];
 }
 
+export interface QueueOverview {
+  messages: number;
+  /** Recipients never tried, and tried and waiting. */
+  queued: number;
+  deferred: number;
+  oldestSeconds: number;
+  /** Delivery attempts by outcome (delivered, transient, permanent, expired). */
+  lastHour: Record<string, number>;
+  lastDay: Record<string, number>;
+}
+
 export interface QueueStore {
   readonly engine: 'sqlite' | 'postgres';
   /** This node's name, as its leases and heartbeats carry it. */
@@ -121,6 +132,8 @@ export interface QueueStore {
   list(): Promise<QueuedMessage[]>;
   /** Messages in the queue and the age of the oldest. */
   stats(now?: number): Promise<{ messages: number; oldestSeconds: number }>;
+  /** What `posta status` shows of the queue: on PostgreSQL the whole cluster's. */
+  overview(now?: number): Promise<QueueOverview>;
   /**
    * The earliest next attempt of a queued recipient, or null when there is
    * none; on PostgreSQL of those no claim holds (another node's claim is not

@@ -126,6 +126,15 @@ describe('posta on PostgreSQL', { skip: postgresMissing() ?? false }, () => {
     assert.equal(mine?.recipients[0]?.address, 'always-tempfail@dest.test');
     assert.equal(mine?.recipients[0]?.state, 'deferred');
     assert.match(mine?.recipients[0]?.lastReply ?? '', /^451 4\.3\.0/);
+    // posta status asks the running node, which counts the shared queue
+    const status = await posta(['status', '--json', '--dir', s.dir]);
+    assert.equal(status.code, 0, status.stderr);
+    const st = JSON.parse(status.stdout) as {
+      queue: { messages: number; deferred: number };
+      lastHour: { transient: number };
+    };
+    assert.ok(st.queue.messages >= 1 && st.queue.deferred >= 1, status.stdout);
+    assert.ok(st.lastHour.transient >= 1, status.stdout);
     const shown = await q('show', id);
     assert.equal(shown.code, 0, shown.stderr);
     assert.match(shown.stdout, /Subject: {2}stuck on postgres/);

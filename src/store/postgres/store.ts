@@ -29,7 +29,14 @@ import {
   type QueuedMessage,
   type StoredMessage,
 } from '../../queue/spool.ts';
-import type { Claim, ClaimOptions, Lease, QueueStore, Reaped } from '../queue-store.ts';
+import type {
+  Claim,
+  ClaimOptions,
+  Lease,
+  QueueOverview,
+  QueueStore,
+  Reaped,
+} from '../queue-store.ts';
 import { dropParts, storedMessage, sweepParts, writeParts } from './body.ts';
 import * as claims from './claims.ts';
 import { GroupCommit, transaction } from './commit.ts';
@@ -276,6 +283,37 @@ export class PgQueueStore implements QueueStore {
     const row = rows[0];
     const oldest = row?.oldest ? Number(row.oldest) : 0;
     return { messages: Number(row?.n ?? 0), oldestSeconds: oldest ? (now - oldest) / 1000 : 0 };
+  }
+
+  async overview(now = Date.now()): Promise<QueueOverview> {
+    const [{ messages, oldestSeconds }, r, a] = await Promise.all([
+      this.stats(now),
+      this.pool.query<{ queued: string; deferred: string }>(
+        `SELECT count(*) FILTER (WHERE attempts = 0) AS queued,
+                count(*) FILTER (WHERE attempts > 0) AS deferred
+           FROM recipients WHERE state = 'queued'`,
+      ),
+      this.pool.query<{ outcome: string; hour: string; day: string }>(
+        `SELECT outcome, count(*) FILTER (WHERE at >= $1) AS hour, count(*) AS day
+           FROM attempts WHERE at >= $2 GROUP BY outcome`,
+        [now - 3600_000, now - 86400_000],
+      ),
+    ]);
+    const zero = () => ({ delivered: 0, transient: 0, permanent: 0, expired: 0 });
+    const lastHour: Record<string, number> = zero();
+    const lastDay: Record<string, number> = zero();
+    for (const row of a.rows) {
+      lastHour[row.outcome] = Number(row.hour);
+      lastDay[row.outcome] = Number(row.day);
+    }
+    return {
+      messages,
+      queued: Number(r.rows[0]?.queued ?? 0),
+      deferred: Number(r.rows[0]?.deferred ?? 0),
+      oldestSeconds: Math.round(oldestSeconds),
+      lastHour,
+      lastDay,
+    };
   }
 
   /** Of the recipients no node holds: another node's claim is not due work for this one. */

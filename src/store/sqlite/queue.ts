@@ -11,6 +11,7 @@ import type { Held } from '../../message/held.ts';
 import type { AttemptResult, Envelope, Spool } from '../../queue/spool.ts';
 import type { OutcomeWrites } from '../../events/outcomes.ts';
 import { mailRecord } from '../../events/events.ts';
+import { attemptCounts, queueCounts } from '../../queue/inspect.ts';
 import { findLink, type Link } from '../../unsubscribe/links.ts';
 import {
   pairKey,
@@ -20,7 +21,14 @@ import {
   type SuppressionList,
 } from '../../suppression/suppression.ts';
 import { prepared } from '../../db/db.ts';
-import type { Claim, ClaimOptions, Lease, QueueStore, Reaped } from '../queue-store.ts';
+import type {
+  Claim,
+  ClaimOptions,
+  Lease,
+  QueueOverview,
+  QueueStore,
+  Reaped,
+} from '../queue-store.ts';
 
 export class SqliteQueueStore implements QueueStore {
   readonly engine = 'sqlite';
@@ -99,6 +107,16 @@ export class SqliteQueueStore implements QueueStore {
     const q = suppressedAmong(among);
     const rows = prepared(this.spool.db, q.sql).all(...q.args) as unknown as SendingPair[];
     return Promise.resolve(new Set(rows.map(pairKey)));
+  }
+
+  overview(now = Date.now()): Promise<QueueOverview> {
+    const db = this.spool.db;
+    return Promise.resolve({
+      ...queueCounts(db),
+      oldestSeconds: Math.round(this.spool.stats(now).oldestSeconds),
+      lastHour: attemptCounts(db, now - 3600_000),
+      lastDay: attemptCounts(db, now - 86400_000),
+    });
   }
 
   unsubscribeLink(token: string): Promise<Link | undefined> {

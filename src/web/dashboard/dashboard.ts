@@ -74,7 +74,7 @@ export interface DashboardDeps {
   db: Db;
   /** The suppression lists, where the queue is (QueueStore.suppressions). */
   suppressions: SuppressionList;
-  status: () => Status;
+  status: () => Promise<Status>;
   /** The sandbox's capture folder (`posta dev`): its mail gets pages of its own. */
   captured?: string | undefined;
   /** The domains' DKIM keys, to check the captured mail's signatures. */
@@ -344,10 +344,10 @@ export function createDashboard(deps: DashboardDeps) {
     return c.redirect('/login', 303);
   });
 
-  app.get('/', (c) => {
+  app.get('/', async (c) => {
     const now = Date.now();
     const overview = {
-      status: deps.status(),
+      status: await deps.status(),
       hour: statSeries(deps.db, 60_000, 60, now),
       week: statSeries(deps.db, 3600_000, 168, now),
       destinations: destinations(deps.db, now - 86400_000),
@@ -363,7 +363,7 @@ export function createDashboard(deps: DashboardDeps) {
       while (!stream.aborted && !stream.closed && Date.now() < end) {
         await stream.writeSSE({
           event: 'counters',
-          data: JSON.stringify(pages.liveCounters(deps.status())),
+          data: JSON.stringify(pages.liveCounters(await deps.status())),
         });
         await stream.sleep(LIVE_EVERY_MS);
       }
