@@ -20,7 +20,9 @@ what was sent today) and the last errors. Exit 1 when no server answers.`,
   async run(args) {
     positionals(this, args, []);
     const config = await loadConfig(args.dir);
-    const s = await fetchStatus(config.dataDir);
+    const s = await fetchStatus(config.dataDir).catch((err: Error) => {
+      throw new PostaError(`The running server could not give its status: ${err.message}.`);
+    });
     if (!s) {
       throw new PostaError(
         `No posta server is running for ${config.dir} (nothing answers on ${config.dataDir}/posta.sock); start it with \`posta serve --dir ${config.dir}\`.`,

@@ -83,6 +83,19 @@ export function fetchStatus(dataDir: string): Promise<Status | null> {
         res.setEncoding('utf8');
         res.on('data', (d: string) => (body += d));
         res.on('end', () => {
+          if (res.statusCode !== 200) {
+            let why = '';
+            try {
+              const e = (JSON.parse(body) as { error?: unknown }).error;
+              if (typeof e === 'string') why = e;
+            } catch {
+              // not JSON: the status code says it
+            }
+            reject(
+              new Error(`the server answered ${res.statusCode ?? '?'}${why ? `: ${why}` : ''}`),
+            );
+            return;
+          }
           try {
             resolve(JSON.parse(body) as Status);
           } catch {

@@ -75,8 +75,8 @@ export async function openQueue(
 /**
  * A connection for a command beside the server (`posta suppress`, `posta
  * queue`) to the shared database: its own small pool, taking no node name
- * (it holds no claims); every failure of `fn`s made with it is one sentence
- * that names the database.
+ * (it holds no claims), and `wrap`, which turns each failure of an object's
+ * functions into one sentence that names the database.
  */
 async function toolPool(storage: StorageConfig, what: string) {
   const { default: pg } = await import('pg');

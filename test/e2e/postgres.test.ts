@@ -239,6 +239,13 @@ describe('posta on PostgreSQL', { skip: postgresMissing() ?? false }, () => {
     while (acknowledged.length < 40 && !wrong.length) await sleep(20);
     await pg.crash();
     while (refused.length < 8 && !wrong.length) await sleep(50);
+    // posta status says the queue cannot be read, in one sentence
+    const status = await posta(['status', '--dir', s.dir]);
+    assert.notEqual(status.code, 0);
+    assert.match(
+      status.stderr,
+      /^posta: The running server could not give its status: the server answered 503: cannot read the queue: .+\.\n$/,
+    );
     await pg.start();
     restarted = true;
     await load;
