@@ -45,14 +45,56 @@ export function queueEntries(db: Db, id?: string): QueueEntry[] {
   );
   return listMessages(db, id).map((m) => ({
     ...m,
-    recipients: (rcpts.all(m.id) as Record<string, string | number | null>[]).map((r) => ({
-      address: String(r.address),
-      attempts: Number(r.attempts),
-      nextAttempt: Number(r.next_attempt),
-      lastReply: r.last_reply === null ? null : String(r.last_reply),
-      held: r.state === 'held',
-    })),
+    recipients: (rcpts.all(m.id) as RecipientRow[]).map(recipientState),
   }));
+}
+
+/** A row of recipients (address, state, attempts, next_attempt, last_reply), from either engine. */
+export type RecipientRow = Record<string, string | number | null>;
+
+export function recipientState(r: RecipientRow): QueueEntry['recipients'][number] {
+  return {
+    address: String(r.address),
+    attempts: Number(r.attempts),
+    nextAttempt: Number(r.next_attempt),
+    lastReply: r.last_reply === null ? null : String(r.last_reply),
+    held: r.state === 'held',
+  };
+}
+
+/**
+ * What a message's detail shows of its header: from the queued message's
+ * `head`, else from the header fields its mail record kept (delivered mail
+ * of our senders, events.ts).
+ */
+export function headerSummary(
+  head: Buffer | null,
+  recorded: () => MessageDetail['headers'],
+): Pick<MessageDetail, 'subject' | 'from' | 'headers'> {
+  if (head) {
+    const header = readHeader(head);
+    return {
+      subject: header.subject ?? null,
+      from: header.from,
+      headers: headerList(head).headers,
+    };
+  }
+  const headers = recorded();
+  const field = (name: string) => headers.find((h) => h.name.toLowerCase() === name)?.value;
+  return {
+    subject: field('subject') ?? null,
+    from: [field('from')].filter((v) => v !== undefined),
+    headers,
+  };
+}
+
+/** Attempt counts by outcome, each outcome there even when none. */
+export function outcomeCounts(
+  rows: { outcome: string; n: number | string }[],
+): Record<string, number> {
+  const out: Record<string, number> = { delivered: 0, transient: 0, permanent: 0, expired: 0 };
+  for (const r of rows) out[r.outcome] = Number(r.n);
+  return out;
 }
 
 /** The delivery log's lines of a message, as both engines store them. */
@@ -82,23 +124,9 @@ export function messageDetail(db: Db, id: string): MessageDetail | null {
     db.prepare(`${ATTEMPTS} WHERE message = ? ORDER BY id`).all(id) as AttemptRow[]
   ).map(loggedAttempt);
   if (!queued && attempts.length === 0) return null;
-  let subject: string | null = null;
-  let from: string[] = [];
-  const stored = storedMessage(db, id);
-  let headers: MessageDetail['headers'] = [];
-  if (stored) {
-    const header = readHeader(stored.head);
-    from = header.from;
-    subject = header.subject ?? null;
-    headers = headerList(stored.head).headers;
-  } else {
-    // delivered: the header fields the events keep of account mail (events.ts)
-    headers = mailRecord(db, id)?.headers ?? [];
-    const field = (name: string) => headers.find((h) => h.name.toLowerCase() === name)?.value;
-    from = [field('from')].filter((v) => v !== undefined);
-    subject = field('subject') ?? null;
-  }
-  return { id, queued, subject, from, headers, attempts };
+  const head = storedMessage(db, id)?.head ?? null;
+  const summary = headerSummary(head, () => mailRecord(db, id)?.headers ?? []);
+  return { id, queued, ...summary, attempts };
 }
 
 /**
@@ -139,9 +167,7 @@ export function attemptCounts(db: Db, since: number): Record<string, number> {
   const rows = db
     .prepare('SELECT outcome, count(*) AS n FROM attempts WHERE at >= ? GROUP BY outcome')
     .all(since) as { outcome: string; n: number }[];
-  const out: Record<string, number> = { delivered: 0, transient: 0, permanent: 0, expired: 0 };
-  for (const r of rows) out[r.outcome] = r.n;
-  return out;
+  return outcomeCounts(rows);
 }
 
 /** Make the waiting recipients of one message due now; returns how many. */

@@ -15,6 +15,7 @@
  * - arguments are strings, numbers (times in ms: BIGINT on PostgreSQL),
  *   null, or bytes.
  */
+import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { prepared, type Db } from '../db/db.ts';
 
 export type SqlArg = string | number | bigint | null | Uint8Array;
@@ -43,6 +44,14 @@ export function counterStatement(sql: string, ...args: SqlArg[]): Statement {
 /** Runs it on SQLite, its prepared form kept per connection (db/db.ts prepared). */
 export function runSqlite(db: Db, s: Statement): void {
   prepared(db, s.sql).run(...s.args);
+}
+
+/** Runs it on PostgreSQL, on the pool or on a connection in a transaction. */
+export function runPg<R extends QueryResultRow = QueryResultRow>(
+  c: Pool | PoolClient,
+  s: Statement,
+): Promise<QueryResult<R>> {
+  return c.query<R>(pgText(s.sql), s.args as unknown[]);
 }
 
 const pgTexts = new Map<string, string>();

@@ -186,10 +186,3 @@ export function sqliteSuppressions(db: Db): SuppressionList {
     },
   };
 }
-
-/** One address on a domain's list (unsubscribe/ asks it of the node's own database). */
-export function suppressed(db: Db, domain: string, address: string): Suppressed | undefined {
-  const q = suppressionQuery({ domains: [domain], address });
-  const r = prepared(db, q.sql).get(...q.args) as SuppressedRow | undefined;
-  return r && suppressedRow(r);
-}

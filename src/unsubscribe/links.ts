@@ -36,11 +36,20 @@ export function linkInsert(l: Link, now = Date.now()): Statement {
   );
 }
 
+/** The row of a token (any case), on either engine; linkOf() reads it. */
+export function linkQuery(token: string): Statement {
+  return statement(
+    'SELECT token, domain, address, message FROM unsubscribe_links WHERE token = ?',
+    token.toLowerCase(),
+  );
+}
+
+export function linkOf(r: Link | undefined): Link | undefined {
+  return r && { token: r.token, domain: r.domain, address: r.address, message: r.message };
+}
+
 /** The link of a token (any case), or undefined when posta never gave it. */
 export function findLink(db: Db, token: string): Link | undefined {
-  const r = prepared(
-    db,
-    'SELECT token, domain, address, message FROM unsubscribe_links WHERE token = ?',
-  ).get(token.toLowerCase()) as Link | undefined;
-  return r && { token: r.token, domain: r.domain, address: r.address, message: r.message };
+  const q = linkQuery(token);
+  return linkOf(prepared(db, q.sql).get(...q.args) as Link | undefined);
 }

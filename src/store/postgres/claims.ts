@@ -26,7 +26,7 @@ import type { Claim, ClaimOptions, Lease, Reaped } from '../queue-store.ts';
 import { groupDue, type AttemptResult, type Envelope } from '../../queue/spool.ts';
 import type { MailValues } from '../../events/events.ts';
 import { acceptWrites, attemptInsert, attemptWrites, messageInsert } from '../queue-writes.ts';
-import { pgText, type Statement } from '../statement.ts';
+import { runPg, type Statement } from '../statement.ts';
 
 interface ClaimRow {
   message: string;
@@ -140,7 +140,7 @@ export async function insertMessage(
   defer?: (st: Statement) => void,
 ): Promise<void> {
   const row = messageInsert(id, e, now, data, stored);
-  await c.query(pgText(row.sql), row.args as unknown[]);
+  await runPg(c, row);
   await c.query(
     `INSERT INTO recipients (message, address, next_attempt)
      SELECT $1, a, $3 FROM unnest($2::text[]) AS a ON CONFLICT DO NOTHING`,
@@ -157,7 +157,7 @@ async function runAll(
 ): Promise<void> {
   for (const st of sts) {
     if (st.counter && defer) defer(st);
-    else await c.query(pgText(st.sql), st.args as unknown[]);
+    else await runPg(c, st);
   }
 }
 
@@ -182,7 +182,7 @@ export async function record(
     return false;
   for (const a of result.attempts) {
     const line = attemptInsert(l.id, a);
-    await c.query(pgText(line.sql), line.args as unknown[]);
+    await runPg(c, line);
     const next = result.retry.get(a.recipient);
     if (next === undefined) {
       await c.query('DELETE FROM recipients WHERE message = $1 AND address = $2', [

@@ -26,7 +26,7 @@
  *   one's locks are gone; only after RETRIES such tries does it fail.
  */
 import type { Pool, PoolClient } from 'pg';
-import { pgText, type Statement } from '../statement.ts';
+import { runPg, type Statement } from '../statement.ts';
 
 /**
  * One write of a batch: runs its statements on the batch's connection, inside
@@ -131,7 +131,7 @@ export class GroupCommit {
       }
       const order = (st: Statement) => `${st.sql}\u0000${JSON.stringify(st.args)}`;
       counters.sort((x, y) => (order(x) < order(y) ? -1 : order(x) > order(y) ? 1 : 0));
-      for (const st of counters) await c.query(pgText(st.sql), st.args as unknown[]);
+      for (const st of counters) await runPg(c, st);
       await c.query('COMMIT');
     } catch (err) {
       await c.query('ROLLBACK').catch(() => {});

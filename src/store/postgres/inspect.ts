@@ -10,13 +10,15 @@
 import type { Pool } from 'pg';
 import {
   ATTEMPTS,
+  headerSummary,
   loggedAttempt,
+  recipientState,
   type AttemptRow,
+  type RecipientRow,
   type MessageDetail,
   type QueueEntry,
   type QueueView,
 } from '../../queue/inspect.ts';
-import { readHeader } from '../../message/header.ts';
 import { headerList } from '../../events/events.ts';
 import { WARMUP_HOLD } from '../../warmup/warmup.ts';
 import { queuedMessage, type MessageRow } from '../../queue/spool.ts';
@@ -27,8 +29,6 @@ const DUE_NOW = `next_attempt = $1, warmup_ms = CASE
     WHEN last_reply LIKE '${WARMUP_HOLD}%' AND next_attempt > $1
     THEN greatest(0, warmup_ms - (next_attempt - $1)) ELSE warmup_ms END`;
 
-type Row = Record<string, string | number | boolean | null>;
-
 export function pgQueueView(pool: Pool): QueueView {
   const entries = async (id?: string): Promise<QueueEntry[]> => {
     const { rows } = await pool.query<MessageRow>(
@@ -36,7 +36,7 @@ export function pgQueueView(pool: Pool): QueueView {
          FROM messages ${id === undefined ? '' : 'WHERE id = $1'} ORDER BY id`,
       id === undefined ? [] : [id],
     );
-    const { rows: rcpts } = await pool.query<Row>(
+    const { rows: rcpts } = await pool.query<RecipientRow>(
       `SELECT message, address, state, attempts, next_attempt, last_reply FROM recipients
         WHERE message = ANY($1::text[]) ORDER BY message, address`,
       [rows.map((r) => String(r.id))],
@@ -44,13 +44,7 @@ export function pgQueueView(pool: Pool): QueueView {
     const of = new Map<string, QueueEntry['recipients']>();
     for (const r of rcpts) {
       const list = of.get(String(r.message)) ?? [];
-      list.push({
-        address: String(r.address),
-        attempts: Number(r.attempts),
-        nextAttempt: Number(r.next_attempt),
-        lastReply: r.last_reply === null ? null : String(r.last_reply),
-        held: r.state === 'held',
-      });
+      list.push(recipientState(r));
       of.set(String(r.message), list);
     }
     return rows.map((r) => ({ ...queuedMessage(r), recipients: of.get(String(r.id)) ?? [] }));
@@ -65,33 +59,16 @@ export function pgQueueView(pool: Pool): QueueView {
       ]);
       const attempts = rows.map(loggedAttempt);
       if (!queued && attempts.length === 0) return null;
-      const stored = await storedMessage(pool, id);
-      if (stored) {
-        const header = readHeader(stored.head);
-        return {
-          id,
-          queued,
-          subject: header.subject ?? null,
-          from: header.from,
-          headers: headerList(stored.head).headers,
-          attempts,
-        };
-      }
+      const head = (await storedMessage(pool, id))?.head ?? null;
       // delivered: the header fields the mail record of our senders' mail keeps
-      const { rows: mail } = await pool.query<{ headers: string }>(
-        'SELECT headers FROM mail_log WHERE message = $1',
-        [id],
-      );
-      const headers = mail[0] ? headerList(Buffer.from(mail[0].headers, 'utf8')).headers : [];
-      const field = (name: string) => headers.find((h) => h.name.toLowerCase() === name)?.value;
-      return {
-        id,
-        queued,
-        subject: field('subject') ?? null,
-        from: [field('from')].filter((v) => v !== undefined),
-        headers,
-        attempts,
-      };
+      const { rows: mail } = head
+        ? { rows: [] }
+        : await pool.query<{ headers: string }>('SELECT headers FROM mail_log WHERE message = $1', [
+            id,
+          ]);
+      const recorded = () =>
+        mail[0] ? headerList(Buffer.from(mail[0].headers, 'utf8')).headers : [];
+      return { id, queued, ...headerSummary(head, recorded), attempts };
     },
     flush: () =>
       count(`UPDATE recipients SET ${DUE_NOW} WHERE state = 'queued' AND next_attempt > $1`, [

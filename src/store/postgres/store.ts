@@ -47,9 +47,9 @@ import type { SharedLimits } from '../limits.ts';
 import { headerBlock } from '../../message/header.ts';
 import { mailOf, outcomeStatements, retention } from '../queue-writes.ts';
 import type { OutcomeWrites } from '../../events/outcomes.ts';
-import type { Link } from '../../unsubscribe/links.ts';
+import { linkOf, linkQuery, type Link } from '../../unsubscribe/links.ts';
 import { lead } from './leader.ts';
-import { pgText } from '../statement.ts';
+import { runPg } from '../statement.ts';
 import {
   pairKey,
   suppressedAmong,
@@ -57,6 +57,7 @@ import {
   type SuppressionList,
 } from '../../suppression/suppression.ts';
 import { pgSuppressions } from './suppressions.ts';
+import { outcomeCounts } from '../../queue/inspect.ts';
 
 /** How long a new connection may take before the write that wanted it fails. */
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -235,17 +236,12 @@ export class PgQueueStore implements QueueStore {
   async suppressed(among: readonly SendingPair[]): Promise<Set<string>> {
     if (among.length === 0) return new Set();
     const q = suppressedAmong(among);
-    const { rows } = await this.pool.query<SendingPair>(pgText(q.sql), q.args as unknown[]);
+    const { rows } = await runPg<SendingPair>(this.pool, q);
     return new Set(rows.map(pairKey));
   }
 
   async unsubscribeLink(token: string): Promise<Link | undefined> {
-    const { rows } = await this.pool.query<Link>(
-      'SELECT token, domain, address, message FROM unsubscribe_links WHERE token = $1',
-      [token.toLowerCase()],
-    );
-    const r = rows[0];
-    return r && { token: r.token, domain: r.domain, address: r.address, message: r.message };
+    return linkOf((await runPg<Link>(this.pool, linkQuery(token))).rows[0]);
   }
 
   async mailTags(message: string): Promise<Record<string, string[]>> {
@@ -258,7 +254,7 @@ export class PgQueueStore implements QueueStore {
 
   recordEvents(w: OutcomeWrites): Promise<void> {
     return transaction(this.pool, true, async (c) => {
-      for (const st of outcomeStatements(w)) await c.query(pgText(st.sql), st.args as unknown[]);
+      for (const st of outcomeStatements(w)) await runPg(c, st);
     });
   }
 
@@ -299,20 +295,13 @@ export class PgQueueStore implements QueueStore {
         [now - 3600_000, now - 86400_000],
       ),
     ]);
-    const zero = () => ({ delivered: 0, transient: 0, permanent: 0, expired: 0 });
-    const lastHour: Record<string, number> = zero();
-    const lastDay: Record<string, number> = zero();
-    for (const row of a.rows) {
-      lastHour[row.outcome] = Number(row.hour);
-      lastDay[row.outcome] = Number(row.day);
-    }
     return {
       messages,
       queued: Number(r.rows[0]?.queued ?? 0),
       deferred: Number(r.rows[0]?.deferred ?? 0),
       oldestSeconds: Math.round(oldestSeconds),
-      lastHour,
-      lastDay,
+      lastHour: outcomeCounts(a.rows.map((x) => ({ outcome: x.outcome, n: x.hour }))),
+      lastDay: outcomeCounts(a.rows.map((x) => ({ outcome: x.outcome, n: x.day }))),
     };
   }
 
@@ -329,7 +318,7 @@ export class PgQueueStore implements QueueStore {
     // held for a day: retention runs hourly on every node, and this one keeps it
     if (!(await lead(this.pool, 'retention', this.node, RETENTION_LEASE_MS, now))) return;
     await transaction(this.pool, false, async (c) => {
-      for (const st of retention(before, now)) await c.query(pgText(st.sql), st.args as unknown[]);
+      for (const st of retention(before, now)) await runPg(c, st);
     });
   }
 

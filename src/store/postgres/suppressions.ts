@@ -13,10 +13,10 @@ import {
   type SuppressedRow,
   type SuppressionList,
 } from '../../suppression/suppression.ts';
-import { pgText, type Statement } from '../statement.ts';
+import { runPg, type Statement } from '../statement.ts';
 
 export function pgSuppressions(pool: Pool): SuppressionList {
-  const run = (q: Statement) => pool.query<SuppressedRow>(pgText(q.sql), q.args as unknown[]);
+  const run = (q: Statement) => runPg<SuppressedRow>(pool, q);
   return {
     add: async (s) => {
       await run(suppression(s));
