@@ -77,11 +77,19 @@ export async function startServer(
   const domain = opts.domain ?? 'example.test';
   const { dir } = await initFolder(domain);
   const host = opts.host ?? randomLoopback();
+  // each free when asked, but the kernel may hand the same one out twice
+  const taken = new Set<number>();
+  const port = async (): Promise<number> => {
+    for (;;) {
+      const p = await freePort(host);
+      if (!taken.has(p)) return (taken.add(p), p);
+    }
+  };
   const ports = {
-    smtp: await freePort(host),
-    submission: await freePort(host),
-    submissions: await freePort(host),
-    http: opts.http ? await freePort(host) : 0,
+    smtp: await port(),
+    submission: await port(),
+    submissions: await port(),
+    http: opts.http ? await port() : 0,
   };
   const { cert, key } = await makeCert(dir, `mail.${domain}`);
   await writeFile(
